@@ -1,0 +1,56 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Layering (see docs/architecture.md):
+//   JSON  ─ pure JSON value type + canonical encoder (used by argv and QMP)
+//   CJSONC ─ json-c headers;  QMP ─ json-c codec, stream decoder, QMPClient (effects: one socket)
+//   Profiles ─ pure YAML → validated Profile;  QEMUCommand ─ pure LiveConfig → argv + device props
+//   Supervisor ─ processes, state dirs, the foreground runner (effects at the edge)
+//   CorralCLI ─ argument-parser commands;  corral ─ the executable (a one-line main)
+let package = Package(
+    name: "corral",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "corral", targets: ["corral"]),
+        .library(name: "QMP", targets: ["QMP"]),
+        .library(name: "Profiles", targets: ["Profiles"]),
+        .library(name: "QEMUCommand", targets: ["QEMUCommand"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+    ],
+    targets: [
+        .systemLibrary(
+            name: "CJSONC",
+            pkgConfig: "json-c",
+            providers: [.apt(["libjson-c-dev"])]
+        ),
+        .target(name: "JSON"),
+        .target(name: "QMP", dependencies: [
+            "CJSONC", "JSON",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "Profiles", dependencies: [
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .target(name: "QEMUCommand", dependencies: ["Profiles", "JSON"]),
+        .target(name: "Supervisor", dependencies: [
+            "QMP", "Profiles", "QEMUCommand", "JSON",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        .target(name: "CorralCLI", dependencies: [
+            "Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .executableTarget(name: "corral", dependencies: ["CorralCLI"]),
+
+        .testTarget(name: "JSONTests", dependencies: ["JSON"]),
+        .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON"]),
+        .testTarget(name: "ProfilesTests", dependencies: ["Profiles"]),
+        .testTarget(name: "QEMUCommandTests", dependencies: ["QEMUCommand", "Profiles", "JSON"]),
+        .testTarget(name: "SystemTests", dependencies: ["Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,2 @@
+import Profiles
+// QEMUCommand: pure LiveConfig → argv.

@@ -1,0 +1,1 @@
+// QMP: json-c codec, stream decoder and QMPClient. See QMPClient.swift.

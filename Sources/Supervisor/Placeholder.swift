@@ -1,0 +1,2 @@
+import Profiles
+// Supervisor: processes, state dirs and the foreground runner.

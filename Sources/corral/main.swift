@@ -1,0 +1,3 @@
+import CorralCLI
+
+await Corral.main()
