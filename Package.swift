@@ -45,6 +45,10 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "corral", dependencies: ["CorralCLI"]),
+        // Benchmark harness used by scripts/bench-*; not part of the product.
+        .executableTarget(name: "corral-bench", dependencies: [
+            "QMP", "JSON",
+        ], path: "Sources/CorralBench"),
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON"]),

@@ -1,0 +1,1 @@
+print("corral-bench: no benchmark selected")
