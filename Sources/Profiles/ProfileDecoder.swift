@@ -1,0 +1,306 @@
+/// Turns a merged profile tree into a `Profile`, strictly: unknown keys, wrong types and values outside an
+/// enum are reported, and decoding goes on so that every problem is found in one pass.
+///
+/// Besides the value it remembers, per field path, where the value was written (`locations`) and which
+/// fields could not be decoded (`failed`), so the validator can point at values and skip checks whose
+/// inputs are already known to be wrong.
+struct ProfileChecker {
+    var diagnostics: [Diagnostic] = []
+    /// Field path → location of the value written for it. Only explicitly given (non-null) values.
+    var locations: [String: Location] = [:]
+    /// Field paths whose value could not be decoded (or was required and missing).
+    var failed: Set<String> = []
+
+    static let topKeys = ["name", "extends", "machine", "accel", "cpu", "memory", "boot", "disks", "nics",
+                          "hotplug", "serial", "restart", "qemu"]
+    static let cpuKeys = ["model", "count", "max", "sockets", "cores", "threads"]
+    static let memoryKeys = ["size", "max", "slots", "balloon"]
+    static let balloonKeys = ["min", "freePageReporting"]
+    static let bootKeys = ["kernel", "initrd", "cmdline", "firmware"]
+    static let diskKeys = ["id", "file", "format", "size", "bus", "cache", "readonly", "discard"]
+    static let nicKeys = ["id", "mode", "mac", "model", "bridge", "ifname"]
+    static let hotplugKeys = ["slots"]
+    static let qemuKeys = ["binary"]
+
+    // MARK: - Reporting
+
+    mutating func report(_ location: Location, _ path: String, _ message: String) {
+        diagnostics.append(Diagnostic(file: location.file.display, line: location.line, column: location.column,
+                                      path: path, message: message))
+    }
+
+    mutating func fail(_ location: Location, _ path: String, _ message: String) {
+        failed.insert(path)
+        report(location, path, message)
+    }
+
+    static func join(_ path: String, _ key: String) -> String {
+        path.isEmpty ? key : path + "." + key
+    }
+
+    // MARK: - Typed field readers
+
+    /// Reports every key of `map` that is not in `allowed`, suggesting the nearest allowed key.
+    mutating func checkKeys(_ map: TreeMap, path: String, allowed: [String]) {
+        for entry in map.entries where !allowed.contains(entry.key) {
+            report(entry.keyLocation, path, Self.unknownKeyMessage(entry.key, allowed: allowed))
+        }
+    }
+
+    static func unknownKeyMessage(_ key: String, allowed: [String]) -> String {
+        let scored = allowed.map { (key: $0, distance: EditDistance.between(key.lowercased(), $0.lowercased())) }
+        if let best = scored.min(by: { $0.distance < $1.distance }),
+           best.distance <= Swift.max(1, Swift.min(3, key.count / 2)) {
+            return "unknown key '\(key)'; did you mean '\(best.key)'?"
+        }
+        return "unknown key '\(key)'; expected one of \(allowed.joined(separator: ", "))"
+    }
+
+    /// The non-null value written for `key`, remembering where it was written.
+    mutating func node(_ map: TreeMap, _ key: String, _ path: String) -> TreeNode? {
+        guard let value = map.value(key) else { return nil }
+        locations[Self.join(path, key)] = value.location
+        return value
+    }
+
+    mutating func require(_ map: TreeMap, _ key: String, _ path: String) {
+        fail(map.location, Self.join(path, key), "missing required key '\(key)'")
+        // The diagnostic names the containing path; the key itself is in the message.
+        diagnostics[diagnostics.count - 1].path = path
+    }
+
+    mutating func scalar(_ map: TreeMap, _ key: String, _ path: String, expected: String) -> TreeScalar? {
+        guard let value = node(map, key, path) else { return nil }
+        guard case .scalar(let s) = value else {
+            fail(value.location, Self.join(path, key), "expected \(expected), got \(value.kindDescription)")
+            return nil
+        }
+        return s
+    }
+
+    mutating func string(_ map: TreeMap, _ key: String, _ path: String) -> String? {
+        scalar(map, key, path, expected: "a string")?.text
+    }
+
+    mutating func int(_ map: TreeMap, _ key: String, _ path: String) -> Int? {
+        guard let s = scalar(map, key, path, expected: "an integer") else { return nil }
+        guard let n = s.int else {
+            fail(s.location, Self.join(path, key), "expected an integer, got '\(s.text)'")
+            return nil
+        }
+        return n
+    }
+
+    mutating func bool(_ map: TreeMap, _ key: String, _ path: String) -> Bool? {
+        guard let s = scalar(map, key, path, expected: "true or false") else { return nil }
+        guard let b = s.bool else {
+            fail(s.location, Self.join(path, key), "expected true or false, got '\(s.text)'")
+            return nil
+        }
+        return b
+    }
+
+    mutating func size(_ map: TreeMap, _ key: String, _ path: String) -> ByteSize? {
+        guard let s = scalar(map, key, path, expected: "a size (e.g. 512M, 2G)") else { return nil }
+        return parseSize(s, path: Self.join(path, key))
+    }
+
+    mutating func parseSize(_ s: TreeScalar, path: String) -> ByteSize? {
+        do {
+            return try ByteSize(parsing: s.text)
+        } catch {
+            fail(s.location, path, error.description)
+            return nil
+        }
+    }
+
+    mutating func choice<E: RawRepresentable & CaseIterable>(
+        _ map: TreeMap, _ key: String, _ path: String, _ type: E.Type
+    ) -> E? where E.RawValue == String {
+        let allowed = E.allCases.map(\.rawValue).joined(separator: ", ")
+        guard let s = scalar(map, key, path, expected: "one of \(allowed)") else { return nil }
+        guard let value = E(rawValue: s.text) else {
+            fail(s.location, Self.join(path, key), "'\(s.text)' is not one of \(allowed)")
+            return nil
+        }
+        return value
+    }
+
+    mutating func mapping(_ node: TreeNode, _ path: String, expected: String = "a mapping") -> TreeMap? {
+        guard case .map(let map) = node else {
+            fail(node.location, path, "expected \(expected), got \(node.kindDescription)")
+            return nil
+        }
+        return map
+    }
+
+    /// A file path, resolved against the folder of the file that declared it.
+    mutating func filePath(_ map: TreeMap, _ key: String, _ path: String) -> String? {
+        guard let s = scalar(map, key, path, expected: "a file path") else { return nil }
+        guard !s.text.isEmpty else {
+            fail(s.location, Self.join(path, key), "must not be empty")
+            return nil
+        }
+        return PathText.resolve(s.text, against: s.location.file.directory)
+    }
+
+    // MARK: - Profile
+
+    mutating func decode(_ root: TreeNode) -> Profile {
+        locations[""] = root.location
+        var profile = Profile(name: "", memory: Memory(size: .mib(1)))
+        guard let map = mapping(root, "", expected: "a mapping of profile keys") else { return profile }
+        checkKeys(map, path: "", allowed: Self.topKeys)
+
+        if let name = string(map, "name", "") {
+            profile.name = name
+        } else if !failed.contains("name") {
+            require(map, "name", "")
+        }
+        if let machine = string(map, "machine", "") { profile.machine = machine }
+        if let accel = choice(map, "accel", "", Accel.self) { profile.accel = accel }
+        if let node = node(map, "cpu", "") { profile.cpu = decodeCPU(node) }
+        if let node = node(map, "memory", "") {
+            if let memory = decodeMemory(node) { profile.memory = memory }
+        } else {
+            require(map, "memory", "")
+        }
+        if let node = node(map, "boot", "") { profile.boot = decodeBoot(node) }
+        if let node = node(map, "disks", "") { profile.disks = decodeList(node, "disks") { $0.decodeDisk($1, $2, $3) } }
+        if let node = node(map, "nics", "") { profile.nics = decodeList(node, "nics") { $0.decodeNIC($1, $2, $3) } }
+        if let node = node(map, "hotplug", ""),
+           let hotplug = mapping(node, "hotplug", expected: "a mapping or an integer") {
+            checkKeys(hotplug, path: "hotplug", allowed: Self.hotplugKeys)
+            if let slots = int(hotplug, "slots", "hotplug") { profile.hotplug.slots = slots }
+        }
+        if let serial = choice(map, "serial", "", SerialMode.self) { profile.serial = serial }
+        if let restart = choice(map, "restart", "", RestartPolicy.self) { profile.restart = restart }
+        if let node = node(map, "qemu", ""), let qemu = mapping(node, "qemu") {
+            checkKeys(qemu, path: "qemu", allowed: Self.qemuKeys)
+            if let binary = string(qemu, "binary", "qemu") { profile.qemu.binary = binary }
+        }
+        return profile
+    }
+
+    mutating func decodeCPU(_ node: TreeNode) -> CPU {
+        var cpu = CPU()
+        guard let map = mapping(node, "cpu", expected: "a mapping or an integer") else { return cpu }
+        checkKeys(map, path: "cpu", allowed: Self.cpuKeys)
+        cpu.model = string(map, "model", "cpu")
+        if let count = int(map, "count", "cpu") { cpu.count = count }
+        cpu.max = int(map, "max", "cpu") ?? cpu.count
+        cpu.sockets = int(map, "sockets", "cpu")
+        cpu.cores = int(map, "cores", "cpu")
+        cpu.threads = int(map, "threads", "cpu")
+        return cpu
+    }
+
+    mutating func decodeMemory(_ node: TreeNode) -> Memory? {
+        if case .scalar(let s) = node {
+            // Only reached when the `memory: SIZE` shorthand did not parse as a size.
+            return parseSize(s, path: "memory").map { Memory(size: $0) }
+        }
+        guard let map = mapping(node, "memory", expected: "a mapping or a size") else { return nil }
+        checkKeys(map, path: "memory", allowed: Self.memoryKeys)
+        let size = self.size(map, "size", "memory")
+        if size == nil && !failed.contains("memory.size") { require(map, "size", "memory") }
+        var memory = Memory(size: size ?? .mib(1))
+        memory.max = self.size(map, "max", "memory")
+        if let slots = int(map, "slots", "memory") { memory.slots = slots }
+        if let node = self.node(map, "balloon", "memory") {
+            memory.balloon = decodeBalloon(node, memorySize: memory.size)
+        }
+        return memory
+    }
+
+    mutating func decodeBalloon(_ node: TreeNode, memorySize: ByteSize) -> Balloon? {
+        let path = "memory.balloon"
+        if case .scalar(let s) = node, s.bool == false { return nil }
+        guard let map = mapping(node, path, expected: "a mapping or true/false") else { return nil }
+        checkKeys(map, path: path, allowed: Self.balloonKeys)
+        var balloon = Balloon()
+        // Default floor for the automatic balloon policy: half the boot memory.
+        balloon.min = size(map, "min", path) ?? ByteSize(bytes: memorySize.bytes / 2)
+        if let reporting = bool(map, "freePageReporting", path) { balloon.freePageReporting = reporting }
+        return balloon
+    }
+
+    mutating func decodeBoot(_ node: TreeNode) -> Boot {
+        var boot = Boot()
+        guard let map = mapping(node, "boot") else { return boot }
+        checkKeys(map, path: "boot", allowed: Self.bootKeys)
+        boot.kernel = filePath(map, "kernel", "boot")
+        boot.initrd = filePath(map, "initrd", "boot")
+        boot.cmdline = string(map, "cmdline", "boot")
+        if let firmware = choice(map, "firmware", "boot", Firmware.self) { boot.firmware = firmware }
+        return boot
+    }
+
+    mutating func decodeList<T>(_ node: TreeNode, _ path: String,
+                                _ decodeItem: (inout ProfileChecker, TreeMap, String, Int) -> T?) -> [T] {
+        guard case .list(let list) = node else {
+            fail(node.location, path, "expected a list, got \(node.kindDescription)")
+            return []
+        }
+        var items: [T] = []
+        for (index, item) in list.items.enumerated() {
+            let itemPath = "\(path)[\(index)]"
+            locations[itemPath] = item.location
+            guard let map = mapping(item, itemPath) else { continue }
+            if let value = decodeItem(&self, map, itemPath, index) { items.append(value) }
+        }
+        return items
+    }
+
+    mutating func decodeDisk(_ map: TreeMap, _ path: String, _ index: Int) -> Disk? {
+        checkKeys(map, path: path, allowed: Self.diskKeys)
+        let id = string(map, "id", path) ?? "disk\(index)"
+        let file = filePath(map, "file", path)
+        if file == nil && !failed.contains(Self.join(path, "file")) { require(map, "file", path) }
+        var disk = Disk(id: id, file: file ?? "")
+        disk.format = choice(map, "format", path, DiskFormat.self) ?? Self.defaultFormat(for: disk.file)
+        disk.size = size(map, "size", path)
+        if let bus = choice(map, "bus", path, DiskBus.self) { disk.bus = bus }
+        if let cache = choice(map, "cache", path, CacheMode.self) { disk.cache = cache }
+        if let readonly = bool(map, "readonly", path) { disk.readonly = readonly }
+        if let discard = bool(map, "discard", path) { disk.discard = discard }
+        return disk
+    }
+
+    /// `raw` for `*.raw` and `*.img` images, `qcow2` otherwise.
+    static func defaultFormat(for file: String) -> DiskFormat {
+        let lower = file.lowercased()
+        return lower.hasSuffix(".raw") || lower.hasSuffix(".img") ? .raw : .qcow2
+    }
+
+    mutating func decodeNIC(_ map: TreeMap, _ path: String, _ index: Int) -> NIC? {
+        checkKeys(map, path: path, allowed: Self.nicKeys)
+        var nic = NIC(id: string(map, "id", path) ?? "net\(index)")
+        if let mode = choice(map, "mode", path, NICMode.self) { nic.mode = mode }
+        nic.mac = string(map, "mac", path)
+        if let model = choice(map, "model", path, NICModel.self) { nic.model = model }
+        nic.bridge = string(map, "bridge", path)
+        nic.ifname = string(map, "ifname", path)
+        return nic
+    }
+}
+
+/// Levenshtein distance, for "did you mean" suggestions.
+enum EditDistance {
+    static func between(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        if a.isEmpty { return b.count }
+        if b.isEmpty { return a.count }
+        var previous = Array(0...b.count)
+        var current = [Int](repeating: 0, count: b.count + 1)
+        for i in 1...a.count {
+            current[0] = i
+            for j in 1...b.count {
+                let substitution = previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)
+                current[j] = Swift.min(previous[j] + 1, current[j - 1] + 1, substitution)
+            }
+            swap(&previous, &current)
+        }
+        return previous[b.count]
+    }
+}

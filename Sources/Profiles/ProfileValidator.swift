@@ -1,0 +1,320 @@
+/// Cross-field and value checks on a decoded profile. Each diagnostic points at the value it is about
+/// (or, for a defaulted value, at the nearest enclosing value that was written) and names the value and
+/// the limit or allowed set.
+extension ProfileChecker {
+    static let maxCPUs = 255
+    static let maxMemorySlots = 256
+    static let maxHotplugSlots = 32
+
+    /// Location of the value written for `path`, or of its nearest written ancestor.
+    func location(of path: String) -> Location {
+        var current = path
+        while true {
+            if let location = locations[current] { return location }
+            if current.isEmpty { break }
+            current = Self.parent(of: current)
+        }
+        // The root location is always recorded before validation runs.
+        return locations[""]!
+    }
+
+    static func parent(of path: String) -> String {
+        guard let cut = path.lastIndex(where: { $0 == "." || $0 == "[" }) else { return "" }
+        return String(path[..<cut])
+    }
+
+    /// True when `path` was explicitly written in the profile.
+    func given(_ path: String) -> Bool { locations[path] != nil }
+
+    /// True when none of `paths` (nor any of their ancestors) failed to decode.
+    func usable(_ paths: String...) -> Bool {
+        for path in paths {
+            var current = path
+            while true {
+                if failed.contains(current) { return false }
+                if current.isEmpty { break }
+                current = Self.parent(of: current)
+            }
+        }
+        return true
+    }
+
+    mutating func problem(_ path: String, _ message: String) {
+        report(location(of: path), path, message)
+    }
+
+    // MARK: - Checks
+
+    mutating func validate(_ profile: inout Profile, source: any ProfileSource, checkFiles: Bool) {
+        validateName(profile)
+        validateMachine(profile)
+        validateCPU(profile)
+        validateMemory(profile)
+        validateBoot(profile, source: source, checkFiles: checkFiles)
+        validateDisks(profile, source: source, checkFiles: checkFiles)
+        validateNICs(&profile)
+        validateDeviceIDs(profile)
+        validateHotplug(profile)
+        validateQEMU(profile)
+    }
+
+    mutating func validateName(_ profile: Profile) {
+        guard given("name"), usable("name"), !Syntax.isProfileName(profile.name) else { return }
+        problem("name", "'\(profile.name)' is not a valid name (lower-case letters, digits and '-', "
+            + "starting with a letter or digit, at most 63 characters)")
+    }
+
+    mutating func validateMachine(_ profile: Profile) {
+        guard usable("machine"), !Syntax.isMachineType(profile.machine) else { return }
+        problem("machine", "'\(profile.machine)' is not one of q35, pc, pc-q35-X.Y, pc-i440fx-X.Y")
+    }
+
+    mutating func validateCPU(_ profile: Profile) {
+        let cpu = profile.cpu
+        if let model = cpu.model, usable("cpu.model") {
+            if !Syntax.isCPUModel(model) {
+                problem("cpu.model", "'\(model)' is not a CPU model name (letters, digits, '.', '_' and '-')")
+            } else if model == "host" && profile.accel == .tcg && usable("accel") {
+                problem("cpu.model", "'host' cannot be used with accel tcg (TCG cannot emulate the host CPU); "
+                    + "use 'max'")
+            }
+        }
+        guard usable("cpu.count", "cpu.max") else { return }
+        if cpu.count < 1 {
+            problem("cpu.count", "\(cpu.count) is less than 1")
+        } else if given("cpu.max") && cpu.count > cpu.max {
+            problem("cpu.count", "\(cpu.count) is more than cpu.max (\(cpu.max))")
+        } else if cpu.max > Self.maxCPUs {
+            let path = given("cpu.max") ? "cpu.max" : "cpu.count"
+            problem(path, "\(cpu.max) is more than \(Self.maxCPUs)")
+        }
+
+        let topology = [("sockets", cpu.sockets), ("cores", cpu.cores), ("threads", cpu.threads)]
+        guard topology.contains(where: { $0.1 != nil }),
+              usable("cpu.sockets", "cpu.cores", "cpu.threads") else { return }
+        var allPositive = true
+        for (key, value) in topology {
+            if let value, value < 1 {
+                problem("cpu." + key, "\(value) is less than 1")
+                allPositive = false
+            }
+        }
+        guard allPositive, cpu.max >= 1 else { return }
+        let sockets = cpu.sockets ?? 1, cores = cpu.cores ?? 1, threads = cpu.threads ?? 1
+        let product = sockets * cores * threads
+        if product != cpu.max {
+            problem("cpu", "sockets × cores × threads = \(sockets) × \(cores) × \(threads) = \(product) "
+                + "must equal cpu.max (\(cpu.max))")
+        }
+    }
+
+    mutating func validateMemory(_ profile: Profile) {
+        guard usable("memory") else { return }
+        let memory = profile.memory
+        let sizeUsable = usable("memory.size")
+        if sizeUsable && memory.size.bytes == 0 {
+            problem("memory.size", "must be more than 0")
+        }
+        if let balloon = memory.balloon, let min = balloon.min, sizeUsable, usable("memory.balloon.min"),
+           min > memory.size {
+            problem("memory.balloon.min", "\(min) is more than memory.size (\(memory.size))")
+        }
+        var slotsInRange = usable("memory.slots")
+        if slotsInRange && memory.slots < 0 {
+            problem("memory.slots", "\(memory.slots) is less than 0")
+            slotsInRange = false
+        } else if slotsInRange && memory.slots > Self.maxMemorySlots {
+            problem("memory.slots", "\(memory.slots) is more than \(Self.maxMemorySlots) (QEMU's limit)")
+            slotsInRange = false
+        }
+        guard sizeUsable, usable("memory.max") else { return }
+        if let max = memory.max, max < memory.size {
+            problem("memory.max", "\(max) is less than memory.size (\(memory.size))")
+            return
+        }
+        guard slotsInRange else { return }
+        let growable = memory.max.map { $0 > memory.size } ?? false
+        if memory.slots > 0 && !growable {
+            problem("memory.slots", "\(memory.slots) needs memory.max larger than memory.size (\(memory.size))")
+        } else if growable && memory.slots == 0, let max = memory.max {
+            problem("memory.max", "\(max) is more than memory.size (\(memory.size)), "
+                + "which needs memory.slots of at least 1")
+        }
+    }
+
+    mutating func validateBoot(_ profile: Profile, source: any ProfileSource, checkFiles: Bool) {
+        let boot = profile.boot
+        let hasKernel = boot.kernel != nil || !usable("boot.kernel")
+        if boot.initrd != nil && !hasKernel {
+            problem("boot.initrd", "needs boot.kernel (an initrd is only used for direct kernel boot)")
+        }
+        if boot.cmdline != nil && !hasKernel {
+            problem("boot.cmdline", "needs boot.kernel (a command line is only used for direct kernel boot)")
+        }
+        guard checkFiles else { return }
+        for (key, file) in [("kernel", boot.kernel), ("initrd", boot.initrd)] {
+            if let file, !source.exists(file) {
+                problem("boot." + key, "\(file) does not exist")
+            }
+        }
+    }
+
+    mutating func validateDisks(_ profile: Profile, source: any ProfileSource, checkFiles: Bool) {
+        var firstUser: [String: String] = [:]
+        for (index, disk) in profile.disks.enumerated() {
+            let path = "disks[\(index)]"
+            if let size = disk.size, usable(path + ".size"), size.bytes == 0 {
+                problem(path + ".size", "must be more than 0")
+            }
+            guard usable(path + ".file") else { continue }
+            if let other = firstUser[disk.file] {
+                problem(path + ".file", "\(disk.file) is already used by \(other)")
+                continue
+            }
+            firstUser[disk.file] = path
+            guard checkFiles, !source.exists(disk.file) else { continue }
+            if disk.size == nil {
+                if usable(path + ".size") {
+                    problem(path + ".file", "\(disk.file) does not exist and no size is given to create it")
+                }
+            } else if disk.readonly {
+                problem(path + ".readonly", "\(disk.file) does not exist, and a read-only disk cannot be created")
+            }
+        }
+    }
+
+    mutating func validateNICs(_ profile: inout Profile) {
+        for index in profile.nics.indices {
+            let nic = profile.nics[index]
+            let path = "nics[\(index)]"
+            if let mac = nic.mac, usable(path + ".mac") {
+                if !Syntax.isMACAddress(mac) {
+                    problem(path + ".mac", "'\(mac)' is not a MAC address (six hex pairs like 52:54:00:12:34:56)")
+                } else if !Syntax.isUnicastMAC(mac) {
+                    problem(path + ".mac", "'\(mac)' is a multicast address; the first octet must be even")
+                } else {
+                    profile.nics[index].mac = mac.lowercased()
+                }
+            }
+            for (key, name) in [("bridge", nic.bridge), ("ifname", nic.ifname)] {
+                if let name, usable(path + "." + key), !Syntax.isInterfaceName(name) {
+                    problem(path + "." + key, "'\(name)' is not a valid interface name "
+                        + "(1-15 characters, no '/', ':', ',' or whitespace)")
+                }
+            }
+            guard usable(path + ".mode") else { continue }
+            switch nic.mode {
+            case .bridge where nic.bridge == nil && usable(path + ".bridge"):
+                problem(path + ".mode", "bridge needs 'bridge' (the host bridge to attach to)")
+            case .tap where nic.ifname == nil && usable(path + ".ifname"):
+                problem(path + ".mode", "tap needs 'ifname' (the host tap device)")
+            default:
+                break
+            }
+            if nic.bridge != nil && nic.mode != .bridge {
+                problem(path + ".bridge", "is only used with mode bridge (mode is \(nic.mode.rawValue))")
+            }
+            if nic.ifname != nil && nic.mode != .tap {
+                problem(path + ".ifname", "is only used with mode tap (mode is \(nic.mode.rawValue))")
+            }
+        }
+    }
+
+    /// Disk and NIC ids become QEMU device ids, so they share one namespace.
+    mutating func validateDeviceIDs(_ profile: Profile) {
+        let devices = profile.disks.enumerated().map { ("disks[\($0.offset)]", $0.element.id) }
+            + profile.nics.enumerated().map { ("nics[\($0.offset)]", $0.element.id) }
+        var firstUser: [String: String] = [:]
+        for (path, id) in devices where usable(path + ".id") {
+            if !Syntax.isDeviceID(id) {
+                problem(path + ".id", "'\(id)' is not a valid device id "
+                    + "(a letter, then up to 31 letters, digits, '_' or '-')")
+            } else if let other = firstUser[id] {
+                problem(path + ".id", "'\(id)' is already used by \(other)")
+            } else {
+                firstUser[id] = path
+            }
+        }
+    }
+
+    mutating func validateHotplug(_ profile: Profile) {
+        let slots = profile.hotplug.slots
+        guard usable("hotplug.slots") else { return }
+        if slots < 0 {
+            problem("hotplug.slots", "\(slots) is less than 0")
+        } else if slots > Self.maxHotplugSlots {
+            problem("hotplug.slots", "\(slots) is more than \(Self.maxHotplugSlots)")
+        }
+    }
+
+    mutating func validateQEMU(_ profile: Profile) {
+        let binary = profile.qemu.binary
+        guard usable("qemu.binary") else { return }
+        if binary.isEmpty {
+            problem("qemu.binary", "must not be empty")
+        } else if binary.contains(where: \.isWhitespace) {
+            problem("qemu.binary", "'\(binary)' must not contain whitespace")
+        }
+    }
+}
+
+/// Syntax of names and identifiers, checked by hand (no regex engine needed for these).
+enum Syntax {
+    static func isLowerAlnum(_ c: Character) -> Bool {
+        ("a"..."z").contains(c) || ("0"..."9").contains(c)
+    }
+
+    static func isASCIILetter(_ c: Character) -> Bool {
+        ("a"..."z").contains(c) || ("A"..."Z").contains(c)
+    }
+
+    static func isASCIIDigit(_ c: Character) -> Bool {
+        ("0"..."9").contains(c)
+    }
+
+    /// `[a-z0-9][a-z0-9-]{0,62}`
+    static func isProfileName(_ name: String) -> Bool {
+        guard let first = name.first, isLowerAlnum(first), name.count <= 63 else { return false }
+        return name.allSatisfy { isLowerAlnum($0) || $0 == "-" }
+    }
+
+    /// `[a-zA-Z][a-zA-Z0-9_-]{0,31}`
+    static func isDeviceID(_ id: String) -> Bool {
+        guard let first = id.first, isASCIILetter(first), id.count <= 32 else { return false }
+        return id.allSatisfy { isASCIILetter($0) || isASCIIDigit($0) || $0 == "_" || $0 == "-" }
+    }
+
+    /// q35, pc, pc-q35-X.Y, pc-i440fx-X.Y
+    static func isMachineType(_ machine: String) -> Bool {
+        if machine == "q35" || machine == "pc" { return true }
+        for prefix in ["pc-q35-", "pc-i440fx-"] where machine.hasPrefix(prefix) {
+            let version = machine.dropFirst(prefix.count).split(separator: ".", omittingEmptySubsequences: false)
+            return version.count == 2 && version.allSatisfy { !$0.isEmpty && $0.allSatisfy(isASCIIDigit) }
+        }
+        return false
+    }
+
+    /// QEMU CPU model names: `host`, `max`, `Skylake-Server-v4`, `qemu64`…
+    static func isCPUModel(_ model: String) -> Bool {
+        guard let first = model.first, isASCIILetter(first) || isASCIIDigit(first) else { return false }
+        return model.allSatisfy { isASCIILetter($0) || isASCIIDigit($0) || $0 == "." || $0 == "_" || $0 == "-" }
+    }
+
+    /// `xx:xx:xx:xx:xx:xx`, hex digits in either case.
+    static func isMACAddress(_ mac: String) -> Bool {
+        let octets = mac.split(separator: ":", omittingEmptySubsequences: false)
+        return octets.count == 6 && octets.allSatisfy { $0.count == 2 && $0.allSatisfy(\.isHexDigit) }
+    }
+
+    /// The group bit (lowest bit of the first octet) is clear.
+    static func isUnicastMAC(_ mac: String) -> Bool {
+        guard let first = mac.split(separator: ":").first, let octet = UInt8(first, radix: 16) else { return false }
+        return octet & 1 == 0
+    }
+
+    /// Linux interface names: 1–15 bytes, not `.` or `..`, no `/`, `:`, whitespace; no `,` (QEMU option syntax).
+    static func isInterfaceName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 15, name != ".", name != ".." else { return false }
+        return !name.contains { $0 == "/" || $0 == ":" || $0 == "," || $0.isWhitespace }
+    }
+}
