@@ -92,14 +92,17 @@ extension ProfileChecker {
         let topology = [("sockets", cpu.sockets), ("cores", cpu.cores), ("threads", cpu.threads)]
         guard topology.contains(where: { $0.1 != nil }),
               usable("cpu.sockets", "cpu.cores", "cpu.threads") else { return }
-        var allPositive = true
+        var allInRange = true
         for (key, value) in topology {
             if let value, value < 1 {
                 problem("cpu." + key, "\(value) is less than 1")
-                allPositive = false
+                allInRange = false
+            } else if let value, value > Self.maxCPUs {
+                problem("cpu." + key, "\(value) is more than \(Self.maxCPUs)")
+                allInRange = false
             }
         }
-        guard allPositive, cpu.max >= 1 else { return }
+        guard allInRange, cpu.max >= 1 else { return }
         let sockets = cpu.sockets ?? 1, cores = cpu.cores ?? 1, threads = cpu.threads ?? 1
         let product = sockets * cores * threads
         if product != cpu.max {

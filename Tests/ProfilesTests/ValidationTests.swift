@@ -105,6 +105,8 @@ struct BrokenField: Sendable, CustomTestStringConvertible {
                     "web.yaml:5:3: cpu: sockets × cores × threads = 1 × 2 × 2 = 4 must equal cpu.max (8)"),
         BrokenField("topology with missing fields defaulting to 1", [8: "#", 10: "#"],
                     "web.yaml:5:3: cpu: sockets × cores × threads = 1 × 4 × 1 = 4 must equal cpu.max (8)"),
+        BrokenField("topology field huge (no overflow)", [8: "  sockets: 9223372036854775807"],
+                    "web.yaml:8:12: cpu.sockets: 9223372036854775807 is more than 255"),
         BrokenField("topology field zero", [10: "  threads: 0"], "web.yaml:10:12: cpu.threads: 0 is less than 1"),
         BrokenField("decimal size unit", [12: "  size: 1GB"],
                     "web.yaml:12:9: memory.size: '1GB' uses a decimal unit; QEMU sizes are binary: write 1G"),
