@@ -5,6 +5,8 @@
 /// fields could not be decoded (`failed`), so the validator can point at values and skip checks whose
 /// inputs are already known to be wrong.
 struct ProfileChecker {
+    /// Where the document starts: the fallback location for problems with no better place.
+    let rootLocation: Location
     var diagnostics: [Diagnostic] = []
     /// Field path → location of the value written for it. Only explicitly given (non-null) values.
     var locations: [String: Location] = [:]
@@ -63,10 +65,10 @@ struct ProfileChecker {
         return value
     }
 
+    /// Reports a missing required key at the mapping that lacks it; the diagnostic's path is the mapping's.
     mutating func require(_ map: TreeMap, _ key: String, _ path: String) {
-        fail(map.location, Self.join(path, key), "missing required key '\(key)'")
-        // The diagnostic names the containing path; the key itself is in the message.
-        diagnostics[diagnostics.count - 1].path = path
+        failed.insert(Self.join(path, key))
+        report(map.location, path, "missing required key '\(key)'")
     }
 
     mutating func scalar(_ map: TreeMap, _ key: String, _ path: String, expected: String) -> TreeScalar? {
@@ -146,8 +148,12 @@ struct ProfileChecker {
 
     // MARK: - Profile
 
+    init(rootLocation: Location) {
+        self.rootLocation = rootLocation
+        locations[""] = rootLocation
+    }
+
     mutating func decode(_ root: TreeNode) -> Profile {
-        locations[""] = root.location
         var profile = Profile(name: "", memory: Memory(size: .mib(1)))
         guard let map = mapping(root, "", expected: "a mapping of profile keys") else { return profile }
         checkKeys(map, path: "", allowed: Self.topKeys)

@@ -21,7 +21,7 @@ public struct ProfileLoader: Sendable {
             throw ProfileErrors(diagnostics: Self.sorted(context.problems, files: context.files))
         }
 
-        var checker = ProfileChecker()
+        var checker = ProfileChecker(rootLocation: tree.location)
         var profile = checker.decode(tree)
         checker.validate(&profile, source: source, checkFiles: checkFiles)
         guard checker.diagnostics.isEmpty else {

@@ -26,8 +26,10 @@ public struct LocalFileSource: ProfileSource {
         try String(contentsOfFile: absolutePath, encoding: .utf8)
     }
 
+    /// True for files and devices, false for directories.
     public func exists(_ absolutePath: String) -> Bool {
-        FileManager.default.fileExists(atPath: absolutePath)
+        var isDirectory: ObjCBool = false
+        return FileManager.default.fileExists(atPath: absolutePath, isDirectory: &isDirectory) && !isDirectory.boolValue
     }
 }
 

@@ -14,8 +14,7 @@ extension ProfileChecker {
             if current.isEmpty { break }
             current = Self.parent(of: current)
         }
-        // The root location is always recorded before validation runs.
-        return locations[""]!
+        return rootLocation
     }
 
     static func parent(of path: String) -> String {

@@ -42,6 +42,28 @@ import Testing
         }
     }
 
+    @Test func tinyTestNeedsTheTestGuestWhenFilesAreChecked() {
+        let kernel = Self.repositoryRoot + "/.build/test-guest/vmlinuz"
+        let result = Self.load("tiny-test.yaml", checkFiles: true)
+        if LocalFileSource().exists(kernel) {
+            #expect((try? result.get())?.name == "tiny-test")
+        } else if case .failure(let errors) = result {
+            #expect(errors.diagnostics.contains {
+                $0.path == "boot.kernel" && $0.message == "\(kernel) does not exist"
+            })
+        } else {
+            Issue.record("tiny-test.yaml loaded although \(kernel) is missing")
+        }
+    }
+
+    @Test func localFileSourceSeesFilesButNotDirectories() {
+        let source = LocalFileSource()
+        #expect(source.exists(Self.profilesDirectory + "/web.yaml"))
+        #expect(!source.exists(Self.profilesDirectory))
+        #expect(!source.exists(Self.profilesDirectory + "/no-such.yaml"))
+        #expect((try? source.read(Self.profilesDirectory + "/minimal.yaml"))?.contains("name: minimal") == true)
+    }
+
     @Test func dbInheritsFromBase() throws {
         let db = try Self.load("db.yaml", checkFiles: true).get()
         #expect(db.name == "db")
