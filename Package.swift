@@ -28,6 +28,8 @@ let package = Package(
             providers: [.apt(["libjson-c-dev"])]
         ),
         .target(name: "JSON"),
+        // Linux calls Swift cannot import directly (variadic syscall(2), spawn macros).
+        .target(name: "CSupport"),
         .target(name: "QMP", dependencies: [
             "CJSONC", "JSON",
             .product(name: "Logging", package: "swift-log"),
@@ -37,7 +39,7 @@ let package = Package(
         ]),
         .target(name: "QEMUCommand", dependencies: ["Profiles", "JSON"]),
         .target(name: "Supervisor", dependencies: [
-            "QMP", "Profiles", "QEMUCommand", "JSON",
+            "QMP", "Profiles", "QEMUCommand", "JSON", "CSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "CorralCLI", dependencies: [

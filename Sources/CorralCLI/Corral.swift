@@ -1,10 +1,22 @@
 import ArgumentParser
 
+/// `corral`: the command-line front end. Each verb is its own `ParsableCommand`.
+///
+/// Exit codes: 0 success; 1 the operation failed (QEMU, QMP or I/O error);
+/// 2 invalid input (profile validation errors, bad arguments).
 public struct Corral: AsyncParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "corral",
-        abstract: "Declarative QEMU/KVM VMs: profiles, supervision, hotplug, overcommit, migration.",
-        subcommands: []
+        abstract: "Declarative QEMU/KVM virtual machines: profiles, supervision, hotplug, overcommit, migration.",
+        discussion: """
+            Exit codes: 0 success, 1 operation failed, 2 invalid profile or arguments.
+            """,
+        subcommands: [
+            CheckCommand.self,
+            ArgvCommand.self,
+            RunCommand.self,
+            QMPCommand.self,
+        ]
     )
     public init() {}
 }

@@ -1,2 +1,0 @@
-import Profiles
-// QEMUCommand: pure LiveConfig → argv.

@@ -1,1 +1,0 @@
-// QMP: json-c codec, stream decoder and QMPClient. See QMPClient.swift.

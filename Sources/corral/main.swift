@@ -1,3 +1,0 @@
-import CorralCLI
-
-await Corral.main()

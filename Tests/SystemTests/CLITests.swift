@@ -1,0 +1,126 @@
+import Foundation
+import Supervisor
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Drives the real `corral` binary the way an operator does.
+@Suite(.serialized) struct CLITests {
+    static var binary: String {
+        if let env = ProcessInfo.processInfo.environment["CORRAL_BIN"] { return env }
+        let built = Guest.repoRoot + "/.build/debug/corral"
+        return built
+    }
+
+    /// Runs corral to completion; returns its exit status and combined output.
+    func corral(_ args: String...) async throws -> (ExitStatus, String) {
+        let result = try await ProcessLauncher.run(Self.binary, args)
+        return (result.status, result.output)
+    }
+
+    func tinyProfile(in folder: String, name: String) throws -> String {
+        let path = folder + "/\(name).yaml"
+        try """
+            name: \(name)
+            accel: tcg
+            cpu: { count: 1, max: 2 }
+            memory: { size: 256M }
+            boot:
+              kernel: \(Guest.kernel)
+              initrd: \(Guest.initrd)
+              cmdline: "console=ttyS0 panic=-1 quiet"
+            nics: [ { id: net0 } ]
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
+    @Test func runStreamsHeartbeatsAndStopsAfterDuration() async throws {
+        try Guest.requireBuilt()
+        let folder = Guest.tempFolder("run")
+        defer { FileOps.removeTree(folder) }
+        let profile = try tinyProfile(in: folder, name: "run-for")
+        let (status, output) = try await corral("run", profile, "--for", "25", "--folder", folder + "/vm")
+        #expect(status == .exited(0), "\(output)")
+        #expect(output.contains("run-for: running (pid "))
+        let beats = output.split(separator: "\n").compactMap { Heartbeat(line: String($0)) }
+        #expect(!beats.isEmpty, "heartbeats streamed from the serial console:\n\(output)")
+        #expect(beats.allSatisfy { $0.nics == ["eth0"] && $0.cpus == 1 })
+        #expect(output.contains("run-for: stopped (powerdown"))
+        #expect(!FileManager.default.fileExists(atPath: folder + "/vm/qmp.sock"), "socket removed")
+        #expect(try processesMentioning(folder + "/vm").isEmpty, "no QEMU left running")
+    }
+
+    @Test func runStopsGracefullyOnCtrlC() async throws {
+        try Guest.requireBuilt()
+        let folder = Guest.tempFolder("sigint")
+        defer { FileOps.removeTree(folder) }
+        let profile = try tinyProfile(in: folder, name: "run-int")
+        let log = folder + "/out.log"
+        let handle = try ProcessLauncher.launch(
+            LaunchSpec(executable: Self.binary, arguments: ["run", profile, "--folder", folder + "/vm"], outputFile: log))
+        _ = try await HeartbeatWait.first(in: log)
+        handle.signal(SIGINT)
+        let status = await handle.waitForExit(timeout: .seconds(90))
+        if status == nil { await handle.terminate() }
+        let output = try String(contentsOfFile: log, encoding: .utf8)
+        #expect(status == .exited(0), "\(output)")
+        #expect(output.contains("run-int: stopping (Ctrl-C)"))
+        #expect(output.contains("run-int: stopped ("))
+        #expect(try processesMentioning(folder + "/vm").isEmpty, "no QEMU left running")
+    }
+
+    @Test func checkExitsTwoAndNamesEveryProblem() async throws {
+        let folder = Guest.tempFolder("check")
+        defer { FileOps.removeTree(folder) }
+        let path = folder + "/bad.yaml"
+        try """
+            name: Bad_Name
+            cpu: { count: 12, max: 8 }
+            memory: { size: 512MB }
+            """.write(toFile: path, atomically: true, encoding: .utf8)
+        let (status, output) = try await corral("check", path)
+        #expect(status == .exited(2))
+        #expect(output.contains("\(path):1:7: name:"), "\(output)")
+        #expect(output.contains("\(path):2:15: cpu.count: 12 is more than cpu.max (8)"), "\(output)")
+        #expect(output.contains("\(path):3:17: memory.size:"), "\(output)")
+    }
+
+    @Test func argvShowsKVMAndJSONDevicesForWeb() async throws {
+        let (status, output) = try await corral("argv", Guest.repoRoot + "/profiles/web.yaml", "--no-file-checks")
+        #expect(status == .exited(0), "\(output)")
+        let lines = output.split(separator: "\n").map(String.init)
+        #expect(lines.first?.hasSuffix("qemu-system-x86_64") == true)
+        #expect(lines.contains("-enable-kvm"))
+        let devices = zip(lines, lines.dropFirst()).filter { $0.0 == "-device" }.map(\.1)
+        #expect(!devices.isEmpty && devices.allSatisfy { $0.hasPrefix("{\"driver\":") })
+        let (_, quoted) = try await corral("argv", Guest.repoRoot + "/profiles/web.yaml", "--no-file-checks", "--shell")
+        #expect(quoted.split(separator: "\n").count == 1)
+        #expect(quoted.contains(" -device '{\"driver\":"))
+    }
+
+    @Test func qmpCommandTalksToARunningVM() async throws {
+        try Guest.requireBuilt()
+        let folder = Guest.tempFolder("qmpcli")
+        defer { FileOps.removeTree(folder) }
+        let profile = try tinyProfile(in: folder, name: "qmp-cli")
+        let log = folder + "/out.log"
+        let handle = try ProcessLauncher.launch(
+            LaunchSpec(executable: Self.binary, arguments: ["run", profile, "--folder", folder + "/vm"], outputFile: log))
+        defer { handle.signal(SIGKILL) }
+        _ = try await HeartbeatWait.first(in: log)
+        let socket = folder + "/vm/qmp.sock"
+        let (status, reply) = try await corral("qmp", "--socket", socket, "query-status")
+        #expect(status == .exited(0))
+        #expect(reply.contains("\"status\": \"running\""), "\(reply)")
+        let (bad, message) = try await corral("qmp", "--socket", socket, "no-such-command")
+        #expect(bad == .exited(1))
+        #expect(message.contains("CommandNotFound"), "\(message)")
+        let (badArgs, argsMessage) = try await corral("qmp", "--socket", socket, "query-status", "[1]")
+        #expect(badArgs == .exited(2))
+        #expect(argsMessage.contains("must be one JSON object"))
+        handle.signal(SIGINT)
+        #expect(await handle.waitForExit(timeout: .seconds(90)) == .exited(0))
+    }
+}

@@ -1,0 +1,114 @@
+import Foundation
+import Profiles
+import QEMUCommand
+import Supervisor
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Shared helpers for tests that boot the real test guest under TCG.
+enum Guest {
+    static let repoRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    static var folder: String { repoRoot + "/.build/test-guest" }
+    static var kernel: String { folder + "/vmlinuz" }
+    static var initrd: String { folder + "/initrd.img" }
+
+    /// Fails the test with a hint when the guest has not been built (scripts/test builds it).
+    static func requireBuilt() throws {
+        guard FileManager.default.fileExists(atPath: kernel), FileManager.default.fileExists(atPath: initrd) else {
+            Issue.record("test guest missing at \(folder): run scripts/build-test-guest (scripts/test does)")
+            throw GuestMissing()
+        }
+    }
+
+    struct GuestMissing: Error {}
+
+    /// A small TCG profile booting the test guest.
+    static func profile(name: String, cpus: Int = 1, maxCPUs: Int = 2, disks: [Disk] = [], nics: [NIC] = [],
+                        hotplugSlots: Int = 2) -> Profile {
+        Profile(
+            name: name, machine: "q35", accel: .tcg,
+            cpu: CPU(count: cpus, max: maxCPUs),
+            memory: Memory(size: .mib(256)),
+            boot: Boot(kernel: kernel, initrd: initrd, cmdline: "console=ttyS0 panic=-1 quiet"),
+            disks: disks, nics: nics, hotplug: Hotplug(slots: hotplugSlots))
+    }
+
+    /// A fresh folder under /tmp (short, so socket paths fit), removed by the caller.
+    static func tempFolder(_ tag: String) -> String {
+        var template = Array("/tmp/corral-test-\(tag)-XXXXXX".utf8CString)
+        return String(cString: mkdtemp(&template)!)
+    }
+}
+
+/// One parsed `CORRAL-HB` heartbeat line printed by the test guest every 0.5 s.
+struct Heartbeat: Equatable {
+    var n: Int
+    var cpus: Int
+    var disks: [String]
+    var nics: [String]
+    var memKB: Int
+
+    init?(line: String) {
+        guard let start = line.range(of: "CORRAL-HB ") else { return nil }
+        var fields: [String: String] = [:]
+        for part in line[start.upperBound...].split(separator: " ") {
+            let pair = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
+        }
+        guard let n = fields["n"].flatMap(Int.init), let cpus = fields["cpus"].flatMap(Int.init),
+            let mem = fields["memkb"].flatMap(Int.init)
+        else { return nil }
+        func list(_ key: String) -> [String] {
+            (fields[key] ?? "").split(separator: ",").map(String.init)
+        }
+        self.n = n
+        self.cpus = cpus
+        self.disks = list("disks")
+        self.nics = list("nics")
+        self.memKB = mem
+    }
+}
+
+enum HeartbeatWait {
+    struct TimedOut: Error, CustomStringConvertible {
+        var log: String
+        var description: String { "no matching CORRAL-HB line; serial log tail:\n\(log)" }
+    }
+
+    /// Waits for the first heartbeat in `serialLog` that satisfies `predicate`.
+    static func first(in serialLog: String, within limit: Duration = .seconds(180),
+                      where predicate: @escaping @Sendable (Heartbeat) -> Bool = { _ in true }) async throws -> Heartbeat {
+        let follower = LogFollower(path: serialLog)
+        defer { follower.stop() }
+        let found = await withTaskGroup(of: Heartbeat?.self) { group in
+            group.addTask {
+                for await line in follower.lines() {
+                    if let beat = Heartbeat(line: line), predicate(beat) { return beat }
+                }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                follower.stop()
+                return nil
+            }
+            let result = await group.next() ?? nil
+            follower.stop()
+            group.cancelAll()
+            return result
+        }
+        guard let found else {
+            let text = (try? String(contentsOfFile: serialLog, encoding: .utf8)) ?? ""
+            throw TimedOut(log: String(text.suffix(1500)))
+        }
+        return found
+    }
+}
