@@ -1,0 +1,123 @@
+import CJSONC
+import JSON
+
+/// Layer 2: turns the QMP byte stream into JSON messages.
+///
+/// One json-c tokener is kept across `feed` calls, so a message may arrive split over any number of reads, and one
+/// read may carry several messages: each is returned, in order. Whitespace between messages (QEMU ends each with
+/// `\r\n`) is skipped. Malformed input throws `QMPError.protocolError` and resets the decoder, so the next `feed`
+/// starts a fresh message; messages completed earlier in the same failing chunk are dropped with it.
+///
+/// The decoder owns a json-c tokener, so it is non-copyable: two copies can never share one parser state.
+public struct QMPStreamDecoder: ~Copyable {
+    static let maximumDepth: Int32 = 256
+    static let headLength = 48
+    /// Strict JSON, several values per stream. Not `JSON_TOKENER_VALIDATE_UTF8`: in json-c 0.16 it rejects valid
+    /// text when a multi-byte character falls on a read boundary (found by the one-byte-at-a-time test). Invalid
+    /// UTF-8, which QEMU never sends, becomes U+FFFD when strings are converted to Swift.
+    static let tokenerFlags = JSON_TOKENER_STRICT | JSON_TOKENER_ALLOW_TRAILING_CHARS
+
+    private let tokener: UnsafeMutablePointer<json_tokener>
+    /// Bytes of the current, unfinished message seen so far (0 between messages).
+    private var bytesInMessage = 0
+    /// A short prefix of the current message, for error messages.
+    private var messageHead: [UInt8] = []
+
+    public init() {
+        guard let tokener = json_tokener_new_ex(Self.maximumDepth) else {
+            fatalError("json-c could not allocate a tokener (out of memory)")
+        }
+        json_tokener_set_flags(tokener, Self.tokenerFlags)
+        self.tokener = tokener
+    }
+
+    deinit {
+        json_tokener_free(tokener)
+    }
+
+    /// True when a message has started but not finished.
+    public var isInsideMessage: Bool { bytesInMessage > 0 }
+
+    /// Forgets any partial message.
+    public mutating func reset() {
+        json_tokener_reset(tokener)
+        bytesInMessage = 0
+        messageHead.removeAll(keepingCapacity: true)
+    }
+
+    /// Feeds the next bytes of the stream and returns every message they complete.
+    public mutating func feed(_ bytes: some Collection<UInt8>) throws(QMPError) -> [JSONValue] {
+        var messages: [JSONValue] = []
+        let outcome: QMPError?
+        if let direct = bytes.withContiguousStorageIfAvailable({ decode($0, into: &messages) }) {
+            outcome = direct
+        } else {
+            let copy = Array(bytes)
+            outcome = copy.withUnsafeBufferPointer { decode($0, into: &messages) }
+        }
+        if let outcome { throw outcome }
+        return messages
+    }
+
+    /// Feeds raw memory (the reader thread's buffer) without going through a generic collection.
+    mutating func feed(buffer: UnsafeBufferPointer<UInt8>, into messages: inout [JSONValue]) throws(QMPError) {
+        if let error = decode(buffer, into: &messages) { throw error }
+    }
+
+    private mutating func decode(_ buffer: UnsafeBufferPointer<UInt8>, into messages: inout [JSONValue]) -> QMPError? {
+        guard let base = buffer.baseAddress else { return nil }
+        var offset = 0
+        let count = buffer.count
+        while offset < count {
+            if bytesInMessage == 0 {
+                // Between messages: skip the CRLF (or any whitespace) so json-c only ever sees message bytes.
+                while offset < count, Self.isWhitespace(base[offset]) { offset += 1 }
+                if offset == count { break }
+                messageHead.removeAll(keepingCapacity: true)
+            }
+            let length = min(count - offset, Int(Int32.max))
+            if messageHead.count < Self.headLength {
+                let take = min(Self.headLength - messageHead.count, length)
+                messageHead.append(contentsOf: UnsafeBufferPointer(start: base + offset, count: take))
+            }
+            let object = UnsafeRawPointer(base + offset).withMemoryRebound(to: CChar.self, capacity: length) {
+                json_tokener_parse_ex(tokener, $0, Int32(length))
+            }
+            let error = json_tokener_get_error(tokener)
+            if error == json_tokener_success {
+                let end = json_tokener_get_parse_end(tokener)
+                messages.append(JSONValue(borrowingJSONC: object))
+                json_object_put(object)
+                offset += end
+                reset()
+            } else if error == json_tokener_continue {
+                offset += length
+                bytesInMessage += length
+            } else {
+                let position = bytesInMessage + json_tokener_get_parse_end(tokener)
+                let head = Self.printable(messageHead)
+                let reason = String(cString: json_tokener_error_desc(error))
+                reset()
+                return .protocolError("malformed JSON from QEMU: \(reason) at byte \(position) of the message starting `\(head)`")
+            }
+        }
+        return nil
+    }
+
+    /// The bytes as text on one line: control characters escaped, invalid UTF-8 replaced.
+    private static func printable(_ bytes: [UInt8]) -> String {
+        var text = ""
+        for scalar in String(decoding: bytes, as: UTF8.self).unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F {
+                text += scalar.escaped(asASCII: true)
+            } else {
+                text.unicodeScalars.append(scalar)
+            }
+        }
+        return text
+    }
+
+    static func isWhitespace(_ byte: UInt8) -> Bool {
+        byte == 0x20 || byte == 0x0A || byte == 0x0D || byte == 0x09
+    }
+}
