@@ -22,7 +22,7 @@ public actor QMPClient {
     /// Timeout for calls that do not pass their own.
     public nonisolated let defaultTimeout: Duration
 
-    private let connection: QMPConnection
+    let connection: QMPConnection
 
     private init(greeting: QMPGreeting, connection: QMPConnection, defaultTimeout: Duration) {
         self.greeting = greeting

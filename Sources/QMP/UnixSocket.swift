@@ -60,6 +60,9 @@ final class UnixSocket: Sendable {
         return UnixSocket(path: path, fd: fd)
     }
 
+    /// True once `close()` released the descriptor.
+    var isClosed: Bool { lifecycle.withLock { $0 } }
+
     /// Blocking read; returns the byte count, 0 at EOF, or -errno.
     func read(into buffer: UnsafeMutableRawBufferPointer) -> Int {
         while true {

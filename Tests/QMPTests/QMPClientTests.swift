@@ -1,7 +1,8 @@
 import Foundation
 import JSON
-import QMP
 import Testing
+
+@testable import QMP
 
 @Suite("QMPClient against the scripted fake")
 struct QMPClientTests {
@@ -216,6 +217,33 @@ struct QMPClientTests {
             try await client.cont()
         }
         await client.close()
+        await server.finish()
+    }
+
+    @Test func closeReleasesTheSocketAndTheReaderThread() async throws {
+        let server = try FakeQMPServer()
+        server.start()
+        let client = try await QMPClient.connect(socketPath: server.path)
+        let connection = await client.connection
+        #expect(!connection.socket.isClosed)
+        #expect(!connection.readerFinished.isFulfilled)
+        await client.close()
+        // close() returns only after the reader thread closed the descriptor and signalled that it is leaving.
+        #expect(connection.socket.isClosed)
+        #expect(connection.readerFinished.isFulfilled)
+        await server.finish()
+    }
+
+    @Test func eofReleasesTheSocketAndTheReaderThread() async throws {
+        let server = try FakeQMPServer()
+        server.closeConnection()
+        server.start()
+        let client = try await QMPClient.connect(socketPath: server.path)
+        let connection = await client.connection
+        await client.waitForDisconnect()
+        _ = await connection.readerFinished.wait()
+        #expect(connection.socket.isClosed)
+        #expect(await client.disconnectReason == "QEMU closed the QMP connection (EOF)")
         await server.finish()
     }
 
