@@ -145,7 +145,8 @@ public struct VMLauncher: Sendable {
                         socketPath: socket, connectTimeout: timeout, logger: logger,
                         transcript: transcript.map { writer in
                             { @Sendable (entry: QMPTranscriptEntry) -> Void in
-                                writer.append(direction: entry.direction.rawValue, text: entry.text)
+                                writer.append(direction: entry.direction.rawValue, text: entry.text,
+                                              at: Date(timeIntervalSince1970: entry.time))
                             }
                         })
                     return .connected(client)

@@ -15,7 +15,7 @@ import Glibc
     }
 
     /// Runs corral to completion; returns its exit status and combined output.
-    func corral(_ args: String...) async throws -> (ExitStatus, String) {
+    func corral(_ args: String...) async throws -> (Supervisor.ExitStatus, String) {
         let result = try await ProcessLauncher.run(Self.binary, args)
         return (result.status, result.output)
     }
