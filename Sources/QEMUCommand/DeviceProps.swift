@@ -1,0 +1,187 @@
+import JSON
+import Profiles
+
+/// The one builder of QEMU object properties. The argv builder prints these dictionaries as
+/// `-blockdev '{…}'`, `-netdev '{…}'`, `-device '{…}'`, `-object '{…}'`; hotplug sends the very
+/// same dictionaries as the arguments of `blockdev-add`, `netdev_add`, `device_add`, `object-add`.
+///
+/// Ids are derived from profile ids with a prefix per kind, so a disk and a NIC may share an id
+/// and no profile id can collide with corral's own (`qmp`, `serial0`, `balloon0`, `hp0`…):
+///
+/// | what | id |
+/// |---|---|
+/// | blockdev file node / format node | `file-ID` / `fmt-ID` |
+/// | disk device | `disk-ID` (virtio-scsi: controller `scsi-ID`, bus `scsi-ID.0`) |
+/// | netdev / NIC device | `net-ID` / `nic-ID` |
+/// | memory backend / DIMM | `mem-ID` / `dimm-ID` |
+public enum DeviceProps {
+    // MARK: Ids
+
+    public static func fileNodeName(_ disk: Disk) -> String { "file-" + disk.id }
+    public static func formatNodeName(_ disk: Disk) -> String { "fmt-" + disk.id }
+    public static func diskDeviceID(_ disk: Disk) -> String { "disk-" + disk.id }
+    /// The per-disk virtio-scsi controller (only for `bus: virtio-scsi`).
+    public static func scsiControllerID(_ disk: Disk) -> String { "scsi-" + disk.id }
+    public static func netdevID(_ nic: NIC) -> String { "net-" + nic.id }
+    public static func nicDeviceID(_ nic: NIC) -> String { "nic-" + nic.id }
+    public static func memoryBackendID(_ memory: PluggedMemory) -> String { "mem-" + memory.id }
+    public static func memoryDeviceID(_ memory: PluggedMemory) -> String { "dimm-" + memory.id }
+    public static let balloonID = "balloon0"
+
+    /// Hotplug port ids in order: `hp0`, `hp1`, …
+    public static func hotplugPortIDs(count: Int) -> [String] {
+        (0..<max(0, count)).map { "hp\($0)" }
+    }
+
+    public static func stableMAC(vmName: String, nicID: String) -> String {
+        StableIDs.mac(vmName: vmName, nicID: nicID)
+    }
+
+    // MARK: Disks
+
+    /// How a cache mode maps onto QEMU's knobs (see docs/argv.md).
+    public struct CacheSettings: Sendable, Equatable {
+        /// `cache.direct` on both block nodes: O_DIRECT, bypass the host page cache.
+        public var direct: Bool
+        /// `cache.no-flush` on both block nodes: ignore guest flushes.
+        public var noFlush: Bool
+        /// The device's `write-cache`: false makes the guest see a write-through disk (QEMU flushes after every write).
+        public var writeCache: Bool
+
+        public init(_ mode: CacheMode) {
+            switch mode {
+            case .none: (direct, noFlush, writeCache) = (true, false, true)
+            case .writeback: (direct, noFlush, writeCache) = (false, false, true)
+            case .writethrough: (direct, noFlush, writeCache) = (false, false, false)
+            case .directsync: (direct, noFlush, writeCache) = (true, false, false)
+            case .unsafe: (direct, noFlush, writeCache) = (false, true, true)
+            }
+        }
+    }
+
+    /// The blockdev graph of a disk, in creation order: the `file` protocol node, then the format node on top.
+    public static func diskNodes(_ disk: Disk) -> [JSONObject] {
+        let cache = CacheSettings(disk.cache)
+        let cacheObject: JSONValue = ["direct": .bool(cache.direct), "no-flush": .bool(cache.noFlush)]
+        let discard: JSONValue = disk.discard ? "unmap" : "ignore"
+
+        let file: JSONObject = [
+            "driver": "file",
+            "node-name": .string(fileNodeName(disk)),
+            "filename": .string(disk.file),
+            "aio": "threads",
+            "cache": cacheObject,
+            "discard": discard,
+            "read-only": .bool(disk.readonly),
+        ]
+        let format: JSONObject = [
+            "driver": .string(disk.format.rawValue),
+            "node-name": .string(formatNodeName(disk)),
+            "file": .string(fileNodeName(disk)),
+            "cache": cacheObject,
+            "discard": discard,
+            "read-only": .bool(disk.readonly),
+        ]
+        return [file, format]
+    }
+
+    /// The device(s) that expose a disk to the guest, in creation order. `bus`/`addr` place the PCI
+    /// device (for virtio-scsi: the disk's own `virtio-scsi-pci` controller, with the `scsi-hd` on
+    /// `scsi-ID.0`), so every disk is independently hotpluggable. `bootIndex` sets `bootindex`.
+    public static func diskDevice(_ disk: Disk, bus: String?, addr: String? = nil,
+                                  bootIndex: Int? = nil) -> [JSONObject] {
+        let cache = CacheSettings(disk.cache)
+        var device: JSONObject
+        var result: [JSONObject] = []
+        switch disk.bus {
+        case .virtioBlk:
+            device = ["driver": "virtio-blk-pci", "id": .string(diskDeviceID(disk))]
+            place(&device, bus: bus, addr: addr)
+        case .nvme:
+            device = ["driver": "nvme", "id": .string(diskDeviceID(disk))]
+            place(&device, bus: bus, addr: addr)
+        case .virtioSCSI:
+            var controller: JSONObject = ["driver": "virtio-scsi-pci", "id": .string(scsiControllerID(disk))]
+            place(&controller, bus: bus, addr: addr)
+            result.append(controller)
+            device = [
+                "driver": "scsi-hd",
+                "id": .string(diskDeviceID(disk)),
+                "bus": .string(scsiControllerID(disk) + ".0"),
+            ]
+        }
+        device["drive"] = .string(formatNodeName(disk))
+        device["serial"] = .string(disk.id)
+        device["write-cache"] = cache.writeCache ? "on" : "off"
+        if let bootIndex { device["bootindex"] = .int(Int64(bootIndex)) }
+        result.append(device)
+        return result
+    }
+
+    // MARK: NICs
+
+    /// The host side of a NIC (`netdev_add` / `-netdev`).
+    public static func netdev(_ nic: NIC) -> JSONObject {
+        var props: JSONObject = ["type": .string(nic.mode.rawValue), "id": .string(netdevID(nic))]
+        switch nic.mode {
+        case .user:
+            break
+        case .tap:
+            // The operator creates the tap beforehand; QEMU must not run ifup/ifdown scripts.
+            if let ifname = nic.ifname { props["ifname"] = .string(ifname) }
+            props["script"] = "no"
+            props["downscript"] = "no"
+        case .bridge:
+            // Uses QEMU's setuid bridge helper, which checks /etc/qemu/bridge.conf.
+            if let bridge = nic.bridge { props["br"] = .string(bridge) }
+        }
+        return props
+    }
+
+    /// The guest side of a NIC: `virtio-net-pci` or `e1000e`, with the profile's MAC or a stable one.
+    public static func nicDevice(_ nic: NIC, vmName: String, bus: String?, addr: String? = nil) -> JSONObject {
+        var device: JSONObject = [
+            "driver": .string(nic.model == .virtioNet ? "virtio-net-pci" : "e1000e"),
+            "id": .string(nicDeviceID(nic)),
+        ]
+        place(&device, bus: bus, addr: addr)
+        device["netdev"] = .string(netdevID(nic))
+        device["mac"] = .string(nic.mac ?? stableMAC(vmName: vmName, nicID: nic.id))
+        return device
+    }
+
+    // MARK: Memory, balloon, ports
+
+    /// `memory-backend-ram` for a DIMM (`object-add` / `-object`).
+    public static func memoryBackend(_ memory: PluggedMemory) -> JSONObject {
+        ["qom-type": "memory-backend-ram", "id": .string(memoryBackendID(memory)), "size": .int(Int64(memory.size.bytes))]
+    }
+
+    /// The `pc-dimm` that puts a backend into the guest.
+    public static func memoryDevice(_ memory: PluggedMemory) -> JSONObject {
+        ["driver": "pc-dimm", "id": .string(memoryDeviceID(memory)), "memdev": .string(memoryBackendID(memory))]
+    }
+
+    public static func balloonDevice(_ balloon: Balloon, bus: String?, addr: String? = nil) -> JSONObject {
+        var device: JSONObject = ["driver": "virtio-balloon-pci", "id": .string(balloonID)]
+        place(&device, bus: bus, addr: addr)
+        device["free-page-reporting"] = .bool(balloon.freePageReporting)
+        return device
+    }
+
+    /// A q35 hotplug port.
+    public static func rootPort(_ port: HotplugPort, bus: String) -> JSONObject {
+        var device: JSONObject = ["driver": "pcie-root-port", "id": .string(port.id)]
+        place(&device, bus: bus, addr: port.addr)
+        if port.multifunction { device["multifunction"] = true }
+        device["chassis"] = .int(Int64(port.chassis))
+        device["slot"] = .int(Int64(port.slot))
+        device["port"] = .int(Int64(port.slot))
+        return device
+    }
+
+    private static func place(_ device: inout JSONObject, bus: String?, addr: String?) {
+        if let bus { device["bus"] = .string(bus) }
+        if let addr { device["addr"] = .string(addr) }
+    }
+}

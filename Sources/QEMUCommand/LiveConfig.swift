@@ -1,0 +1,113 @@
+import Profiles
+
+/// What a VM runs with: its profile plus everything that changed at runtime.
+///
+/// The supervisor stores this value in the VM's state directory. Building argv from it
+/// reproduces the exact same machine (same UUID, same devices on the same PCI addresses),
+/// which is what a restart and a live-migration destination both need.
+public struct LiveConfig: Sendable, Equatable, Codable {
+    public var profile: Profile
+    /// SMBIOS system UUID; stable across restarts and migrations.
+    public var uuid: String
+    /// Devices plugged at runtime; re-created on restart and on a migration destination.
+    public var hotplugged: HotplugState
+
+    public init(profile: Profile, uuid: String? = nil, hotplugged: HotplugState = HotplugState()) {
+        self.profile = profile
+        self.uuid = uuid ?? QEMUArgv.stableUUID(for: profile.name)
+        self.hotplugged = hotplugged
+    }
+}
+
+/// Devices added after boot. Each disk and NIC records the hotplug port it sits on
+/// (an id from `DeviceProps.hotplugPortIDs`), so the PCI layout survives a restart.
+public struct HotplugState: Sendable, Equatable, Codable {
+    public var disks: [PluggedDisk]
+    public var nics: [PluggedNIC]
+    /// vCPUs online; nil means `profile.cpu.count`. CPUs are plugged and unplugged from the
+    /// top, so `-smp N` on restart recreates the same set.
+    public var onlineCPUs: Int?
+    /// DIMMs plugged at runtime, in plug order.
+    public var memory: [PluggedMemory]
+
+    public init(disks: [PluggedDisk] = [], nics: [PluggedNIC] = [], onlineCPUs: Int? = nil,
+                memory: [PluggedMemory] = []) {
+        self.disks = disks
+        self.nics = nics
+        self.onlineCPUs = onlineCPUs
+        self.memory = memory
+    }
+}
+
+public struct PluggedDisk: Sendable, Equatable, Codable {
+    public var disk: Disk
+    /// Hotplug port id (e.g. `hp2`) the disk's PCI device sits on.
+    public var port: String
+
+    public init(disk: Disk, port: String) {
+        self.disk = disk
+        self.port = port
+    }
+}
+
+public struct PluggedNIC: Sendable, Equatable, Codable {
+    public var nic: NIC
+    /// Hotplug port id (e.g. `hp2`) the NIC sits on.
+    public var port: String
+
+    public init(nic: NIC, port: String) {
+        self.nic = nic
+        self.port = port
+    }
+}
+
+/// A `pc-dimm` plugged at runtime. `id` names it; the QOM ids are derived by
+/// `DeviceProps.memoryBackend` / `DeviceProps.memoryDevice`.
+public struct PluggedMemory: Sendable, Equatable, Codable {
+    public var id: String
+    public var size: ByteSize
+
+    public init(id: String, size: ByteSize) {
+        self.id = id
+        self.size = size
+    }
+}
+
+/// The accelerator QEMU is actually started with (`Accel.auto` resolved).
+public enum ResolvedAccel: String, Sendable, Codable {
+    case kvm, tcg
+
+    /// `auto` becomes kvm when the host has a usable `/dev/kvm` (the caller probes), tcg otherwise.
+    /// An explicit `kvm` stays kvm even without `/dev/kvm`: QEMU then fails with its own clear error.
+    public init(resolving accel: Accel, kvmAvailable: Bool) {
+        switch accel {
+        case .kvm: self = .kvm
+        case .tcg: self = .tcg
+        case .auto: self = kvmAvailable ? .kvm : .tcg
+        }
+    }
+}
+
+/// Per-launch choices that are not part of the VM's identity.
+public struct RuntimeOptions: Sendable, Equatable {
+    public var accel: ResolvedAccel
+    /// Path of the QMP Unix socket QEMU listens on.
+    public var qmpSocket: String
+    /// Serial console log file; nil (or `profile.serial == .none`) means no serial port.
+    public var serialLog: String?
+    public var pidFile: String?
+    /// `-S`: do not start the vCPUs until `cont`.
+    public var startPaused: Bool
+    /// `-incoming VALUE`, e.g. `defer` on a migration destination.
+    public var incoming: String?
+
+    public init(accel: ResolvedAccel, qmpSocket: String, serialLog: String? = nil, pidFile: String? = nil,
+                startPaused: Bool = false, incoming: String? = nil) {
+        self.accel = accel
+        self.qmpSocket = qmpSocket
+        self.serialLog = serialLog
+        self.pidFile = pidFile
+        self.startPaused = startPaused
+        self.incoming = incoming
+    }
+}

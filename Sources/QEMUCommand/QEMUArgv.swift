@@ -1,0 +1,172 @@
+import JSON
+import Profiles
+
+/// Pure `LiveConfig` → argv for QEMU 7.2. No I/O: the supervisor launches the result without a shell.
+///
+/// Order (golden files depend on it; documented in docs/argv.md):
+/// binary, identity (`-name`, `-uuid`), machine, accelerator, cpu, smp, memory, defaults off,
+/// display, sandbox, QMP, serial, pidfile, firmware blockdevs, direct kernel boot, disk blockdevs,
+/// netdevs, memory backends, devices (root ports, profile disks, profile NICs, balloon, hotplugged
+/// disks, hotplugged NICs, DIMMs), `-S`, `-incoming`.
+public enum QEMUArgv {
+    /// OVMF code (read-only pflash0) used for `firmware: uefi`.
+    public static let ovmfCodePath = "/usr/share/OVMF/OVMF_CODE.fd"
+    public static let ovmfFileNode = "ovmf-code-file"
+    public static let ovmfNode = "ovmf-code"
+
+    public static func build(_ config: LiveConfig, _ runtime: RuntimeOptions) -> [String] {
+        let profile = config.profile
+        let layout = PCILayout(profile: profile)
+        var args: [String] = [profile.qemu.binary]
+
+        // Identity
+        args += ["-name", "guest=" + qemuOptsEscape(profile.name) + ",debug-threads=on"]
+        args += ["-uuid", config.uuid]
+
+        // Machine and accelerator
+        var machine = qemuOptsEscape(profile.machine)
+        if profile.boot.firmware == .uefi { machine += ",pflash0=" + ovmfNode }
+        args += ["-machine", machine]
+        switch runtime.accel {
+        case .kvm: args += ["-enable-kvm"]
+        case .tcg: args += ["-accel", "tcg"]
+        }
+
+        // CPU and memory
+        args += ["-cpu", cpuModel(profile.cpu, runtime.accel)]
+        args += ["-smp", smp(profile.cpu, online: config.hotplugged.onlineCPUs)]
+        args += ["-m", memory(profile.memory)]
+
+        // Nothing implicit, no window, least privilege
+        args += ["-nodefaults", "-no-user-config", "-display", "none"]
+        args += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
+
+        // Control and console
+        args += ["-chardev", "socket,id=qmp,path=" + qemuOptsEscape(runtime.qmpSocket) + ",server=on,wait=off"]
+        args += ["-mon", "chardev=qmp,mode=control"]
+        if profile.serial == .log, let log = runtime.serialLog {
+            args += ["-chardev", "file,id=serial0,path=" + qemuOptsEscape(log)]
+            args += ["-serial", "chardev:serial0"]
+        }
+        if let pidFile = runtime.pidFile { args += ["-pidfile", pidFile] }
+
+        // Boot: firmware flash (UEFI), then direct kernel boot (works under either firmware)
+        if profile.boot.firmware == .uefi {
+            for node in ovmfNodes() { args += ["-blockdev", text(node)] }
+        }
+        if let kernel = profile.boot.kernel {
+            args += ["-kernel", kernel]
+            if let initrd = profile.boot.initrd { args += ["-initrd", initrd] }
+            if let cmdline = profile.boot.cmdline { args += ["-append", cmdline] }
+        }
+
+        // Backends
+        let pluggedDisks = config.hotplugged.disks.map(\.disk)
+        for disk in profile.disks + pluggedDisks {
+            for node in DeviceProps.diskNodes(disk) { args += ["-blockdev", text(node)] }
+        }
+        for nic in profile.nics + config.hotplugged.nics.map(\.nic) {
+            args += ["-netdev", text(DeviceProps.netdev(nic))]
+        }
+        for dimm in config.hotplugged.memory {
+            args += ["-object", text(DeviceProps.memoryBackend(dimm))]
+        }
+
+        // Devices
+        if layout.isPCIe {
+            for port in layout.ports { args += ["-device", text(DeviceProps.rootPort(port, bus: layout.rootBus))] }
+        }
+        for (index, disk) in profile.disks.enumerated() {
+            let place = layout.disks[index]
+            let boot = index == 0 && profile.boot.kernel == nil ? 1 : nil
+            for device in DeviceProps.diskDevice(disk, bus: place.bus, addr: place.addr, bootIndex: boot) {
+                args += ["-device", text(device)]
+            }
+        }
+        for (index, nic) in profile.nics.enumerated() {
+            let place = layout.nics[index]
+            args += ["-device", text(DeviceProps.nicDevice(nic, vmName: profile.name, bus: place.bus, addr: place.addr))]
+        }
+        if let balloon = profile.memory.balloon, let place = layout.balloon {
+            args += ["-device", text(DeviceProps.balloonDevice(balloon, bus: place.bus, addr: place.addr))]
+        }
+        for plugged in config.hotplugged.disks {
+            let place = layout.placement(forPort: plugged.port)
+            for device in DeviceProps.diskDevice(plugged.disk, bus: place.bus, addr: place.addr) {
+                args += ["-device", text(device)]
+            }
+        }
+        for plugged in config.hotplugged.nics {
+            let place = layout.placement(forPort: plugged.port)
+            args += ["-device", text(DeviceProps.nicDevice(plugged.nic, vmName: profile.name, bus: place.bus,
+                                                           addr: place.addr))]
+        }
+        for dimm in config.hotplugged.memory {
+            args += ["-device", text(DeviceProps.memoryDevice(dimm))]
+        }
+
+        // Run state
+        if runtime.startPaused { args += ["-S"] }
+        if let incoming = runtime.incoming { args += ["-incoming", incoming] }
+        return args
+    }
+
+    /// RFC 4122 version 5 UUID of the VM name (SHA-1 in a fixed corral namespace).
+    public static func stableUUID(for name: String) -> String {
+        StableIDs.uuid(for: name)
+    }
+
+    /// Escapes a value for QemuOpts/keyval syntax (`-chardev`, `-name`, `-machine`…): QEMU reads `,,`
+    /// as a literal comma, so doubling every comma keeps the value one value. Every value from outside
+    /// that reaches a QemuOpts argument goes through here.
+    public static func qemuOptsEscape(_ value: String) -> String {
+        value.replacingCommas()
+    }
+
+    /// `-cpu`: the profile's model, else `host` (KVM) or `max` (TCG cannot emulate `host`).
+    public static func cpuModel(_ cpu: CPU, _ accel: ResolvedAccel) -> String {
+        cpu.model ?? (accel == .kvm ? "host" : "max")
+    }
+
+    /// `-smp N,maxcpus=M[,sockets=S][,cores=C][,threads=T]`; N is the online count.
+    public static func smp(_ cpu: CPU, online: Int? = nil) -> String {
+        var text = "\(online ?? cpu.count),maxcpus=\(cpu.max)"
+        if let sockets = cpu.sockets { text += ",sockets=\(sockets)" }
+        if let cores = cpu.cores { text += ",cores=\(cores)" }
+        if let threads = cpu.threads { text += ",threads=\(threads)" }
+        return text
+    }
+
+    /// `-m size=NM[,slots=S,maxmem=MM]`; hotplug fields only when both `max` and `slots` are set.
+    public static func memory(_ memory: Memory) -> String {
+        var text = "size=\(memory.size.mebibytes)M"
+        if let max = memory.max, memory.slots > 0 {
+            text += ",slots=\(memory.slots),maxmem=\(max.mebibytes)M"
+        }
+        return text
+    }
+
+    /// The read-only OVMF code flash: file node, then raw node `ovmf-code` (the machine's `pflash0`).
+    public static func ovmfNodes() -> [JSONObject] {
+        [
+            ["driver": "file", "node-name": .string(ovmfFileNode), "filename": .string(ovmfCodePath),
+             "read-only": true],
+            ["driver": "raw", "node-name": .string(ovmfNode), "file": .string(ovmfFileNode), "read-only": true],
+        ]
+    }
+
+    private static func text(_ object: JSONObject) -> String {
+        JSONValue.object(object).compactText
+    }
+}
+
+extension String {
+    fileprivate func replacingCommas() -> String {
+        var out = ""
+        out.reserveCapacity(utf8.count)
+        for scalar in unicodeScalars {
+            if scalar == "," { out += ",," } else { out.unicodeScalars.append(scalar) }
+        }
+        return out
+    }
+}
