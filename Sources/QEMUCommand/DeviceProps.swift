@@ -10,15 +10,15 @@ import Profiles
 ///
 /// | what | id |
 /// |---|---|
-/// | blockdev file node / format node | `file-ID` / `fmt-ID` |
+/// | blockdev file node / format node | `file-ID` / `fmt-ID` (shortened with a hash past 31 bytes) |
 /// | disk device | `disk-ID` (virtio-scsi: controller `scsi-ID`, bus `scsi-ID.0`) |
 /// | netdev / NIC device | `net-ID` / `nic-ID` |
 /// | memory backend / DIMM | `mem-ID` / `dimm-ID` |
 public enum DeviceProps {
     // MARK: Ids
 
-    public static func fileNodeName(_ disk: Disk) -> String { "file-" + disk.id }
-    public static func formatNodeName(_ disk: Disk) -> String { "fmt-" + disk.id }
+    public static func fileNodeName(_ disk: Disk) -> String { nodeName("file-", disk.id) }
+    public static func formatNodeName(_ disk: Disk) -> String { nodeName("fmt-", disk.id) }
     public static func diskDeviceID(_ disk: Disk) -> String { "disk-" + disk.id }
     /// The per-disk virtio-scsi controller (only for `bus: virtio-scsi`).
     public static func scsiControllerID(_ disk: Disk) -> String { "scsi-" + disk.id }
@@ -27,6 +27,19 @@ public enum DeviceProps {
     public static func memoryBackendID(_ memory: PluggedMemory) -> String { "mem-" + memory.id }
     public static func memoryDeviceID(_ memory: PluggedMemory) -> String { "dimm-" + memory.id }
     public static let balloonID = "balloon0"
+
+    /// QEMU's limit on block node names (31 bytes; device and object ids have none).
+    public static let maxNodeNameLength = 31
+
+    /// `prefix + id`, or when that is too long for a node name, a cut of the id plus 8 hex digits of
+    /// its SHA-1, so long ids still get distinct, stable node names.
+    static func nodeName(_ prefix: String, _ id: String) -> String {
+        let full = prefix + id
+        guard full.utf8.count > maxNodeNameLength else { return full }
+        let hash = SHA1.hash(Array(id.utf8)).prefix(4).map(StableIDs.hexByte).joined()
+        let keep = maxNodeNameLength - prefix.utf8.count - 1 - hash.count
+        return prefix + String(decoding: id.utf8.prefix(keep), as: UTF8.self) + "-" + hash
+    }
 
     /// Hotplug port ids in order: `hp0`, `hp1`, …
     public static func hotplugPortIDs(count: Int) -> [String] {

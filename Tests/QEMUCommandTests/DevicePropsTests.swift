@@ -29,6 +29,24 @@ struct DevicePropsTests {
             #"{"driver":"file","node-name":"file-root","filename":"/img/root.qcow2""#))
     }
 
+    @Test("node names stay within QEMU's 31 bytes, distinct and stable, for ids up to 32 characters")
+    func longIDs() {
+        let a = Disk(id: "a-very-long-disk-identifier-0001", file: "/img/a")
+        let b = Disk(id: "a-very-long-disk-identifier-0002", file: "/img/b")
+        #expect(a.id.count == 32)
+        let names = [a, b].flatMap { [DeviceProps.fileNodeName($0), DeviceProps.formatNodeName($0)] }
+        #expect(names.allSatisfy { $0.utf8.count <= 31 }, "\(names)")
+        #expect(Set(names).count == 4)
+        #expect(names[0].hasPrefix("file-a-very-long") && names[1].hasPrefix("fmt-a-very-long"))
+        #expect(DeviceProps.fileNodeName(a) == DeviceProps.fileNodeName(Disk(id: a.id, file: "/elsewhere")))
+        // The format node refers to the (shortened) file node, and the device to the format node.
+        let nodes = DeviceProps.diskNodes(a).map(decoded)
+        #expect(nodes[1]["file"] == .string(names[0]))
+        #expect(DeviceProps.diskDevice(a, bus: nil).map(decoded)[0]["drive"] == .string(names[1]))
+        // Short ids are used as they are.
+        #expect(DeviceProps.fileNodeName(Disk(id: "root", file: "/r")) == "file-root")
+    }
+
     @Test("raw, read-only, discard")
     func rawReadonlyDiscard() {
         let disk = Disk(id: "iso", file: "/img/x.raw", format: .raw, readonly: true, discard: true)

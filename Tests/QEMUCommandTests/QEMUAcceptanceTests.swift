@@ -28,6 +28,9 @@ struct QEMUAcceptanceTests {
 
         var profile = Fixture.rich(dir: dir.path, machine: machine, slots: slots)
         profile.qemu.binary = qemu
+        // The longest disk id Profiles accepts (32): its node names must be shortened to QEMU's 31 bytes.
+        profile.disks.append(Disk(id: "a-very-long-disk-identifier-0001", file: dir.path + "/long.qcow2",
+                                  bus: .virtioBlk, cache: .writethrough))
         let hotplugged = Fixture.richHotplugged(dir: dir.path)
         for disk in profile.disks + hotplugged.disks.map(\.disk) {
             let status = try run(qemuImg, ["create", "-q", "-f", disk.format.rawValue, disk.file, "64M"])
