@@ -3,7 +3,7 @@
 /// `description` is `FILE:LINE:COL: path: message`. When `path` is empty (a problem with the
 /// whole document) the `path: ` part is left out; when the position is unknown (`line == 0`,
 /// e.g. an unreadable file) the `:LINE:COL` part is left out.
-public struct Diagnostic: Sendable, Equatable, CustomStringConvertible {
+public struct Diagnostic: Sendable, Equatable, Codable, CustomStringConvertible {
     /// The file as the user named it (top file), or as reached through `extends`
     /// (joined onto the including file's name, so it reads relative to the same directory).
     public var file: String

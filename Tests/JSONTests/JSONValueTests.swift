@@ -41,3 +41,14 @@ import Testing
         #expect(a == b)
     }
 }
+
+import Foundation
+
+@Suite struct JSONCodableTests {
+    @Test func roundTripsThroughFoundationCoding() throws {
+        let value: JSONValue = ["a": [1, 2.5, "x", nil, true], "b": ["c": [:]]]
+        let data = try JSONEncoder().encode(value)
+        let back = try JSONDecoder().decode(JSONValue.self, from: data)
+        #expect(back == value)
+    }
+}

@@ -1,0 +1,204 @@
+import JSON
+import Profiles
+
+/// The operations the daemon offers. The HTTP API is a thin mapping of these; the CLI
+/// is a thin client of the API. Operations on one VM run one at a time (queued);
+/// operations on different VMs run in parallel.
+public protocol VMControl: Sendable {
+    /// Validate a profile, create missing disk images, launch QEMU, wait for `running` (or `paused`).
+    func up(_ request: UpRequest) async throws(ControlError) -> VMStatus
+    func list() async -> [VMStatus]
+    func status(_ name: String) async throws(ControlError) -> VMStatus
+    /// Start a defined, stopped (or crashed) VM.
+    func start(_ name: String) async throws(ControlError) -> VMStatus
+    /// ACPI power button, then `quit` after `timeout`.
+    func stop(_ name: String, timeout: Duration) async throws(ControlError) -> VMStatus
+    /// SIGKILL the QEMU process.
+    func kill(_ name: String) async throws(ControlError) -> VMStatus
+    /// Forget a VM (its state folder); `force` stops it first when it runs.
+    func remove(_ name: String, force: Bool) async throws(ControlError)
+    func pause(_ name: String) async throws(ControlError) -> VMStatus
+    func resume(_ name: String) async throws(ControlError) -> VMStatus
+    /// Raw QMP passthrough, recorded in the VM's transcript.
+    func qmp(_ name: String, command: String, arguments: JSONObject?) async throws(ControlError) -> JSONValue
+    /// The serial log file of a VM (the API tails it).
+    func serialLog(_ name: String) async throws(ControlError) -> String
+    /// Past events (oldest first, at most `history`) followed by live ones; `vm` nil means every VM.
+    func events(vm: String?, history: Int) async -> AsyncStream<CorralEvent>
+}
+
+/// `corral up`'s request.
+public struct UpRequest: Sendable, Codable, Equatable {
+    /// Absolute path of the profile on the daemon's host.
+    public var profile: String
+    /// Overrides the profile's `name`.
+    public var name: String?
+    public var accel: Accel?
+    public var paused: Bool
+
+    public init(profile: String, name: String? = nil, accel: Accel? = nil, paused: Bool = false) {
+        self.profile = profile
+        self.name = name
+        self.accel = accel
+        self.paused = paused
+    }
+}
+
+public enum VMState: String, Sendable, Codable, CaseIterable {
+    case starting, running, paused, stopped, crashed, migrating, incoming
+}
+
+/// `status --json`: stable, documented fields (docs/api.md).
+public struct VMStatus: Sendable, Codable, Equatable {
+    public struct CPUs: Sendable, Codable, Equatable {
+        public var online: Int
+        public var max: Int
+        public init(online: Int, max: Int) { self.online = online; self.max = max }
+    }
+
+    public struct MemoryInfo: Sendable, Codable, Equatable {
+        public var sizeBytes: UInt64
+        public var maxBytes: UInt64
+        /// Current balloon size as QEMU reports it (`query-balloon` actual); nil without a balloon or while stopped.
+        public var balloonBytes: UInt64?
+        public init(sizeBytes: UInt64, maxBytes: UInt64, balloonBytes: UInt64?) {
+            self.sizeBytes = sizeBytes
+            self.maxBytes = maxBytes
+            self.balloonBytes = balloonBytes
+        }
+    }
+
+    public struct DiskInfo: Sendable, Codable, Equatable {
+        public var id: String
+        public var file: String
+        public var format: String
+        public var readonly: Bool
+        public var bus: String
+        public init(id: String, file: String, format: String, readonly: Bool, bus: String) {
+            self.id = id
+            self.file = file
+            self.format = format
+            self.readonly = readonly
+            self.bus = bus
+        }
+    }
+
+    public struct NICInfo: Sendable, Codable, Equatable {
+        public var id: String
+        public var mac: String
+        public var mode: String
+        public init(id: String, mac: String, mode: String) {
+            self.id = id
+            self.mac = mac
+            self.mode = mode
+        }
+    }
+
+    public var name: String
+    public var state: VMState
+    public var pid: Int32?
+    public var accel: String
+    public var uptimeSeconds: Double?
+    public var cpus: CPUs
+    public var memory: MemoryInfo
+    public var disks: [DiskInfo]
+    public var nics: [NICInfo]
+    public var qmpSocket: String
+    public var serialLog: String
+    public var restartCount: Int
+    /// Why the VM last stopped ("guest powered off", "QEMU killed by signal 9", …); nil while it never did.
+    public var lastExit: String?
+
+    public init(name: String, state: VMState, pid: Int32?, accel: String, uptimeSeconds: Double?, cpus: CPUs,
+                memory: MemoryInfo, disks: [DiskInfo], nics: [NICInfo], qmpSocket: String, serialLog: String,
+                restartCount: Int, lastExit: String?) {
+        self.name = name
+        self.state = state
+        self.pid = pid
+        self.accel = accel
+        self.uptimeSeconds = uptimeSeconds
+        self.cpus = cpus
+        self.memory = memory
+        self.disks = disks
+        self.nics = nics
+        self.qmpSocket = qmpSocket
+        self.serialLog = serialLog
+        self.restartCount = restartCount
+        self.lastExit = lastExit
+    }
+}
+
+/// One event: QMP's own (SHUTDOWN, STOP, RESUME, DEVICE_DELETED, …) or corral's
+/// (started, stopped, crashed, restarted, reattached, removed, defined).
+public struct CorralEvent: Sendable, Codable, Equatable {
+    public enum Source: String, Sendable, Codable { case qmp, corral }
+    /// Seconds since the Unix epoch.
+    public var time: Double
+    public var vm: String
+    public var source: Source
+    public var name: String
+    public var data: JSONValue?
+
+    public init(time: Double, vm: String, source: Source, name: String, data: JSONValue? = nil) {
+        self.time = time
+        self.vm = vm
+        self.source = source
+        self.name = name
+        self.data = data
+    }
+}
+
+/// Every way a control operation fails. The API maps each case to an HTTP status and
+/// a JSON body `{ "error": code, "message": …, "diagnostics": [...] }`; the CLI prints
+/// `message` and exits 2 for `invalidProfile`/`invalidRequest`, 1 otherwise.
+public enum ControlError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Profile validation failed: every diagnostic, with file:line:col.
+    case invalidProfile([Diagnostic])
+    case invalidRequest(String)
+    case notFound(String)
+    /// The operation does not fit the VM's state, or the name is taken.
+    case conflict(String)
+    /// QEMU did not start; carries its own output lines.
+    case startFailed(reason: String, qemuOutput: [String])
+    /// QMP answered with an error or did not answer.
+    case qmp(String)
+    /// Admission control or host limits said no.
+    case refused(String)
+    case internalError(String)
+
+    public var code: String {
+        switch self {
+        case .invalidProfile: return "invalid-profile"
+        case .invalidRequest: return "invalid-request"
+        case .notFound: return "not-found"
+        case .conflict: return "conflict"
+        case .startFailed: return "start-failed"
+        case .qmp: return "qmp-error"
+        case .refused: return "refused"
+        case .internalError: return "internal"
+        }
+    }
+
+    public var message: String {
+        switch self {
+        case .invalidProfile(let diagnostics):
+            return "invalid profile (\(diagnostics.count) error\(diagnostics.count == 1 ? "" : "s"))"
+        case .invalidRequest(let m), .notFound(let m), .conflict(let m), .qmp(let m), .refused(let m),
+            .internalError(let m):
+            return m
+        case .startFailed(let reason, _):
+            return reason
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .invalidProfile(let diagnostics):
+            return diagnostics.map(\.description).joined(separator: "\n")
+        case .startFailed(let reason, let output):
+            return ([reason] + output.map { "  qemu: \($0)" }).joined(separator: "\n")
+        default:
+            return message
+        }
+    }
+}
