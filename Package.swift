@@ -6,6 +6,7 @@ import PackageDescription
 //   CJSONC ─ json-c headers;  QMP ─ json-c codec, stream decoder, QMPClient (effects: one socket)
 //   Profiles ─ pure YAML → validated Profile;  QEMUCommand ─ pure LiveConfig → argv + device props
 //   Supervisor ─ processes, state dirs, the foreground runner (effects at the edge)
+//   API ─ HTTP+JSON (Hummingbird) over VMControl, peer client
 //   CorralCLI ─ argument-parser commands;  corral ─ the executable (a one-line main)
 let package = Package(
     name: "corral",
@@ -20,6 +21,9 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         .systemLibrary(
@@ -42,8 +46,15 @@ let package = Package(
             "QMP", "Profiles", "QEMUCommand", "JSON", "CSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        .target(name: "API", dependencies: [
+            "Supervisor", "Profiles", "JSON",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "AsyncHTTPClient", package: "async-http-client"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .target(name: "CorralCLI", dependencies: [
-            "Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON",
+            "API", "Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "corral", dependencies: ["CorralCLI"]),
@@ -56,6 +67,10 @@ let package = Package(
         .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON"]),
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles"]),
         .testTarget(name: "QEMUCommandTests", dependencies: ["QEMUCommand", "Profiles", "JSON"]),
+        .testTarget(name: "APITests", dependencies: [
+            "API", "Supervisor", "Profiles", "JSON",
+            .product(name: "HummingbirdTesting", package: "hummingbird"),
+        ]),
         .testTarget(name: "SystemTests", dependencies: ["Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON"]),
     ],
     swiftLanguageModes: [.v6]

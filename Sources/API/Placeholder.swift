@@ -1,0 +1,1 @@
+// API: HTTP routes over the daemon's VMControl.
