@@ -55,7 +55,8 @@ import Testing
                 StartRequest(config: LiveConfig(profile: profile), accel: .tcg, paths: paths))
         } throws: { error in
             guard let error = error as? StartError else { return false }
-            return error.qemuOutput.joined().contains("no-such-machine") && error.description.contains("qemu:")
+            return error.qemuOutput.joined().contains("unsupported machine type")
+                && error.description.contains("  qemu: qemu-system-x86_64: unsupported machine type")
         }
         #expect(!FileManager.default.fileExists(atPath: paths.qmpSocket), "no stale socket")
         #expect(!FileManager.default.fileExists(atPath: folder + "/new.qcow2"), "created image rolled back")
