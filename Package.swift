@@ -71,6 +71,7 @@ let package = Package(
             "API", "Supervisor", "Profiles", "JSON",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
+        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "Profiles", "QEMUCommand", "JSON"]),
         .testTarget(name: "SystemTests", dependencies: ["Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON"]),
     ],
     swiftLanguageModes: [.v6]

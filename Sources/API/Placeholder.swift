@@ -1,1 +1,0 @@
-// API: HTTP routes over the daemon's VMControl.

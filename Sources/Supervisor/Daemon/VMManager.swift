@@ -1,0 +1,217 @@
+import Foundation
+import JSON
+import Logging
+import Profiles
+import QEMUCommand
+
+/// The daemon's implementation of `VMControl`: one `ManagedVM` per VM folder under
+/// `STATE/vms/`. On open it reattaches to every QEMU still running and applies the
+/// restart policy to those that died while no daemon watched.
+public actor VMManager: VMControl {
+    public nonisolated let stateRoot: String
+    private let hub = EventHub()
+    private let launcher: VMLauncher
+    private let restartEngine: RestartPolicyEngine
+    private let logger: Logger
+    private var vms: [String: ManagedVM] = [:]
+
+    init(stateRoot: String, launcher: VMLauncher, restartEngine: RestartPolicyEngine, logger: Logger) {
+        self.stateRoot = stateRoot
+        self.launcher = launcher
+        self.restartEngine = restartEngine
+        self.logger = logger
+    }
+
+    /// Opens the state root (creating it, mode 0700) and takes over every VM found there.
+    public static func open(stateRoot: String, logger: Logger = Logger(label: "corral.daemon"),
+                            restartEngine: RestartPolicyEngine = RestartPolicyEngine()) async throws -> VMManager {
+        try FileOps.makeFolder(stateRoot + "/vms")
+        let manager = VMManager(stateRoot: stateRoot, launcher: VMLauncher(logger: logger),
+                                restartEngine: restartEngine, logger: logger)
+        await manager.loadExisting()
+        return manager
+    }
+
+    /// Supervises until the task is cancelled; then lets go of every VM without stopping any.
+    public func run() async {
+        while !Task.isCancelled {
+            do { try await Task.sleep(for: .seconds(3600)) } catch { break }
+        }
+        await shutdown()
+    }
+
+    /// Closes QMP connections and monitors; QEMU processes keep running.
+    public func shutdown() async {
+        for vm in vms.values { await vm.detach() }
+        await hub.finishAll()
+        logger.info("daemon detached from all VMs", metadata: ["count": "\(vms.count)"])
+    }
+
+    private func loadExisting() async {
+        let folder = stateRoot + "/vms"
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder)) ?? []
+        for name in names.sorted() {
+            let paths = VMPaths(folder: folder + "/" + name)
+            let store = VMStore(paths: paths)
+            guard let record = try? store.loadRecord(), let config = try? store.loadConfig() else {
+                logger.warning("skipping a VM folder without vm.json/live.json", metadata: ["folder": "\(paths.folder)"])
+                continue
+            }
+            await hub.load(from: store.eventsPath)
+            await hub.setLogFile(store.eventsPath, for: name)
+            let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
+                               restartEngine: restartEngine, logger: logger)
+            vms[name] = vm
+            guard record.pid != nil || record.desiredRunning else { continue }
+            if await vm.queue.run({ await vm.reattach() }) { continue }
+            // Its QEMU is gone (or is not ours any more): the restart policy decides.
+            FileOps.remove(paths.qmpSocket)
+            let decision = await vm.recoverAfterDaemonRestart()
+            if case .restart = decision {
+                await vm.queue.run { await vm.restartIfStillDown(expectedGeneration: 0) }
+            }
+        }
+    }
+
+    // MARK: VMControl
+
+    public func up(_ request: UpRequest) async throws(ControlError) -> VMStatus {
+        var profile: Profile
+        do {
+            profile = try ProfileLoader().load(path: request.profile)
+        } catch {
+            throw .invalidProfile(error.diagnostics)
+        }
+        if let name = request.name {
+            guard VMManager.isValidName(name) else {
+                throw .invalidRequest("--name: '\(name)' must match [a-z0-9][a-z0-9-]{0,62}")
+            }
+            profile.name = name
+        }
+        let name = profile.name
+        if let existing = vms[name] {
+            throw .conflict("a VM named \(name) already exists (\(await existing.currentState.rawValue)): "
+                + "choose another --name or remove it with corral rm \(name)")
+        }
+        let paths = VMPaths(stateRoot: stateRoot, name: name)
+        if let problem = paths.socketPathProblem { throw .invalidRequest(problem) }
+        let accel = HostProbe.resolve(request.accel ?? profile.accel)
+        let record = VMRecord(name: name, profilePath: request.profile, accel: accel,
+                              now: Date().timeIntervalSince1970)
+        let config = LiveConfig(profile: profile)
+        let store = VMStore(paths: paths)
+        do {
+            try FileOps.makeFolder(paths.folder)
+            try store.save(record)
+            try store.save(config)
+        } catch {
+            FileOps.removeTree(paths.folder)
+            throw .internalError("cannot write \(paths.folder): \(error)")
+        }
+        let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
+                           restartEngine: restartEngine, logger: logger)
+        vms[name] = vm  // reserve the name before suspending
+        await hub.setLogFile(store.eventsPath, for: name)
+        await hub.publish(vm: name, .corral, "defined", ["profile": .string(request.profile)])
+        do {
+            try await vm.queue.run { () async throws(ControlError) in try await vm.launch(paused: request.paused) }
+        } catch {
+            // Nothing left behind: no process (the launcher killed it), no socket, no folder, not listed.
+            vms[name] = nil
+            await vm.markRemoved()
+            FileOps.removeTree(paths.folder)
+            throw error
+        }
+        return await vm.status()
+    }
+
+    public func list() async -> [VMStatus] {
+        var result: [VMStatus] = []
+        for name in vms.keys.sorted() {
+            if let vm = vms[name] { result.append(await vm.status()) }
+        }
+        return result
+    }
+
+    public func status(_ name: String) async throws(ControlError) -> VMStatus {
+        await try vm(name).status()
+    }
+
+    public func start(_ name: String) async throws(ControlError) -> VMStatus {
+        let vm = try vm(name)
+        try await vm.queue.run { () async throws(ControlError) in
+            if let refusal = Lifecycle.refusal(.start, vm: name, state: await vm.currentState) {
+                throw ControlError.conflict(refusal)
+            }
+            try await vm.launch(paused: false)
+        }
+        return await vm.status()
+    }
+
+    public func stop(_ name: String, timeout: Duration) async throws(ControlError) -> VMStatus {
+        let vm = try vm(name)
+        try await vm.queue.run { () async throws(ControlError) in try await vm.stop(timeout: timeout) }
+        return await vm.status()
+    }
+
+    public func kill(_ name: String) async throws(ControlError) -> VMStatus {
+        let vm = try vm(name)
+        try await vm.queue.run { () async throws(ControlError) in try await vm.kill() }
+        return await vm.status()
+    }
+
+    public func remove(_ name: String, force: Bool) async throws(ControlError) {
+        let vm = try vm(name)
+        try await vm.queue.run { () async throws(ControlError) in
+            let state = await vm.currentState
+            if Lifecycle.refusal(.remove, vm: name, state: state) != nil {
+                guard force else { throw ControlError.conflict(Lifecycle.refusal(.remove, vm: name, state: state)!) }
+                try await vm.kill()
+            }
+            await vm.markRemoved()
+        }
+        guard vms[name] === vm else { return }
+        vms[name] = nil
+        FileOps.removeTree(vm.paths.folder)
+    }
+
+    public func pause(_ name: String) async throws(ControlError) -> VMStatus {
+        let vm = try vm(name)
+        try await vm.queue.run { () async throws(ControlError) in try await vm.pause() }
+        return await vm.status()
+    }
+
+    public func resume(_ name: String) async throws(ControlError) -> VMStatus {
+        let vm = try vm(name)
+        try await vm.queue.run { () async throws(ControlError) in try await vm.resume() }
+        return await vm.status()
+    }
+
+    public func qmp(_ name: String, command: String, arguments: JSONObject?) async throws(ControlError) -> JSONValue {
+        let vm = try vm(name)
+        return try await vm.queue.run { () async throws(ControlError) in try await vm.qmp(command, arguments) }
+    }
+
+    public func serialLog(_ name: String) async throws(ControlError) -> String {
+        try vm(name).paths.serialLog
+    }
+
+    public func events(vm: String?, history: Int) async -> AsyncStream<CorralEvent> {
+        await hub.subscribe(vm: vm, history: history)
+    }
+
+    // MARK: Helpers
+
+    private func vm(_ name: String) throws(ControlError) -> ManagedVM {
+        guard let vm = vms[name] else {
+            throw .notFound("no VM named \(name)\(vms.isEmpty ? "" : " (known: \(vms.keys.sorted().joined(separator: ", ")))")")
+        }
+        return vm
+    }
+
+    static func isValidName(_ name: String) -> Bool {
+        guard let first = name.utf8.first, name.utf8.count <= 63 else { return false }
+        func ok(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 48 && c <= 57) }
+        return ok(first) && name.utf8.allSatisfy { ok($0) || $0 == UInt8(ascii: "-") }
+    }
+}
