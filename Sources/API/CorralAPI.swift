@@ -1,0 +1,202 @@
+import Foundation
+import Hummingbird
+import JSON
+import Logging
+import NIOCore
+import Supervisor
+
+/// The daemon's HTTP+JSON API: a Hummingbird router over any `VMControl` (docs/api.md).
+///
+/// The same routes serve the Unix socket (no token) and the TCP listener, where `token` makes
+/// every request present `Authorization: Bearer <token>` before anything else happens.
+public struct CorralAPI: Sendable {
+    public let control: any VMControl
+    public let logger: Logger
+
+    /// `stop` waits this long for the guest when the request names no timeout.
+    public static let defaultStopTimeoutSeconds: Double = 30
+    /// `console` sends this many past lines when the request names no `lines`.
+    public static let defaultConsoleLines = 50
+
+    public init(control: any VMControl, logger: Logger = Logger(label: "corral.api")) {
+        self.control = control
+        self.logger = logger
+    }
+
+    /// The router; `token` nil serves without authentication (the Unix socket's case).
+    public func router(token: String? = nil) -> Router<CorralRequestContext> {
+        let router = Router(context: CorralRequestContext.self)
+        router.add(middleware: ErrorMiddleware(logger: logger))
+        if let token { router.add(middleware: BearerTokenMiddleware(token: token)) }
+
+        let v1 = router.group("v1")
+        v1.get("health") { _, _ in
+            try Reply.json(HealthReply(status: "ok", version: CorralVersion.string))
+        }
+        v1.get("vms") { _, _ in
+            try Reply.json(await control.list())
+        }
+        v1.post("vms") { request, context in
+            let up = try await Self.decodeBody(UpRequest.self, request, context)
+            guard up.profile.hasPrefix("/") else {
+                throw ControlError.invalidRequest("profile must be an absolute path on the daemon's host, got \(up.profile)")
+            }
+            return try Reply.json(try await control.up(up), status: .created)
+        }
+        v1.get("vms/:name") { _, context in
+            try Reply.json(try await control.status(Self.name(context)))
+        }
+        v1.delete("vms/:name") { request, context in
+            let force = try Self.boolQuery(request, "force") ?? false
+            try await control.remove(Self.name(context), force: force)
+            return Response(status: .noContent)
+        }
+        v1.post("vms/:name/start") { _, context in
+            try Reply.json(try await control.start(Self.name(context)))
+        }
+        v1.post("vms/:name/stop") { request, context in
+            let body = try await Self.decodeOptionalBody(StopRequest.self, request, context)
+            let seconds = body?.timeoutSeconds ?? Self.defaultStopTimeoutSeconds
+            guard seconds.isFinite, seconds >= 0, seconds <= 86_400 else {
+                throw ControlError.invalidRequest("timeoutSeconds must be between 0 and 86400, got \(seconds)")
+            }
+            let timeout = Duration.milliseconds(Int64((seconds * 1000).rounded()))
+            return try Reply.json(try await control.stop(Self.name(context), timeout: timeout))
+        }
+        v1.post("vms/:name/kill") { _, context in
+            try Reply.json(try await control.kill(Self.name(context)))
+        }
+        v1.post("vms/:name/pause") { _, context in
+            try Reply.json(try await control.pause(Self.name(context)))
+        }
+        v1.post("vms/:name/resume") { _, context in
+            try Reply.json(try await control.resume(Self.name(context)))
+        }
+        v1.post("vms/:name/qmp") { request, context in
+            let body = try await Self.decodeBody(QMPRequest.self, request, context)
+            guard !body.command.isEmpty else { throw ControlError.invalidRequest("command must not be empty") }
+            var arguments: JSONObject?
+            switch body.arguments {
+            case nil, .null?: arguments = nil
+            case .object(let object)?: arguments = object
+            case let other?:
+                throw ControlError.invalidRequest("arguments must be a JSON object, got \(other.compactText)")
+            }
+            let value = try await control.qmp(Self.name(context), command: body.command, arguments: arguments)
+            return try Reply.json(QMPReply(return: value))
+        }
+        v1.get("vms/:name/console") { request, context in
+            let lines = try Self.intQuery(request, "lines") ?? Self.defaultConsoleLines
+            let follow = try Self.boolQuery(request, "follow") ?? false
+            let path = try await control.serialLog(Self.name(context))
+            return Self.console(path: path, lines: lines, follow: follow, channel: context.channel)
+        }
+        v1.get("events") { request, context in
+            let history = try Self.intQuery(request, "history") ?? 0
+            let vm = request.uri.queryParameters.get("vm")
+            if let vm, vm.isEmpty { throw ControlError.invalidRequest("vm must not be empty") }
+            let events = await control.events(vm: vm, history: history)
+            return Self.events(events, channel: context.channel)
+        }
+        return router
+    }
+
+    // MARK: Streaming routes
+
+    private static func console(path: String, lines: Int, follow: Bool, channel: any Channel) -> Response {
+        let tail = SerialTail.read(path: path, lines: lines, includePartial: !follow)
+        var head = ByteBuffer()
+        for line in tail.lines { head.writeString(line + "\n") }
+        var headers = HTTPFields()
+        headers[.contentType] = "text/plain; charset=utf-8"
+        guard follow else {
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: head))
+        }
+        let body = StreamRelay.body(first: head, channel: channel) { sink in
+            let follower = LogFollower(path: path)
+            for await line in follower.lines(from: tail.resumeOffset) {
+                sink.yield(ByteBuffer(string: line + "\n"))
+            }
+            follower.stop()
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    private static func events(_ events: AsyncStream<CorralEvent>, channel: any Channel) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/x-ndjson"
+        let body = StreamRelay.body(first: nil, channel: channel) { sink in
+            let encoder = WireCoding.encoder()
+            for await event in events {
+                guard var data = try? encoder.encode(event) else { continue }
+                data.append(UInt8(ascii: "\n"))
+                sink.yield(ByteBuffer(bytes: data))
+            }
+        }
+        return Response(status: .ok, headers: headers, body: body)
+    }
+
+    // MARK: Request helpers
+
+    private static func name(_ context: CorralRequestContext) throws -> String {
+        let name = try context.parameters.require("name")
+        return name.removingPercentEncoding ?? name
+    }
+
+    static func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request, _ context: CorralRequestContext)
+        async throws -> T
+    {
+        guard let value = try await decodeOptionalBody(type, request, context) else {
+            throw ControlError.invalidRequest("missing JSON body")
+        }
+        return value
+    }
+
+    /// nil for an empty body.
+    static func decodeOptionalBody<T: Decodable>(_ type: T.Type, _ request: Request, _ context: CorralRequestContext)
+        async throws -> T?
+    {
+        var request = request
+        let buffer = try await request.collectBody(upTo: context.maxUploadSize)
+        guard buffer.readableBytes > 0 else { return nil }
+        do {
+            return try WireCoding.decode(type, from: Data(buffer.readableBytesView))
+        } catch {
+            throw ControlError.invalidRequest(error.message)
+        }
+    }
+
+    private static func boolQuery(_ request: Request, _ key: String) throws(ControlError) -> Bool? {
+        guard let text = request.uri.queryParameters.get(key) else { return nil }
+        switch text {
+        case "true", "1", "": return true
+        case "false", "0": return false
+        default: throw .invalidRequest("\(key) must be true or false, got \(text)")
+        }
+    }
+
+    private static func intQuery(_ request: Request, _ key: String) throws(ControlError) -> Int? {
+        guard let text = request.uri.queryParameters.get(key) else { return nil }
+        guard let value = Int(text), value >= 0, value <= 1_000_000 else {
+            throw .invalidRequest("\(key) must be a whole number from 0 to 1000000, got \(text)")
+        }
+        return value
+    }
+}
+
+/// JSON responses.
+enum Reply {
+    static func json(_ value: some Encodable, status: HTTPResponse.Status = .ok) throws -> Response {
+        let data = try WireCoding.encode(value)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+
+    static func error(_ body: ErrorBody, status: Int) -> Response {
+        let data = (try? WireCoding.encode(body)) ?? Data(#"{"error":"internal","message":"unencodable error"}"#.utf8)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+    }
+}

@@ -1,0 +1,292 @@
+import AsyncHTTPClient
+import Foundation
+import JSON
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Supervisor
+
+/// Failures of the transport, not of the operation (those arrive as `ControlError`).
+public enum CorralClientError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Nothing listens where the client looked.
+    case noDaemon(String)
+    /// The TCP listener refused the token (HTTP 401).
+    case unauthorized(String)
+    /// The daemon could not be reached or the connection broke.
+    case transport(String)
+    /// The daemon answered something this client does not understand.
+    case badResponse(String)
+
+    public var description: String {
+        switch self {
+        case .noDaemon(let m), .unauthorized(let m), .transport(let m), .badResponse(let m): return m
+        }
+    }
+}
+
+/// A typed client of the daemon's API (docs/api.md), over its Unix socket or over TCP with a
+/// bearer token. Operation failures throw `ControlError` as the daemon reported it; transport
+/// failures throw `CorralClientError`. Call `shutdown()` when done (or use `withClient`).
+public final class CorralClient: Sendable {
+    public enum Endpoint: Sendable, Equatable {
+        case unixSocket(String)
+        case tcp(host: String, port: Int, token: String)
+    }
+
+    public static let defaultSocketPath = "/run/corral/corral.sock"
+
+    public let endpoint: Endpoint
+    private let http: HTTPClient
+    /// Requests other than `stop` get this long to answer (`up` waits for QEMU to boot).
+    private let requestTimeout: TimeAmount = .minutes(10)
+
+    public init(endpoint: Endpoint) {
+        self.endpoint = endpoint
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow
+        configuration.timeout = .init(connect: .seconds(5), read: nil)
+        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Runs `body` with a client and always shuts it down.
+    public static func withClient<T: Sendable>(
+        _ endpoint: Endpoint, _ body: (CorralClient) async throws -> T
+    ) async throws -> T {
+        let client = CorralClient(endpoint: endpoint)
+        do {
+            let value = try await body(client)
+            await client.shutdown()
+            return value
+        } catch {
+            await client.shutdown()
+            throw error
+        }
+    }
+
+    public func shutdown() async {
+        try? await http.shutdown()
+    }
+
+    // MARK: Operations
+
+    public func health() async throws -> HealthReply {
+        try await call(.GET, "/v1/health", as: HealthReply.self)
+    }
+
+    public func up(_ request: UpRequest) async throws -> VMStatus {
+        try await call(.POST, "/v1/vms", body: request, as: VMStatus.self)
+    }
+
+    public func list() async throws -> [VMStatus] {
+        try await call(.GET, "/v1/vms", as: [VMStatus].self)
+    }
+
+    public func status(_ name: String) async throws -> VMStatus {
+        try await call(.GET, vmPath(name), as: VMStatus.self)
+    }
+
+    public func start(_ name: String) async throws -> VMStatus {
+        try await call(.POST, vmPath(name, "start"), as: VMStatus.self)
+    }
+
+    /// `timeout` nil lets the daemon use its default (30 s).
+    public func stop(_ name: String, timeout: Duration? = nil) async throws -> VMStatus {
+        let seconds = timeout.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+        let wait = TimeAmount.seconds(Int64(seconds ?? CorralAPI.defaultStopTimeoutSeconds) + 120)
+        return try await call(.POST, vmPath(name, "stop"), body: StopRequest(timeoutSeconds: seconds),
+                              as: VMStatus.self, timeout: wait)
+    }
+
+    public func kill(_ name: String) async throws -> VMStatus {
+        try await call(.POST, vmPath(name, "kill"), as: VMStatus.self)
+    }
+
+    public func remove(_ name: String, force: Bool = false) async throws {
+        let response = try await send(.DELETE, vmPath(name) + "?force=\(force)", body: nil, timeout: requestTimeout)
+        _ = try await collect(response)
+    }
+
+    public func pause(_ name: String) async throws -> VMStatus {
+        try await call(.POST, vmPath(name, "pause"), as: VMStatus.self)
+    }
+
+    public func resume(_ name: String) async throws -> VMStatus {
+        try await call(.POST, vmPath(name, "resume"), as: VMStatus.self)
+    }
+
+    /// QMP's `return` value.
+    public func qmp(_ name: String, command: String, arguments: JSONObject? = nil) async throws -> JSONValue {
+        let reply = try await call(.POST, vmPath(name, "qmp"), body: QMPRequest(command: command, arguments: arguments),
+                                   as: QMPReply.self)
+        return reply.return
+    }
+
+    /// The last `lines` lines of the serial console; with `follow`, then new ones until the
+    /// stream is dropped (or the daemon stops).
+    public func console(_ name: String, lines: Int? = nil, follow: Bool = false) async throws
+        -> AsyncThrowingStream<String, any Error>
+    {
+        var query = "?follow=\(follow)"
+        if let lines { query += "&lines=\(lines)" }
+        let response = try await send(.GET, vmPath(name, "console") + query, body: nil, timeout: requestTimeout)
+        try await throwIfFailed(response)
+        return Self.lines(of: response.body) { $0 }
+    }
+
+    /// Past events (at most `history`) then live ones, for one VM or (nil) every VM.
+    public func events(vm: String? = nil, history: Int = 0) async throws
+        -> AsyncThrowingStream<CorralEvent, any Error>
+    {
+        var query = "?history=\(history)"
+        if let vm { query += "&vm=" + Self.percentEncoded(vm) }
+        let response = try await send(.GET, "/v1/events" + query, body: nil, timeout: requestTimeout)
+        try await throwIfFailed(response)
+        return Self.lines(of: response.body) { line throws(BodyError) in
+            try WireCoding.decode(CorralEvent.self, from: Data(line.utf8))
+        }
+    }
+
+    // MARK: Plumbing
+
+    private func vmPath(_ name: String, _ action: String? = nil) -> String {
+        "/v1/vms/" + Self.percentEncoded(name) + (action.map { "/" + $0 } ?? "")
+    }
+
+    private static func percentEncoded(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+
+    private func call<Reply: Decodable>(
+        _ method: HTTPMethod, _ path: String, as type: Reply.Type, timeout: TimeAmount? = nil
+    ) async throws -> Reply {
+        try await call(method, path, body: Optional<StopRequest>.none, as: type, timeout: timeout)
+    }
+
+    private func call<Body: Encodable, Reply: Decodable>(
+        _ method: HTTPMethod, _ path: String, body: Body?, as type: Reply.Type, timeout: TimeAmount? = nil
+    ) async throws -> Reply {
+        let data = try body.map { try WireCoding.encode($0) }
+        let response = try await send(method, path, body: data, timeout: timeout ?? requestTimeout)
+        let bytes = try await collect(response)
+        do {
+            return try WireCoding.decode(type, from: bytes)
+        } catch {
+            throw CorralClientError.badResponse("unexpected reply to \(method) \(path): \(error.message)")
+        }
+    }
+
+    private func send(_ method: HTTPMethod, _ path: String, body: Data?, timeout: TimeAmount) async throws
+        -> HTTPClientResponse
+    {
+        var request = HTTPClientRequest(url: try url(path))
+        request.method = method
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(bytes: body))
+        }
+        if case .tcp(_, _, let token) = endpoint {
+            request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        }
+        do {
+            return try await http.execute(request, timeout: timeout)
+        } catch let error as HTTPClientError where error == .cancelled {
+            throw CancellationError()
+        } catch {
+            throw transportError(error)
+        }
+    }
+
+    private func url(_ path: String) throws -> String {
+        switch endpoint {
+        case .unixSocket(let socket):
+            switch SocketProbe.probe(socket) {
+            case .answers: break
+            case .absent, .stale, .notASocket:
+                throw CorralClientError.noDaemon(
+                    "no corral daemon answers on \(socket): start one with `corral daemon` (or `systemctl start corral`)")
+            case .failed(let message):
+                if message.hasSuffix(String(cString: strerror(EACCES))) {
+                    throw CorralClientError.transport("permission denied on \(socket): the daemon's socket is for root")
+                }
+                throw CorralClientError.transport(message)
+            }
+            guard let url = URL(httpURLWithSocketPath: socket, uri: path) else {
+                throw CorralClientError.transport("cannot make a URL for the socket \(socket)")
+            }
+            return url.absoluteString
+        case .tcp(let host, let port, _):
+            let bracketed = host.contains(":") ? "[\(host)]" : host
+            return "http://\(bracketed):\(port)\(path)"
+        }
+    }
+
+    private func transportError(_ error: any Error) -> CorralClientError {
+        switch endpoint {
+        case .unixSocket(let socket):
+            return .transport("talking to the corral daemon on \(socket) failed: \(error)")
+        case .tcp(let host, let port, _):
+            if error is NIOConnectionError || (error as? HTTPClientError) == .connectTimeout {
+                return .noDaemon("no corral daemon answers on \(host):\(port): \(error)")
+            }
+            return .transport("talking to the corral daemon on \(host):\(port) failed: \(error)")
+        }
+    }
+
+    private func collect(_ response: HTTPClientResponse) async throws -> Data {
+        let buffer: ByteBuffer
+        do {
+            buffer = try await response.body.collect(upTo: 64 << 20)
+        } catch {
+            throw transportError(error)
+        }
+        let data = Data(buffer.readableBytesView)
+        if response.status.code >= 400 { throw Self.failure(status: Int(response.status.code), body: data) }
+        return data
+    }
+
+    private func throwIfFailed(_ response: HTTPClientResponse) async throws {
+        guard response.status.code >= 400 else { return }
+        _ = try await collect(response)
+    }
+
+    /// The error an error response stands for.
+    static func failure(status: Int, body: Data) -> any Error {
+        guard let decoded = try? WireCoding.decode(ErrorBody.self, from: body) else {
+            let text = String(decoding: body.prefix(500), as: UTF8.self)
+            return CorralClientError.badResponse("HTTP \(status) from the daemon: \(text)")
+        }
+        if let control = decoded.controlError { return control }
+        if status == 401 || decoded.error == "unauthorized" { return CorralClientError.unauthorized(decoded.message) }
+        return CorralClientError.badResponse("HTTP \(status): \(decoded.error): \(decoded.message)")
+    }
+
+    /// Splits a streamed body into lines and maps each; cancelling the consumer cancels the read.
+    private static func lines<Element: Sendable, Failure: Error>(
+        of body: HTTPClientResponse.Body, _ transform: @escaping @Sendable (String) throws(Failure) -> Element
+    ) -> AsyncThrowingStream<Element, any Error> {
+        AsyncThrowingStream { continuation in
+            let reader = Task {
+                var pending: [UInt8] = []
+                do {
+                    for try await buffer in body {
+                        pending.append(contentsOf: buffer.readableBytesView)
+                        while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
+                            let line = String(decoding: pending[..<newline], as: UTF8.self)
+                            pending.removeSubrange(...newline)
+                            continuation.yield(try transform(line))
+                        }
+                    }
+                    if !pending.isEmpty { continuation.yield(try transform(String(decoding: pending, as: UTF8.self))) }
+                    continuation.finish()
+                } catch let error as BodyError {
+                    continuation.finish(throwing: CorralClientError.badResponse("unexpected stream line: \(error.message)"))
+                } catch {
+                    continuation.finish(throwing: Task.isCancelled ? CancellationError() : error)
+                }
+            }
+            continuation.onTermination = { _ in reader.cancel() }
+        }
+    }
+}

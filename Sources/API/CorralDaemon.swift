@@ -1,0 +1,145 @@
+import Hummingbird
+import Logging
+import NIOCore
+import ServiceLifecycle
+import Supervisor
+
+/// Why the daemon does not start.
+public enum DaemonError: Error, Sendable, Equatable, CustomStringConvertible {
+    /// Another daemon answers on the socket.
+    case alreadyRunning(String)
+    case invalidConfiguration(String)
+
+    public var description: String {
+        switch self {
+        case .alreadyRunning(let path):
+            return "another corral daemon answers on \(path); stop it first (or choose another --socket)"
+        case .invalidConfiguration(let message):
+            return message
+        }
+    }
+}
+
+/// Where the daemon listens.
+public struct DaemonConfiguration: Sendable {
+    /// The optional TCP listener: every request must carry the token.
+    public struct TCPListener: Sendable, Equatable {
+        public var host: String
+        public var port: Int
+        public var token: String
+        public init(host: String, port: Int, token: String) {
+            self.host = host
+            self.port = port
+            self.token = token
+        }
+
+        /// Parses `HOST:PORT` (`[v6]:PORT` for IPv6).
+        public static func parseAddress(_ text: String) -> (host: String, port: Int)? {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            var host = String(text[..<colon])
+            guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
+            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+            guard !host.isEmpty else { return nil }
+            return (host, port)
+        }
+    }
+
+    public var socketPath: String
+    public var tcp: TCPListener?
+
+    public init(socketPath: String, tcp: TCPListener? = nil) {
+        self.socketPath = socketPath
+        self.tcp = tcp
+    }
+
+    /// `--socket`, then `CORRAL_SOCKET`, then `/run/corral/corral.sock`.
+    public static func socketPath(option: String?, environment: [String: String]) -> String {
+        if let option, !option.isEmpty { return option }
+        if let env = environment["CORRAL_SOCKET"], !env.isEmpty { return env }
+        return CorralClient.defaultSocketPath
+    }
+}
+
+/// A listener the daemon opened, reported once it accepts connections.
+public enum DaemonListener: Sendable, Equatable {
+    case unixSocket(String)
+    case tcp(host: String, port: Int)
+}
+
+/// The daemon: the API on the Unix socket (and optionally TCP), plus the supervisor loop, as one
+/// `Service`. Run it in a `ServiceGroup` with SIGTERM/SIGINT as graceful-shutdown signals: the
+/// listeners close, the supervisor's task is cancelled (which must leave every VM running), the
+/// socket file is removed, and `run()` returns.
+public struct CorralDaemon: Service {
+    public let configuration: DaemonConfiguration
+    public let control: any VMControl
+    private let supervise: @Sendable () async -> Void
+    private let logger: Logger
+    private let onListening: @Sendable (DaemonListener) async -> Void
+
+    /// - Parameters:
+    ///   - supervise: runs until its task is cancelled (`VMManager.run()`).
+    ///   - onListening: called once per listener when it accepts connections.
+    public init(
+        configuration: DaemonConfiguration,
+        control: any VMControl,
+        supervise: @escaping @Sendable () async -> Void,
+        logger: Logger,
+        onListening: @escaping @Sendable (DaemonListener) async -> Void = { _ in }
+    ) {
+        self.configuration = configuration
+        self.control = control
+        self.supervise = supervise
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    public func run() async throws {
+        let socketPath = configuration.socketPath
+        try DaemonSocket.prepare(socketPath)
+        defer { DaemonSocket.remove(socketPath) }
+
+        let api = CorralAPI(control: control, logger: logger)
+        let onListening = self.onListening
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: SupervisorService(supervise: supervise),
+                  successTerminationBehavior: .gracefullyShutdownGroup,
+                  failureTerminationBehavior: .gracefullyShutdownGroup)
+        ]
+        let unix = Application(
+            router: api.router(),
+            configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: nil),
+            onServerRunning: { _ in
+                DaemonSocket.restrict(socketPath)
+                await onListening(.unixSocket(socketPath))
+            },
+            logger: logger)
+        services.append(.init(service: unix, successTerminationBehavior: .gracefullyShutdownGroup,
+                              failureTerminationBehavior: .gracefullyShutdownGroup))
+        if let tcp = configuration.tcp {
+            let app = Application(
+                router: api.router(token: tcp.token),
+                configuration: .init(address: .hostname(tcp.host, port: tcp.port), serverName: nil),
+                onServerRunning: { channel in
+                    await onListening(.tcp(host: tcp.host, port: channel.localAddress?.port ?? tcp.port))
+                },
+                logger: logger)
+            services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup,
+                                  failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        // Services shut down in reverse order: the listeners first, then the supervisor.
+        let group = ServiceGroup(configuration: .init(services: services, logger: logger))
+        try await group.run()
+    }
+}
+
+/// Runs the supervisor loop until graceful shutdown, then cancels it.
+struct SupervisorService: Service {
+    let supervise: @Sendable () async -> Void
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown {
+            await supervise()
+        }
+    }
+}

@@ -1,0 +1,98 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What is at a Unix socket path, found by trying to connect.
+enum SocketProbe: Equatable {
+    /// Something accepted the connection.
+    case answers
+    /// Nothing at the path.
+    case absent
+    /// A socket file nobody listens on (left by a daemon that died).
+    case stale
+    /// The path exists but is not a socket.
+    case notASocket
+    case failed(String)
+
+    static func probe(_ path: String) -> SocketProbe {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        let capacity = MemoryLayout.size(ofValue: address.sun_path)
+        guard bytes.count < capacity else {
+            return .failed("socket path \(path) is \(bytes.count) bytes long; Unix sockets allow at most \(capacity - 1)")
+        }
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { return .failed("socket(): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var result: Int32
+        repeat {
+            result = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                    connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+                }
+            }
+        } while result != 0 && errno == EINTR
+        if result == 0 { return .answers }
+        let code = errno
+        switch code {
+        case ENOENT: return .absent
+        case ECONNREFUSED:
+            var info = stat()
+            if stat(path, &info) == 0 && (info.st_mode & S_IFMT) != S_IFSOCK { return .notASocket }
+            return .stale
+        case ENOTSOCK: return .notASocket
+        default: return .failed("\(path): \(String(cString: strerror(code)))")
+        }
+    }
+}
+
+/// The daemon's side of its socket path: checks before binding, permissions after, removal at exit.
+enum DaemonSocket {
+    /// Creates the parent folder (0755) when missing; removes a stale socket file; refuses when
+    /// another daemon answers or the path is something else.
+    static func prepare(_ path: String) throws(DaemonError) {
+        let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+        if !parent.isEmpty { try makeFolders(parent) }
+        switch SocketProbe.probe(path) {
+        case .absent:
+            return
+        case .stale:
+            guard unlink(path) == 0 || errno == ENOENT else {
+                throw .invalidConfiguration("cannot remove stale socket \(path): \(String(cString: strerror(errno)))")
+            }
+        case .answers:
+            throw .alreadyRunning(path)
+        case .notASocket:
+            throw .invalidConfiguration("\(path) exists and is not a socket; remove it or choose another --socket")
+        case .failed(let message):
+            throw .invalidConfiguration(message)
+        }
+    }
+
+    /// Only the owner (root) may talk to the daemon through the socket.
+    static func restrict(_ path: String) {
+        chmod(path, 0o600)
+    }
+
+    /// Removes the socket file when it is (still) a socket.
+    static func remove(_ path: String) {
+        var info = stat()
+        if lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK { unlink(path) }
+    }
+
+    /// mkdir -p with 0755 for the folders it creates; existing folders keep their mode.
+    private static func makeFolders(_ path: String) throws(DaemonError) {
+        var partial = path.hasPrefix("/") ? "" : "."
+        for component in path.split(separator: "/") {
+            partial += "/" + component
+            if mkdir(partial, 0o755) != 0 && errno != EEXIST {
+                throw .invalidConfiguration("cannot create \(partial): \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+}

@@ -1,0 +1,99 @@
+import JSON
+import Profiles
+import Supervisor
+
+/// The daemon's version, reported by `GET /v1/health`.
+public enum CorralVersion {
+    public static let string = "0.1.0"
+}
+
+/// `POST /v1/vms/{name}/stop` body; every field optional.
+public struct StopRequest: Sendable, Codable, Equatable {
+    /// Seconds between the ACPI power button and `quit`; 30 when absent.
+    public var timeoutSeconds: Double?
+    public init(timeoutSeconds: Double? = nil) { self.timeoutSeconds = timeoutSeconds }
+}
+
+/// `POST /v1/vms/{name}/qmp` body.
+public struct QMPRequest: Sendable, Codable, Equatable {
+    public var command: String
+    /// Must be a JSON object when present.
+    public var arguments: JSONValue?
+    public init(command: String, arguments: JSONObject? = nil) {
+        self.command = command
+        self.arguments = arguments.map(JSONValue.object)
+    }
+}
+
+/// `POST /v1/vms/{name}/qmp` reply: QMP's own `return` value.
+public struct QMPReply: Sendable, Codable, Equatable {
+    public var `return`: JSONValue
+    public init(return value: JSONValue) { self.return = value }
+}
+
+/// `GET /v1/health` reply.
+public struct HealthReply: Sendable, Codable, Equatable {
+    public var status: String
+    public var version: String
+    public init(status: String, version: String) {
+        self.status = status
+        self.version = version
+    }
+}
+
+/// Every error body the API sends: `{"error": code, "message": …, "diagnostics": […]?, "qemuOutput": […]?}`.
+public struct ErrorBody: Sendable, Codable, Equatable {
+    /// `ControlError.code`, or one of the transport codes `unauthorized`, `not-found`, `invalid-request`,
+    /// `too-large`, `internal`.
+    public var error: String
+    public var message: String
+    public var diagnostics: [Diagnostic]?
+    public var qemuOutput: [String]?
+
+    public init(error: String, message: String, diagnostics: [Diagnostic]? = nil, qemuOutput: [String]? = nil) {
+        self.error = error
+        self.message = message
+        self.diagnostics = diagnostics
+        self.qemuOutput = qemuOutput
+    }
+
+    public init(_ controlError: ControlError) {
+        self.init(error: controlError.code, message: controlError.message)
+        switch controlError {
+        case .invalidProfile(let diagnostics): self.diagnostics = diagnostics
+        case .startFailed(_, let output): self.qemuOutput = output
+        default: break
+        }
+    }
+
+    /// The `ControlError` this body describes; nil for a code that is not one (e.g. `unauthorized`).
+    public var controlError: ControlError? {
+        switch error {
+        case "invalid-profile": return .invalidProfile(diagnostics ?? [])
+        case "invalid-request": return .invalidRequest(message)
+        case "not-found": return .notFound(message)
+        case "conflict": return .conflict(message)
+        case "start-failed": return .startFailed(reason: message, qemuOutput: qemuOutput ?? [])
+        case "qmp-error": return .qmp(message)
+        case "refused": return .refused(message)
+        case "internal": return .internalError(message)
+        default: return nil
+        }
+    }
+}
+
+extension ControlError {
+    /// The HTTP status the API answers with (docs/api.md).
+    public var httpStatus: Int {
+        switch self {
+        case .invalidProfile: return 422
+        case .invalidRequest: return 400
+        case .notFound: return 404
+        case .conflict: return 409
+        case .startFailed: return 500
+        case .qmp: return 502
+        case .refused: return 403
+        case .internalError: return 500
+        }
+    }
+}
