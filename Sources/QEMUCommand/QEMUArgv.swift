@@ -45,7 +45,7 @@ public enum QEMUArgv {
         args += ["-chardev", "socket,id=qmp,path=" + qemuOptsEscape(runtime.qmpSocket) + ",server=on,wait=off"]
         args += ["-mon", "chardev=qmp,mode=control"]
         if profile.serial == .log, let log = runtime.serialLog {
-            args += ["-chardev", "file,id=serial0,path=" + qemuOptsEscape(log)]
+            args += ["-chardev", "file,id=serial0,append=on,path=" + qemuOptsEscape(log)]
             args += ["-serial", "chardev:serial0"]
         }
         if let pidFile = runtime.pidFile { args += ["-pidfile", pidFile] }

@@ -21,19 +21,7 @@ import Glibc
     }
 
     func tinyProfile(in folder: String, name: String) throws -> String {
-        let path = folder + "/\(name).yaml"
-        try """
-            name: \(name)
-            accel: tcg
-            cpu: { count: 1, max: 2 }
-            memory: { size: 256M }
-            boot:
-              kernel: \(Guest.kernel)
-              initrd: \(Guest.initrd)
-              cmdline: "console=ttyS0 panic=-1 quiet"
-            nics: [ { id: net0 } ]
-            """.write(toFile: path, atomically: true, encoding: .utf8)
-        return path
+        try Guest.writeProfile(in: folder, name: name)
     }
 
     @Test func runStreamsHeartbeatsAndStopsAfterDuration() async throws {

@@ -41,6 +41,24 @@ enum Guest {
             disks: disks, nics: nics, hotplug: Hotplug(slots: hotplugSlots))
     }
 
+    /// Writes a YAML profile booting the test guest; `extra` is appended (top-level keys).
+    static func writeProfile(in folder: String, name: String, extra: String = "") throws -> String {
+        let path = folder + "/\(name).yaml"
+        try """
+            name: \(name)
+            accel: tcg
+            cpu: { count: 1, max: 2 }
+            memory: { size: 256M }
+            boot:
+              kernel: \(kernel)
+              initrd: \(initrd)
+              cmdline: "console=ttyS0 panic=-1 quiet"
+            nics: [ { id: net0 } ]
+
+            """.appending(extra).write(toFile: path, atomically: true, encoding: .utf8)
+        return path
+    }
+
     /// A fresh folder under /tmp (short, so socket paths fit), removed by the caller.
     static func tempFolder(_ tag: String) -> String {
         var template = Array("/tmp/corral-test-\(tag)-XXXXXX".utf8CString)

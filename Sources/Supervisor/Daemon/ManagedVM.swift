@@ -103,7 +103,11 @@ public actor ManagedVM {
         guard let vm = running else { return }
         exitRequested = true
         let (_, method) = await VMShutdown.stop(vm, timeout: timeout)
-        await finishExit(generation: generation, status: nil, note: "stopped by corral (\(method.rawValue))")
+        let note = "stopped by corral (\(method.rawValue))"
+        await finishExit(generation: generation, status: nil, note: note)
+        // The exit monitor may have cleaned up first; either way, say how it stopped.
+        record.lastExit = note
+        persist()
     }
 
     func kill() async throws(ControlError) {

@@ -1,0 +1,211 @@
+import Foundation
+import JSON
+import Supervisor
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The daemon core (VMManager) in-process, with real QEMU under TCG and the test guest.
+@Suite(.serialized) struct DaemonTests {
+    /// Waits for the first event named `name` of `vm` (after subscribing, so none is missed).
+    func waitForEvent(_ manager: VMManager, vm: String, _ name: String,
+                      within limit: Duration = .seconds(60)) async -> CorralEvent? {
+        let events = await manager.events(vm: vm, history: 0)
+        return await withTaskGroup(of: CorralEvent?.self) { group in
+            group.addTask {
+                for await event in events where event.name == name { return event }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+    }
+
+    @Test func upStatusStopRemove() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("d1")
+        defer { FileOps.removeTree(root) }
+        let manager = try await VMManager.open(stateRoot: root + "/state")
+        let profile = try Guest.writeProfile(in: root, name: "alpha", extra: "disks: [ { id: data, file: \(root)/alpha.qcow2, size: 16M } ]\n")
+
+        let up = try await manager.up(UpRequest(profile: profile))
+        #expect(up.state == .running)
+        #expect(up.pid != nil)
+        let beat = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
+        #expect(beat.disks == ["vda"] && beat.nics == ["eth0"])
+
+        let status = try await manager.status("alpha")
+        #expect(status.state == .running)
+        #expect(status.pid == up.pid && ProcessHandle.isAlive(status.pid!))
+        #expect(status.cpus == .init(online: 1, max: 2))
+        #expect(status.memory.sizeBytes == 256 << 20)
+        #expect(status.disks.map(\.id) == ["data"] && status.nics.map(\.mac).first?.hasPrefix("52:54:00:") == true)
+        #expect((status.uptimeSeconds ?? -1) >= 0)
+
+        await #expect(throws: ControlError.self) { _ = try await manager.up(UpRequest(profile: profile)) }
+
+        let stopped = try await manager.stop("alpha", timeout: .seconds(60))
+        #expect(stopped.state == .stopped)
+        #expect(stopped.pid == nil)
+        #expect(stopped.lastExit == "stopped by corral (powerdown)")
+        #expect(!ProcessHandle.isAlive(up.pid!))
+        #expect(!FileManager.default.fileExists(atPath: up.qmpSocket), "no stale socket")
+
+        try await manager.remove("alpha", force: false)
+        #expect(await manager.list().isEmpty)
+        #expect(!FileManager.default.fileExists(atPath: root + "/state/vms/alpha"))
+        #expect(FileManager.default.fileExists(atPath: root + "/alpha.qcow2"), "rm keeps the user's disk image")
+        await manager.shutdown()
+    }
+
+    @Test func killedQEMUIsRestartedWithOnFailureAndCrashedWithNo() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("d2")
+        defer { FileOps.removeTree(root) }
+        let manager = try await VMManager.open(stateRoot: root + "/state")
+        defer { Task { await manager.shutdown() } }
+        let flaky = try Guest.writeProfile(in: root, name: "flaky", extra: "restart: on-failure\n")
+        let fragile = try Guest.writeProfile(in: root, name: "fragile", extra: "restart: \"no\"\n")
+        let a = try await manager.up(UpRequest(profile: flaky))
+        let b = try await manager.up(UpRequest(profile: fragile))
+
+        async let restarted = waitForEvent(manager, vm: "flaky", "restarted")
+        try await Task.sleep(for: .milliseconds(100))
+        kill(a.pid!, SIGKILL)
+        #expect(await restarted != nil, "on-failure restarts a QEMU killed from outside")
+        let after = try await manager.status("flaky")
+        #expect(after.state == .running)
+        #expect(after.restartCount == 1)
+        #expect(after.pid != nil && after.pid != a.pid)
+        #expect(after.lastExit == "QEMU killed by signal 9 (Killed)")
+        let beats = try await HeartbeatWait.first(in: after.serialLog) { $0.n >= 1 }
+        #expect(beats.n >= 1)
+
+        async let crashed = waitForEvent(manager, vm: "fragile", "crashed")
+        try await Task.sleep(for: .milliseconds(100))
+        kill(b.pid!, SIGKILL)
+        #expect(await crashed != nil)
+        let down = try await manager.status("fragile")
+        #expect(down.state == .crashed)
+        #expect(down.restartCount == 0 && down.pid == nil)
+
+        _ = try await manager.kill("flaky")
+        #expect(try await manager.status("flaky").state == .stopped, "corral kill is not a failure: no restart")
+    }
+
+    @Test func reattachesAfterDaemonRestartWithSamePids() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("d3")
+        defer { FileOps.removeTree(root) }
+        let state = root + "/state"
+        let first = try await VMManager.open(stateRoot: state)
+        var pids: [String: Int32] = [:]
+        for name in ["r1", "r2", "r3"] {
+            let profile = try Guest.writeProfile(in: root, name: name)
+            pids[name] = try await first.up(UpRequest(profile: profile)).pid
+        }
+        let before = try await HeartbeatWait.first(in: state + "/vms/r1/serial.log") { $0.n >= 2 }
+        await first.shutdown()  // the daemon goes away; VMs keep running
+        for pid in pids.values { #expect(ProcessHandle.isAlive(pid)) }
+
+        let second = try await VMManager.open(stateRoot: state)
+        let listed = await second.list()
+        #expect(listed.map(\.name) == ["r1", "r2", "r3"])
+        for vm in listed {
+            #expect(vm.state == .running)
+            #expect(vm.pid == pids[vm.name], "reattached to the same QEMU, not a new one")
+        }
+        let later = try await HeartbeatWait.first(in: state + "/vms/r1/serial.log") { $0.n > before.n + 2 }
+        #expect(later.n > before.n)
+        let reply = try await second.qmp("r2", command: "query-status", arguments: nil)
+        #expect(reply["status"]?.stringValue == "running")
+        for name in ["r1", "r2", "r3"] { _ = try await second.kill(name) }
+        await second.shutdown()
+    }
+
+    @Test func invalidProfileAndFailingQEMULeaveNothing() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("d4")
+        defer { FileOps.removeTree(root) }
+        let manager = try await VMManager.open(stateRoot: root + "/state")
+        let bad = root + "/bad.yaml"
+        try "name: bad\ncpu: { count: 3, max: 2 }\nmemory: { size: 1GB }\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        let invalid = await controlError { () async throws(ControlError) in _ = try await manager.up(UpRequest(profile: bad)) }
+        guard case .invalidProfile(let diagnostics)? = invalid else {
+            Issue.record("expected invalid-profile, got \(String(describing: invalid))")
+            return
+        }
+        #expect(diagnostics.map(\.path) == ["cpu.count", "memory.size"])
+
+        let broken = try Guest.writeProfile(in: root, name: "broken", extra: "machine: pc-q35-99.0\n")
+        let failed = await controlError { () async throws(ControlError) in _ = try await manager.up(UpRequest(profile: broken)) }
+        guard case .startFailed(_, let output)? = failed else {
+            Issue.record("expected start-failed, got \(String(describing: failed))")
+            return
+        }
+        #expect(output.joined(separator: "\n").contains("unsupported machine type"))
+        #expect(await manager.list().isEmpty, "a VM whose start failed is not listed")
+        #expect(!FileManager.default.fileExists(atPath: root + "/state/vms/broken"))
+        #expect(try processesMentioning(root + "/state").isEmpty)
+        await manager.shutdown()
+    }
+
+    @Test func concurrentOperationsOnOneVMAreSerialized() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("d5")
+        defer { FileOps.removeTree(root) }
+        let manager = try await VMManager.open(stateRoot: root + "/state")
+        let profile = try Guest.writeProfile(in: root, name: "busy")
+        _ = try await manager.up(UpRequest(profile: profile))
+        let outcomes = await withTaskGroup(of: String.self, returning: [String].self) { group in
+            for i in 0..<20 {
+                group.addTask {
+                    do {
+                        switch i % 4 {
+                        case 0: return "pause:\(try await manager.pause("busy").state.rawValue)"
+                        case 1: return "resume:\(try await manager.resume("busy").state.rawValue)"
+                        case 2: return "status:\(try await manager.status("busy").state.rawValue)"
+                        default:
+                            let reply = try await manager.qmp("busy", command: "query-status", arguments: nil)
+                            return "qmp:\(reply["status"]?.stringValue ?? "?")"
+                        }
+                    } catch let error as ControlError {
+                        return "refused:\(error.code)"
+                    } catch {
+                        return "error:\(error)"
+                    }
+                }
+            }
+            var all: [String] = []
+            for await outcome in group { all.append(outcome) }
+            return all
+        }
+        #expect(outcomes.count == 20)
+        #expect(outcomes.allSatisfy { !$0.hasPrefix("error:") }, "\(outcomes)")
+        #expect(outcomes.filter { $0.hasPrefix("refused:") }.allSatisfy { $0 == "refused:conflict" })
+        // Whatever order they ran in, corral's view and QEMU's agree at the end.
+        let final = try await manager.status("busy")
+        let qemu = try await manager.qmp("busy", command: "query-status", arguments: nil)
+        #expect((final.state == .running) == (qemu["running"]?.boolValue == true))
+        #expect(final.state == .running || final.state == .paused)
+        _ = try await manager.kill("busy")
+        await manager.shutdown()
+    }
+}
+
+/// The ControlError an operation threw, or nil when it succeeded.
+func controlError(_ body: () async throws(ControlError) -> Void) async -> ControlError? {
+    do {
+        try await body()
+        return nil
+    } catch {
+        return error
+    }
+}
