@@ -49,6 +49,7 @@ public final class CorralClient: Sendable {
     }
 
     /// Runs `body` with a client and always shuts it down.
+    @discardableResult
     public static func withClient<T: Sendable>(
         _ endpoint: Endpoint, _ body: (CorralClient) async throws -> T
     ) async throws -> T {

@@ -1,0 +1,111 @@
+import API
+import Foundation
+import Logging
+import ServiceLifecycle
+import Supervisor
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs a `CorralDaemon` over a fake `VMControl` on a short temporary socket path (and optionally
+/// a TCP port chosen by the kernel), waits until it listens, runs `body`, then shuts it down
+/// gracefully and waits for it to return.
+struct DaemonHarness {
+    let socketPath: String
+    let tcpPort: Int?
+    let group: ServiceGroup
+
+    /// Notes what the supervisor task saw.
+    actor SupervisorProbe {
+        private(set) var started = false
+        private(set) var cancelled = false
+        func markStarted() { started = true }
+        func markCancelled() { cancelled = true }
+    }
+
+    static var quiet: Logger {
+        var logger = Logger(label: "test.daemon")
+        logger.logLevel = .warning
+        return logger
+    }
+
+    static func tempSocketPath() -> String {
+        "/tmp/corral-api-\(UUID().uuidString.prefix(8)).sock"
+    }
+
+    static func run<T: Sendable>(
+        _ control: any VMControl,
+        socketPath: String = tempSocketPath(),
+        token: String? = nil,
+        probe: SupervisorProbe = SupervisorProbe(),
+        _ body: @Sendable (DaemonHarness) async throws -> T
+    ) async throws -> T {
+        let (listening, listened) = AsyncStream<DaemonListener>.makeStream()
+        let daemon = CorralDaemon(
+            configuration: DaemonConfiguration(
+                socketPath: socketPath,
+                tcp: token.map { .init(host: "127.0.0.1", port: 0, token: $0) }),
+            control: control,
+            supervise: {
+                await probe.markStarted()
+                // Waits for cancellation like VMManager.run().
+                let (never, _) = AsyncStream<Void>.makeStream()
+                for await _ in never {}
+                await probe.markCancelled()
+            },
+            logger: quiet,
+            onListening: { listened.yield($0) })
+        let group = ServiceGroup(configuration: .init(services: [daemon], logger: quiet))
+        return try await withThrowingTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { try await group.run() }
+            var tcpPort: Int?
+            var waiting = token == nil ? 1 : 2
+            for await listener in listening {
+                if case .tcp(_, let port) = listener { tcpPort = port }
+                waiting -= 1
+                if waiting == 0 { break }
+            }
+            let harness = DaemonHarness(socketPath: socketPath, tcpPort: tcpPort, group: group)
+            do {
+                let value = try await body(harness)
+                await group.triggerGracefulShutdown()
+                try await tasks.waitForAll()
+                return value
+            } catch {
+                await group.triggerGracefulShutdown()
+                try? await tasks.waitForAll()
+                throw error
+            }
+        }
+    }
+
+    /// Leaves a socket file nobody listens on, as a daemon killed with SIGKILL would.
+    static func makeStaleSocket(at path: String) {
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        let bytes = Array(path.utf8)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: bytes)
+            raw[bytes.count] = 0
+        }
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        _ = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
+                bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
+            }
+        }
+        close(fd)
+    }
+
+    static func isSocket(_ path: String) -> Bool {
+        var info = stat()
+        return lstat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFSOCK
+    }
+
+    static func mode(_ path: String) -> mode_t? {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return nil }
+        return info.st_mode & 0o777
+    }
+}
