@@ -17,11 +17,14 @@ public struct Profile: Sendable, Equatable, Codable {
     public var serial: SerialMode
     public var restart: RestartPolicy
     public var qemu: QEMUSettings
+    /// Host-side sharing: balloon shares, cgroup cpu weight and quota.
+    public var overcommit: Overcommit
 
     public init(
         name: String, machine: String = "q35", accel: Accel = .auto, cpu: CPU = CPU(), memory: Memory,
         boot: Boot = Boot(), disks: [Disk] = [], nics: [NIC] = [], hotplug: Hotplug = Hotplug(),
-        serial: SerialMode = .log, restart: RestartPolicy = .no, qemu: QEMUSettings = QEMUSettings()
+        serial: SerialMode = .log, restart: RestartPolicy = .no, qemu: QEMUSettings = QEMUSettings(),
+        overcommit: Overcommit = Overcommit()
     ) {
         self.name = name
         self.machine = machine
@@ -35,6 +38,55 @@ public struct Profile: Sendable, Equatable, Codable {
         self.serial = serial
         self.restart = restart
         self.qemu = qemu
+        self.overcommit = overcommit
+    }
+}
+
+extension Profile {
+    enum CodingKeys: String, CodingKey {
+        case name, machine, accel, cpu, memory, boot, disks, nics, hotplug, serial, restart, qemu, overcommit
+    }
+
+    /// Keys added after the first release (`overcommit`) default when missing, so resolved profiles
+    /// stored by an older corral still load.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(
+            name: try c.decode(String.self, forKey: .name),
+            machine: try c.decode(String.self, forKey: .machine),
+            accel: try c.decode(Accel.self, forKey: .accel),
+            cpu: try c.decode(CPU.self, forKey: .cpu),
+            memory: try c.decode(Memory.self, forKey: .memory),
+            boot: try c.decode(Boot.self, forKey: .boot),
+            disks: try c.decode([Disk].self, forKey: .disks),
+            nics: try c.decode([NIC].self, forKey: .nics),
+            hotplug: try c.decode(Hotplug.self, forKey: .hotplug),
+            serial: try c.decode(SerialMode.self, forKey: .serial),
+            restart: try c.decode(RestartPolicy.self, forKey: .restart),
+            qemu: try c.decode(QEMUSettings.self, forKey: .qemu),
+            overcommit: try c.decodeIfPresent(Overcommit.self, forKey: .overcommit) ?? Overcommit())
+    }
+}
+
+/// How the VM shares the host with other VMs (`overcommit:` in a profile).
+public struct Overcommit: Sendable, Equatable, Codable {
+    /// Relative claim on memory when the automatic balloon shrinks guests under host memory pressure:
+    /// a VM with fewer shares gives up more (see docs/profiles.md for the formula). At least 1.
+    public var memoryShares: Int
+    /// cgroup `cpu.weight` (v2; 1…10000, the kernel's default is 100). On cgroup v1 hosts it is written as
+    /// `cpu.shares` = weight × 1024 / 100.
+    public var cpuWeight: Int
+    /// Hard CPU limit as a percentage of one host CPU (`150` = one and a half CPUs); nil means no limit.
+    public var cpuQuotaPercent: Int?
+
+    public static let defaultMemoryShares = 1000
+    public static let defaultCPUWeight = 100
+
+    public init(memoryShares: Int = Overcommit.defaultMemoryShares, cpuWeight: Int = Overcommit.defaultCPUWeight,
+                cpuQuotaPercent: Int? = nil) {
+        self.memoryShares = memoryShares
+        self.cpuWeight = cpuWeight
+        self.cpuQuotaPercent = cpuQuotaPercent
     }
 }
 
@@ -53,15 +105,35 @@ public struct CPU: Sendable, Equatable, Codable {
     public var sockets: Int?
     public var cores: Int?
     public var threads: Int?
+    /// Host CPU for each vCPU, by vCPU index (`pinning[0]` is vCPU 0's host CPU); vCPUs past the end of
+    /// the list are not pinned. Empty means no pinning.
+    public var pinning: [Int]
 
     public init(model: String? = nil, count: Int = 1, max: Int? = nil,
-                sockets: Int? = nil, cores: Int? = nil, threads: Int? = nil) {
+                sockets: Int? = nil, cores: Int? = nil, threads: Int? = nil, pinning: [Int] = []) {
         self.model = model
         self.count = count
         self.max = max ?? count
         self.sockets = sockets
         self.cores = cores
         self.threads = threads
+        self.pinning = pinning
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case model, count, max, sockets, cores, threads, pinning
+    }
+
+    /// `pinning` defaults to `[]` when missing (state files written before it existed).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(model: try c.decodeIfPresent(String.self, forKey: .model),
+                  count: try c.decode(Int.self, forKey: .count),
+                  max: try c.decode(Int.self, forKey: .max),
+                  sockets: try c.decodeIfPresent(Int.self, forKey: .sockets),
+                  cores: try c.decodeIfPresent(Int.self, forKey: .cores),
+                  threads: try c.decodeIfPresent(Int.self, forKey: .threads),
+                  pinning: try c.decodeIfPresent([Int].self, forKey: .pinning) ?? [])
     }
 }
 
@@ -74,12 +146,38 @@ public struct Memory: Sendable, Equatable, Codable {
     public var slots: Int
     /// virtio-balloon; nil means no balloon device.
     public var balloon: Balloon?
+    /// KSM may merge identical guest pages (QEMU `-machine mem-merge`, madvise MADV_MERGEABLE).
+    public var merge: Bool
+    /// Boot RAM from hugetlbfs (`/dev/hugepages`); the host must have enough huge pages reserved.
+    public var hugepages: Bool
+    /// Lock guest memory in host RAM (`-overcommit mem-lock=on`): never swapped, never overcommitted.
+    public var lock: Bool
 
-    public init(size: ByteSize, max: ByteSize? = nil, slots: Int = 0, balloon: Balloon? = nil) {
+    public init(size: ByteSize, max: ByteSize? = nil, slots: Int = 0, balloon: Balloon? = nil,
+                merge: Bool = true, hugepages: Bool = false, lock: Bool = false) {
         self.size = size
         self.max = max
         self.slots = slots
         self.balloon = balloon
+        self.merge = merge
+        self.hugepages = hugepages
+        self.lock = lock
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case size, max, slots, balloon, merge, hugepages, lock
+    }
+
+    /// `merge`, `hugepages` and `lock` take their defaults when missing (older state files).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(size: try c.decode(ByteSize.self, forKey: .size),
+                  max: try c.decodeIfPresent(ByteSize.self, forKey: .max),
+                  slots: try c.decode(Int.self, forKey: .slots),
+                  balloon: try c.decodeIfPresent(Balloon.self, forKey: .balloon),
+                  merge: try c.decodeIfPresent(Bool.self, forKey: .merge) ?? true,
+                  hugepages: try c.decodeIfPresent(Bool.self, forKey: .hugepages) ?? false,
+                  lock: try c.decodeIfPresent(Bool.self, forKey: .lock) ?? false)
     }
 }
 

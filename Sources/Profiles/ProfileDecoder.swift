@@ -14,15 +14,16 @@ struct ProfileChecker {
     var failed: Set<String> = []
 
     static let topKeys = ["name", "extends", "machine", "accel", "cpu", "memory", "boot", "disks", "nics",
-                          "hotplug", "serial", "restart", "qemu"]
-    static let cpuKeys = ["model", "count", "max", "sockets", "cores", "threads"]
-    static let memoryKeys = ["size", "max", "slots", "balloon"]
+                          "hotplug", "serial", "restart", "qemu", "overcommit"]
+    static let cpuKeys = ["model", "count", "max", "sockets", "cores", "threads", "pinning"]
+    static let memoryKeys = ["size", "max", "slots", "balloon", "merge", "hugepages", "lock"]
     static let balloonKeys = ["min", "freePageReporting"]
     static let bootKeys = ["kernel", "initrd", "cmdline", "firmware"]
     static let diskKeys = ["id", "file", "format", "size", "bus", "cache", "readonly", "discard"]
     static let nicKeys = ["id", "mode", "mac", "model", "bridge", "ifname"]
     static let hotplugKeys = ["slots"]
     static let qemuKeys = ["binary"]
+    static let overcommitKeys = ["memoryShares", "cpuWeight", "cpuQuota"]
 
     // MARK: - Reporting
 
@@ -185,7 +186,60 @@ struct ProfileChecker {
             checkKeys(qemu, path: "qemu", allowed: Self.qemuKeys)
             if let binary = string(qemu, "binary", "qemu") { profile.qemu.binary = binary }
         }
+        if let node = node(map, "overcommit", ""), let overcommit = mapping(node, "overcommit") {
+            profile.overcommit = decodeOvercommit(overcommit)
+        }
         return profile
+    }
+
+    mutating func decodeOvercommit(_ map: TreeMap) -> Overcommit {
+        let path = "overcommit"
+        checkKeys(map, path: path, allowed: Self.overcommitKeys)
+        var overcommit = Overcommit()
+        if let shares = int(map, "memoryShares", path) { overcommit.memoryShares = shares }
+        if let weight = int(map, "cpuWeight", path) { overcommit.cpuWeight = weight }
+        if let s = scalar(map, "cpuQuota", path, expected: "a percentage of one host CPU (e.g. 150%)") {
+            overcommit.cpuQuotaPercent = parsePercent(s, path: Self.join(path, "cpuQuota"))
+        }
+        return overcommit
+    }
+
+    /// `150%`: a whole number followed by `%`. A bare number is rejected because it is ambiguous
+    /// (CPUs? percent?).
+    mutating func parsePercent(_ s: TreeScalar, path: String) -> Int? {
+        let text = s.text.trimmingCharactersInWhitespace()
+        if s.plain, let n = Int(text) {
+            fail(s.location, path, "'\(text)' has no unit; write \(n)% (a percentage of one host CPU)")
+            return nil
+        }
+        guard text.hasSuffix("%"), let n = Int(String(text.dropLast()).trimmingCharactersInWhitespace()) else {
+            fail(s.location, path, "'\(s.text)' is not a percentage of one host CPU (e.g. 50%, 150%)")
+            return nil
+        }
+        return n
+    }
+
+    /// A list of integers, each remembered under `path[i]`.
+    mutating func intList(_ map: TreeMap, _ key: String, _ path: String) -> [Int]? {
+        guard let value = node(map, key, path) else { return nil }
+        let listPath = Self.join(path, key)
+        guard case .list(let list) = value else {
+            fail(value.location, listPath, "expected a list of integers, got \(value.kindDescription)")
+            return nil
+        }
+        var numbers: [Int] = []
+        var ok = true
+        for (index, item) in list.items.enumerated() {
+            let itemPath = "\(listPath)[\(index)]"
+            locations[itemPath] = item.location
+            guard case .scalar(let s) = item, let n = s.int else {
+                fail(item.location, itemPath, "expected an integer, got \(item.kindDescription)")
+                ok = false
+                continue
+            }
+            numbers.append(n)
+        }
+        return ok ? numbers : nil
     }
 
     mutating func decodeCPU(_ node: TreeNode) -> CPU {
@@ -198,6 +252,7 @@ struct ProfileChecker {
         cpu.sockets = int(map, "sockets", "cpu")
         cpu.cores = int(map, "cores", "cpu")
         cpu.threads = int(map, "threads", "cpu")
+        if let pinning = intList(map, "pinning", "cpu") { cpu.pinning = pinning }
         return cpu
     }
 
@@ -216,6 +271,9 @@ struct ProfileChecker {
         if let node = self.node(map, "balloon", "memory") {
             memory.balloon = decodeBalloon(node, memorySize: memory.size)
         }
+        if let merge = bool(map, "merge", "memory") { memory.merge = merge }
+        if let hugepages = bool(map, "hugepages", "memory") { memory.hugepages = hugepages }
+        if let lock = bool(map, "lock", "memory") { memory.lock = lock }
         return memory
     }
 

@@ -5,6 +5,11 @@ extension ProfileChecker {
     static let maxCPUs = 255
     static let maxMemorySlots = 256
     static let maxHotplugSlots = 32
+    static let maxCPUWeight = 10000
+    /// Highest host CPU number `cpu.pinning` accepts: glibc's `cpu_set_t` holds CPUs 0…1023.
+    static let maxHostCPU = 1023
+    /// Huge page size `memory.hugepages` assumes (x86-64's default hugetlbfs page size).
+    static let hugePageSize = ByteSize.mib(2)
 
     /// Location of the value written for `path`, or of its nearest written ancestor.
     func location(of path: String) -> Location {
@@ -55,6 +60,7 @@ extension ProfileChecker {
         validateDeviceIDs(profile)
         validateHotplug(profile)
         validateQEMU(profile)
+        validateOvercommit(profile)
     }
 
     mutating func validateName(_ profile: Profile) {
@@ -70,6 +76,7 @@ extension ProfileChecker {
 
     mutating func validateCPU(_ profile: Profile) {
         let cpu = profile.cpu
+        validatePinning(cpu)
         if let model = cpu.model, usable("cpu.model") {
             if !Syntax.isCPUModel(model) {
                 problem("cpu.model", "'\(model)' is not a CPU model name (letters, digits, '.', '_' and '-')")
@@ -110,12 +117,55 @@ extension ProfileChecker {
         }
     }
 
+    /// One host CPU per vCPU at most, each a CPU number `sched_setaffinity` can take.
+    mutating func validatePinning(_ cpu: CPU) {
+        guard !cpu.pinning.isEmpty, usable("cpu.pinning") else { return }
+        for (index, hostCPU) in cpu.pinning.enumerated() {
+            let path = "cpu.pinning[\(index)]"
+            if hostCPU < 0 {
+                problem(path, "\(hostCPU) is less than 0")
+            } else if hostCPU > Self.maxHostCPU {
+                problem(path, "\(hostCPU) is more than \(Self.maxHostCPU) (the highest CPU number corral can pin to)")
+            }
+        }
+        if usable("cpu.count", "cpu.max"), cpu.pinning.count > cpu.max {
+            problem("cpu.pinning", "\(cpu.pinning.count) host CPUs are more than cpu.max (\(cpu.max)); "
+                + "give one per vCPU at most")
+        }
+    }
+
+    mutating func validateOvercommit(_ profile: Profile) {
+        let overcommit = profile.overcommit
+        if usable("overcommit.memoryShares"), overcommit.memoryShares < 1 {
+            problem("overcommit.memoryShares", "\(overcommit.memoryShares) is less than 1")
+        }
+        if usable("overcommit.cpuWeight") {
+            if overcommit.cpuWeight < 1 {
+                problem("overcommit.cpuWeight", "\(overcommit.cpuWeight) is less than 1")
+            } else if overcommit.cpuWeight > Self.maxCPUWeight {
+                problem("overcommit.cpuWeight", "\(overcommit.cpuWeight) is more than \(Self.maxCPUWeight)")
+            }
+        }
+        if let quota = overcommit.cpuQuotaPercent, usable("overcommit.cpuQuota") {
+            if quota < 1 {
+                problem("overcommit.cpuQuota", "\(quota)% must be more than 0%")
+            } else if quota > Self.maxCPUs * 100 {
+                problem("overcommit.cpuQuota", "\(quota)% is more than \(Self.maxCPUs * 100)% "
+                    + "(\(Self.maxCPUs) CPUs, the vCPU limit)")
+            }
+        }
+    }
+
     mutating func validateMemory(_ profile: Profile) {
         guard usable("memory") else { return }
         let memory = profile.memory
         let sizeUsable = usable("memory.size")
         if sizeUsable && memory.size.bytes == 0 {
             problem("memory.size", "must be more than 0")
+        }
+        if memory.hugepages, sizeUsable, usable("memory.hugepages"), memory.size.bytes % Self.hugePageSize.bytes != 0 {
+            problem("memory.hugepages", "needs memory.size (\(memory.size)) to be a multiple of "
+                + "\(Self.hugePageSize) (the huge page size)")
         }
         if let balloon = memory.balloon, let min = balloon.min, sizeUsable, usable("memory.balloon.min"),
            min > memory.size {

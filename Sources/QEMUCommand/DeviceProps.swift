@@ -165,9 +165,32 @@ public enum DeviceProps {
 
     // MARK: Memory, balloon, ports
 
-    /// `memory-backend-ram` for a DIMM (`object-add` / `-object`).
-    public static func memoryBackend(_ memory: PluggedMemory) -> JSONObject {
-        ["qom-type": "memory-backend-ram", "id": .string(memoryBackendID(memory)), "size": .int(Int64(memory.size.bytes))]
+    /// Where hugetlbfs is mounted (systemd's `dev-hugepages.mount`).
+    public static let hugepagesPath = "/dev/hugepages"
+    /// Id of the boot RAM backend when the profile asks for one (`memory.hugepages`); the machine's
+    /// `memory-backend` property names it.
+    public static let bootRAMBackendID = "ram0"
+
+    /// The backend for a DIMM (`object-add` / `-object`): `memory-backend-ram`, or with `hugepages` a
+    /// `memory-backend-file` on hugetlbfs like the boot RAM's. Hotplug must pass the profile's
+    /// `memory.hugepages` so a plugged DIMM matches what a restart would build.
+    public static func memoryBackend(_ memory: PluggedMemory, hugepages: Bool = false) -> JSONObject {
+        let id = memoryBackendID(memory)
+        if hugepages { return hugepageBackend(id: id, size: memory.size) }
+        return ["qom-type": "memory-backend-ram", "id": .string(id), "size": .int(Int64(memory.size.bytes))]
+    }
+
+    /// The boot RAM backend, or nil when QEMU's default RAM is right (no `memory.hugepages`).
+    public static func bootRAMBackend(_ memory: Memory) -> JSONObject? {
+        guard memory.hugepages else { return nil }
+        return hugepageBackend(id: bootRAMBackendID, size: memory.size)
+    }
+
+    /// Private (`share: false`) hugetlbfs memory, preallocated so that a host short of huge pages fails at
+    /// start-up (or at `object-add`) with QEMU's error instead of killing a running guest with SIGBUS later.
+    static func hugepageBackend(id: String, size: ByteSize) -> JSONObject {
+        ["qom-type": "memory-backend-file", "id": .string(id), "size": .int(Int64(size.bytes)),
+         "mem-path": .string(hugepagesPath), "share": false, "prealloc": true]
     }
 
     /// The `pc-dimm` that puts a backend into the guest.

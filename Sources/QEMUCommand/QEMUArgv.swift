@@ -4,9 +4,9 @@ import Profiles
 /// Pure `LiveConfig` → argv for QEMU 7.2. No I/O: the supervisor launches the result without a shell.
 ///
 /// Order (golden files depend on it; documented in docs/argv.md):
-/// binary, identity (`-name`, `-uuid`), machine, accelerator, cpu, smp, memory, defaults off,
-/// display, sandbox, QMP, serial, pidfile, firmware blockdevs, direct kernel boot, disk blockdevs,
-/// netdevs, memory backends, devices (root ports, profile disks, profile NICs, balloon, hotplugged
+/// binary, identity (`-name`, `-uuid`), machine, accelerator, cpu, smp, memory, `-overcommit`, defaults
+/// off, display, sandbox, QMP, serial, pidfile, firmware blockdevs, direct kernel boot, disk blockdevs,
+/// netdevs, memory backends (boot RAM, then DIMMs), devices (root ports, profile disks, profile NICs, balloon, hotplugged
 /// disks, hotplugged NICs, DIMMs), `-S`, `-incoming`.
 public enum QEMUArgv {
     /// OVMF code (read-only pflash0) used for `firmware: uefi`.
@@ -26,6 +26,8 @@ public enum QEMUArgv {
         // Machine and accelerator
         var machine = qemuOptsEscape(profile.machine)
         if profile.boot.firmware == .uefi { machine += ",pflash0=" + ovmfNode }
+        if !profile.memory.merge { machine += ",mem-merge=off" }
+        if profile.memory.hugepages { machine += ",memory-backend=" + DeviceProps.bootRAMBackendID }
         args += ["-machine", machine]
         switch runtime.accel {
         case .kvm: args += ["-enable-kvm"]
@@ -36,6 +38,7 @@ public enum QEMUArgv {
         args += ["-cpu", cpuModel(profile.cpu, runtime.accel)]
         args += ["-smp", smp(profile.cpu, online: config.hotplugged.onlineCPUs)]
         args += ["-m", memory(profile.memory)]
+        if profile.memory.lock { args += ["-overcommit", "mem-lock=on"] }
 
         // Nothing implicit, no window, least privilege
         args += ["-nodefaults", "-no-user-config", "-display", "none"]
@@ -68,8 +71,9 @@ public enum QEMUArgv {
         for nic in profile.nics + config.hotplugged.nics.map(\.nic) {
             args += ["-netdev", text(DeviceProps.netdev(nic))]
         }
+        if let ram = DeviceProps.bootRAMBackend(profile.memory) { args += ["-object", text(ram)] }
         for dimm in config.hotplugged.memory {
-            args += ["-object", text(DeviceProps.memoryBackend(dimm))]
+            args += ["-object", text(DeviceProps.memoryBackend(dimm, hugepages: profile.memory.hugepages))]
         }
 
         // Devices

@@ -68,7 +68,8 @@ import Testing
         let db = try Self.load("db.yaml", checkFiles: true).get()
         #expect(db.name == "db")
         #expect(db.memory == Memory(size: .gib(4), max: .gib(8), slots: 2,
-                                    balloon: Balloon(min: .gib(2), freePageReporting: true)))
+                                    balloon: Balloon(min: .gib(2), freePageReporting: true),
+                                    merge: false, lock: true))
         #expect(db.disks.map(\.id) == ["root", "data"])
         #expect(db.disks[1].format == .raw)
         #expect(db.disks[1].file == Self.profilesDirectory + "/images/db-data.img")
@@ -97,5 +98,6 @@ import Testing
         #expect(web.nics.map(\.mode) == [.user, .bridge])
         #expect(web.nics[1].mac == "52:54:00:12:34:56")
         #expect(web.boot == Boot(firmware: .bios))
+        #expect(web.overcommit == Overcommit(memoryShares: 2000, cpuWeight: 200, cpuQuotaPercent: 400))
     }
 }

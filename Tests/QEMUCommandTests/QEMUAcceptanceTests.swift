@@ -16,7 +16,17 @@ struct QEMUAcceptanceTests {
         try acceptance(machine: "pc", slots: 4, incoming: "defer")
     }
 
-    private func acceptance(machine: String, slots: Int, incoming: String?) throws {
+    /// Hugepages are left out: this host need not have any reserved, and with `prealloc` QEMU would fail.
+    @Test("memory.merge false (-machine mem-merge=off) and memory.lock (-overcommit mem-lock=on)")
+    func mergeOffAndLock() throws {
+        try acceptance(machine: "q35", slots: 2, incoming: nil) { profile in
+            profile.memory.merge = false
+            profile.memory.lock = true
+        }
+    }
+
+    private func acceptance(machine: String, slots: Int, incoming: String?,
+                            tune: (inout Profile) -> Void = { _ in }) throws {
         let qemu = try #require(findExecutable("qemu-system-x86_64"),
                                 "qemu-system-x86_64 is not installed; run scripts/test (it installs the test dependencies)")
         let qemuImg = try #require(findExecutable("qemu-img"), "qemu-img is not installed; run scripts/test")
@@ -28,6 +38,7 @@ struct QEMUAcceptanceTests {
 
         var profile = Fixture.rich(dir: dir.path, machine: machine, slots: slots)
         profile.qemu.binary = qemu
+        tune(&profile)
         // The longest disk id Profiles accepts (32): its node names must be shortened to QEMU's 31 bytes.
         profile.disks.append(Disk(id: "a-very-long-disk-identifier-0001", file: dir.path + "/long.qcow2",
                                   bus: .virtioBlk, cache: .writethrough))
