@@ -96,7 +96,7 @@ public struct ByteSize: Sendable, Hashable, Comparable, Codable, CustomStringCon
     }
 }
 
-extension String {
+extension StringProtocol {
     func trimmingCharactersInWhitespace() -> String {
         var s = Substring(self)
         while let c = s.first, c.isWhitespace { s.removeFirst() }

@@ -42,13 +42,14 @@ enum Guest {
     }
 
     /// Writes a YAML profile booting the test guest; `extra` is appended (top-level keys).
-    static func writeProfile(in folder: String, name: String, extra: String = "") throws -> String {
+    static func writeProfile(in folder: String, name: String, cpu: String = "{ count: 1, max: 2 }",
+                             memory: String = "{ size: 256M }", extra: String = "") throws -> String {
         let path = folder + "/\(name).yaml"
         try """
             name: \(name)
             accel: tcg
-            cpu: { count: 1, max: 2 }
-            memory: { size: 256M }
+            cpu: \(cpu)
+            memory: \(memory)
             boot:
               kernel: \(kernel)
               initrd: \(initrd)

@@ -108,10 +108,12 @@ public struct VMStatus: Sendable, Codable, Equatable {
     public var restartCount: Int
     /// Why the VM last stopped ("guest powered off", "QEMU killed by signal 9", …); nil while it never did.
     public var lastExit: String?
+    /// Devices asked to unplug whose release the guest has not confirmed (DEVICE_DELETED) yet.
+    public var unplugPending: [String]
 
     public init(name: String, state: VMState, pid: Int32?, accel: String, uptimeSeconds: Double?, cpus: CPUs,
                 memory: MemoryInfo, disks: [DiskInfo], nics: [NICInfo], qmpSocket: String, serialLog: String,
-                restartCount: Int, lastExit: String?) {
+                restartCount: Int, lastExit: String?, unplugPending: [String] = []) {
         self.name = name
         self.state = state
         self.pid = pid
@@ -125,6 +127,7 @@ public struct VMStatus: Sendable, Codable, Equatable {
         self.serialLog = serialLog
         self.restartCount = restartCount
         self.lastExit = lastExit
+        self.unplugPending = unplugPending
     }
 }
 

@@ -13,14 +13,19 @@ public actor ManagedVM {
     nonisolated let paths: VMPaths
     nonisolated let queue = OperationQueue()
     private let store: VMStore
-    private let hub: EventHub
-    private let launcher: VMLauncher
+    let hub: EventHub
+    let launcher: VMLauncher
     private let restartEngine: RestartPolicyEngine
-    private let logger: Logger
+    let unplugTimeout: Duration
+    let logger: Logger
 
     private(set) var record: VMRecord
-    private(set) var config: LiveConfig
-    private var running: RunningVM?
+    var config: LiveConfig
+    var running: RunningVM?
+    /// Devices whose unplug the guest has not confirmed yet, by device id or QOM path.
+    var pendingUnplugs: [String: PendingUnplug] = [:]
+    /// A vCPU was unplugged from the current QEMU (see `ManagedVM.plugAfterCPUUnplugProblem`).
+    var cpuUnpluggedThisRun = false
     /// Bumped for every QEMU started or adopted, so a late exit report of an old one is ignored.
     private var generation = 0
     private var monitor: Task<Void, Never>?
@@ -32,7 +37,7 @@ public actor ManagedVM {
     private var state: VMState
 
     init(record: VMRecord, config: LiveConfig, paths: VMPaths, hub: EventHub, launcher: VMLauncher,
-         restartEngine: RestartPolicyEngine, logger: Logger) {
+         restartEngine: RestartPolicyEngine, unplugTimeout: Duration, logger: Logger) {
         self.name = record.name
         self.paths = paths
         self.store = VMStore(paths: paths)
@@ -42,6 +47,7 @@ public actor ManagedVM {
         self.hub = hub
         self.launcher = launcher
         self.restartEngine = restartEngine
+        self.unplugTimeout = unplugTimeout
         var logger = logger
         logger[metadataKey: "vm"] = "\(record.name)"
         self.logger = logger
@@ -186,7 +192,8 @@ public actor ManagedVM {
                 .init(id: $0.id, mac: $0.mac ?? DeviceProps.stableMAC(vmName: name, nicID: $0.id), mode: $0.mode.rawValue)
             },
             qmpSocket: paths.qmpSocket, serialLog: paths.serialLog,
-            restartCount: record.restartCount, lastExit: record.lastExit)
+            restartCount: record.restartCount, lastExit: record.lastExit,
+            unplugPending: pendingUnplugs.keys.sorted())
     }
 
     // MARK: Exit handling
@@ -204,6 +211,7 @@ public actor ManagedVM {
         let current = generation
         running = vm
         state = newState
+        cpuUnpluggedThisRun = false
         exitRequested = false
         guestShutdown = false
         record.pid = vm.process.pid
@@ -225,6 +233,11 @@ public actor ManagedVM {
                                       data: event.data.isNull ? nil : event.data))
         if event.name == "SHUTDOWN", event.data["guest"]?.boolValue == true {
             guestShutdown = true
+        }
+        if event.name == "DEVICE_DELETED",
+            let device = pendingUnplugs.keys.first(where: { HotplugExecutor.event(event, confirmsDeletionOf: $0) })
+        {
+            await completePendingUnplug(device)
         }
         if let next = Lifecycle.state(after: event.name, from: state) {
             state = next
@@ -267,6 +280,7 @@ public actor ManagedVM {
     private func finishExit(generation exited: Int, status: ExitStatus?, note: String) async {
         guard exited == generation, let vm = running else { return }
         running = nil
+        pendingUnplugs = [:]
         monitor?.cancel()
         monitor = nil
         await vm.qmp.close()
@@ -331,11 +345,11 @@ public actor ManagedVM {
 
     // MARK: Helpers
 
-    private func check(_ operation: VMOperation) throws(ControlError) {
+    func check(_ operation: VMOperation) throws(ControlError) {
         if let refusal = Lifecycle.refusal(operation, vm: name, state: state) { throw .conflict(refusal) }
     }
 
-    private func persist() {
+    func persist() {
         do {
             try store.save(record)
         } catch {

@@ -12,22 +12,26 @@ public actor VMManager: VMControl {
     private let hub = EventHub()
     private let launcher: VMLauncher
     private let restartEngine: RestartPolicyEngine
+    private let unplugTimeout: Duration
     private let logger: Logger
     private var vms: [String: ManagedVM] = [:]
 
-    init(stateRoot: String, launcher: VMLauncher, restartEngine: RestartPolicyEngine, logger: Logger) {
+    init(stateRoot: String, launcher: VMLauncher, restartEngine: RestartPolicyEngine, unplugTimeout: Duration,
+         logger: Logger) {
         self.stateRoot = stateRoot
         self.launcher = launcher
         self.restartEngine = restartEngine
+        self.unplugTimeout = unplugTimeout
         self.logger = logger
     }
 
     /// Opens the state root (creating it, mode 0700) and takes over every VM found there.
     public static func open(stateRoot: String, logger: Logger = Logger(label: "corral.daemon"),
-                            restartEngine: RestartPolicyEngine = RestartPolicyEngine()) async throws -> VMManager {
+                            restartEngine: RestartPolicyEngine = RestartPolicyEngine(),
+                            unplugTimeout: Duration = .seconds(20)) async throws -> VMManager {
         try FileOps.makeFolder(stateRoot + "/vms")
         let manager = VMManager(stateRoot: stateRoot, launcher: VMLauncher(logger: logger),
-                                restartEngine: restartEngine, logger: logger)
+                                restartEngine: restartEngine, unplugTimeout: unplugTimeout, logger: logger)
         await manager.loadExisting()
         return manager
     }
@@ -60,7 +64,7 @@ public actor VMManager: VMControl {
             await hub.load(from: store.eventsPath)
             await hub.setLogFile(store.eventsPath, for: name)
             let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
-                               restartEngine: restartEngine, logger: logger)
+                               restartEngine: restartEngine, unplugTimeout: unplugTimeout, logger: logger)
             vms[name] = vm
             guard record.pid != nil || record.desiredRunning else { continue }
             if await vm.queue.run({ await vm.reattach() }) { continue }
@@ -109,7 +113,7 @@ public actor VMManager: VMControl {
             throw .internalError("cannot write \(paths.folder): \(error)")
         }
         let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
-                           restartEngine: restartEngine, logger: logger)
+                           restartEngine: restartEngine, unplugTimeout: unplugTimeout, logger: logger)
         vms[name] = vm  // reserve the name before suspending
         await hub.setLogFile(store.eventsPath, for: name)
         await hub.publish(vm: name, .corral, "defined", ["profile": .string(request.profile)])
@@ -201,6 +205,15 @@ public actor VMManager: VMControl {
     }
 
     // MARK: Helpers
+
+    /// Runs `body` on the named VM inside its operation queue, then returns its status.
+    func queued(_ name: String, _ body: @escaping @Sendable (ManagedVM) async throws(ControlError) -> Void)
+        async throws(ControlError) -> VMStatus
+    {
+        let vm = try vm(name)
+        try await vm.queue.run { () async throws(ControlError) in try await body(vm) }
+        return await vm.status()
+    }
 
     private func vm(_ name: String) throws(ControlError) -> ManagedVM {
         guard let vm = vms[name] else {

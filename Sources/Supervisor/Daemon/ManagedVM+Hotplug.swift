@@ -1,0 +1,271 @@
+import Foundation
+import JSON
+import Profiles
+import QEMUCommand
+
+/// What to finish once the guest confirms an unplug that timed out.
+struct PendingUnplug: Sendable {
+    enum Completion: Sendable {
+        case disk(id: String, deleteImage: Bool)
+        case nic(id: String)
+        case memory(id: String)
+        case cpu
+    }
+
+    /// QMP steps still to run (e.g. blockdev-del) after DEVICE_DELETED.
+    var remaining: [QMPStep]
+    var completion: Completion
+}
+
+/// Hotplug on a running VM: plan (pure) → execute with undo → record in live.json.
+extension ManagedVM {
+    private func executor() throws(ControlError) -> HotplugExecutor {
+        guard let vm = running else { throw .conflict("\(name) has no QEMU running") }
+        return HotplugExecutor(qmp: vm.qmp, unplugTimeout: unplugTimeout)
+    }
+
+    private func refuse(_ result: HotplugRefusal) -> ControlError { .invalidRequest(result.message) }
+
+    /// QEMU 7.x under TCG segfaults when a device is plugged after a vCPU was unplugged (seen with
+    /// QEMU 7.2: a disk, NIC or CPU plugged later kills the VM). corral refuses instead of crashing it.
+    private func checkPlugAllowed() throws(ControlError) {
+        guard cpuUnpluggedThisRun, record.accel == .tcg, let vm = running, vm.qmp.greeting.version.major < 8 else { return }
+        throw .conflict("plugging a device after a vCPU unplug crashes QEMU \(vm.qmp.greeting.version.major)."
+            + "\(vm.qmp.greeting.version.minor) under TCG; stop and start \(name) first")
+    }
+
+    private func failure(_ error: HotplugError) -> ControlError {
+        switch error {
+        case .unplugPending: return .conflict(error.description)
+        case .stepFailed: return .qmp(error.description)
+        }
+    }
+
+    private func saveConfig(_ event: String, _ data: JSONValue) async {
+        do {
+            try VMStore(paths: paths).save(config)
+        } catch {
+            logger.error("cannot save live.json", metadata: ["error": "\(error)"])
+        }
+        await hub.publish(vm: name, .corral, event, data)
+    }
+
+    // MARK: vCPUs
+
+    func setCPUs(_ count: Int) async throws(ControlError) {
+        try check(.hotplug)
+        if let refusal = HotplugValidation.cpuCount(count, profile: config.profile) { throw refuse(refusal) }
+        let executor = try executor()
+        let reply: JSONValue
+        do { reply = try await executor.qmp.execute("query-hotpluggable-cpus", nil, timeout: nil) } catch {
+            throw .qmp(error.description)
+        }
+        let slots = HotplugPlanner.parseCPUSlots(reply)
+        let online = slots.filter { $0.qomPath != nil }.count
+        switch HotplugPlanner.setCPUs(target: count, slots: slots, vmName: name) {
+        case .unchanged:
+            break
+        case .add(let steps):
+            try checkPlugAllowed()
+            // One vCPU at a time, so a failure keeps (and records) the ones already plugged.
+            for (added, step) in steps.enumerated() {
+                do { try await executor.run([step]) } catch {
+                    config.hotplugged.onlineCPUs = online + added
+                    await saveConfig("cpus-changed", ["online": .int(Int64(online + added))])
+                    throw failure(error)
+                }
+            }
+        case .remove(let steps):
+            for (removed, step) in steps.enumerated() {
+                cpuUnpluggedThisRun = true
+                do { try await executor.run([step]) } catch {
+                    config.hotplugged.onlineCPUs = online - removed
+                    if case .unplugPending = error, case .deviceDeleted(let device) = step.wait {
+                        pendingUnplugs[device] = PendingUnplug(remaining: [], completion: .cpu)
+                    }
+                    await saveConfig("cpus-changed", ["online": .int(Int64(online - removed))])
+                    throw failure(error)
+                }
+            }
+        }
+        config.hotplugged.onlineCPUs = count
+        await saveConfig("cpus-changed", ["online": .int(Int64(count))])
+    }
+
+    // MARK: Disks
+
+    func addDisk(_ request: DiskAddRequest) async throws(ControlError) {
+        try check(.hotplug)
+        try checkPlugAllowed()
+        let disk: Disk
+        switch HotplugValidation.disk(request, config: config, fileExists: FileOps.exists(request.file)) {
+        case .success(let d): disk = d
+        case .failure(let r): throw refuse(r)
+        }
+        let port: String
+        switch HotplugValidation.freePort(config) {
+        case .success(let p): port = p
+        case .failure(let r): throw refuse(r)
+        }
+        let executor = try executor()
+        let created: [String]
+        do { created = try await launcher.provisioner.createMissing([disk]) } catch { throw .internalError(error.description) }
+        let placement = PCILayout(profile: config.profile).placement(forPort: port)
+        do {
+            try await executor.run(HotplugPlanner.addDisk(disk, at: placement))
+        } catch {
+            launcher.provisioner.rollback(created)
+            throw failure(error)
+        }
+        var stored = disk
+        stored.size = nil  // the image exists now; a restart must not try to create it again
+        config.hotplugged.disks.append(PluggedDisk(disk: stored, port: port))
+        await saveConfig("disk-added", ["id": .string(disk.id), "file": .string(disk.file), "port": .string(port)])
+    }
+
+    func removeDisk(id: String, deleteImage: Bool) async throws(ControlError) {
+        try check(.hotplug)
+        guard let plugged = config.hotplugged.disks.first(where: { $0.disk.id == id }) else {
+            if config.profile.disks.contains(where: { $0.id == id }) {
+                throw .invalidRequest("disk \(id) comes from the profile (on the root bus, which has no hotplug); "
+                    + "only disks added with `corral disk add` can be removed")
+            }
+            throw .notFound("\(name) has no disk \(id)")
+        }
+        let steps = HotplugPlanner.removeDisk(plugged.disk)
+        try await runRemoval(steps, completion: .disk(id: id, deleteImage: deleteImage))
+        finishDiskRemoval(id: id, deleteImage: deleteImage)
+        await saveConfig("disk-removed", ["id": .string(id)])
+    }
+
+    private func finishDiskRemoval(id: String, deleteImage: Bool) {
+        guard let index = config.hotplugged.disks.firstIndex(where: { $0.disk.id == id }) else { return }
+        let disk = config.hotplugged.disks.remove(at: index).disk
+        if deleteImage { FileOps.remove(disk.file) }
+    }
+
+    // MARK: NICs
+
+    func addNIC(_ request: NICAddRequest) async throws(ControlError) {
+        try check(.hotplug)
+        try checkPlugAllowed()
+        let nic: NIC
+        switch HotplugValidation.nic(request, config: config) {
+        case .success(let n): nic = n
+        case .failure(let r): throw refuse(r)
+        }
+        let port: String
+        switch HotplugValidation.freePort(config) {
+        case .success(let p): port = p
+        case .failure(let r): throw refuse(r)
+        }
+        let placement = PCILayout(profile: config.profile).placement(forPort: port)
+        do { try await executor().run(HotplugPlanner.addNIC(nic, vmName: name, at: placement)) } catch let error as HotplugError {
+            throw failure(error)
+        } catch let error as ControlError {
+            throw error
+        } catch {
+            throw .internalError("\(error)")
+        }
+        config.hotplugged.nics.append(PluggedNIC(nic: nic, port: port))
+        await saveConfig("nic-added", ["id": .string(nic.id), "mac": .string(nic.mac ?? ""), "port": .string(port)])
+    }
+
+    func removeNIC(id: String) async throws(ControlError) {
+        try check(.hotplug)
+        guard let plugged = config.hotplugged.nics.first(where: { $0.nic.id == id }) else {
+            if config.profile.nics.contains(where: { $0.id == id }) {
+                throw .invalidRequest("NIC \(id) comes from the profile (on the root bus, which has no hotplug); "
+                    + "only NICs added with `corral nic add` can be removed")
+            }
+            throw .notFound("\(name) has no NIC \(id)")
+        }
+        try await runRemoval(HotplugPlanner.removeNIC(plugged.nic), completion: .nic(id: id))
+        config.hotplugged.nics.removeAll { $0.nic.id == id }
+        await saveConfig("nic-removed", ["id": .string(id)])
+    }
+
+    // MARK: Memory
+
+    func addMemory(_ request: MemoryAddRequest) async throws(ControlError) {
+        try check(.hotplug)
+        try checkPlugAllowed()
+        let memory: PluggedMemory
+        switch HotplugValidation.memory(request, config: config) {
+        case .success(let m): memory = m
+        case .failure(let r): throw refuse(r)
+        }
+        do { try await executor().run(HotplugPlanner.addMemory(memory)) } catch let error as HotplugError {
+            throw failure(error)
+        } catch let error as ControlError {
+            throw error
+        } catch {
+            throw .internalError("\(error)")
+        }
+        config.hotplugged.memory.append(memory)
+        await saveConfig("memory-added", ["id": .string(memory.id), "sizeBytes": .int(Int64(memory.size.bytes))])
+    }
+
+    func removeMemory(id: String) async throws(ControlError) {
+        try check(.hotplug)
+        guard let memory = config.hotplugged.memory.first(where: { $0.id == id }) else {
+            throw .notFound("\(name) has no hotplugged memory \(id)")
+        }
+        try await runRemoval(HotplugPlanner.removeMemory(memory), completion: .memory(id: id))
+        config.hotplugged.memory.removeAll { $0.id == id }
+        await saveConfig("memory-removed", ["id": .string(id)])
+    }
+
+    // MARK: Pending unplugs
+
+    /// Runs a removal; when the guest does not release the device in time, remembers what is left
+    /// so a late DEVICE_DELETED can finish the job, and reports "unplug pending".
+    private func runRemoval(_ steps: [QMPStep], completion: PendingUnplug.Completion) async throws(ControlError) {
+        let executor = try executor()
+        for (index, step) in steps.enumerated() {
+            do {
+                try await executor.run([step])
+            } catch {
+                if case .unplugPending = error, case .deviceDeleted(let device) = step.wait {
+                    pendingUnplugs[device] = PendingUnplug(remaining: Array(steps[(index + 1)...]), completion: completion)
+                    await hub.publish(vm: name, .corral, "unplug-pending", ["device": .string(device)])
+                }
+                throw failure(error)
+            }
+        }
+    }
+
+    /// A DEVICE_DELETED arrived: finish a removal that had timed out.
+    func completePendingUnplug(_ device: String) async {
+        guard let pending = pendingUnplugs.removeValue(forKey: device), let vm = running else { return }
+        let executor = HotplugExecutor(qmp: vm.qmp, unplugTimeout: unplugTimeout)
+        var remaining = pending.remaining
+        // A further unplug (virtio-scsi controller) may itself be pending again.
+        while let step = remaining.first {
+            remaining.removeFirst()
+            do { try await executor.run([step]) } catch {
+                if case .unplugPending = error, case .deviceDeleted(let next) = step.wait {
+                    pendingUnplugs[next] = PendingUnplug(remaining: remaining, completion: pending.completion)
+                    return
+                }
+                logger.error("finishing an unplug failed", metadata: ["error": "\(error)"])
+                return
+            }
+        }
+        switch pending.completion {
+        case .disk(let id, let deleteImage):
+            finishDiskRemoval(id: id, deleteImage: deleteImage)
+            await saveConfig("disk-removed", ["id": .string(id)])
+        case .nic(let id):
+            config.hotplugged.nics.removeAll { $0.nic.id == id }
+            await saveConfig("nic-removed", ["id": .string(id)])
+        case .memory(let id):
+            config.hotplugged.memory.removeAll { $0.id == id }
+            await saveConfig("memory-removed", ["id": .string(id)])
+        case .cpu:
+            let online = (config.hotplugged.onlineCPUs ?? config.profile.cpu.count) - 1
+            config.hotplugged.onlineCPUs = online
+            await saveConfig("cpus-changed", ["online": .int(Int64(online))])
+        }
+    }
+}

@@ -1,0 +1,30 @@
+/// Hotplug requests go through the VM's operation queue like every other operation.
+extension VMManager: HotplugControl {
+    public func setCPUs(_ name: String, count: Int) async throws(ControlError) -> VMStatus {
+        try await queued(name) { vm throws(ControlError) in try await vm.setCPUs(count) }
+    }
+
+    public func addDisk(_ name: String, _ request: DiskAddRequest) async throws(ControlError) -> VMStatus {
+        try await queued(name) { vm throws(ControlError) in try await vm.addDisk(request) }
+    }
+
+    public func removeDisk(_ name: String, id: String, deleteImage: Bool) async throws(ControlError) -> VMStatus {
+        try await queued(name) { vm throws(ControlError) in try await vm.removeDisk(id: id, deleteImage: deleteImage) }
+    }
+
+    public func addNIC(_ name: String, _ request: NICAddRequest) async throws(ControlError) -> VMStatus {
+        try await queued(name) { vm throws(ControlError) in try await vm.addNIC(request) }
+    }
+
+    public func removeNIC(_ name: String, id: String) async throws(ControlError) -> VMStatus {
+        try await queued(name) { vm throws(ControlError) in try await vm.removeNIC(id: id) }
+    }
+
+    public func addMemory(_ name: String, _ request: MemoryAddRequest) async throws(ControlError) -> VMStatus {
+        try await queued(name) { vm throws(ControlError) in try await vm.addMemory(request) }
+    }
+
+    public func removeMemory(_ name: String, id: String) async throws(ControlError) -> VMStatus {
+        try await queued(name) { vm throws(ControlError) in try await vm.removeMemory(id: id) }
+    }
+}
