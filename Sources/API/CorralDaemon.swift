@@ -94,6 +94,19 @@ public struct CorralDaemon: Service {
         self.onListening = onListening
     }
 
+    /// Checks the socket path before anything else happens (e.g. before the state is opened):
+    /// refuses when another daemon answers there, removes a stale socket file.
+    public static func prepareSocket(_ path: String) throws(DaemonError) {
+        try DaemonSocket.prepare(path)
+    }
+
+    /// Runs the daemon in its own `ServiceGroup` until SIGTERM or SIGINT, then shuts down gracefully.
+    public func runUntilSignalled() async throws {
+        let group = ServiceGroup(configuration: .init(
+            services: [self], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+
     public func run() async throws {
         let socketPath = configuration.socketPath
         try DaemonSocket.prepare(socketPath)

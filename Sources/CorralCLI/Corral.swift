@@ -16,6 +16,18 @@ public struct Corral: AsyncParsableCommand {
             ArgvCommand.self,
             RunCommand.self,
             QMPCommand.self,
+            DaemonCommand.self,
+            UpCommand.self,
+            ListCommand.self,
+            StatusCommand.self,
+            StartCommand.self,
+            StopCommand.self,
+            KillCommand.self,
+            PauseCommand.self,
+            ResumeCommand.self,
+            RemoveCommand.self,
+            ConsoleCommand.self,
+            EventsCommand.self,
         ]
     )
     public init() {}

@@ -1,0 +1,204 @@
+import API
+import ArgumentParser
+import Foundation
+import Profiles
+import Supervisor
+
+struct UpCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "up",
+        abstract: "Define and start a VM from a profile, through the daemon; prints the VM's name.",
+        discussion: """
+            The profile path is sent as an absolute path: the daemon reads it on its own host.
+            An invalid profile prints every problem as FILE:LINE:COL: field: message and exits 2;
+            when QEMU does not start, its own output follows the error and the exit code is 1.
+            """)
+
+    @Argument(help: "Profile file (YAML).")
+    var profile: String
+
+    @Option(help: "Name of the VM (default: the profile's name).")
+    var name: String?
+
+    @Option(help: "Override the profile's accelerator: kvm, tcg or auto.")
+    var accel: Accel?
+
+    @Flag(help: "Start with the CPUs paused.")
+    var paused = false
+
+    @Flag(help: "Print the VM's status as JSON.")
+    var json = false
+
+    @OptionGroup var socket: DaemonSocketOption
+
+    func run() async throws {
+        let absolute = URL(fileURLWithPath: profile, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+            .standardizedFileURL.path
+        let request = UpRequest(profile: absolute, name: name, accel: accel, paused: paused)
+        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.up(request) }
+        if json { try JSONOutput.print(status) } else { Terminal.out(status.name) }
+    }
+}
+
+struct ListCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ls", abstract: "List the daemon's VMs.")
+
+    @Flag(help: "Print a JSON array of VM statuses (docs/api.md).")
+    var json = false
+
+    @OptionGroup var socket: DaemonSocketOption
+
+    func run() async throws {
+        let vms = try await DaemonCall.run(socket: socket.resolved) { try await $0.list() }
+        if json { return try JSONOutput.print(vms) }
+        for line in StatusText.table(vms) { Terminal.out(line) }
+    }
+}
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status", abstract: "Show one VM: state, process, CPUs, memory, devices, paths.")
+
+    @Argument(help: "VM name.")
+    var name: String
+
+    @Flag(help: "Print the status as JSON (docs/api.md).")
+    var json = false
+
+    @OptionGroup var socket: DaemonSocketOption
+
+    func run() async throws {
+        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.status(name) }
+        if json { return try JSONOutput.print(status) }
+        for line in StatusText.block(status) { Terminal.out(line) }
+    }
+}
+
+/// The verbs that change one VM's state and print `NAME: STATE`.
+struct StartCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "start", abstract: "Start a stopped (or crashed) VM.")
+    @Argument(help: "VM name.") var name: String
+    @OptionGroup var socket: DaemonSocketOption
+
+    func run() async throws {
+        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.start(name) }
+        Terminal.out(StatusText.line(status))
+    }
+}
+
+struct StopCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "stop",
+        abstract: "Press the ACPI power button; quit QEMU when the guest has not powered off after --timeout.")
+    @Argument(help: "VM name.") var name: String
+    @Option(help: "Seconds to wait for the guest to power off (default 30).") var timeout: Double?
+    @OptionGroup var socket: DaemonSocketOption
+
+    func validate() throws {
+        if let timeout, !(timeout >= 0 && timeout <= 86_400) {
+            throw ValidationError("--timeout must be between 0 and 86400 seconds")
+        }
+    }
+
+    func run() async throws {
+        let wait = timeout.map { Duration.milliseconds(Int64(($0 * 1000).rounded())) }
+        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.stop(name, timeout: wait) }
+        Terminal.out(StatusText.line(status))
+    }
+}
+
+struct KillCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "kill", abstract: "SIGKILL the VM's QEMU process.")
+    @Argument(help: "VM name.") var name: String
+    @OptionGroup var socket: DaemonSocketOption
+
+    func run() async throws {
+        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.kill(name) }
+        Terminal.out(StatusText.line(status))
+    }
+}
+
+struct PauseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "pause", abstract: "Pause the VM's CPUs.")
+    @Argument(help: "VM name.") var name: String
+    @OptionGroup var socket: DaemonSocketOption
+
+    func run() async throws {
+        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.pause(name) }
+        Terminal.out(StatusText.line(status))
+    }
+}
+
+struct ResumeCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "resume", abstract: "Resume a paused VM.")
+    @Argument(help: "VM name.") var name: String
+    @OptionGroup var socket: DaemonSocketOption
+
+    func run() async throws {
+        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.resume(name) }
+        Terminal.out(StatusText.line(status))
+    }
+}
+
+struct RemoveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Forget a VM and its state folder; --force stops it first when it runs.")
+    @Argument(help: "VM name.") var name: String
+    @Flag(help: "Stop the VM first when it is running.") var force = false
+    @OptionGroup var socket: DaemonSocketOption
+
+    func run() async throws {
+        try await DaemonCall.run(socket: socket.resolved) { try await $0.remove(name, force: force) }
+        Terminal.out("\(name): removed")
+    }
+}
+
+struct ConsoleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "console",
+        abstract: "Print the last lines of a VM's serial console; --follow keeps printing new ones (Ctrl-C ends).")
+    @Argument(help: "VM name.") var name: String
+    @Option(help: "How many past lines to print (default 50).") var lines: Int?
+    @Flag(name: [.short, .long], help: "Keep printing lines as the guest writes them.") var follow = false
+    @OptionGroup var socket: DaemonSocketOption
+
+    func validate() throws {
+        if let lines, lines < 0 { throw ValidationError("--lines must not be negative") }
+    }
+
+    func run() async throws {
+        try await DaemonCall.run(socket: socket.resolved) { client in
+            for try await line in try await client.console(name, lines: lines, follow: follow) {
+                Terminal.out(line)
+            }
+        }
+    }
+}
+
+struct EventsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "events",
+        abstract: "Stream events (QMP's and corral's) of one VM or of every VM, until Ctrl-C.",
+        discussion: "Human lines are TIME VM SOURCE NAME data; --json prints one JSON object per line.")
+    @Argument(help: "VM name (default: every VM).") var name: String?
+    @Option(help: "How many past events to print first (default 10).") var history: Int = 10
+    @Flag(help: "One JSON object per line (NDJSON), as the API sends them.") var json = false
+    @OptionGroup var socket: DaemonSocketOption
+
+    func validate() throws {
+        if history < 0 { throw ValidationError("--history must not be negative") }
+    }
+
+    func run() async throws {
+        try await DaemonCall.run(socket: socket.resolved) { client in
+            for try await event in try await client.events(vm: name, history: history) {
+                if json { try JSONOutput.print(event, pretty: false) } else { Terminal.out(StatusText.event(event)) }
+            }
+        }
+    }
+}
