@@ -8,7 +8,7 @@ import Testing
     func bootHotpluggable(_ root: String, name: String, unplugTimeout: Duration = .seconds(30))
         async throws -> (VMManager, VMStatus)
     {
-        let manager = try await VMManager.open(stateRoot: root + "/state", unplugTimeout: unplugTimeout)
+        let manager = try await VMManager.open(stateRoot: root + "/state", options: DaemonOptions(unplugTimeout: unplugTimeout))
         let profile = try Guest.writeProfile(
             in: root, name: name, cpu: "{ count: 1, max: 4 }", memory: "{ size: 256M, max: 1G, slots: 2 }",
             extra: "hotplug: { slots: 4 }\n")

@@ -19,11 +19,15 @@ public actor ManagedVM {
     let unplugTimeout: Duration
     let logger: Logger
 
-    private(set) var record: VMRecord
+    var record: VMRecord
     var config: LiveConfig
     var running: RunningVM?
     /// Devices whose unplug the guest has not confirmed yet, by device id or QOM path.
     var pendingUnplugs: [String: PendingUnplug] = [:]
+    /// Per-VM cgroups (nil when the host has none we can use).
+    let cgroups: CGroupManager?
+    /// The balloon target last sent to QEMU (by `corral balloon` or the policy).
+    var balloonTarget: UInt64?
     /// A vCPU was unplugged from the current QEMU (see `ManagedVM.plugAfterCPUUnplugProblem`).
     var cpuUnpluggedThisRun = false
     /// Bumped for every QEMU started or adopted, so a late exit report of an old one is ignored.
@@ -37,7 +41,8 @@ public actor ManagedVM {
     private var state: VMState
 
     init(record: VMRecord, config: LiveConfig, paths: VMPaths, hub: EventHub, launcher: VMLauncher,
-         restartEngine: RestartPolicyEngine, unplugTimeout: Duration, logger: Logger) {
+         restartEngine: RestartPolicyEngine, unplugTimeout: Duration, cgroups: CGroupManager? = nil, logger: Logger) {
+        self.cgroups = cgroups
         self.name = record.name
         self.paths = paths
         self.store = VMStore(paths: paths)
@@ -78,6 +83,7 @@ public actor ManagedVM {
         record.startedAt = Date().timeIntervalSince1970
         record.desiredRunning = true
         persist()
+        await applyTuning()
         await hub.publish(vm: name, .corral, "started", ["pid": .int(Int64(vm.process.pid))])
     }
 
@@ -100,6 +106,7 @@ public actor ManagedVM {
         let vm = RunningVM(name: name, process: process, qmp: qmp, paths: paths, accel: record.accel, argv: [])
         adopt(vm, state: status == "paused" || status == "prelaunch" ? .paused : .running)
         persist()
+        await applyTuning()
         await hub.publish(vm: name, .corral, "reattached", ["pid": .int(Int64(pid))])
         return true
     }
@@ -279,11 +286,13 @@ public actor ManagedVM {
     /// Cleans up after QEMU ended: QMP closed, socket and pid file removed, state recorded.
     private func finishExit(generation exited: Int, status: ExitStatus?, note: String) async {
         guard exited == generation, let vm = running else { return }
+        // Every state change happens before the first suspension, so a concurrent stop/kill
+        // resuming in between sees a finished exit and its own note is the last word.
         running = nil
         pendingUnplugs = [:]
+        balloonTarget = nil
         monitor?.cancel()
         monitor = nil
-        await vm.qmp.close()
         pump = nil
         FileOps.remove(paths.qmpSocket)
         FileOps.remove(paths.pidFile)
@@ -294,7 +303,9 @@ public actor ManagedVM {
         record.lastExit = note
         if exitRequested { record.desiredRunning = false }
         persist()
+        removeCGroup()
         logger.info("qemu exited", metadata: ["note": "\(note)"])
+        await vm.qmp.close()
         await hub.publish(vm: name, .corral, "stopped", ["reason": .string(note)])
     }
 

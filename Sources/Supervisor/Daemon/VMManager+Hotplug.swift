@@ -1,7 +1,15 @@
+import Profiles
+
 /// Hotplug requests go through the VM's operation queue like every other operation.
 extension VMManager: HotplugControl {
     public func setCPUs(_ name: String, count: Int) async throws(ControlError) -> VMStatus {
-        try await queued(name) { vm throws(ControlError) in try await vm.setCPUs(count) }
+        try await queued(name) { vm throws(ControlError) in
+            let config = await vm.config
+            let online = config.hotplugged.onlineCPUs ?? config.profile.cpu.count
+            if count > online { try await self.admit(.init(vcpus: count - online, memory: 0), excluding: nil) }
+            try await vm.setCPUs(count)
+            await vm.applyPinning()
+        }
     }
 
     public func addDisk(_ name: String, _ request: DiskAddRequest) async throws(ControlError) -> VMStatus {
@@ -21,7 +29,12 @@ extension VMManager: HotplugControl {
     }
 
     public func addMemory(_ name: String, _ request: MemoryAddRequest) async throws(ControlError) -> VMStatus {
-        try await queued(name) { vm throws(ControlError) in try await vm.addMemory(request) }
+        try await queued(name) { vm throws(ControlError) in
+            if let size = try? ByteSize(parsing: request.size) {
+                try await self.admit(.init(vcpus: 0, memory: size.bytes), excluding: nil)
+            }
+            try await vm.addMemory(request)
+        }
     }
 
     public func removeMemory(_ name: String, id: String) async throws(ControlError) -> VMStatus {

@@ -9,37 +9,49 @@ import QEMUCommand
 /// restart policy to those that died while no daemon watched.
 public actor VMManager: VMControl {
     public nonisolated let stateRoot: String
-    private let hub = EventHub()
+    let hub = EventHub()
     private let launcher: VMLauncher
-    private let restartEngine: RestartPolicyEngine
-    private let unplugTimeout: Duration
-    private let logger: Logger
-    private var vms: [String: ManagedVM] = [:]
+    let options: DaemonOptions
+    let cgroups: CGroupManager?
+    let logger: Logger
+    var vms: [String: ManagedVM] = [:]
+    /// Policy state carried across ticks (hysteresis, idle counters).
+    var balloonPolicy = BalloonPolicy()
+    var ksmPolicy = KSMPolicy()
 
-    init(stateRoot: String, launcher: VMLauncher, restartEngine: RestartPolicyEngine, unplugTimeout: Duration,
-         logger: Logger) {
+    init(stateRoot: String, launcher: VMLauncher, options: DaemonOptions, logger: Logger) {
         self.stateRoot = stateRoot
         self.launcher = launcher
-        self.restartEngine = restartEngine
-        self.unplugTimeout = unplugTimeout
+        self.options = options
         self.logger = logger
+        if let root = options.cgroupRoot {
+            do {
+                self.cgroups = try CGroupManager(root: root)
+            } catch {
+                logger.warning("no usable cgroup hierarchy; CPU weight and quota are off", metadata: ["error": "\(error)"])
+                self.cgroups = nil
+            }
+        } else {
+            self.cgroups = nil
+        }
     }
 
     /// Opens the state root (creating it, mode 0700) and takes over every VM found there.
     public static func open(stateRoot: String, logger: Logger = Logger(label: "corral.daemon"),
-                            restartEngine: RestartPolicyEngine = RestartPolicyEngine(),
-                            unplugTimeout: Duration = .seconds(20)) async throws -> VMManager {
+                            options: DaemonOptions = DaemonOptions()) async throws -> VMManager {
         try FileOps.makeFolder(stateRoot + "/vms")
-        let manager = VMManager(stateRoot: stateRoot, launcher: VMLauncher(logger: logger),
-                                restartEngine: restartEngine, unplugTimeout: unplugTimeout, logger: logger)
+        let manager = VMManager(stateRoot: stateRoot, launcher: VMLauncher(logger: logger), options: options,
+                                logger: logger)
         await manager.loadExisting()
         return manager
     }
 
-    /// Supervises until the task is cancelled; then lets go of every VM without stopping any.
+    /// Supervises until the task is cancelled: every `policyInterval` the balloon and KSM
+    /// policies look at the host. On cancellation lets go of every VM without stopping any.
     public func run() async {
         while !Task.isCancelled {
-            do { try await Task.sleep(for: .seconds(3600)) } catch { break }
+            await policyTick()
+            do { try await Task.sleep(for: options.policyInterval) } catch { break }
         }
         await shutdown()
     }
@@ -64,7 +76,8 @@ public actor VMManager: VMControl {
             await hub.load(from: store.eventsPath)
             await hub.setLogFile(store.eventsPath, for: name)
             let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
-                               restartEngine: restartEngine, unplugTimeout: unplugTimeout, logger: logger)
+                               restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
+                               cgroups: cgroups, logger: logger)
             vms[name] = vm
             guard record.pid != nil || record.desiredRunning else { continue }
             if await vm.queue.run({ await vm.reattach() }) { continue }
@@ -103,6 +116,7 @@ public actor VMManager: VMControl {
         let record = VMRecord(name: name, profilePath: request.profile, accel: accel,
                               now: Date().timeIntervalSince1970)
         let config = LiveConfig(profile: profile)
+        try await admitNew(config)
         let store = VMStore(paths: paths)
         do {
             try FileOps.makeFolder(paths.folder)
@@ -113,7 +127,8 @@ public actor VMManager: VMControl {
             throw .internalError("cannot write \(paths.folder): \(error)")
         }
         let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
-                           restartEngine: restartEngine, unplugTimeout: unplugTimeout, logger: logger)
+                           restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
+                           cgroups: cgroups, logger: logger)
         vms[name] = vm  // reserve the name before suspending
         await hub.setLogFile(store.eventsPath, for: name)
         await hub.publish(vm: name, .corral, "defined", ["profile": .string(request.profile)])
@@ -147,6 +162,7 @@ public actor VMManager: VMControl {
             if let refusal = Lifecycle.refusal(.start, vm: name, state: await vm.currentState) {
                 throw ControlError.conflict(refusal)
             }
+            try await self.admit(Admission.Load(await vm.config), excluding: name)
             try await vm.launch(paused: false)
         }
         return await vm.status()
@@ -215,7 +231,7 @@ public actor VMManager: VMControl {
         return await vm.status()
     }
 
-    private func vm(_ name: String) throws(ControlError) -> ManagedVM {
+    func vm(_ name: String) throws(ControlError) -> ManagedVM {
         guard let vm = vms[name] else {
             throw .notFound("no VM named \(name)\(vms.isEmpty ? "" : " (known: \(vms.keys.sorted().joined(separator: ", ")))")")
         }

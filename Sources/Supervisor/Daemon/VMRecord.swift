@@ -20,6 +20,8 @@ public struct VMRecord: Sendable, Codable, Equatable {
     public var restartTimes: [Double]
     public var lastExit: String?
     public var createdAt: Double
+    /// false after a manual `corral balloon` until `corral set --auto-balloon on`; nil means true.
+    public var autoBalloon: Bool?
 
     public init(name: String, profilePath: String?, accel: ResolvedAccel, now: Double) {
         self.name = name
