@@ -60,7 +60,7 @@ let package = Package(
         .executableTarget(name: "corral", dependencies: ["CorralCLI"]),
         // Benchmark harness used by scripts/bench-*; not part of the product.
         .executableTarget(name: "corral-bench", dependencies: [
-            "QMP", "JSON",
+            "QMP", "JSON", "Supervisor", "Profiles", "QEMUCommand",
         ], path: "Sources/CorralBench"),
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
