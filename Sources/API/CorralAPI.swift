@@ -29,7 +29,18 @@ public struct CorralAPI: Sendable {
         router.add(middleware: ErrorMiddleware(logger: logger))
         if let token { router.add(middleware: BearerTokenMiddleware(token: token)) }
 
+        // Each area registers its own routes (one small function per area, one file per new area).
         let v1 = router.group("v1")
+        addLifecycleRoutes(v1)
+        addStreamRoutes(v1)
+        addHotplugRoutes(v1)
+        addTuningRoutes(v1)
+        return router
+    }
+
+    /// health, list, up, status, remove, start/stop/kill/pause/resume, qmp.
+    func addLifecycleRoutes(_ v1: RouterGroup<CorralRequestContext>) {
+        let control = self.control
         v1.get("health") { _, _ in
             try Reply.json(HealthReply(status: "ok", version: CorralVersion.string))
         }
@@ -85,6 +96,11 @@ public struct CorralAPI: Sendable {
             let value = try await control.qmp(Self.name(context), command: body.command, arguments: arguments)
             return try Reply.json(QMPReply(return: value))
         }
+    }
+
+    /// The serial console and the event stream (both streamed).
+    func addStreamRoutes(_ v1: RouterGroup<CorralRequestContext>) {
+        let control = self.control
         v1.get("vms/:name/console") { request, context in
             let lines = try Self.intQuery(request, "lines") ?? Self.defaultConsoleLines
             let follow = try Self.boolQuery(request, "follow") ?? false
@@ -98,7 +114,6 @@ public struct CorralAPI: Sendable {
             let events = await control.events(vm: vm, history: history)
             return Self.events(events, channel: context.channel)
         }
-        return router
     }
 
     // MARK: Streaming routes
@@ -138,9 +153,14 @@ public struct CorralAPI: Sendable {
 
     // MARK: Request helpers
 
-    private static func name(_ context: CorralRequestContext) throws -> String {
-        let name = try context.parameters.require("name")
-        return name.removingPercentEncoding ?? name
+    static func name(_ context: CorralRequestContext) throws -> String {
+        try parameter("name", context)
+    }
+
+    /// A path parameter, percent-decoded.
+    static func parameter(_ key: String, _ context: CorralRequestContext) throws -> String {
+        let value = try context.parameters.require(key)
+        return value.removingPercentEncoding ?? value
     }
 
     static func decodeBody<T: Decodable>(_ type: T.Type, _ request: Request, _ context: CorralRequestContext)
@@ -166,7 +186,7 @@ public struct CorralAPI: Sendable {
         }
     }
 
-    private static func boolQuery(_ request: Request, _ key: String) throws(ControlError) -> Bool? {
+    static func boolQuery(_ request: Request, _ key: String) throws(ControlError) -> Bool? {
         guard let text = request.uri.queryParameters.get(key) else { return nil }
         switch text {
         case "true", "1", "": return true
@@ -175,7 +195,7 @@ public struct CorralAPI: Sendable {
         }
     }
 
-    private static func intQuery(_ request: Request, _ key: String) throws(ControlError) -> Int? {
+    static func intQuery(_ request: Request, _ key: String) throws(ControlError) -> Int? {
         guard let text = request.uri.queryParameters.get(key) else { return nil }
         guard let value = Int(text), value >= 0, value <= 1_000_000 else {
             throw .invalidRequest("\(key) must be a whole number from 0 to 1000000, got \(text)")

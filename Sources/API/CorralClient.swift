@@ -16,10 +16,13 @@ public enum CorralClientError: Error, Sendable, Equatable, CustomStringConvertib
     case transport(String)
     /// The daemon answered something this client does not understand.
     case badResponse(String)
+    /// The daemon does not offer this operation (HTTP 501).
+    case notSupported(String)
 
     public var description: String {
         switch self {
-        case .noDaemon(let m), .unauthorized(let m), .transport(let m), .badResponse(let m): return m
+        case .noDaemon(let m), .unauthorized(let m), .transport(let m), .badResponse(let m), .notSupported(let m):
+            return m
         }
     }
 }
@@ -147,10 +150,61 @@ public final class CorralClient: Sendable {
         }
     }
 
+    // MARK: Hotplug
+
+    public func setCPUs(_ name: String, count: Int) async throws -> VMStatus {
+        try await call(.POST, vmPath(name, "cpus"), body: CPUCountRequest(count: count), as: VMStatus.self)
+    }
+
+    /// `request.file` must be absolute (the daemon reads it on its own host).
+    public func addDisk(_ name: String, _ request: DiskAddRequest) async throws -> VMStatus {
+        try await call(.POST, vmPath(name, "disks"), body: request, as: VMStatus.self)
+    }
+
+    public func removeDisk(_ name: String, id: String, deleteImage: Bool = false) async throws -> VMStatus {
+        try await call(.DELETE, vmPath(name, "disks", id) + "?deleteImage=\(deleteImage)", as: VMStatus.self)
+    }
+
+    public func addNIC(_ name: String, _ request: NICAddRequest) async throws -> VMStatus {
+        try await call(.POST, vmPath(name, "nics"), body: request, as: VMStatus.self)
+    }
+
+    public func removeNIC(_ name: String, id: String) async throws -> VMStatus {
+        try await call(.DELETE, vmPath(name, "nics", id), as: VMStatus.self)
+    }
+
+    public func addMemory(_ name: String, _ request: MemoryAddRequest) async throws -> VMStatus {
+        try await call(.POST, vmPath(name, "memory"), body: request, as: VMStatus.self)
+    }
+
+    public func removeMemory(_ name: String, id: String) async throws -> VMStatus {
+        try await call(.DELETE, vmPath(name, "memory", id), as: VMStatus.self)
+    }
+
+    // MARK: Overcommit
+
+    /// Sets the balloon target ("384M"); the daemon turns automatic ballooning off for the VM.
+    public func balloon(_ name: String, size: String) async throws -> VMStatus {
+        try await call(.POST, vmPath(name, "balloon"), body: BalloonRequest(size: size), as: VMStatus.self)
+    }
+
+    public func stats(_ name: String) async throws -> GuestStats {
+        try await call(.GET, vmPath(name, "stats"), as: GuestStats.self)
+    }
+
+    public func setTuning(_ name: String, _ request: TuningRequest) async throws -> VMStatus {
+        try await call(.POST, vmPath(name, "tuning"), body: request, as: VMStatus.self)
+    }
+
+    public func host() async throws -> HostReport {
+        try await call(.GET, "/v1/host", as: HostReport.self)
+    }
+
     // MARK: Plumbing
 
-    private func vmPath(_ name: String, _ action: String? = nil) -> String {
+    private func vmPath(_ name: String, _ action: String? = nil, _ id: String? = nil) -> String {
         "/v1/vms/" + Self.percentEncoded(name) + (action.map { "/" + $0 } ?? "")
+            + (id.map { "/" + Self.percentEncoded($0) } ?? "")
     }
 
     private static func percentEncoded(_ text: String) -> String {
@@ -260,6 +314,7 @@ public final class CorralClient: Sendable {
         }
         if let control = decoded.controlError { return control }
         if status == 401 || decoded.error == "unauthorized" { return CorralClientError.unauthorized(decoded.message) }
+        if decoded.error == NotSupportedError.code { return CorralClientError.notSupported(decoded.message) }
         return CorralClientError.badResponse("HTTP \(status): \(decoded.error): \(decoded.message)")
     }
 

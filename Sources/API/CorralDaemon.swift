@@ -110,7 +110,12 @@ public struct CorralDaemon: Service {
     public func run() async throws {
         let socketPath = configuration.socketPath
         try DaemonSocket.prepare(socketPath)
-        defer { DaemonSocket.remove(socketPath) }
+        let staging = DaemonSocket.Staging(finalPath: socketPath)
+        defer {
+            staging.cleanUp()
+            DaemonSocket.remove(socketPath)
+        }
+        let logger = self.logger
 
         let api = CorralAPI(control: control, logger: logger)
         let onListening = self.onListening
@@ -121,9 +126,12 @@ public struct CorralDaemon: Service {
         ]
         let unix = Application(
             router: api.router(),
-            configuration: .init(address: .unixDomainSocket(path: socketPath), serverName: nil),
+            configuration: .init(address: .unixDomainSocket(path: staging.bindPath), serverName: nil),
             onServerRunning: { _ in
-                DaemonSocket.restrict(socketPath)
+                if let problem = staging.publish() {
+                    logger.error("socket not published", metadata: ["error": "\(problem)"])
+                    return
+                }
                 await onListening(.unixSocket(socketPath))
             },
             logger: logger)

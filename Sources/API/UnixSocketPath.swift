@@ -79,6 +79,57 @@ enum DaemonSocket {
         chmod(path, 0o600)
     }
 
+    /// Where the listener binds before the socket appears at its real path.
+    ///
+    /// `bind(2)` creates the socket file with the mode the process umask leaves (0755 under the usual
+    /// 022), so a socket bound at its final path is connectable by anyone until it is chmod-ed to 0600.
+    /// Changing the umask around the bind would not do: the umask is process-wide, and the supervisor
+    /// (relaunching a crashed VM, creating state folders) runs concurrently with the listener's start.
+    /// Instead the socket is bound inside a fresh folder of mode 0700 next to the final path (only the
+    /// owner can reach anything in it), chmod-ed to 0600 there, then renamed into place: the path
+    /// never names a socket with a wider mode. When the staging path would not fit a Unix socket
+    /// address (or the folder cannot be made), it falls back to binding in place and chmod-ing.
+    struct Staging: Sendable {
+        let finalPath: String
+        /// The private folder, nil when binding in place.
+        let folder: String?
+
+        var bindPath: String { folder.map { $0 + "/s" } ?? finalPath }
+
+        init(finalPath: String) {
+            self.finalPath = finalPath
+            let slash = finalPath.lastIndex(of: "/")
+            let parent = slash.map { String(finalPath[..<$0]) } ?? "."
+            let template = (parent.isEmpty ? "" : parent) + "/.corral-XXXXXX"
+            // sun_path holds 108 bytes including the terminating NUL.
+            guard template.utf8.count + 2 < 108 else {
+                self.folder = nil
+                return
+            }
+            var bytes = Array(template.utf8CString)
+            // mkdtemp creates the folder with mode 0700.
+            self.folder = mkdtemp(&bytes).map { String(cString: $0) }
+        }
+
+        /// Restricts the bound socket and moves it to its real path.
+        func publish() -> String? {
+            DaemonSocket.restrict(bindPath)
+            guard let folder else { return nil }
+            guard rename(bindPath, finalPath) == 0 else {
+                return "cannot move the socket from \(bindPath) to \(finalPath): \(String(cString: strerror(errno)))"
+            }
+            rmdir(folder)
+            return nil
+        }
+
+        /// Removes whatever staging left behind (after a failed start).
+        func cleanUp() {
+            guard let folder else { return }
+            DaemonSocket.remove(bindPath)
+            rmdir(folder)
+        }
+    }
+
     /// Removes the socket file when it is (still) a socket.
     static func remove(_ path: String) {
         var info = stat()

@@ -28,6 +28,14 @@ public struct Corral: AsyncParsableCommand {
             RemoveCommand.self,
             ConsoleCommand.self,
             EventsCommand.self,
+            CPUCommand.self,
+            DiskCommand.self,
+            NICCommand.self,
+            MemoryCommand.self,
+            BalloonCommand.self,
+            StatsCommand.self,
+            SetCommand.self,
+            HostCommand.self,
         ]
     )
     public init() {}

@@ -46,6 +46,9 @@ enum StatusText {
             ("restarts", "\(vm.restartCount)"),
             ("last exit", vm.lastExit ?? "-"),
         ]
+        if !vm.unplugPending.isEmpty {
+            pairs.append(("unplug pending", vm.unplugPending.joined(separator: ", ")))
+        }
         let width = pairs.map(\.0.count).max() ?? 0
         return pairs.map { key, value in
             let label = key.isEmpty ? "" : key + ":"

@@ -18,9 +18,24 @@ actor FakeControl: VMControl {
         case qmp(String, command: String, arguments: JSONObject?)
         case serialLog(String)
         case events(vm: String?, history: Int)
+        case setCPUs(String, Int)
+        case addDisk(String, DiskAddRequest)
+        case removeDisk(String, id: String, deleteImage: Bool)
+        case addNIC(String, NICAddRequest)
+        case removeNIC(String, id: String)
+        case addMemory(String, MemoryAddRequest)
+        case removeMemory(String, id: String)
+        case balloon(String, size: String)
+        case stats(String)
+        case setTuning(String, TuningRequest)
+        case host
     }
 
     private(set) var calls: [Call] = []
+    fileprivate func record(_ call: Call) { calls.append(call) }
+    fileprivate func update(_ status: VMStatus) { vms[status.name] = status }
+    /// Exposed for the hotplug/tuning conformance below.
+    fileprivate func lookUp(_ name: String) throws(ControlError) -> VMStatus { try known(name) }
     /// VMs the fake knows; operations on other names fail with not-found.
     var vms: [String: VMStatus] = [:]
     /// When set, every operation that can fail fails with this.
@@ -167,5 +182,137 @@ actor FakeControl: VMControl {
             nics: [.init(id: "net0", mac: "52:54:00:12:34:56", mode: "user")],
             qmpSocket: "/var/lib/corral/vms/\(name)/qmp.sock", serialLog: "/var/lib/corral/vms/\(name)/serial.log",
             restartCount: 0, lastExit: nil)
+    }
+}
+
+/// Hotplug as a fake: records the call and reflects the change in the VM's status.
+extension FakeControl: HotplugControl {
+    func setCPUs(_ name: String, count: Int) async throws(ControlError) -> VMStatus {
+        record(.setCPUs(name, count))
+        var status = try lookUp(name)
+        guard count <= status.cpus.max else {
+            throw .invalidRequest("\(name) can have at most \(status.cpus.max) vCPUs, asked for \(count)")
+        }
+        status.cpus.online = count
+        update(status)
+        return status
+    }
+
+    func addDisk(_ name: String, _ request: DiskAddRequest) async throws(ControlError) -> VMStatus {
+        record(.addDisk(name, request))
+        var status = try lookUp(name)
+        status.disks.append(.init(id: request.id, file: request.file, format: request.format?.rawValue ?? "qcow2",
+                                  readonly: request.readonly, bus: request.bus?.rawValue ?? "virtio-blk"))
+        update(status)
+        return status
+    }
+
+    func removeDisk(_ name: String, id: String, deleteImage: Bool) async throws(ControlError) -> VMStatus {
+        record(.removeDisk(name, id: id, deleteImage: deleteImage))
+        var status = try lookUp(name)
+        guard status.disks.contains(where: { $0.id == id }) else { throw .notFound("\(name) has no disk \(id)") }
+        status.disks.removeAll { $0.id == id }
+        update(status)
+        return status
+    }
+
+    func addNIC(_ name: String, _ request: NICAddRequest) async throws(ControlError) -> VMStatus {
+        record(.addNIC(name, request))
+        var status = try lookUp(name)
+        status.nics.append(.init(id: request.id, mac: request.mac ?? "52:54:00:aa:bb:cc",
+                                 mode: request.mode?.rawValue ?? "user"))
+        update(status)
+        return status
+    }
+
+    func removeNIC(_ name: String, id: String) async throws(ControlError) -> VMStatus {
+        record(.removeNIC(name, id: id))
+        var status = try lookUp(name)
+        status.unplugPending.append(id)
+        update(status)
+        return status
+    }
+
+    func addMemory(_ name: String, _ request: MemoryAddRequest) async throws(ControlError) -> VMStatus {
+        record(.addMemory(name, request))
+        return try lookUp(name)
+    }
+
+    func removeMemory(_ name: String, id: String) async throws(ControlError) -> VMStatus {
+        record(.removeMemory(name, id: id))
+        return try lookUp(name)
+    }
+}
+
+/// Tuning as a fake: fixed statistics and a host report decoded from the documented JSON.
+extension FakeControl: TuningControl {
+    func balloon(_ name: String, size: String) async throws(ControlError) -> VMStatus {
+        record(.balloon(name, size: size))
+        var status = try lookUp(name)
+        status.memory.balloonBytes = 384 << 20
+        update(status)
+        return status
+    }
+
+    func stats(_ name: String) async throws(ControlError) -> GuestStats {
+        record(.stats(name))
+        _ = try lookUp(name)
+        return FakeControl.guestStats(name)
+    }
+
+    func setTuning(_ name: String, _ request: TuningRequest) async throws(ControlError) -> VMStatus {
+        record(.setTuning(name, request))
+        return try lookUp(name)
+    }
+
+    func host() async -> HostReport {
+        record(.host)
+        return FakeControl.hostReport
+    }
+
+    static func guestStats(_ name: String) -> GuestStats {
+        GuestStats(name: name, balloonBytes: 384 << 20, balloonTargetBytes: 384 << 20, autoBalloon: false,
+                   lastUpdate: 1_700_000_000, stats: ["stat-free-memory": 100 << 20, "stat-major-faults": 12,
+                                                      "stat-swap-in": -1])
+    }
+
+    static let hostReportJSON = """
+        {"balloonTotalBytes":402653184,"cgroupVersion":"v2",
+         "cpus":{"capacity":4,"committed":3,"limit":4,"ratio":0.75},
+         "ksm":{"available":true,"managed":true,"pagesShared":10,"pagesSharing":1200,"running":true,"savedBytes":4915200},
+         "memory":{"capacity":8589934592,"committed":1610612736,"ratio":0.1875},
+         "memoryAvailableBytes":5368709120,
+         "vms":[{"autoBalloon":true,"balloonBytes":402653184,"cpuWeight":100,"memoryBytes":1073741824,
+                 "memoryShares":1000,"name":"web","state":"running","vcpus":2}]}
+        """
+
+    static var hostReport: HostReport {
+        // HostReport has no public memberwise initializer: it is built by the daemon, decoded by clients.
+        try! JSONDecoder().decode(HostReport.self, from: Data(hostReportJSON.utf8))
+    }
+}
+
+/// A control object that offers only the lifecycle (like an older daemon, or a peer that
+/// does not hotplug): the hotplug and tuning routes must answer 501.
+struct LifecycleOnlyControl: VMControl {
+    let inner: FakeControl
+
+    func up(_ request: UpRequest) async throws(ControlError) -> VMStatus { try await inner.up(request) }
+    func list() async -> [VMStatus] { await inner.list() }
+    func status(_ name: String) async throws(ControlError) -> VMStatus { try await inner.status(name) }
+    func start(_ name: String) async throws(ControlError) -> VMStatus { try await inner.start(name) }
+    func stop(_ name: String, timeout: Duration) async throws(ControlError) -> VMStatus {
+        try await inner.stop(name, timeout: timeout)
+    }
+    func kill(_ name: String) async throws(ControlError) -> VMStatus { try await inner.kill(name) }
+    func remove(_ name: String, force: Bool) async throws(ControlError) { try await inner.remove(name, force: force) }
+    func pause(_ name: String) async throws(ControlError) -> VMStatus { try await inner.pause(name) }
+    func resume(_ name: String) async throws(ControlError) -> VMStatus { try await inner.resume(name) }
+    func qmp(_ name: String, command: String, arguments: JSONObject?) async throws(ControlError) -> JSONValue {
+        try await inner.qmp(name, command: command, arguments: arguments)
+    }
+    func serialLog(_ name: String) async throws(ControlError) -> String { try await inner.serialLog(name) }
+    func events(vm: String?, history: Int) async -> AsyncStream<CorralEvent> {
+        await inner.events(vm: vm, history: history)
     }
 }

@@ -1,0 +1,239 @@
+import API
+import ArgumentParser
+import Foundation
+import Profiles
+import Supervisor
+
+extension DiskFormat: ExpressibleByArgument {}
+extension DiskBus: ExpressibleByArgument {}
+extension NICMode: ExpressibleByArgument {}
+extension NICModel: ExpressibleByArgument {}
+
+/// Checks a size argument (`512M`, `1G`) the way profiles spell sizes.
+enum SizeArgument {
+    static func check(_ text: String, _ flag: String) throws {
+        do { _ = try ByteSize(parsing: text) } catch { throw ValidationError("\(flag): \(error.description)") }
+    }
+}
+
+/// Device ids; the daemon checks the rest (QEMU's id rules, uniqueness).
+enum DeviceID {
+    static func check(_ id: String, _ what: String) throws {
+        guard !id.isEmpty else { throw ValidationError("\(what) must not be empty") }
+        guard !id.contains(where: { $0 == "/" || $0.isWhitespace }) else {
+            throw ValidationError("\(what) must not contain '/' or spaces, got \(id)")
+        }
+    }
+}
+
+struct CPUCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "cpu",
+        abstract: "Set the number of online vCPUs: plugs into free slots or unplugs the highest (1…cpu.max).")
+
+    @Argument(help: "VM name.") var name: String
+    @Argument(help: "vCPUs to have online.") var count: Int
+    @Flag(help: "Print the VM's status as JSON.") var json = false
+    @OptionGroup var socket: DaemonSocketOption
+
+    func validate() throws {
+        if count < 1 { throw ValidationError("COUNT must be at least 1, got \(count)") }
+    }
+
+    func run() async throws {
+        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.setCPUs(name, count: count) }
+        if json { return try JSONOutput.print(status) }
+        Terminal.out("\(status.name): \(status.cpus.online) vCPUs online (max \(status.cpus.max))")
+    }
+}
+
+struct DiskCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "disk", abstract: "Plug a disk into a running VM or unplug one.",
+        subcommands: [DiskAddCommand.self, DiskRemoveCommand.self])
+}
+
+struct DiskAddCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add",
+        abstract: "Attach an existing image (--file), or create one first (--file with --size).",
+        discussion: """
+            A relative --file is resolved against the current directory: the daemon needs an absolute path.
+            With --size the image must not exist yet; it is created (qcow2 unless --format raw) and removed
+            again when the plug fails.
+            """)
+
+    @Argument(help: "VM name.") var name: String
+    @Option(help: "Disk id (unique in the VM).") var id: String
+    @Option(help: "Image file.") var file: String
+    @Option(help: "Image format: qcow2 or raw (default: from the file, qcow2 for a new one).") var format: DiskFormat?
+    @Option(help: "Create the image with this size (e.g. 16M, 10G).") var size: String?
+    @Flag(help: "Attach read-only.") var readonly = false
+    @Option(help: "Bus: virtio-blk, virtio-scsi or nvme (default virtio-blk).") var bus: DiskBus?
+    @Flag(help: "Print the VM's status as JSON.") var json = false
+    @OptionGroup var socket: DaemonSocketOption
+
+    func validate() throws {
+        try DeviceID.check(id, "--id")
+        if file.isEmpty { throw ValidationError("--file must not be empty") }
+        if let size { try SizeArgument.check(size, "--size") }
+        if size != nil && readonly { throw ValidationError("--readonly makes no sense for a new, empty image (--size)") }
+    }
+
+    func run() async throws {
+        let request = DiskAddRequest(id: id, file: CLIPath.absolute(file), format: format, size: size,
+                                     readonly: readonly, bus: bus)
+        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.addDisk(name, request) }
+        if json { return try JSONOutput.print(status) }
+        guard let disk = status.disks.first(where: { $0.id == id }) else {
+            return Terminal.out("\(status.name): disk \(id) added")
+        }
+        let flags = [disk.format, disk.bus] + (disk.readonly ? ["read-only"] : [])
+        Terminal.out("\(status.name): disk \(id) added: \(disk.file) (\(flags.joined(separator: ", ")))")
+    }
+}
+
+struct DiskRemoveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Unplug a hotplugged disk; --delete-image also deletes its image file.")
+
+    @Argument(help: "VM name.") var name: String
+    @Argument(help: "Disk id.") var id: String
+    @Flag(help: "Delete the image file once the guest released the disk.") var deleteImage = false
+    @Flag(help: "Print the VM's status as JSON.") var json = false
+    @OptionGroup var socket: DaemonSocketOption
+
+    func validate() throws { try DeviceID.check(id, "ID") }
+
+    func run() async throws {
+        let status = try await DaemonCall.run(socket: socket.resolved) {
+            try await $0.removeDisk(name, id: id, deleteImage: deleteImage)
+        }
+        if json { return try JSONOutput.print(status) }
+        Terminal.out(HotplugText.removed(status, kind: "disk", id: id))
+    }
+}
+
+struct NICCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "nic", abstract: "Plug a network card into a running VM or unplug one.",
+        subcommands: [NICAddCommand.self, NICRemoveCommand.self])
+}
+
+struct NICAddCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "add", abstract: "Plug a network card (user networking unless --mode says otherwise).")
+
+    @Argument(help: "VM name.") var name: String
+    @Option(help: "NIC id (unique in the VM).") var id: String
+    @Option(help: "user, tap or bridge (default user).") var mode: NICMode?
+    @Option(help: "Bridge to join (--mode bridge).") var bridge: String?
+    @Option(help: "Existing tap interface (--mode tap).") var ifname: String?
+    @Option(help: "MAC address (default: a stable 52:54:00 address from the VM name and id).") var mac: String?
+    @Option(help: "virtio-net or e1000e (default virtio-net).") var model: NICModel?
+    @Flag(help: "Print the VM's status as JSON.") var json = false
+    @OptionGroup var socket: DaemonSocketOption
+
+    func validate() throws {
+        try DeviceID.check(id, "--id")
+        let effective = mode ?? .user
+        if bridge != nil && effective != .bridge { throw ValidationError("--bridge needs --mode bridge") }
+        if ifname != nil && effective != .tap { throw ValidationError("--ifname needs --mode tap") }
+        if effective == .bridge && bridge == nil { throw ValidationError("--mode bridge needs --bridge BR") }
+        if let mac {
+            let parts = mac.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 6, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isHexDigit) }) else {
+                throw ValidationError("--mac must look like 52:54:00:12:34:56, got \(mac)")
+            }
+        }
+    }
+
+    func run() async throws {
+        let request = NICAddRequest(id: id, mode: mode, bridge: bridge, ifname: ifname, mac: mac, model: model)
+        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.addNIC(name, request) }
+        if json { return try JSONOutput.print(status) }
+        guard let nic = status.nics.first(where: { $0.id == id }) else {
+            return Terminal.out("\(status.name): nic \(id) added")
+        }
+        Terminal.out("\(status.name): nic \(id) added: \(nic.mac) (\(nic.mode))")
+    }
+}
+
+struct NICRemoveCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rm", abstract: "Unplug a hotplugged network card.")
+
+    @Argument(help: "VM name.") var name: String
+    @Argument(help: "NIC id.") var id: String
+    @Flag(help: "Print the VM's status as JSON.") var json = false
+    @OptionGroup var socket: DaemonSocketOption
+
+    func validate() throws { try DeviceID.check(id, "ID") }
+
+    func run() async throws {
+        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.removeNIC(name, id: id) }
+        if json { return try JSONOutput.print(status) }
+        Terminal.out(HotplugText.removed(status, kind: "nic", id: id))
+    }
+}
+
+struct MemoryCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mem",
+        abstract: "Plug a memory DIMM (--add SIZE [--id ID]) or unplug one (--remove ID).",
+        discussion: "The VM's profile must allow growth (memory.max above memory.size) and have free slots.")
+
+    @Argument(help: "VM name.") var name: String
+    @Option(help: "Size of the DIMM to plug (e.g. 256M, 1G).") var add: String?
+    @Option(help: "Id of the new DIMM (default dimm0, dimm1, …); with --add.") var id: String?
+    @Option(help: "Id of the DIMM to unplug.") var remove: String?
+    @Flag(help: "Print the VM's status as JSON.") var json = false
+    @OptionGroup var socket: DaemonSocketOption
+
+    func validate() throws {
+        switch (add, remove) {
+        case (nil, nil): throw ValidationError("give --add SIZE or --remove ID")
+        case (_?, _?): throw ValidationError("--add and --remove exclude each other")
+        case (let size?, nil):
+            try SizeArgument.check(size, "--add")
+            if let id { try DeviceID.check(id, "--id") }
+        case (nil, let id?):
+            try DeviceID.check(id, "--remove")
+            if self.id != nil { throw ValidationError("--id applies to --add; give the DIMM to unplug as --remove ID") }
+        }
+    }
+
+    func run() async throws {
+        let status = try await DaemonCall.run(socket: socket.resolved) { client in
+            if let add {
+                return try await client.addMemory(name, MemoryAddRequest(id: id, size: add))
+            }
+            return try await client.removeMemory(name, id: remove ?? "")
+        }
+        if json { return try JSONOutput.print(status) }
+        let memory = "memory \(StatusText.bytes(status.memory.sizeBytes)) (max \(StatusText.bytes(status.memory.maxBytes)))"
+        if let remove {
+            Terminal.out(HotplugText.removed(status, kind: "dimm", id: remove) + ", " + memory)
+        } else {
+            Terminal.out("\(status.name): \(add ?? "") plugged, \(memory)")
+        }
+    }
+}
+
+enum HotplugText {
+    /// `web: disk d1 removed`, or that the guest has yet to release it.
+    static func removed(_ status: VMStatus, kind: String, id: String) -> String {
+        if status.unplugPending.contains(id) {
+            return "\(status.name): \(kind) \(id) unplug pending (the guest has not released it yet)"
+        }
+        return "\(status.name): \(kind) \(id) removed"
+    }
+}
+
+/// Paths given on the command line, made absolute for the daemon.
+enum CLIPath {
+    static func absolute(_ path: String) -> String {
+        URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+            .standardizedFileURL.path
+    }
+}
