@@ -128,6 +128,7 @@ public struct CorralDaemon: Service {
             router: api.router(),
             configuration: .init(address: .unixDomainSocket(path: staging.bindPath), serverName: nil),
             onServerRunning: { _ in
+                DaemonSocket.closeListenersOnExec()
                 if let problem = staging.publish() {
                     logger.error("socket not published", metadata: ["error": "\(problem)"])
                     return
@@ -142,6 +143,7 @@ public struct CorralDaemon: Service {
                 router: api.router(token: tcp.token),
                 configuration: .init(address: .hostname(tcp.host, port: tcp.port), serverName: nil),
                 onServerRunning: { channel in
+                    DaemonSocket.closeListenersOnExec()
                     await onListening(.tcp(host: tcp.host, port: channel.localAddress?.port ?? tcp.port))
                 },
                 logger: logger)

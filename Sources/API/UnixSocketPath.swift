@@ -1,3 +1,4 @@
+import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -127,6 +128,26 @@ enum DaemonSocket {
             guard let folder else { return }
             DaemonSocket.remove(bindPath)
             rmdir(folder)
+        }
+    }
+
+    /// Marks every listening socket of this process close-on-exec.
+    ///
+    /// SwiftNIO creates its sockets without `SOCK_CLOEXEC`, so a QEMU the supervisor launches would
+    /// inherit the daemon's listeners. After the daemon dies, such a QEMU keeps the Unix socket
+    /// "answering" (connections queue and are never accepted): clients hang and the next daemon
+    /// refuses to start because another one seems to answer. Called once each listener is bound.
+    static func closeListenersOnExec() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for entry in entries {
+            guard let fd = Int32(entry), fd > 2 else { continue }
+            var info = stat()
+            guard fstat(fd, &info) == 0, (info.st_mode & S_IFMT) == S_IFSOCK else { continue }
+            var listening: Int32 = 0
+            var length = socklen_t(MemoryLayout<Int32>.size)
+            guard getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &length) == 0, listening != 0 else { continue }
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
         }
     }
 

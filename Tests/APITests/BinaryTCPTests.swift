@@ -1,0 +1,142 @@
+import API
+import Foundation
+import Supervisor
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The real `corral daemon` binary with a TCP listener, driven by `CorralClient` over TCP.
+///
+/// It lives here rather than in SystemTests because only this test target may import `API`
+/// (the client); it boots the same test guest as the system tests.
+@Suite(.serialized, .timeLimit(.minutes(5))) struct BinaryTCPTests {
+    static let repoRoot: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    /// The `corral` next to this test bundle, then `$CORRAL_BIN`, then `.build/debug/corral`.
+    static let binary: String = {
+        if let env = ProcessInfo.processInfo.environment["CORRAL_BIN"], !env.isEmpty { return env }
+        let sibling = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath().deletingLastPathComponent()
+            .appendingPathComponent("corral").path
+        if FileManager.default.isExecutableFile(atPath: sibling) { return sibling }
+        return repoRoot + "/.build/debug/corral"
+    }()
+
+    static var kernel: String { repoRoot + "/.build/test-guest/vmlinuz" }
+    static var initrd: String { repoRoot + "/.build/test-guest/initrd.img" }
+
+    /// Processes whose command line mentions `text` (daemon, QEMU), for cleanup.
+    static func processes(mentioning text: String) -> [Int32] {
+        let entries = (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []
+        return entries.compactMap { entry in
+            guard let pid = Int32(entry), pid != getpid(),
+                let data = FileManager.default.contents(atPath: "/proc/\(entry)/cmdline")
+            else { return nil }
+            return String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self).contains(text) ? pid : nil
+        }
+    }
+
+    /// First line of a growing file that satisfies `predicate`, or nil after `limit`.
+    static func firstLine(in path: String, within limit: Duration, where predicate: @escaping @Sendable (String) -> Bool)
+        async -> String?
+    {
+        let follower = LogFollower(path: path)
+        defer { follower.stop() }
+        return await withTaskGroup(of: String?.self) { group in
+            group.addTask {
+                for await line in follower.lines() where predicate(line) { return line }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                follower.stop()
+                return nil
+            }
+            let first = await group.next() ?? nil
+            follower.stop()
+            group.cancelAll()
+            return first
+        }
+    }
+
+    @Test func wrongTokenIsRefusedBeforeAnythingHappensRightTokenWorks() async throws {
+        guard FileManager.default.fileExists(atPath: Self.kernel), FileManager.default.fileExists(atPath: Self.initrd)
+        else {
+            Issue.record("test guest missing: run scripts/build-test-guest (scripts/test does)")
+            return
+        }
+        var template = Array("/tmp/corral-tcp-XXXXXX".utf8CString)
+        let root = String(cString: mkdtemp(&template)!)
+        defer {
+            for pid in Self.processes(mentioning: root) { kill(pid, SIGKILL) }
+            FileOps.removeTree(root)
+        }
+        try "correct-horse-battery\n".write(toFile: root + "/token", atomically: true, encoding: .utf8)
+        let profile = root + "/tcp.yaml"
+        try """
+            name: tcp
+            accel: tcg
+            cpu: { count: 1, max: 1 }
+            memory: { size: 256M }
+            boot:
+              kernel: \(Self.kernel)
+              initrd: \(Self.initrd)
+              cmdline: "console=ttyS0 panic=-1 quiet"
+
+            """.write(toFile: profile, atomically: true, encoding: .utf8)
+
+        // Port 0: the kernel picks one, the daemon logs it.
+        let log = root + "/daemon.log"
+        let daemon = try ProcessLauncher.launch(LaunchSpec(
+            executable: Self.binary,
+            arguments: ["daemon", "--state-dir", root + "/state", "--socket", root + "/d.sock", "--no-ksm",
+                        "--listen", "127.0.0.1:0", "--token-file", root + "/token"],
+            outputFile: log))
+        let listening = await Self.firstLine(in: log, within: .seconds(60)) {
+            $0.contains("tcp=127.0.0.1:") && $0.contains("listening")
+        }
+        let line = try #require(listening, "the daemon did not listen on TCP: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        let address = try #require(line.split(separator: " ").first { $0.hasPrefix("tcp=127.0.0.1:") })
+        let port = try #require(Int(address.split(separator: ":").last ?? ""))
+
+        let right = CorralClient.Endpoint.tcp(host: "127.0.0.1", port: port, token: "correct-horse-battery")
+        let wrong = CorralClient.Endpoint.tcp(host: "127.0.0.1", port: port, token: "correct-horse-batterx")
+
+        let up = try await CorralClient.withClient(right) { try await $0.up(UpRequest(profile: profile)) }
+        #expect(up.state == .running)
+        let pid = try #require(up.pid)
+
+        try await CorralClient.withClient(wrong) { client in
+            for attempt in 0..<3 {
+                do {
+                    switch attempt {
+                    case 0: _ = try await client.list()
+                    case 1: _ = try await client.kill("tcp")
+                    default: _ = try await client.up(UpRequest(profile: profile, name: "intruder"))
+                    }
+                    Issue.record("attempt \(attempt) with a wrong token was served")
+                } catch let error as CorralClientError {
+                    guard case .unauthorized = error else {
+                        Issue.record("attempt \(attempt): expected unauthorized, got \(error)")
+                        continue
+                    }
+                }
+            }
+        }
+
+        // Nothing was done: the same one VM, still running on the same QEMU.
+        let listed = try await CorralClient.withClient(right) { try await $0.list() }
+        #expect(listed.map(\.name) == ["tcp"])
+        #expect(listed.first?.state == .running && listed.first?.pid == pid)
+        #expect(ProcessHandle.isAlive(pid))
+
+        _ = try await CorralClient.withClient(right) { try await $0.kill("tcp") }
+        daemon.signal(SIGTERM)
+        #expect(await daemon.waitForExit(timeout: .seconds(60)) == .exited(0))
+    }
+}
