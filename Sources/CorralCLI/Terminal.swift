@@ -7,11 +7,28 @@ import Glibc
 /// Output helpers shared by the commands: stdout for results, stderr for diagnostics.
 enum Terminal {
     static func out(_ line: String) {
-        FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        write(line + "\n", to: 1)
     }
 
     static func err(_ line: String) {
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        write(line + "\n", to: 2)
+    }
+
+    /// Whole-line writes straight to the descriptor. When the reader has gone (`corral events | head`),
+    /// exit quietly with status 0 like other Unix tools instead of dying on SIGPIPE or a write error.
+    private static func write(_ text: String, to fd: Int32) {
+        signal(SIGPIPE, SIG_IGN)
+        let bytes = Array(text.utf8)
+        var offset = 0
+        while offset < bytes.count {
+            let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                if errno == EPIPE { exit(0) }
+                return
+            }
+            offset += n
+        }
     }
 
     static var stdoutIsTTY: Bool { isatty(1) != 0 }
