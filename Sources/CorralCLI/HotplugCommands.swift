@@ -43,7 +43,8 @@ struct CPUCommand: AsyncParsableCommand {
     func run() async throws {
         let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.setCPUs(name, count: count) }
         if json { return try JSONOutput.print(status) }
-        Terminal.out("\(status.name): \(status.cpus.online) vCPUs online (max \(status.cpus.max))")
+        let plural = status.cpus.online == 1 ? "" : "s"
+        Terminal.out("\(status.name): \(status.cpus.online) vCPU\(plural) online (max \(status.cpus.max))")
     }
 }
 
@@ -57,11 +58,9 @@ struct DiskAddCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "add",
         abstract: "Attach an existing image (--file), or create one first (--file with --size).",
-        discussion: """
-            A relative --file is resolved against the current directory: the daemon needs an absolute path.
-            With --size the image must not exist yet; it is created (qcow2 unless --format raw) and removed
-            again when the plug fails.
-            """)
+        discussion: "A relative --file is resolved against the current directory: the daemon needs an absolute "
+            + "path. With --size the image must not exist yet; it is created (qcow2 unless --format raw) and "
+            + "removed again when the plug fails.")
 
     @Argument(help: "VM name.") var name: String
     @Option(help: "Disk id (unique in the VM).") var id: String
