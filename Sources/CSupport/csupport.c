@@ -12,6 +12,10 @@ int corral_pidfd_open(pid_t pid) {
     return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
+int corral_spawn_closefrom(void *actions, int lowest) {
+    return posix_spawn_file_actions_addclosefrom_np((posix_spawn_file_actions_t *)actions, lowest);
+}
+
 short corral_posix_spawn_setsid(void) {
     return POSIX_SPAWN_SETSID;
 }

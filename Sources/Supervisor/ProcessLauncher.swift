@@ -210,6 +210,8 @@ public enum ProcessLauncher {
         let output = spec.outputFile ?? "/dev/null"
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else we hold (QMP connections, API listeners, other VMs' sockets) reaches the child.
+        _ = withUnsafeMutablePointer(to: &actions) { corral_spawn_closefrom($0, 3) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

@@ -219,6 +219,7 @@ final class FakeQMPServer: Sendable {
     private func run() {
         let listener = state.withLock { $0.listener }
         let fd = accept(listener, nil, nil)
+        if fd >= 0 { _ = fcntl(fd, F_SETFD, FD_CLOEXEC) }  // never leak into processes other tests spawn
         state.withLock { state in
             Glibc.close(state.listener)
             state.listener = -1
@@ -353,7 +354,7 @@ final class FakeQMPServer: Sendable {
     }
 
     private static func listen(path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
+        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
         var address = sockaddr_un()
         address.sun_family = sa_family_t(AF_UNIX)

@@ -121,6 +121,7 @@ import Glibc
         for vm in listed {
             #expect(vm.state == .running)
             #expect(vm.pid == pids[vm.name], "reattached to the same QEMU, not a new one")
+            #expect((vm.uptimeSeconds ?? -1) >= 0 && (vm.uptimeSeconds ?? .infinity) < 300, "uptime survives reattach")
         }
         let later = try await HeartbeatWait.first(in: state + "/vms/r1/serial.log") { $0.n > before.n + 2 }
         #expect(later.n > before.n)
