@@ -35,6 +35,7 @@ public struct CorralAPI: Sendable {
         addStreamRoutes(v1)
         addHotplugRoutes(v1)
         addTuningRoutes(v1)
+        addMigrationRoutes(v1)
         return router
     }
 

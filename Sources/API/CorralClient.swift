@@ -346,3 +346,109 @@ public final class CorralClient: Sendable {
         }
     }
 }
+
+/// One line of a `POST /v1/vms/{name}/migrate` stream, as sent and as understood.
+public struct MigrationStreamLine: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        /// A `migration-progress` event (its `data`: status, percent, mibPerSecond, remainingBytes, …).
+        case progress(CorralEvent)
+        /// The last line: the destination owns the VM.
+        case completed(MigrationResult)
+        /// The last line: the migration failed (the source keeps the VM unless the message says otherwise).
+        case failed(ControlError)
+    }
+
+    /// The NDJSON line exactly as the daemon sent it (for `--json`).
+    public var text: String
+    public var kind: Kind
+
+    public init(text: String, kind: Kind) {
+        self.text = text
+        self.kind = kind
+    }
+
+    static func parse(_ text: String) throws(BodyError) -> MigrationStreamLine {
+        let data = Data(text.utf8)
+        if let outcome = try? WireCoding.decode(MigrateOutcome.self, from: data) {
+            if let result = outcome.result { return MigrationStreamLine(text: text, kind: .completed(result)) }
+            if let error = outcome.error {
+                let control = error.controlError ?? .internalError("\(error.error): \(error.message)")
+                return MigrationStreamLine(text: text, kind: .failed(control))
+            }
+        }
+        return MigrationStreamLine(text: text, kind: .progress(try WireCoding.decode(CorralEvent.self, from: data)))
+    }
+}
+
+// MARK: Migration
+
+extension CorralClient {
+    /// The peer calls that prepare a VM can take this long (the destination starts QEMU).
+    static let preparePeerTimeout: TimeAmount = .minutes(2)
+    /// Commit and abort are a few QMP commands on the destination.
+    static let finishPeerTimeout: TimeAmount = .seconds(60)
+
+    /// Starts migrating `name` and streams its progress; the last element is `.completed` or `.failed`.
+    /// The stream throws when the connection breaks or ends without an outcome.
+    public func migrate(_ name: String, _ request: MigrateRequest) async throws
+        -> AsyncThrowingStream<MigrationStreamLine, any Error>
+    {
+        // A migration may take as long as it must (`--timeout` is the daemon's business).
+        let response = try await send(.POST, vmPath(name, "migrate"), body: try WireCoding.encode(request),
+                                      timeout: .hours(24))
+        try await throwIfFailed(response)
+        let lines = Self.lines(of: response.body) { line throws(BodyError) in try MigrationStreamLine.parse(line) }
+        return AsyncThrowingStream { continuation in
+            let reader = Task {
+                do {
+                    for try await line in lines {
+                        continuation.yield(line)
+                        if case .progress = line.kind { continue }
+                        continuation.finish()
+                        return
+                    }
+                    continuation.finish(throwing: CorralClientError.transport(
+                        "the daemon ended the migration stream of \(name) without a result"))
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in reader.cancel() }
+        }
+    }
+
+    /// Migrates and waits: the result, or the migration's `ControlError`.
+    public func migrateAndWait(_ name: String, _ request: MigrateRequest) async throws -> MigrationResult {
+        for try await line in try await migrate(name, request) {
+            switch line.kind {
+            case .progress: continue
+            case .completed(let result): return result
+            case .failed(let error): throw error
+            }
+        }
+        throw CorralClientError.transport("the daemon ended the migration stream of \(name) without a result")
+    }
+
+    public func cancelMigration(_ name: String) async throws {
+        let response = try await send(.POST, vmPath(name, "migrate/cancel"), body: nil, timeout: requestTimeout)
+        _ = try await collect(response)
+    }
+
+    // Peer routes: what one daemon asks another (HTTPMigrationPeer).
+
+    public func prepareIncoming(_ request: IncomingRequest) async throws -> IncomingReply {
+        try await call(.POST, "/v1/migrations/incoming", body: request, as: IncomingReply.self,
+                       timeout: Self.preparePeerTimeout)
+    }
+
+    public func commitIncoming(_ name: String) async throws -> VMStatus {
+        try await call(.POST, "/v1/migrations/incoming/" + Self.percentEncoded(name) + "/commit", as: VMStatus.self,
+                       timeout: Self.finishPeerTimeout)
+    }
+
+    public func abortIncoming(_ name: String) async throws {
+        let response = try await send(.POST, "/v1/migrations/incoming/" + Self.percentEncoded(name) + "/abort",
+                                      body: nil, timeout: Self.finishPeerTimeout)
+        _ = try await collect(response)
+    }
+}

@@ -116,6 +116,10 @@ public struct CorralDaemon: Service {
             DaemonSocket.remove(socketPath)
         }
         let logger = self.logger
+        // Migrations reach other daemons over their TCP API with the token the user gave.
+        if let manager = control as? VMManager {
+            await manager.setPeerConnector { host, port, token in HTTPMigrationPeer(host: host, port: port, token: token) }
+        }
 
         let api = CorralAPI(control: control, logger: logger)
         let onListening = self.onListening
