@@ -6,6 +6,7 @@ BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 # bench_setup [--guest]: installs deps (apt only when missing), finds swift, builds corral and corral-bench in
 # release (scratch dir $SCRATCH_PATH, default .build-bench), optionally the test guest. Sets CORRAL and BENCH.
+# BENCH_SKIP_BUILD=1 uses the binaries already built there (e.g. while the tree does not compile).
 bench_setup() {
     cd "$BENCH_ROOT"
     "$BENCH_ROOT/scripts/install-deps" >&2
@@ -17,22 +18,27 @@ bench_setup() {
     if [[ "${1:-}" == "--guest" ]]; then
         "$BENCH_ROOT/scripts/build-test-guest" >&2
     fi
-    local scratch="${SCRATCH_PATH:-.build-bench}"
-    echo "bench: building corral and corral-bench (release, --scratch-path $scratch)…" >&2
-    swift build -c release --scratch-path "$scratch" --product corral >&2
-    swift build -c release --scratch-path "$scratch" --product corral-bench >&2
-    local bin
+    local scratch="${SCRATCH_PATH:-.build-bench}" bin
     bin="$(swift build -c release --scratch-path "$scratch" --show-bin-path)"
     CORRAL="$bin/corral"
     BENCH="$bin/corral-bench"
+    if [[ "${BENCH_SKIP_BUILD:-0}" == 1 && -x "$CORRAL" && -x "$BENCH" ]]; then
+        echo "bench: BENCH_SKIP_BUILD=1: using the binaries already in $bin" >&2
+        return
+    fi
+    echo "bench: building corral and corral-bench (release, --scratch-path $scratch)…" >&2
+    swift build -c release --scratch-path "$scratch" --product corral >&2
+    swift build -c release --scratch-path "$scratch" --product corral-bench >&2
 }
 
-# bench_need_hyperfine: installs hyperfine with apt when missing.
-bench_need_hyperfine() {
-    command -v hyperfine >/dev/null 2>&1 && return
-    echo "bench: installing hyperfine" >&2
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hyperfine >/dev/null 2>&1 || {
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends hyperfine >/dev/null
+# bench_need_tool COMMAND [PACKAGE]: installs PACKAGE (default: COMMAND) with apt when COMMAND is missing.
+bench_need_tool() {
+    local tool="$1" package="${2:-$1}"
+    command -v "$tool" >/dev/null 2>&1 && return
+    echo "bench: installing $package" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -qq --no-install-recommends "$package" >/dev/null 2>&1 || {
+        apt-get update -qq && apt-get install -y -qq --no-install-recommends "$package" >/dev/null
     }
 }
 
@@ -40,7 +46,10 @@ bench_need_hyperfine() {
 bench_machine() {
     local qemu
     qemu="$(qemu-system-x86_64 --version | head -1 | sed -e 's/^QEMU emulator version //' -e 's/ (.*//')"
-    echo "$(date -u +%Y-%m-%d), $(nproc) cores (shared), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, QEMU $qemu, -accel tcg, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
+    local commit
+    commit="$(git -C "$BENCH_ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+    [[ "${BENCH_SKIP_BUILD:-0}" == 1 ]] && commit="$commit, binaries built earlier (BENCH_SKIP_BUILD=1)"
+    echo "$(date -u +%Y-%m-%d), corral $commit, $(nproc) cores (shared), $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo) RAM, QEMU $qemu, -accel tcg, load average at start $(cut -d' ' -f1-3 /proc/loadavg)"
 }
 
 # bench_daemon_has FLAG: true when `corral daemon --help` lists FLAG.
@@ -111,20 +120,12 @@ bench_pss_kib() {
 bench_update_doc() {
     local id="$1" body="$2" doc="$BENCH_ROOT/docs/benchmarks.md"
     [[ -f "$doc" ]] || printf '# Benchmarks\n' >"$doc"
-    python3 - "$doc" "$id" "$body" <<'PY'
-import sys
-doc, ident, body_path = sys.argv[1:4]
-start, end = f"<!-- bench:{ident} -->", f"<!-- /bench:{ident} -->"
-text = open(doc, encoding="utf-8").read()
-body = open(body_path, encoding="utf-8").read().strip("\n")
-block = f"{start}\n{body}\n{end}"
-if start in text and end in text:
-    head, rest = text.split(start, 1)
-    _, tail = rest.split(end, 1)
-    text = head + block + tail
-else:
-    text = text.rstrip("\n") + "\n\n" + block + "\n"
-open(doc, "w", encoding="utf-8").write(text)
-PY
+    awk -v start="<!-- bench:$id -->" -v end="<!-- /bench:$id -->" -v body="$body" '
+        BEGIN { while ((getline line < body) > 0) text = text line "\n" }
+        $0 == start { printf "%s\n%s", start, text; inside = 1; found = 1; next }
+        $0 == end { inside = 0; print; next }
+        !inside { print }
+        END { if (!found) printf "\n%s\n%s%s\n", start, text, end }
+    ' "$doc" >"$doc.tmp" && mv "$doc.tmp" "$doc"
     echo "bench: updated docs/benchmarks.md (section $id)" >&2
 }
