@@ -36,6 +36,7 @@ public struct Corral: AsyncParsableCommand {
             StatsCommand.self,
             SetCommand.self,
             HostCommand.self,
+            MigrateCommand.self,
         ]
     )
     public init() {}
