@@ -1,0 +1,298 @@
+import API
+import Foundation
+import Supervisor
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Namespaces need root and iproute2.
+enum TwoHostEnvironment {
+    static var usable: Bool {
+        getuid() == 0 && FileManager.default.isExecutableFile(atPath: ip)
+    }
+
+    static var ip: String {
+        ["/usr/sbin/ip", "/sbin/ip", "/usr/bin/ip"].first { FileManager.default.isExecutableFile(atPath: $0) }
+            ?? "/usr/sbin/ip"
+    }
+}
+
+/// Two real `corral daemon`s, one per network namespace (`scripts/netns-hosts`: 192.0.2.1 and
+/// 192.0.2.2), driven through the real `corral` binary. The CLI reaches each daemon over its Unix
+/// socket (sockets cross namespaces); the daemons and their QEMUs reach each other only over TCP.
+/// Needs root (namespaces) and the test guest; each test tears everything down.
+@Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: TwoHostEnvironment.usable))
+struct TwoHostMigrationTests {
+    static let prefix = "corral-t"
+    static let hostA = "192.0.2.1"
+    static let hostB = "192.0.2.2"
+    static let port = 7070
+    static var destination: String { "\(hostB):\(port)" }
+    static let vm = "vm"
+
+    static var ip: String { TwoHostEnvironment.ip }
+
+    static var netnsScript: String { BinaryTCPTests.repoRoot + "/scripts/netns-hosts" }
+
+    /// Both daemons, the shared folder and the token, for one test.
+    struct Hosts {
+        var root: String
+        var tokenFile: String
+        var a: ProcessHandle
+        var b: ProcessHandle
+
+        var socketA: String { root + "/a.sock" }
+        var socketB: String { root + "/b.sock" }
+        var stateA: String { root + "/state-a" }
+        var stateB: String { root + "/state-b" }
+        var serialA: String { VMPaths(stateRoot: stateA, name: TwoHostMigrationTests.vm).serialLog }
+        var serialB: String { VMPaths(stateRoot: stateB, name: TwoHostMigrationTests.vm).serialLog }
+
+        /// `corral ARGS --socket SOCKET`, to completion.
+        func corral(_ args: [String], socket: String) async throws -> CLIResult {
+            let result = try await ProcessLauncher.run(BinaryTCPTests.binary, args + ["--socket", socket])
+            return CLIResult(command: "corral " + args.joined(separator: " "), status: result.status,
+                             output: result.output)
+        }
+
+        /// `corral migrate ARGS` in the background, output to a file (for cancel and fault tests).
+        func migrateInBackground(_ args: [String], output: String) throws -> ProcessHandle {
+            try ProcessLauncher.launch(LaunchSpec(
+                executable: BinaryTCPTests.binary, arguments: ["migrate"] + args + ["--socket", socketA],
+                outputFile: output))
+        }
+
+        func list(_ socket: String) async throws -> [VMStatus] {
+            let result = try await corral(["ls", "--json"], socket: socket)
+            try #require(result.status == .exited(0), "\(result)")
+            return try JSONDecoder().decode([VMStatus].self, from: Data(result.output.utf8))
+        }
+
+        /// Writes the guest's profile (TCG, 256M) with one disk image at `disk`, and starts it on A.
+        func upOnA(disk: String) async throws -> VMStatus {
+            let profile = root + "/vm.yaml"
+            try """
+                name: \(TwoHostMigrationTests.vm)
+                accel: tcg
+                cpu: { count: 1, max: 1 }
+                memory: { size: 256M }
+                boot:
+                  kernel: \(BinaryTCPTests.kernel)
+                  initrd: \(BinaryTCPTests.initrd)
+                  cmdline: "console=ttyS0 panic=-1 quiet"
+                disks: [ { id: data, file: \(disk), size: 64M, cache: writeback } ]
+
+                """.write(toFile: profile, atomically: true, encoding: .utf8)
+            let result = try await corral(["up", profile, "--json"], socket: socketA)
+            try #require(result.status == .exited(0), "\(result)")
+            let status = try JSONDecoder().decode(VMStatus.self, from: Data(result.output.utf8))
+            // Booted: the guest prints heartbeats.
+            _ = try await TwoHostMigrationTests.heartbeat(in: serialA) { _ in true }
+            return status
+        }
+    }
+
+    struct CLIResult: CustomStringConvertible {
+        var command: String
+        var status: Supervisor.ExitStatus
+        var output: String
+        var description: String { "\(command) → \(status)\n\(output)" }
+    }
+
+    struct Failed: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    // MARK: Setup and teardown
+
+    /// Namespaces up, one daemon in each, `body`, then every process of the test killed and everything removed.
+    static func withHosts(_ body: (Hosts) async throws -> Void) async throws {
+        guard FileManager.default.fileExists(atPath: BinaryTCPTests.kernel),
+            FileManager.default.fileExists(atPath: BinaryTCPTests.initrd)
+        else {
+            Issue.record("test guest missing: run scripts/build-test-guest (scripts/test does)")
+            return
+        }
+        var template = Array("/tmp/corral-mig-XXXXXX".utf8CString)
+        let root = String(cString: mkdtemp(&template)!)
+        _ = try await ProcessLauncher.run(netnsScript, ["down", prefix])  // leftovers of an interrupted run
+        let up = try await ProcessLauncher.run(netnsScript, ["up", prefix])
+        defer {
+            for pid in BinaryTCPTests.processes(mentioning: root) { kill(pid, SIGKILL) }
+            let down = Process()
+            down.executableURL = URL(fileURLWithPath: netnsScript)
+            down.arguments = ["down", prefix]
+            try? down.run()
+            down.waitUntilExit()
+            FileOps.removeTree(root)
+        }
+        try #require(up.status == .exited(0), "netns-hosts up: \(up.output)")
+        let tokenFile = root + "/token"
+        try "two-hosts-secret\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+
+        func startDaemon(_ side: String, address: String) async throws -> ProcessHandle {
+            let log = root + "/daemon-\(side).log"
+            let handle = try ProcessLauncher.launch(LaunchSpec(
+                executable: ip,
+                arguments: ["netns", "exec", "\(prefix)-\(side)", BinaryTCPTests.binary, "daemon",
+                            "--state-dir", root + "/state-\(side)", "--socket", root + "/\(side).sock",
+                            "--listen", "\(address):\(port)", "--token-file", tokenFile,
+                            "--no-ksm", "--no-auto-balloon"],
+                outputFile: log))
+            let listening = await BinaryTCPTests.firstLine(in: log, within: .seconds(60)) {
+                $0.contains("tcp=\(address):\(port)") && $0.contains("listening")
+            }
+            if listening == nil {
+                let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+                throw Failed(description: "daemon \(side) did not listen on \(address):\(port):\n\(text)")
+            }
+            return handle
+        }
+        let a = try await startDaemon("a", address: hostA)
+        let b = try await startDaemon("b", address: hostB)
+        // The Unix socket is published after TCP may already listen: wait for both.
+        for side in ["a", "b"] {
+            let socket = root + "/\(side).sock"
+            let log = root + "/daemon-\(side).log"
+            let ready = await BinaryTCPTests.firstLine(in: log, within: .seconds(60)) {
+                $0.contains("socket=\(socket)") && $0.contains("listening")
+            }
+            if ready == nil { throw Failed(description: "daemon \(side) did not publish \(socket)") }
+        }
+        try await body(Hosts(root: root, tokenFile: tokenFile, a: a, b: b))
+    }
+
+    // MARK: Heartbeats
+
+    /// `n` of a complete `CORRAL-HB n=… cpus=… … memkb=…` line.
+    static func heartbeatNumber(_ line: String) -> Int? {
+        guard let start = line.range(of: "CORRAL-HB n="), line.contains(" memkb=") else { return nil }
+        return Int(line[start.upperBound...].prefix { $0.isNumber })
+    }
+
+    /// The first heartbeat in `log` whose number satisfies `predicate`.
+    static func heartbeat(in log: String, within limit: Duration = .seconds(180),
+                          where predicate: @escaping @Sendable (Int) -> Bool) async throws -> Int {
+        let line = await BinaryTCPTests.firstLine(in: log, within: limit) { line in
+            heartbeatNumber(line).map(predicate) ?? false
+        }
+        guard let line, let n = heartbeatNumber(line) else {
+            let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? "(no log)"
+            throw Failed(description: "no matching heartbeat in \(log); tail:\n\(text.suffix(1200))")
+        }
+        return n
+    }
+
+    /// Every heartbeat number in a file read now (the source's log is read before it is removed).
+    static func heartbeats(in log: String) -> [Int] {
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { heartbeatNumber(String($0)) }
+    }
+
+    /// Follows A's serial log while a migration runs and remembers the highest heartbeat seen.
+    /// The follower keeps its descriptor, so lines written just before the folder is removed still count.
+    final class HighestHeartbeat: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = -1
+        var highest: Int { lock.withLock { value } }
+        func see(_ n: Int) { lock.withLock { value = max(value, n) } }
+    }
+
+    static func follow(_ log: String, into highest: HighestHeartbeat) -> (LogFollower, Task<Void, Never>) {
+        let follower = LogFollower(path: log)
+        let task = Task {
+            for await line in follower.lines() {
+                if let n = heartbeatNumber(line) { highest.see(n) }
+            }
+        }
+        return (follower, task)
+    }
+
+    // MARK: Tests
+
+    @Test func precopyWithSharedStorageContinuesTheGuestOnB() async throws {
+        try await Self.withHosts { hosts in
+            let source = try await hosts.upOnA(disk: hosts.root + "/shared/data.qcow2")
+            #expect(source.state == .running)
+            let highest = HighestHeartbeat()
+            let (follower, watch) = Self.follow(hosts.serialA, into: highest)
+
+            let migrate = try await hosts.corral(
+                ["migrate", Self.vm, "--to", Self.destination, "--token-file", hosts.tokenFile], socket: hosts.socketA)
+            // Give the follower the lines written up to the source's stop.
+            follower.stop()
+            await watch.value
+
+            try #require(migrate.status == .exited(0), "\(migrate)")
+            #expect(migrate.output.contains("\(Self.vm) migrated to \(Self.destination) in "), "\(migrate)")
+            #expect(try await hosts.list(hosts.socketA).isEmpty)
+            let onB = try await hosts.list(hosts.socketB)
+            #expect(onB.map(\.name) == [Self.vm])
+            #expect(onB.first?.state == .running)
+
+            // The same guest goes on counting: no second boot, and the counter is past the source's.
+            let lastOnA = highest.highest
+            #expect(lastOnA >= 0, "no heartbeat seen on A")
+            let firstOnB = try await Self.heartbeat(in: hosts.serialB) { _ in true }
+            #expect(firstOnB > lastOnA, "B's first heartbeat \(firstOnB) is not after A's last \(lastOnA)")
+            let serialB = try String(contentsOfFile: hosts.serialB, encoding: .utf8)
+            #expect(!serialB.contains("corral-init: ready"), "the guest booted again on B:\n\(serialB.suffix(1500))")
+            // And it keeps running there.
+            _ = try await Self.heartbeat(in: hosts.serialB) { $0 > firstOnB + 2 }
+        }
+    }
+
+    @Test func cancelMidMigrationKeepsTheSourceRunning() async throws {
+        try await Self.withHosts { hosts in
+            let source = try await hosts.upOnA(disk: hosts.root + "/shared/data.qcow2")
+            let output = hosts.root + "/migrate.out"
+            let migrate = try hosts.migrateInBackground(
+                [Self.vm, "--to", Self.destination, "--token-file", hosts.tokenFile, "--bandwidth", "1M", "--json"],
+                output: output)
+            // Migrating: the stream shows QEMU actively sending.
+            let active = await BinaryTCPTests.firstLine(in: output, within: .seconds(120)) {
+                $0.contains("migration-progress") && $0.contains(#""status":"active""#)
+            }
+            try #require(active != nil, "no active progress: \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")")
+            let migrating = try await hosts.corral(["status", Self.vm, "--json"], socket: hosts.socketA)
+            #expect(try JSONDecoder().decode(VMStatus.self, from: Data(migrating.output.utf8)).state == .migrating)
+
+            let cancel = try await hosts.corral(["migrate", "--cancel", Self.vm], socket: hosts.socketA)
+            #expect(cancel.status == .exited(0), "\(cancel)")
+            let ended = await migrate.waitForExit(timeout: .seconds(120))
+            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            #expect(ended == .exited(1), "\(text)")
+            #expect(text.contains("cancelled"), "\(text)")
+
+            let status = try JSONDecoder().decode(
+                VMStatus.self, from: Data(try await hosts.corral(["status", Self.vm, "--json"], socket: hosts.socketA).output.utf8))
+            #expect(status.state == .running)
+            #expect(status.pid == source.pid)
+            let last = Self.heartbeats(in: hosts.serialA).max() ?? -1
+            _ = try await Self.heartbeat(in: hosts.serialA) { $0 > last + 1 }
+            #expect(try await hosts.list(hosts.socketB).isEmpty)
+        }
+    }
+
+    @Test func wrongTokenFailsClearlyAndTheSourceKeepsRunning() async throws {
+        try await Self.withHosts { hosts in
+            let source = try await hosts.upOnA(disk: hosts.root + "/shared/data.qcow2")
+            let wrong = hosts.root + "/wrong-token"
+            try "not-the-secret\n".write(toFile: wrong, atomically: true, encoding: .utf8)
+            let migrate = try await hosts.corral(
+                ["migrate", Self.vm, "--to", Self.destination, "--token-file", wrong], socket: hosts.socketA)
+            #expect(migrate.status == .exited(1), "\(migrate)")
+            #expect(migrate.output.contains("error: destination \(Self.destination): the daemon refused the token"),
+                    "\(migrate)")
+
+            let listed = try await hosts.list(hosts.socketA)
+            #expect(listed.map(\.name) == [Self.vm])
+            #expect(listed.first?.state == .running && listed.first?.pid == source.pid)
+            #expect(try await hosts.list(hosts.socketB).isEmpty)
+            let last = Self.heartbeats(in: hosts.serialA).max() ?? -1
+            _ = try await Self.heartbeat(in: hosts.serialA) { $0 > last }
+        }
+    }
+}
