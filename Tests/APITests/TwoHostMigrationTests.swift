@@ -73,6 +73,8 @@ struct TwoHostMigrationTests {
         /// Writes the guest's profile (TCG, 256M) with one disk image at `disk`, and starts it on A.
         func upOnA(disk: String) async throws -> VMStatus {
             let profile = root + "/vm.yaml"
+            try FileManager.default.createDirectory(
+                atPath: URL(fileURLWithPath: disk).deletingLastPathComponent().path, withIntermediateDirectories: true)
             try """
                 name: \(TwoHostMigrationTests.vm)
                 accel: tcg
