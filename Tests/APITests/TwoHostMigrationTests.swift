@@ -214,35 +214,127 @@ struct TwoHostMigrationTests {
 
     // MARK: Tests
 
+    /// Starts the guest on A with its disk at `disk`, migrates with `extra` options, and checks that the same
+    /// guest runs on B: A forgets it, B lists it running, B's serial log shows no second boot and its first
+    /// heartbeat comes after the last one A printed.
+    static func migrateAndCheckTheGuestContinues(_ hosts: Hosts, disk: String, extra: [String] = []) async throws {
+        let source = try await hosts.upOnA(disk: disk)
+        #expect(source.state == .running)
+        let highest = HighestHeartbeat()
+        let (follower, watch) = follow(hosts.serialA, into: highest)
+
+        let migrate = try await hosts.corral(
+            ["migrate", vm, "--to", destination, "--token-file", hosts.tokenFile] + extra, socket: hosts.socketA)
+        follower.stop()
+        await watch.value
+
+        try #require(migrate.status == .exited(0), "\(migrate)")
+        #expect(migrate.output.contains("\(vm) migrated to \(destination) in "), "\(migrate)")
+        #expect(try await hosts.list(hosts.socketA).isEmpty)
+        let onB = try await hosts.list(hosts.socketB)
+        #expect(onB.map(\.name) == [vm])
+        #expect(onB.first?.state == .running)
+
+        // The same guest goes on counting: no second boot, and the counter is past the source's.
+        let lastOnA = highest.highest
+        #expect(lastOnA >= 0, "no heartbeat seen on A")
+        let firstOnB = try await heartbeat(in: hosts.serialB) { _ in true }
+        #expect(firstOnB > lastOnA, "B's first heartbeat \(firstOnB) is not after A's last \(lastOnA)")
+        let serialB = try String(contentsOfFile: hosts.serialB, encoding: .utf8)
+        #expect(!serialB.contains("corral-init: ready"), "the guest booted again on B:\n\(serialB.suffix(1500))")
+        // And it keeps running there.
+        _ = try await heartbeat(in: hosts.serialB) { $0 > firstOnB + 2 }
+    }
+
     @Test func precopyWithSharedStorageContinuesTheGuestOnB() async throws {
         try await Self.withHosts { hosts in
+            try await Self.migrateAndCheckTheGuestContinues(hosts, disk: hosts.root + "/shared/data.qcow2")
+        }
+    }
+
+    @Test func withStorageCopiesADiskOnlyTheSourceHas() async throws {
+        try await Self.withHosts { hosts in
+            let disk = hosts.root + "/only-a/data.qcow2"
+            try await Self.migrateAndCheckTheGuestContinues(hosts, disk: disk, extra: ["--with-storage"])
+            // B runs on its own copy, in its own state folder.
+            let status = try JSONDecoder().decode(VMStatus.self, from: Data(
+                try await hosts.corral(["status", Self.vm, "--json"], socket: hosts.socketB).output.utf8))
+            let files = status.disks.map(\.file)
+            #expect(files.count == 1)
+            #expect(files.allSatisfy { $0.hasPrefix(hosts.stateB + "/") }, "\(files)")
+            #expect(files.allSatisfy { FileManager.default.fileExists(atPath: $0) }, "\(files)")
+        }
+    }
+
+    @Test func multifdContinuesTheGuestOnB() async throws {
+        try await Self.withHosts { hosts in
+            try await Self.migrateAndCheckTheGuestContinues(hosts, disk: hosts.root + "/shared/data.qcow2",
+                                                            extra: ["--multifd", "2"])
+        }
+    }
+
+    @Test func postcopyContinuesTheGuestOnB() async throws {
+        try await Self.withHosts { hosts in
+            try await Self.migrateAndCheckTheGuestContinues(hosts, disk: hosts.root + "/shared/data.qcow2",
+                                                            extra: ["--postcopy"])
+        }
+    }
+
+    /// Starts a slow migration in the background and waits until QEMU is actively sending.
+    static func startSlowMigration(_ hosts: Hosts) async throws -> (ProcessHandle, output: String) {
+        let output = hosts.root + "/migrate-\(UUID().uuidString.prefix(6)).out"
+        let migrate = try hosts.migrateInBackground(
+            [vm, "--to", destination, "--token-file", hosts.tokenFile, "--bandwidth", "1M", "--json"],
+            output: output)
+        let active = await BinaryTCPTests.firstLine(in: output, within: .seconds(120)) {
+            $0.contains("migration-progress") && $0.contains(#""status":"active""#)
+        }
+        try #require(active != nil, "no active progress: \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")")
+        return (migrate, output)
+    }
+
+    /// A's VM is running on its original QEMU and its heartbeat goes on.
+    static func expectSourceKeepsRunning(_ hosts: Hosts, pid: Int32?) async throws {
+        let status = try JSONDecoder().decode(
+            VMStatus.self, from: Data(try await hosts.corral(["status", vm, "--json"], socket: hosts.socketA).output.utf8))
+        #expect(status.state == .running)
+        #expect(status.pid == pid)
+        let last = heartbeats(in: hosts.serialA).max() ?? -1
+        _ = try await heartbeat(in: hosts.serialA) { $0 > last + 1 }
+    }
+
+    @Test func destinationQEMUKilledMidMigrationLeavesTheSourceRunning() async throws {
+        try await Self.withHosts { hosts in
             let source = try await hosts.upOnA(disk: hosts.root + "/shared/data.qcow2")
-            #expect(source.state == .running)
-            let highest = HighestHeartbeat()
-            let (follower, watch) = Self.follow(hosts.serialA, into: highest)
+            let (migrate, output) = try await Self.startSlowMigration(hosts)
+            let incoming = try JSONDecoder().decode(VMStatus.self, from: Data(
+                try await hosts.corral(["status", Self.vm, "--json"], socket: hosts.socketB).output.utf8))
+            #expect(incoming.state == .incoming)
+            let destinationPid = try #require(incoming.pid)
+            kill(destinationPid, SIGKILL)
 
-            let migrate = try await hosts.corral(
-                ["migrate", Self.vm, "--to", Self.destination, "--token-file", hosts.tokenFile], socket: hosts.socketA)
-            // Give the follower the lines written up to the source's stop.
-            follower.stop()
-            await watch.value
+            let ended = await migrate.waitForExit(timeout: .seconds(180))
+            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            #expect(ended == .exited(1), "\(text)")
+            #expect(text.contains(#""error":"#), "\(text)")
+            try await Self.expectSourceKeepsRunning(hosts, pid: source.pid)
+            #expect(try await hosts.list(hosts.socketB).allSatisfy { $0.state != .running })
+        }
+    }
 
-            try #require(migrate.status == .exited(0), "\(migrate)")
-            #expect(migrate.output.contains("\(Self.vm) migrated to \(Self.destination) in "), "\(migrate)")
-            #expect(try await hosts.list(hosts.socketA).isEmpty)
-            let onB = try await hosts.list(hosts.socketB)
-            #expect(onB.map(\.name) == [Self.vm])
-            #expect(onB.first?.state == .running)
+    @Test func linkCutMidMigrationFailsAndTheSourceKeepsRunning() async throws {
+        try await Self.withHosts { hosts in
+            let source = try await hosts.upOnA(disk: hosts.root + "/shared/data.qcow2")
+            let (migrate, output) = try await Self.startSlowMigration(hosts)
+            let cut = try await ProcessLauncher.run(Self.netnsScript, ["cut", Self.prefix])
+            try #require(cut.status == .exited(0), "netns-hosts cut: \(cut.output)")
 
-            // The same guest goes on counting: no second boot, and the counter is past the source's.
-            let lastOnA = highest.highest
-            #expect(lastOnA >= 0, "no heartbeat seen on A")
-            let firstOnB = try await Self.heartbeat(in: hosts.serialB) { _ in true }
-            #expect(firstOnB > lastOnA, "B's first heartbeat \(firstOnB) is not after A's last \(lastOnA)")
-            let serialB = try String(contentsOfFile: hosts.serialB, encoding: .utf8)
-            #expect(!serialB.contains("corral-init: ready"), "the guest booted again on B:\n\(serialB.suffix(1500))")
-            // And it keeps running there.
-            _ = try await Self.heartbeat(in: hosts.serialB) { $0 > firstOnB + 2 }
+            // The source notices the stalled stream (no progress for its stall limit) and rolls back.
+            let ended = await migrate.waitForExit(timeout: .seconds(180))
+            let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            #expect(ended == .exited(1), "\(text)")
+            #expect(text.contains(#""error":"#), "\(text)")
+            try await Self.expectSourceKeepsRunning(hosts, pid: source.pid)
         }
     }
 
