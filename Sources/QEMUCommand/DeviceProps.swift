@@ -42,6 +42,27 @@ public enum DeviceProps {
     }
 
     /// Hotplug port ids in order: `hp0`, `hp1`, …
+    /// The id of a hot-pluggable vCPU from its topology: `cpu-s0-c2-t0` (`-dD` when the die is not 0).
+    public static func cpuID(socket: Int64, die: Int64 = 0, core: Int64, thread: Int64) -> String {
+        "cpu-s\(socket)" + (die != 0 ? "-d\(die)" : "") + "-c\(core)-t\(thread)"
+    }
+
+    /// vCPU number `index` (0-based, in QEMU's topology order) as a `-device`: QEMU's x86 CPU type for
+    /// `model` and the socket/core/thread ids. Without a topology in the profile QEMU 7.2's q35 puts all
+    /// vCPUs as cores of one socket.
+    public static func cpuDevice(index: Int, cpu: CPU, model: String) -> JSONObject {
+        let threads = cpu.threads ?? 1
+        let cores = cpu.cores ?? (cpu.sockets == nil && cpu.threads == nil ? cpu.max : 1)
+        let thread = Int64(index % threads)
+        let core = Int64((index / threads) % cores)
+        let socket = Int64(index / (threads * cores))
+        return [
+            "driver": .string(model + "-x86_64-cpu"),
+            "id": .string(cpuID(socket: socket, core: core, thread: thread)),
+            "socket-id": .int(socket), "core-id": .int(core), "thread-id": .int(thread),
+        ]
+    }
+
     public static func hotplugPortIDs(count: Int) -> [String] {
         (0..<max(0, count)).map { "hp\($0)" }
     }

@@ -36,7 +36,12 @@ public enum QEMUArgv {
 
         // CPU and memory
         args += ["-cpu", cpuModel(profile.cpu, runtime.accel)]
-        args += ["-smp", smp(profile.cpu, online: config.hotplugged.onlineCPUs)]
+        // Boot vCPUs stay at the profile's count; vCPUs plugged later come back as -device entries with
+        // their hotplug ids. Virtio queue counts follow the boot count, so this keeps the device layout
+        // identical for a migration destination and keeps those vCPUs unpluggable after a restart.
+        let online = config.hotplugged.onlineCPUs ?? profile.cpu.count
+        let boot = min(online, profile.cpu.count)
+        args += ["-smp", smp(profile.cpu, online: boot)]
         args += ["-m", memory(profile.memory)]
         if profile.memory.lock { args += ["-overcommit", "mem-lock=on"] }
 
@@ -76,7 +81,11 @@ public enum QEMUArgv {
             args += ["-object", text(DeviceProps.memoryBackend(dimm, hugepages: profile.memory.hugepages))]
         }
 
-        // Devices
+        // Devices: hotplugged vCPUs first (see -smp above), then the PCI devices
+        let model = cpuModel(profile.cpu, runtime.accel)
+        for index in boot..<max(boot, online) {
+            args += ["-device", text(DeviceProps.cpuDevice(index: index, cpu: profile.cpu, model: model))]
+        }
         if layout.isPCIe {
             for port in layout.ports { args += ["-device", text(DeviceProps.rootPort(port, bus: layout.rootBus))] }
         }

@@ -54,12 +54,15 @@ struct ArgvTests {
         #expect(ResolvedAccel(resolving: .tcg, kvmAvailable: true) == .tcg)
     }
 
-    @Test("smp: count, maxcpus and only the topology given", arguments: [
+    /// `-smp` carries the boot count: vCPUs plugged later come back as `-device` entries (see
+    /// HotpluggedCPUArgvTests), and fewer online than the boot count boots fewer.
+    @Test("smp: boot count, maxcpus and only the topology given", arguments: [
         (CPU(count: 1), nil as Int?, "1,maxcpus=1"),
         (CPU(count: 2, max: 8), nil, "2,maxcpus=8"),
         (CPU(count: 2, max: 8, sockets: 2, cores: 2, threads: 2), nil, "2,maxcpus=8,sockets=2,cores=2,threads=2"),
         (CPU(count: 4, max: 4, cores: 4), nil, "4,maxcpus=4,cores=4"),
-        (CPU(count: 2, max: 8), 5, "5,maxcpus=8"),
+        (CPU(count: 2, max: 8), 5, "2,maxcpus=8"),
+        (CPU(count: 4, max: 8), 3, "3,maxcpus=8"),
     ])
     func smp(cpu: CPU, online: Int?, expected: String) {
         var profile = Fixture.minimal()
@@ -247,6 +250,7 @@ struct ArgvTests {
         ])
         let drivers = args.objects(of: "-device").compactMap { $0["driver"] }
         #expect(drivers == [
+            "max-x86_64-cpu",  // the rich fixture has 3 vCPUs online of boot count 2: one plugged vCPU
             "pcie-root-port", "pcie-root-port", "pcie-root-port", "pcie-root-port", "pcie-root-port",
             "pcie-root-port", "pcie-root-port", "pcie-root-port", "pcie-root-port",
             "virtio-blk-pci", "virtio-scsi-pci", "scsi-hd", "nvme", "virtio-net-pci", "e1000e",
@@ -284,4 +288,26 @@ func unescapedOptions(_ text: String) -> [String] {
     }
     parts.append(current)
     return parts
+}
+
+@Suite struct HotpluggedCPUArgvTests {
+    @Test func bootCountStaysAndPluggedVCPUsBecomeDevices() {
+        let profile = Profile(name: "vm", accel: .tcg, cpu: CPU(count: 1, max: 4), memory: Memory(size: .mib(256)))
+        let config = LiveConfig(profile: profile, hotplugged: HotplugState(onlineCPUs: 3))
+        let args = QEMUArgv.build(config, RuntimeOptions(accel: .tcg, qmpSocket: "/q"))
+        #expect(args.value(of: "-smp") == "1,maxcpus=4")
+        let cpus = args.values(of: "-device").filter { $0.contains("x86_64-cpu") }
+        #expect(cpus == [
+            #"{"driver":"max-x86_64-cpu","id":"cpu-s0-c1-t0","socket-id":0,"core-id":1,"thread-id":0}"#,
+            #"{"driver":"max-x86_64-cpu","id":"cpu-s0-c2-t0","socket-id":0,"core-id":2,"thread-id":0}"#,
+        ])
+    }
+
+    @Test func topologyMapsIndexesToSocketCoreThread() {
+        let cpu = CPU(count: 1, max: 8, sockets: 2, cores: 2, threads: 2)
+        let ids = (0..<8).map { DeviceProps.cpuDevice(index: $0, cpu: cpu, model: "host")["id"]?.stringValue ?? "" }
+        #expect(ids == ["cpu-s0-c0-t0", "cpu-s0-c0-t1", "cpu-s0-c1-t0", "cpu-s0-c1-t1",
+                        "cpu-s1-c0-t0", "cpu-s1-c0-t1", "cpu-s1-c1-t0", "cpu-s1-c1-t1"])
+        #expect(DeviceProps.cpuDevice(index: 3, cpu: cpu, model: "host")["driver"]?.stringValue == "host-x86_64-cpu")
+    }
 }

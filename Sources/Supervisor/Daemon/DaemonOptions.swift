@@ -13,10 +13,13 @@ public struct DaemonOptions: Sendable {
     public var hostRoot: String
     /// Where cgroup hierarchies are mounted under ("" = the real /sys/fs/cgroup); nil turns cgroups off.
     public var cgroupRoot: String?
+    /// x509 certificates for `--tls` migrations (ca-cert.pem, server-*.pem, client-*.pem); nil = STATE/tls.
+    public var tlsDirectory: String?
 
     public init(limits: Admission.Limits = .init(), restartEngine: RestartPolicyEngine = .init(),
                 unplugTimeout: Duration = .seconds(20), policyInterval: Duration = .seconds(5),
-                autoBalloon: Bool = true, manageKSM: Bool = false, hostRoot: String = "", cgroupRoot: String? = "") {
+                autoBalloon: Bool = true, manageKSM: Bool = false, hostRoot: String = "", cgroupRoot: String? = "", tlsDirectory: String? = nil) {
+        self.tlsDirectory = tlsDirectory
         self.limits = limits
         self.restartEngine = restartEngine
         self.unplugTimeout = unplugTimeout

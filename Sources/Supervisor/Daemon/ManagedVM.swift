@@ -28,17 +28,21 @@ public actor ManagedVM {
     let cgroups: CGroupManager?
     /// The balloon target last sent to QEMU (by `corral balloon` or the policy).
     var balloonTarget: UInt64?
+    /// Called when an incoming VM's QEMU dies before it was committed (the manager forgets it).
+    var onIncomingLost: (@Sendable (String) async -> Void)?
+    /// Set while this VM is being migrated away (source side).
+    var outgoing: OutgoingMigration?
     /// A vCPU was unplugged from the current QEMU (see `ManagedVM.plugAfterCPUUnplugProblem`).
     var cpuUnpluggedThisRun = false
     /// Bumped for every QEMU started or adopted, so a late exit report of an old one is ignored.
-    private var generation = 0
+    var generation = 0
     private var monitor: Task<Void, Never>?
     private var pump: Task<Void, Never>?
     /// Set by stop/kill/remove before they end QEMU: the coming exit is not a failure.
-    private var exitRequested = false
+    var exitRequested = false
     /// The guest powered off on its own (QMP SHUTDOWN, guest=true).
     private var guestShutdown = false
-    private var state: VMState
+    var state: VMState
 
     init(record: VMRecord, config: LiveConfig, paths: VMPaths, hub: EventHub, launcher: VMLauncher,
          restartEngine: RestartPolicyEngine, unplugTimeout: Duration, cgroups: CGroupManager? = nil, logger: Logger) {
@@ -63,10 +67,11 @@ public actor ManagedVM {
     // MARK: Operations (callers run these inside `queue`)
 
     /// Launches QEMU. On failure the VM is left as it was (stopped/crashed) and nothing runs.
-    func launch(paused: Bool) async throws(ControlError) {
+    func launch(paused: Bool, incoming: String? = nil) async throws(ControlError) {
         let previous = state
         state = .starting
-        let request = StartRequest(config: config, accel: record.accel, paths: paths, startPaused: paused)
+        let request = StartRequest(config: config, accel: record.accel, paths: paths, startPaused: paused,
+                                   incoming: incoming)
         let vm: RunningVM
         do {
             vm = try await launcher.start(request)
@@ -79,7 +84,7 @@ public actor ManagedVM {
                                qemuOutput: error.qemuOutput)
         }
         let status = (try? await vm.qmp.queryStatus())?.status
-        adopt(vm, state: status == "running" ? .running : .paused)
+        adopt(vm, state: incoming != nil ? .incoming : status == "running" ? .running : .paused)
         record.startedAt = Date().timeIntervalSince1970
         record.desiredRunning = true
         persist()
@@ -256,6 +261,13 @@ public actor ManagedVM {
     /// Called by the monitor when QEMU's process ends, whoever caused it.
     private func processExited(generation exited: Int, status: ExitStatus) async {
         guard exited == generation, running != nil else { return }
+        if state == .incoming {
+            // A destination that lost its stream: nothing to restart, nothing to keep.
+            exitRequested = true
+            await finishExit(generation: exited, status: status, note: "incoming migration failed (QEMU \(status))")
+            await onIncomingLost?(name)
+            return
+        }
         let cause: ExitCause
         if exitRequested {
             cause = .requested
@@ -284,7 +296,7 @@ public actor ManagedVM {
     }
 
     /// Cleans up after QEMU ended: QMP closed, socket and pid file removed, state recorded.
-    private func finishExit(generation exited: Int, status: ExitStatus?, note: String) async {
+    func finishExit(generation exited: Int, status: ExitStatus?, note: String) async {
         guard exited == generation, let vm = running else { return }
         // Every state change happens before the first suspension, so a concurrent stop/kill
         // resuming in between sees a finished exit and its own note is the last word.

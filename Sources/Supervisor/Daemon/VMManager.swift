@@ -10,7 +10,9 @@ import QEMUCommand
 public actor VMManager: VMControl {
     public nonisolated let stateRoot: String
     let hub = EventHub()
-    private let launcher: VMLauncher
+    let launcher: VMLauncher
+    /// Reaches peer daemons for migration; set by the API layer.
+    var peerConnector: MigrationPeerConnector?
     let options: DaemonOptions
     let cgroups: CGroupManager?
     let logger: Logger

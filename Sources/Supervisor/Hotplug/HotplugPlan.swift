@@ -144,10 +144,8 @@ public enum HotplugPlanner {
     /// A stable id for a hotplugged vCPU from its topology: `cpu-s0-c2-t0`.
     public static func cpuID(_ slot: CPUSlot) -> String {
         let p = slot.props
-        var id = "cpu-s\(p["socket-id"]?.intValue ?? 0)"
-        if let die = p["die-id"]?.intValue, die != 0 { id += "-d\(die)" }
-        id += "-c\(p["core-id"]?.intValue ?? 0)-t\(p["thread-id"]?.intValue ?? 0)"
-        return id
+        return DeviceProps.cpuID(socket: p["socket-id"]?.intValue ?? 0, die: p["die-id"]?.intValue ?? 0,
+                                 core: p["core-id"]?.intValue ?? 0, thread: p["thread-id"]?.intValue ?? 0)
     }
 
     // MARK: Building blocks

@@ -1,0 +1,94 @@
+import JSON
+import QEMUCommand
+
+/// Live migration between daemons (`corral migrate`).
+public protocol MigrationControl: Sendable {
+    /// Source side: migrates `name` to the daemon at `request.to`. Returns when the destination owns
+    /// the VM; on any failure the source keeps running and the error says what happened.
+    func migrate(_ name: String, _ request: MigrateRequest) async throws(ControlError) -> MigrationResult
+    /// Source side: cancels a running migration (the source keeps the VM).
+    func cancelMigration(_ name: String) async throws(ControlError)
+    /// Destination side: start QEMU waiting for the stream; answer where to send it.
+    func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply
+    /// Destination side: the source finished; take ownership.
+    func commitIncoming(_ name: String) async throws(ControlError) -> VMStatus
+    /// Destination side: the source gave up; remove everything.
+    func abortIncoming(_ name: String) async throws(ControlError)
+}
+
+/// The other daemon, as the source sees it (HTTP over TCP with a token in production).
+public protocol MigrationPeer: Sendable {
+    func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply
+    func commitIncoming(_ name: String) async throws(ControlError) -> VMStatus
+    func abortIncoming(_ name: String) async throws(ControlError)
+}
+
+/// Makes a peer for `host:port` with an optional bearer token.
+public typealias MigrationPeerConnector = @Sendable (_ host: String, _ port: Int, _ token: String?) -> any MigrationPeer
+
+public struct MigrateRequest: Sendable, Codable, Equatable {
+    /// The destination daemon's TCP API, `HOST:PORT`.
+    public var to: String
+    public var token: String?
+    public var options: MigrationOptions
+
+    public init(to: String, token: String? = nil, options: MigrationOptions = MigrationOptions()) {
+        self.to = to
+        self.token = token
+        self.options = options
+    }
+}
+
+public struct IncomingRequest: Sendable, Codable, Equatable {
+    public var config: LiveConfig
+    public var accel: ResolvedAccel
+    public var options: MigrationOptions
+    /// The address the source reached this daemon at; QEMU listens there for the stream.
+    public var listenHost: String
+    /// Virtual sizes of the source's disks by disk id (for `--with-storage`).
+    public var diskSizes: [String: UInt64]
+
+    public init(config: LiveConfig, accel: ResolvedAccel, options: MigrationOptions, listenHost: String,
+                diskSizes: [String: UInt64] = [:]) {
+        self.config = config
+        self.accel = accel
+        self.options = options
+        self.listenHost = listenHost
+        self.diskSizes = diskSizes
+    }
+}
+
+public struct IncomingReply: Sendable, Codable, Equatable {
+    /// Where the source sends the migration stream, e.g. `tcp:192.0.2.2:49152`.
+    public var uri: String
+    /// NBD server for `--with-storage`: host, port and the export name per disk id.
+    public var nbdHost: String?
+    public var nbdPort: Int?
+    public var exports: [String: String]
+
+    public init(uri: String, nbdHost: String? = nil, nbdPort: Int? = nil, exports: [String: String] = [:]) {
+        self.uri = uri
+        self.nbdHost = nbdHost
+        self.nbdPort = nbdPort
+        self.exports = exports
+    }
+}
+
+public struct MigrationResult: Sendable, Codable, Equatable {
+    public var name: String
+    public var destination: String
+    public var totalMilliseconds: Int64?
+    public var downtimeMilliseconds: Int64?
+    public var setupMilliseconds: Int64?
+    public var transferredBytes: UInt64?
+
+    public init(name: String, destination: String, totalMilliseconds: Int64?, downtimeMilliseconds: Int64?,
+                setupMilliseconds: Int64?, transferredBytes: UInt64?) {
+        self.name = name
+        self.destination = destination
+        self.totalMilliseconds = totalMilliseconds
+        self.downtimeMilliseconds = downtimeMilliseconds
+        self.setupMilliseconds = setupMilliseconds
+        self.transferredBytes = transferredBytes
+    }
+}

@@ -1,0 +1,110 @@
+import Foundation
+import JSON
+import Profiles
+import QEMUCommand
+import QMP
+
+/// Live migration, destination side: QEMU waits with `-incoming defer -S`; the guest runs here only
+/// once the source says it is done (`commitIncoming`).
+extension ManagedVM {
+    func setOnIncomingLost(_ handler: @escaping @Sendable (String) async -> Void) {
+        onIncomingLost = handler
+    }
+
+    /// Sets capabilities, starts listening for the stream (and, with storage, the NBD exports).
+    func listenForIncoming(_ request: IncomingRequest, tlsDirectory: String) async throws(ControlError) -> IncomingReply {
+        guard let vm = running else { throw .internalError("the incoming QEMU is not running") }
+        let qmp = vm.qmp
+        func send(_ step: MigrationCommand) async throws(ControlError) {
+            do { _ = try await qmp.execute(step.command, step.arguments.isEmpty ? nil : step.arguments) } catch {
+                throw .qmp("\(step.command): \(error.description)")
+            }
+        }
+        var tlsID: String?
+        if request.options.tls {
+            guard FileOps.exists(tlsDirectory + "/server-cert.pem") else {
+                throw .refused("--tls: this daemon has no certificates in \(tlsDirectory)")
+            }
+            tlsID = MigrationPlan.tlsCredsID
+            try await send(MigrationPlan.objectAdd(
+                MigrationPlan.tlsCredsObject(id: MigrationPlan.tlsCredsID, endpoint: .server, dir: tlsDirectory)))
+        }
+        var reply = IncomingReply(uri: "")
+        if request.options.withStorage {
+            let port = try Self.freeTCPPort(host: request.listenHost)
+            try await send(MigrationPlan.nbdServerStart(host: request.listenHost, port: port, tlsCredsID: tlsID))
+            let disks = allDisks().map(MigrationDisk.init)
+            for step in MigrationPlan.exportDisks(disks) { try await send(step) }
+            reply.nbdHost = request.listenHost
+            reply.nbdPort = port
+            for disk in allDisks() { reply.exports[disk.id] = MigrationDisk(disk).exportName }
+        }
+        let listen = MigrationEndpoint(host: request.listenHost, port: 0)
+        for step in MigrationPlan.destinationSetup(options: request.options, listen: listen, tlsCredsID: tlsID) {
+            try await send(step)
+        }
+        // Port 0: QEMU picked one; query-migrate tells which.
+        let info: JSONValue
+        do { info = try await qmp.execute("query-migrate") } catch { throw .qmp("query-migrate: \(error.description)") }
+        guard let address = info["socket-address"]?[0], let port = address["port"]?.stringValue ?? address["port"]?.intValue.map({ String($0) })
+        else { throw .internalError("QEMU did not report its incoming migration port") }
+        reply.uri = "tcp:\(request.listenHost):\(port)"
+        await hub.publish(vm: name, .corral, "incoming-ready", ["uri": .string(reply.uri)])
+        return reply
+    }
+
+    /// The source finished (or, for postcopy, switched over): run the guest here and own it.
+    func commitIncoming() async throws(ControlError) {
+        guard state == .incoming, let vm = running else {
+            throw .conflict("cannot commit \(name): it is \(state.rawValue) (commit needs incoming)")
+        }
+        // Precopy: wait until this side has loaded the whole state.
+        for _ in 0..<300 {
+            let status = MigrationProgress(queryMigrate: (try? await vm.qmp.execute("query-migrate")) ?? [:]).status
+            if status == .completed || status == .postcopyActive || status == nil { break }
+            if status == .failed || status == .cancelled {
+                throw .qmp("the incoming migration of \(name) \(status?.rawValue ?? "failed")")
+            }
+            try? await Task.sleep(for: .milliseconds(100))
+        }
+        _ = try? await vm.qmp.execute(MigrationPlan.nbdServerStop().command)
+        do { _ = try await vm.qmp.execute(MigrationPlan.resume().command) } catch { throw .qmp("cont: \(error.description)") }
+        state = .running
+        record.state = .running
+        record.desiredRunning = true
+        record.startedAt = Date().timeIntervalSince1970
+        persist()
+        await hub.publish(vm: name, .corral, "migrated-in")
+    }
+
+    /// Abort: QEMU goes; the caller removes the folder.
+    func abortIncoming() async {
+        guard let vm = running else { return }
+        exitRequested = true
+        vm.process.signal(SIGKILL)
+        _ = await vm.process.waitForExit(timeout: .seconds(10))
+        await finishExit(generation: generation, status: nil, note: "incoming migration aborted")
+    }
+
+    /// A port the kernel considers free right now (bind to port 0, read it, close).
+    static func freeTCPPort(host: String) throws(ControlError) -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        guard fd >= 0 else { throw .internalError("socket(): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = 0
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
+            throw .invalidRequest("'\(host)' is not an IPv4 address this daemon can listen on")
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard bound == 0 else { throw .refused("cannot listen on \(host): \(String(cString: strerror(errno)))") }
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+        }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import JSON
+import Profiles
+import QEMUCommand
+
+/// Live migration at the daemon level: the source asks a peer daemon to receive a VM; the
+/// destination checks it can host it, starts QEMU waiting, and takes over on commit.
+extension VMManager: MigrationControl {
+    var tlsDirectory: String { options.tlsDirectory ?? stateRoot + "/tls" }
+
+    /// How this daemon reaches other daemons (set by the API layer: HTTP over TCP with a token).
+    public func setPeerConnector(_ connector: @escaping MigrationPeerConnector) {
+        peerConnector = connector
+    }
+
+    // MARK: Source
+
+    public func migrate(_ name: String, _ request: MigrateRequest) async throws(ControlError) -> MigrationResult {
+        let vm = try vm(name)
+        guard let connector = peerConnector else {
+            throw .internalError("this daemon has no way to reach other daemons (no peer connector)")
+        }
+        let endpoint = try Self.parseHostPort(request.to)
+        let peer = connector(endpoint.host, endpoint.port, request.token)
+        let tls = tlsDirectory
+        let result = try await vm.queue.run { () async throws(ControlError) -> MigrationResult in
+            try await vm.migrateOut(request, to: endpoint, peer: peer, tlsDirectory: tls)
+        }
+        // The destination owns the VM now: forget it here.
+        if vms[name] === vm {
+            vms[name] = nil
+            await vm.markRemoved()
+            FileOps.removeTree(vm.paths.folder)
+        }
+        return result
+    }
+
+    public func cancelMigration(_ name: String) async throws(ControlError) {
+        // Not queued: the migration itself holds the VM's queue.
+        try await vm(name).requestCancel()
+    }
+
+    // MARK: Destination
+
+    public func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply {
+        var config = request.config
+        let name = config.profile.name
+        guard VMManager.isValidName(name) else { throw .invalidRequest("'\(name)' is not a valid VM name") }
+        if let existing = vms[name] {
+            throw .conflict("a VM named \(name) already exists here (\(await existing.currentState.rawValue))")
+        }
+        let problems = request.options.problems()
+        guard problems.isEmpty else { throw .invalidRequest(problems.joined(separator: "; ")) }
+        guard HostProbe.findExecutable(config.profile.qemu.binary) != nil else {
+            throw .refused("QEMU binary '\(config.profile.qemu.binary)' is not installed on this host")
+        }
+        for (field, path) in [("boot.kernel", config.profile.boot.kernel), ("boot.initrd", config.profile.boot.initrd)] {
+            if let path, !FileOps.exists(path) { throw .refused("\(field): \(path) does not exist on this host") }
+        }
+        let paths = VMPaths(stateRoot: stateRoot, name: name)
+        if request.options.withStorage {
+            // Local copies in this daemon's state: the source mirrors into them over NBD.
+            func local(_ disk: Disk) -> Disk {
+                var copy = disk
+                copy.file = paths.folder + "/disks/\(disk.id).\(disk.format.rawValue)"
+                copy.size = ByteSize(bytes: request.diskSizes[disk.id] ?? disk.size?.bytes ?? 0)
+                return copy
+            }
+            config.profile.disks = config.profile.disks.map(local)
+            config.hotplugged.disks = config.hotplugged.disks.map { PluggedDisk(disk: local($0.disk), port: $0.port) }
+            if let missing = (config.profile.disks + config.hotplugged.disks.map(\.disk)).first(where: { ($0.size?.bytes ?? 0) == 0 }) {
+                throw .invalidRequest("--with-storage: the source did not say how large disk \(missing.id) is")
+            }
+        } else {
+            for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) where !FileOps.exists(disk.file) {
+                throw .refused("disks.\(disk.id): \(disk.file) does not exist on this host (shared storage expected; "
+                    + "use --with-storage to copy the disks)")
+            }
+        }
+        try await admit(Admission.Load(config), excluding: name)
+
+        var record = VMRecord(name: name, profilePath: nil, accel: request.accel, now: Date().timeIntervalSince1970)
+        record.state = .incoming
+        let store = VMStore(paths: paths)
+        do {
+            try FileOps.makeFolder(paths.folder + "/disks")
+            try store.save(record)
+            try store.save(config)
+        } catch {
+            FileOps.removeTree(paths.folder)
+            throw .internalError("cannot write \(paths.folder): \(error)")
+        }
+        let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
+                           restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
+                           cgroups: cgroups, logger: logger)
+        vms[name] = vm
+        await vm.setOnIncomingLost { [weak self] lost in await self?.forget(lost, vm: vm) }
+        await hub.setLogFile(store.eventsPath, for: name)
+        let tls = tlsDirectory
+        do throws(ControlError) {
+            return try await vm.queue.run { () async throws(ControlError) -> IncomingReply in
+                if request.options.withStorage {
+                    let plugged = await vm.config.hotplugged.disks.map(\.disk)
+                    do { _ = try await self.launcher.provisioner.createMissing(plugged) } catch let failure as DiskProvisioner.Failure {
+                        throw ControlError.internalError(failure.description)
+                    } catch {
+                        throw ControlError.internalError("\(error)")
+                    }
+                }
+                try await vm.launch(paused: true, incoming: "defer")
+                return try await vm.listenForIncoming(request, tlsDirectory: tls)
+            }
+        } catch {
+            await vm.abortIncoming()
+            await forget(name, vm: vm)
+            throw error
+        }
+    }
+
+    public func commitIncoming(_ name: String) async throws(ControlError) -> VMStatus {
+        try await queued(name) { vm throws(ControlError) in try await vm.commitIncoming() }
+    }
+
+    public func abortIncoming(_ name: String) async throws(ControlError) {
+        let vm = try vm(name)
+        guard await vm.currentState == .incoming else {
+            throw .conflict("cannot abort \(name): it is not an incoming migration")
+        }
+        await vm.queue.run { await vm.abortIncoming() }
+        await forget(name, vm: vm)
+    }
+
+    /// Drops a VM and its folder (an aborted or failed incoming migration).
+    func forget(_ name: String, vm: ManagedVM) async {
+        guard vms[name] === vm else { return }
+        vms[name] = nil
+        await vm.markRemoved()
+        let output = VMLauncher.outputLines(vm.paths.qemuOutput, from: 0)
+        if !output.isEmpty {
+            logger.warning("incoming QEMU output", metadata: ["vm": "\(name)", "qemu": "\(output.joined(separator: " | "))"])
+        }
+        FileOps.removeTree(vm.paths.folder)
+    }
+
+    static func parseHostPort(_ text: String) throws(ControlError) -> MigrationEndpoint {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
+            (1...65535).contains(port), colon != text.startIndex
+        else { throw .invalidRequest("--to: '\(text)' is not HOST:PORT") }
+        return MigrationEndpoint(host: String(text[..<colon]), port: port)
+    }
+}
+
+/// A peer that is another `VMManager` in the same process (tests, and a daemon migrating to itself).
+public struct LocalMigrationPeer: MigrationPeer {
+    public let manager: VMManager
+    public init(_ manager: VMManager) { self.manager = manager }
+    public func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply {
+        try await manager.prepareIncoming(request)
+    }
+    public func commitIncoming(_ name: String) async throws(ControlError) -> VMStatus {
+        try await manager.commitIncoming(name)
+    }
+    public func abortIncoming(_ name: String) async throws(ControlError) {
+        try await manager.abortIncoming(name)
+    }
+}

@@ -1,0 +1,166 @@
+import Foundation
+import JSON
+import Supervisor
+import Testing
+
+/// Migration between two daemons' cores in one process (two state roots, loopback TCP for the
+/// stream): the choreography, rollback and what the guest sees. Two-host tests through real
+/// daemons in network namespaces live in APITests.
+@Suite(.serialized) struct MigrationTests {
+    struct Pair {
+        var source: VMManager
+        var destination: VMManager
+        var root: String
+    }
+
+    func pair(_ tag: String) async throws -> Pair {
+        let root = Guest.tempFolder(tag)
+        let source = try await VMManager.open(stateRoot: root + "/a")
+        let destination = try await VMManager.open(stateRoot: root + "/b")
+        await source.setPeerConnector { _, _, _ in LocalMigrationPeer(destination) }
+        return Pair(source: source, destination: destination, root: root)
+    }
+
+    func lastHeartbeat(_ log: String) -> Heartbeat? {
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").reversed().lazy
+            .compactMap { Heartbeat(line: $0.trimmingCharacters(in: .whitespacesAndNewlines)) }.first
+    }
+
+    @Test func precopyMovesTheRunningGuestWithoutASecondBoot() async throws {
+        try Guest.requireBuilt()
+        let p = try await pair("mig1")
+        defer { FileOps.removeTree(p.root) }
+        let profile = try Guest.writeProfile(in: p.root, name: "mover", extra: "disks: [ { id: data, file: \(p.root)/shared.qcow2, size: 16M } ]\nhotplug: { slots: 2 }\n")
+        let up = try await p.source.up(UpRequest(profile: profile))
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 3 }
+        // Hotplugged devices travel too.
+        _ = try await p.source.addDisk("mover", DiskAddRequest(id: "extra", file: p.root + "/extra.qcow2", size: "8M"))
+        _ = try await p.source.setCPUs("mover", count: 2)
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.disks == ["vda", "vdb"] && $0.cpus == 2 }
+        let beforeN = lastHeartbeat(up.serialLog)?.n ?? 0
+
+        let result = try await p.source.migrate("mover", MigrateRequest(to: "127.0.0.1:7000"))
+        #expect(result.destination == "127.0.0.1:7000")
+        #expect((result.totalMilliseconds ?? 0) > 0)
+        #expect(await p.source.list().isEmpty, "the source no longer lists the VM")
+        #expect(!ProcessHandle.isAlive(up.pid!), "the source QEMU is gone")
+        let moved = try await p.destination.status("mover")
+        #expect(moved.state == .running)
+        #expect(moved.disks.map(\.id) == ["data", "extra"] && moved.cpus.online == 2)
+
+        let after = try await HeartbeatWait.first(in: moved.serialLog) { $0.n > beforeN }
+        #expect(after.disks == ["vda", "vdb"] && after.cpus == 2, "the guest still sees the hotplugged disk and vCPU")
+        let destinationLog = try String(contentsOfFile: moved.serialLog, encoding: .utf8)
+        #expect(!destinationLog.contains("corral-init: ready"), "no second boot on the destination")
+        let firstThere = destinationLog.split(separator: "\n").lazy
+            .compactMap { Heartbeat(line: $0.trimmingCharacters(in: .whitespacesAndNewlines)) }.first
+        #expect((firstThere?.n ?? 0) > beforeN, "the heartbeat counter continues")
+        _ = try await p.destination.kill("mover")
+        await p.source.shutdown()
+        await p.destination.shutdown()
+    }
+
+    @Test func cancelKeepsTheSourceAndLeavesTheDestinationClean() async throws {
+        try Guest.requireBuilt()
+        let p = try await pair("mig2")
+        defer { FileOps.removeTree(p.root) }
+        let up = try await p.source.up(UpRequest(profile: try Guest.writeProfile(in: p.root, name: "stay")))
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
+        let slow = MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(bandwidthBytesPerSecond: 1 << 20))
+        let migration = Task { () -> String in
+            let failure = await controlError { () async throws(ControlError) in _ = try await p.source.migrate("stay", slow) }
+            return failure?.message ?? "completed"
+        }
+        for _ in 0..<100 where try await p.source.status("stay").state != .migrating {
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        try await Task.sleep(for: .seconds(1))
+        try await p.source.cancelMigration("stay")
+        let outcome = await migration.value
+        #expect(outcome.contains("cancelled"), "\(outcome)")
+        let status = try await p.source.status("stay")
+        #expect(status.state == .running && status.pid == up.pid)
+        let n = lastHeartbeat(up.serialLog)?.n ?? 0
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n > n + 1 }
+        #expect(await p.destination.list().isEmpty, "the destination leaves nothing behind")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: p.root + "/b/vms").isEmpty)
+        _ = try await p.source.kill("stay")
+        await p.source.shutdown()
+        await p.destination.shutdown()
+    }
+
+    @Test func withStorageCopiesTheDiskContents() async throws {
+        try Guest.requireBuilt()
+        let p = try await pair("mig3")
+        defer { FileOps.removeTree(p.root) }
+        try FileManager.default.createDirectory(atPath: p.root + "/only-a", withIntermediateDirectories: true)
+        // Data on the disk before the migration: a pattern written with qemu-io.
+        let image = p.root + "/only-a/data.qcow2"
+        _ = try await ProcessLauncher.run("qemu-img", ["create", "-q", "-f", "qcow2", image, "16M"])
+        let write = try await ProcessLauncher.run("qemu-io", ["-c", "write -P 0xa5 1M 256k", image])
+        #expect(write.output.contains("wrote 262144/262144 bytes"), "\(write.output)")
+        let profile = try Guest.writeProfile(in: p.root, name: "copier", extra: "disks: [ { id: data, file: \(image) } ]\n")
+        let up = try await p.source.up(UpRequest(profile: profile))
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
+        _ = try await p.source.migrate("copier", MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(withStorage: true)))
+        let moved = try await p.destination.status("copier")
+        #expect(moved.state == .running)
+        let file = try #require(moved.disks.first?.file)
+        #expect(file.hasPrefix(p.root + "/b/"), "the destination has its own copy: \(file)")
+        _ = try await HeartbeatWait.first(in: moved.serialLog) { $0.disks == ["vda"] }
+        _ = try await p.destination.kill("copier")
+        let read = try await ProcessLauncher.run("qemu-io", ["-r", "-c", "read -P 0xa5 1M 256k", file])
+        #expect(read.output.contains("read 262144/262144 bytes"), "the destination's copy holds the data: \(read.output)")
+        #expect(!read.output.contains("Pattern verification failed"))
+        await p.source.shutdown()
+        await p.destination.shutdown()
+    }
+
+    @Test(arguments: ["postcopy", "multifd"])
+    func postcopyAndMultifdComplete(_ mode: String) async throws {
+        try Guest.requireBuilt()
+        let p = try await pair("mig4")
+        defer { FileOps.removeTree(p.root) }
+        let up = try await p.source.up(UpRequest(profile: try Guest.writeProfile(in: p.root, name: "fast")))
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
+        let before = lastHeartbeat(up.serialLog)?.n ?? 0
+        let options = mode == "postcopy" ? MigrationOptions(postcopy: true) : MigrationOptions(multifdChannels: 2)
+        _ = try await p.source.migrate("fast", MigrateRequest(to: "127.0.0.1:7000", options: options))
+        let moved = try await p.destination.status("fast")
+        #expect(moved.state == .running)
+        _ = try await HeartbeatWait.first(in: moved.serialLog) { $0.n > before }
+        _ = try await p.destination.kill("fast")
+        await p.source.shutdown()
+        await p.destination.shutdown()
+    }
+
+    @Test func refusedDestinationKeepsTheSource() async throws {
+        try Guest.requireBuilt()
+        let p = try await pair("mig5")
+        defer { FileOps.removeTree(p.root) }
+        // The destination already has a VM of that name.
+        let profile = try Guest.writeProfile(in: p.root, name: "twin")
+        let up = try await p.source.up(UpRequest(profile: profile))
+        _ = try await p.destination.up(UpRequest(profile: profile))
+        do {
+            _ = try await p.source.migrate("twin", MigrateRequest(to: "127.0.0.1:7000"))
+            Issue.record("migrated onto a name in use")
+        } catch {
+            #expect(error.message.hasPrefix("a VM named twin already exists here"), "\(error.message)")
+        }
+        #expect(try await p.source.status("twin").state == .running)
+        #expect(try await p.source.status("twin").pid == up.pid)
+        let bad = MigrationOptions(postcopy: true, multifdChannels: 2)
+        do {
+            _ = try await p.source.migrate("twin", MigrateRequest(to: "127.0.0.1:7000", options: bad))
+            Issue.record("an impossible combination was accepted")
+        } catch {
+            #expect(error.message.contains("--postcopy"), "\(error.message)")
+        }
+        _ = try await p.source.kill("twin")
+        _ = try await p.destination.kill("twin")
+        await p.source.shutdown()
+        await p.destination.shutdown()
+    }
+}
