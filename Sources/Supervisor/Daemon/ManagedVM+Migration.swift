@@ -15,6 +15,8 @@ extension ManagedVM {
         var disks: [MigrationDisk] = []
         var mirroring = false
         var postcopyStarted = false
+        /// The destination took the guest over (postcopy: at the switch-over).
+        var destinationCommitted = false
     }
 
     func migrateOut(_ request: MigrateRequest, to endpoint: MigrationEndpoint, peer: any MigrationPeer,
@@ -165,8 +167,9 @@ extension ManagedVM {
             case .active? where options.postcopy && outgoing?.postcopyStarted == false && (progress.dirtySyncCount ?? 0) >= 1:
                 try await send(qmp, MigrationPlan.postcopyStart())
                 outgoing?.postcopyStarted = true
-            case .postcopyActive? where outgoing?.postcopyStarted == true:
+            case .postcopyActive? where outgoing?.postcopyStarted == true && outgoing?.destinationCommitted == false:
                 try await onPostcopy()
+                outgoing?.destinationCommitted = true
             default:
                 break
             }
