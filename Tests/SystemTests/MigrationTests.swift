@@ -164,3 +164,52 @@ import Testing
         await p.destination.shutdown()
     }
 }
+
+/// `--tls`: x509 credentials from each daemon's TLS folder (throw-away ones from scripts/make-test-certs).
+@Suite(.serialized) struct MigrationTLSTests {
+    func certificates(_ root: String) async throws -> String {
+        let dir = root + "/certs"
+        let made = try await ProcessLauncher.run(Guest.repoRoot + "/scripts/make-test-certs", [dir, "127.0.0.1"])
+        #expect(made.status == .exited(0), "\(made.output)")
+        return dir
+    }
+
+    func pair(_ root: String, sourceTLS: String, destinationTLS: String) async throws -> (VMManager, VMManager) {
+        let source = try await VMManager.open(stateRoot: root + "/a", options: DaemonOptions(tlsDirectory: sourceTLS))
+        let destination = try await VMManager.open(stateRoot: root + "/b", options: DaemonOptions(tlsDirectory: destinationTLS))
+        await source.setPeerConnector { _, _, _ in LocalMigrationPeer(destination) }
+        return (source, destination)
+    }
+
+    @Test func tlsCompletesWithTheRightCAAndIsRefusedWithAWrongOne() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("tls")
+        defer { FileOps.removeTree(root) }
+        let certs = try await certificates(root)
+
+        // A destination whose certificates come from another CA: the handshake fails, the source keeps the guest.
+        let (source, wrong) = try await pair(root, sourceTLS: certs, destinationTLS: certs + "/wrong-ca")
+        let up = try await source.up(UpRequest(profile: try Guest.writeProfile(in: root, name: "secret")))
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
+        let refused = await controlError { () async throws(ControlError) in
+            _ = try await source.migrate("secret", MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(tls: true, timeoutSeconds: 60)))
+        }
+        #expect(refused != nil, "a destination with the wrong CA must not get the guest")
+        let kept = try await source.status("secret")
+        #expect(kept.state == .running && kept.pid == up.pid)
+        #expect(await wrong.list().isEmpty, "the refusing destination leaves nothing behind")
+        await wrong.shutdown()
+
+        // The right CA on both sides: the stream is encrypted and the migration completes.
+        let right = try await VMManager.open(stateRoot: root + "/c", options: DaemonOptions(tlsDirectory: certs))
+        await source.setPeerConnector { _, _, _ in LocalMigrationPeer(right) }
+        let before = try await HeartbeatWait.first(in: up.serialLog) { _ in true }
+        _ = try await source.migrate("secret", MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(tls: true)))
+        let moved = try await right.status("secret")
+        #expect(moved.state == .running)
+        _ = try await HeartbeatWait.first(in: moved.serialLog) { $0.n > before.n }
+        _ = try await right.kill("secret")
+        await source.shutdown()
+        await right.shutdown()
+    }
+}
