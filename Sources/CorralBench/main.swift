@@ -29,5 +29,6 @@ case "qmp": await runQMPBench(Array(arguments.dropFirst()))
 case "qmp-up": runQMPUp(Array(arguments.dropFirst()))
 case "hotplug": await runHotplugBench(Array(arguments.dropFirst()))
 case "overcommit-host": await runOvercommitHost(Array(arguments.dropFirst()))
+case "migrate": await runMigrateBench(Array(arguments.dropFirst()))
 default: usage()
 }
