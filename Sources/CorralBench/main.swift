@@ -4,6 +4,7 @@
 //   corral-bench qmp-up --argv-file FILE --socket PATH [--output F]      raw QEMU start + QMP handshake (bench-launch)
 //   corral-bench hotplug --state-dir DIR --profile P [--rounds N]        VMManager vs hand-written QMP (bench-hotplug)
 //   corral-bench overcommit-host --state-dir DIR --profile P …           in-process daemon (bench-overcommit)
+//   corral-bench migrate …                                               VMManager migration vs raw QMP (bench-migrate)
 //
 // Every mode prints its results as markdown on stdout and progress on stderr.
 
@@ -18,6 +19,7 @@ func usage() -> Never {
                corral-bench hotplug --state-dir DIR --profile PROFILE [--rounds N] [--cpu-vms M]
                corral-bench overcommit-host --state-dir DIR --profile PROFILE --count N --ready-file F --stop-file F
                                             [--host-root R] [--ksm] [--auto-balloon] [--policy-interval S]
+               corral-bench migrate …   (see Sources/CorralBench/MigrateBench.swift and scripts/bench-migrate)
 
         """)
     exit(2)
