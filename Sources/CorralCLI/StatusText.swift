@@ -49,6 +49,13 @@ enum StatusText {
         if !vm.unplugPending.isEmpty {
             pairs.append(("unplug pending", vm.unplugPending.joined(separator: ", ")))
         }
+        if let migration = vm.migration {
+            var text = "to \(migration["to"]?.stringValue ?? "?"), \(migration["status"]?.stringValue ?? "starting")"
+            if let percent = migration["percent"]?.doubleValue { text += String(format: ", %.0f%%", percent) }
+            if let mib = migration["mibPerSecond"]?.doubleValue { text += String(format: ", %.1f MiB/s", mib) }
+            if let left = migration["remainingBytes"]?.intValue { text += ", \(bytes(UInt64(max(0, left)))) left" }
+            pairs.append(("migration", text))
+        }
         let width = pairs.map(\.0.count).max() ?? 0
         return pairs.map { key, value in
             let label = key.isEmpty ? "" : key + ":"

@@ -76,6 +76,10 @@ import Testing
             try await Task.sleep(for: .milliseconds(100))
         }
         try await Task.sleep(for: .seconds(1))
+        let during = try await p.source.status("stay")
+        #expect(during.state == .migrating)
+        #expect(during.migration?["to"]?.stringValue == "127.0.0.1:7000", "status shows the migration")
+        #expect(during.migration?["status"]?.stringValue != nil)
         try await p.source.cancelMigration("stay")
         let outcome = await migration.value
         #expect(outcome.contains("cancelled"), "\(outcome)")

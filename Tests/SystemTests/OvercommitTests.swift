@@ -126,4 +126,26 @@ import Testing
         _ = try await manager.kill("first")
         await manager.shutdown()
     }
+
+    @Test func vCPUThreadsArePinnedAndRepinnedAfterHotplug() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("oc5")
+        defer { FileOps.removeTree(root) }
+        let manager = try await VMManager.open(stateRoot: root + "/state")
+        let profile = try Guest.writeProfile(in: root, name: "pinned", cpu: "{ count: 1, max: 2, pinning: [1, 0] }")
+        let up = try await manager.up(UpRequest(profile: profile))
+        func affinities() async throws -> [Int: [Int]] {
+            let reply = try await manager.qmp("pinned", command: "query-cpus-fast", arguments: nil)
+            var result: [Int: [Int]] = [:]
+            for thread in try VCPUPinning.threads(fromQueryCPUsFast: reply) {
+                result[thread.cpuIndex] = try VCPUPinning.allowedCPUs(pid: up.pid!, threadID: thread.threadID)
+            }
+            return result
+        }
+        #expect(try await affinities() == [0: [1]], "vCPU 0 runs only on host CPU 1")
+        _ = try await manager.setCPUs("pinned", count: 2)
+        #expect(try await affinities() == [0: [1], 1: [0]], "the plugged vCPU is pinned too")
+        _ = try await manager.kill("pinned")
+        await manager.shutdown()
+    }
 }

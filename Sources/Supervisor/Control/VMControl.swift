@@ -110,10 +110,13 @@ public struct VMStatus: Sendable, Codable, Equatable {
     public var lastExit: String?
     /// Devices asked to unplug whose release the guest has not confirmed (DEVICE_DELETED) yet.
     public var unplugPending: [String]
+    /// While `state` is `migrating`: the latest progress (status, percent, mibPerSecond, remainingBytes,
+    /// totalBytes, dirtyPagesRate, expectedDowntimeMs) and `to`; absent otherwise.
+    public var migration: JSONValue?
 
     public init(name: String, state: VMState, pid: Int32?, accel: String, uptimeSeconds: Double?, cpus: CPUs,
                 memory: MemoryInfo, disks: [DiskInfo], nics: [NICInfo], qmpSocket: String, serialLog: String,
-                restartCount: Int, lastExit: String?, unplugPending: [String] = []) {
+                restartCount: Int, lastExit: String?, unplugPending: [String] = [], migration: JSONValue? = nil) {
         self.name = name
         self.state = state
         self.pid = pid
@@ -128,6 +131,7 @@ public struct VMStatus: Sendable, Codable, Equatable {
         self.restartCount = restartCount
         self.lastExit = lastExit
         self.unplugPending = unplugPending
+        self.migration = migration
     }
 }
 

@@ -205,7 +205,12 @@ public actor ManagedVM {
             },
             qmpSocket: paths.qmpSocket, serialLog: paths.serialLog,
             restartCount: record.restartCount, lastExit: record.lastExit,
-            unplugPending: pendingUnplugs.keys.sorted())
+            unplugPending: pendingUnplugs.keys.sorted(),
+            migration: outgoing.map { migration in
+                var info = migration.progress?.eventData.objectValue ?? ["status": "starting"]
+                info["to"] = .string(migration.destination)
+                return .object(info)
+            })
     }
 
     // MARK: Exit handling
