@@ -115,6 +115,18 @@ private func failure(_ actions: [MigrationAction]) -> (String, MigrationFailureC
         #expect(m.state == .completed)
     }
 
+    @Test func postcopyCommitIsAskedOnceWhilePollsRepeatTheStatus() {
+        var m = MigrationStateMachine(options: MigrationOptions(postcopy: true))
+        _ = run(&m, precopyToActive)
+        let switched = MigrationProgress(status: .postcopyActive, dirtySyncCount: 2)
+        var actions: [MigrationAction] = []
+        for _ in 0..<5 { actions += run(&m, [.queryResult(switched)]) }
+        actions += run(&m, [.migrationEvent(.postcopyActive)])
+        #expect(actions.filter { $0 == .tellDestinationToCommit }.count == 1)
+        #expect(!actions.contains(.startPostcopy))  // QEMU switched already; asking again would fail
+        #expect(m.state == .postcopy)
+    }
+
     @Test func postcopyCompletedBeforeCommitAcknowledged() {
         var m = MigrationStateMachine(options: MigrationOptions(postcopy: true))
         _ = run(&m, precopyToActive + [.migrationEvent(.postcopyActive), .migrationEvent(.completed)])
