@@ -370,6 +370,35 @@ struct TwoHostMigrationTests {
         }
     }
 
+    /// `--tls` across the two hosts: each daemon reads x509 files from STATE/tls. A destination whose
+    /// certificates come from another CA fails the handshake and the source keeps the guest; with the
+    /// right CA the migration completes.
+    @Test func tlsIsRefusedWithAWrongCAAndCompletesWithTheRightOne() async throws {
+        try await Self.withHosts { hosts in
+            let certs = hosts.root + "/certs"
+            let made = try await ProcessLauncher.run(BinaryTCPTests.repoRoot + "/scripts/make-test-certs", [certs])
+            try #require(made.status == .exited(0), "make-test-certs: \(made.output)")
+            try FileManager.default.createSymbolicLink(atPath: hosts.stateA + "/tls", withDestinationPath: certs)
+            try FileManager.default.createSymbolicLink(atPath: hosts.stateB + "/tls", withDestinationPath: certs + "/wrong-ca")
+            let source = try await hosts.upOnA(disk: hosts.root + "/shared/data.qcow2")
+            let migrate = ["migrate", Self.vm, "--to", Self.destination, "--token-file", hosts.tokenFile, "--tls",
+                           "--timeout", "90"]
+
+            let refused = try await hosts.corral(migrate, socket: hosts.socketA)
+            #expect(refused.status == .exited(1), "\(refused)")
+            try await Self.expectSourceKeepsRunning(hosts, pid: source.pid)
+            #expect(try await hosts.list(hosts.socketB).isEmpty, "the refusing destination leaves nothing behind")
+
+            try FileManager.default.removeItem(atPath: hosts.stateB + "/tls")
+            try FileManager.default.createSymbolicLink(atPath: hosts.stateB + "/tls", withDestinationPath: certs)
+            let done = try await hosts.corral(migrate, socket: hosts.socketA)
+            #expect(done.status == .exited(0), "\(done)")
+            #expect(try await hosts.list(hosts.socketA).isEmpty)
+            #expect(try await hosts.list(hosts.socketB).first?.state == .running)
+            _ = try await Self.heartbeat(in: hosts.serialB) { _ in true }
+        }
+    }
+
     @Test func wrongTokenFailsClearlyAndTheSourceKeepsRunning() async throws {
         try await Self.withHosts { hosts in
             let source = try await hosts.upOnA(disk: hosts.root + "/shared/data.qcow2")
