@@ -27,7 +27,7 @@ import Glibc
     @Test func runStreamsHeartbeatsAndStopsAfterDuration() async throws {
         try Guest.requireBuilt()
         let folder = Guest.tempFolder("run")
-        defer { FileOps.removeTree(folder) }
+        defer { Guest.cleanUp(folder) }
         let profile = try tinyProfile(in: folder, name: "run-for")
         let (status, output) = try await corral("run", profile, "--for", "25", "--folder", folder + "/vm")
         #expect(status == .exited(0), "\(output)")
@@ -43,7 +43,7 @@ import Glibc
     @Test func runStopsGracefullyOnCtrlC() async throws {
         try Guest.requireBuilt()
         let folder = Guest.tempFolder("sigint")
-        defer { FileOps.removeTree(folder) }
+        defer { Guest.cleanUp(folder) }
         let profile = try tinyProfile(in: folder, name: "run-int")
         let log = folder + "/out.log"
         let handle = try ProcessLauncher.launch(
@@ -61,7 +61,7 @@ import Glibc
 
     @Test func checkExitsTwoAndNamesEveryProblem() async throws {
         let folder = Guest.tempFolder("check")
-        defer { FileOps.removeTree(folder) }
+        defer { Guest.cleanUp(folder) }
         let path = folder + "/bad.yaml"
         try """
             name: Bad_Name
@@ -91,7 +91,7 @@ import Glibc
     /// QEMU's QMP socket serves one client at a time, so this drives a bare QEMU nobody else holds.
     @Test func qmpCommandTalksToAnyQMPSocket() async throws {
         let folder = Guest.tempFolder("qmpcli")
-        defer { FileOps.removeTree(folder) }
+        defer { Guest.cleanUp(folder) }
         let socket = folder + "/qmp.sock"
         let qemu = try ProcessLauncher.launch(LaunchSpec(
             executable: "qemu-system-x86_64",

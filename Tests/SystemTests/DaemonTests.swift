@@ -31,7 +31,7 @@ import Glibc
     @Test func upStatusStopRemove() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("d1")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let manager = try await VMManager.open(stateRoot: root + "/state")
         let profile = try Guest.writeProfile(in: root, name: "alpha", extra: "disks: [ { id: data, file: \(root)/alpha.qcow2, size: 16M } ]\n")
 
@@ -68,7 +68,7 @@ import Glibc
     @Test func killedQEMUIsRestartedWithOnFailureAndCrashedWithNo() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("d2")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let manager = try await VMManager.open(stateRoot: root + "/state")
         defer { Task { await manager.shutdown() } }
         let flaky = try Guest.writeProfile(in: root, name: "flaky", extra: "restart: on-failure\n")
@@ -103,7 +103,7 @@ import Glibc
     @Test func reattachesAfterDaemonRestartWithSamePids() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("d3")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let state = root + "/state"
         let first = try await VMManager.open(stateRoot: state)
         var pids: [String: Int32] = [:]
@@ -134,7 +134,7 @@ import Glibc
     @Test func invalidProfileAndFailingQEMULeaveNothing() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("d4")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let manager = try await VMManager.open(stateRoot: root + "/state")
         let bad = root + "/bad.yaml"
         try "name: bad\ncpu: { count: 3, max: 2 }\nmemory: { size: 1GB }\n".write(toFile: bad, atomically: true, encoding: .utf8)
@@ -161,7 +161,7 @@ import Glibc
     @Test func concurrentOperationsOnOneVMAreSerialized() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("d5")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let manager = try await VMManager.open(stateRoot: root + "/state")
         let profile = try Guest.writeProfile(in: root, name: "busy")
         _ = try await manager.up(UpRequest(profile: profile))

@@ -60,7 +60,14 @@ enum Guest {
         return path
     }
 
-    /// A fresh folder under /tmp (short, so socket paths fit), removed by the caller.
+    /// After a test, passed or failed: kill every process still mentioning `folder` (QEMUs a failed test
+    /// left running), then remove the folder.
+    static func cleanUp(_ folder: String) {
+        for pid in (try? processesMentioning(folder)) ?? [] { kill(pid, SIGKILL) }
+        FileOps.removeTree(folder)
+    }
+
+    /// A fresh folder under /tmp (short, so socket paths fit), removed by the caller (`Guest.cleanUp`).
     static func tempFolder(_ tag: String) -> String {
         var template = Array("/tmp/corral-test-\(tag)-XXXXXX".utf8CString)
         return String(cString: mkdtemp(&template)!)

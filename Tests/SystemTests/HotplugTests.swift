@@ -20,7 +20,7 @@ import Testing
     @Test func cpusDisksNICsAndMemoryPlugAndUnplug() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("hp1")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let (manager, up) = try await bootHotpluggable(root, name: "plug")
         let log = up.serialLog
 
@@ -72,7 +72,7 @@ import Testing
     @Test func refusalsChangeNothing() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("hp2")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let (manager, _) = try await bootHotpluggable(root, name: "strict")
         func refusal(_ body: () async throws(ControlError) -> VMStatus) async -> String? {
             do {
@@ -117,7 +117,7 @@ import Testing
     @Test func hotpluggedDevicesSurviveDaemonRestartAndStopStart() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("hp3")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let (first, up) = try await bootHotpluggable(root, name: "keep")
         _ = try await first.addDisk("keep", DiskAddRequest(id: "d1", file: root + "/d1.qcow2", size: "16M"))
         _ = try await first.addDisk("keep", DiskAddRequest(id: "d2", file: root + "/d2.raw", size: "16M"))
@@ -143,7 +143,7 @@ import Testing
     @Test func anUnplugTheGuestCannotAnswerStaysPending() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("hp4")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let (manager, up) = try await bootHotpluggable(root, name: "stuck", unplugTimeout: .seconds(8))
         _ = try await manager.addNIC("stuck", NICAddRequest(id: "net1"))
         _ = try await HeartbeatWait.first(in: up.serialLog) { $0.nics == ["eth0", "eth1"] }

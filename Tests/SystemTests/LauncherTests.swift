@@ -11,7 +11,7 @@ import Testing
     @Test func bootsHeartbeatsAndPowersOffCleanly() async throws {
         try Guest.requireBuilt()
         let folder = Guest.tempFolder("boot")
-        defer { FileOps.removeTree(folder) }
+        defer { Guest.cleanUp(folder) }
         let profile = Guest.profile(
             name: "boot-test",
             disks: [Disk(id: "data", file: folder + "/data.qcow2", size: .mib(16))],
@@ -45,7 +45,7 @@ import Testing
     @Test func qemuFailingAtStartShowsItsErrorAndLeavesNothing() async throws {
         try Guest.requireBuilt()
         let folder = Guest.tempFolder("fail")
-        defer { FileOps.removeTree(folder) }
+        defer { Guest.cleanUp(folder) }
         var profile = Guest.profile(
             name: "fail-test", disks: [Disk(id: "data", file: folder + "/new.qcow2", size: .mib(8))])
         profile.machine = "no-such-machine"  // bypasses profile validation on purpose: QEMU itself refuses
@@ -65,7 +65,7 @@ import Testing
 
     @Test func missingBinaryIsAClearError() async throws {
         let folder = Guest.tempFolder("nobin")
-        defer { FileOps.removeTree(folder) }
+        defer { Guest.cleanUp(folder) }
         var profile = Guest.profile(name: "nobin")
         profile.qemu.binary = "qemu-system-does-not-exist"
         await #expect {

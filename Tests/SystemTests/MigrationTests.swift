@@ -30,7 +30,7 @@ import Testing
     @Test func precopyMovesTheRunningGuestWithoutASecondBoot() async throws {
         try Guest.requireBuilt()
         let p = try await pair("mig1")
-        defer { FileOps.removeTree(p.root) }
+        defer { Guest.cleanUp(p.root) }
         let profile = try Guest.writeProfile(in: p.root, name: "mover", extra: "disks: [ { id: data, file: \(p.root)/shared.qcow2, size: 16M } ]\nhotplug: { slots: 2 }\n")
         let up = try await p.source.up(UpRequest(profile: profile))
         _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 3 }
@@ -64,7 +64,7 @@ import Testing
     @Test func cancelKeepsTheSourceAndLeavesTheDestinationClean() async throws {
         try Guest.requireBuilt()
         let p = try await pair("mig2")
-        defer { FileOps.removeTree(p.root) }
+        defer { Guest.cleanUp(p.root) }
         let up = try await p.source.up(UpRequest(profile: try Guest.writeProfile(in: p.root, name: "stay")))
         _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
         let slow = MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(bandwidthBytesPerSecond: 1 << 20))
@@ -97,7 +97,7 @@ import Testing
     @Test func withStorageCopiesTheDiskContents() async throws {
         try Guest.requireBuilt()
         let p = try await pair("mig3")
-        defer { FileOps.removeTree(p.root) }
+        defer { Guest.cleanUp(p.root) }
         try FileManager.default.createDirectory(atPath: p.root + "/only-a", withIntermediateDirectories: true)
         // Data on the disk before the migration: a pattern written with qemu-io.
         let image = p.root + "/only-a/data.qcow2"
@@ -125,7 +125,7 @@ import Testing
     func postcopyAndMultifdComplete(_ mode: String) async throws {
         try Guest.requireBuilt()
         let p = try await pair("mig4")
-        defer { FileOps.removeTree(p.root) }
+        defer { Guest.cleanUp(p.root) }
         let up = try await p.source.up(UpRequest(profile: try Guest.writeProfile(in: p.root, name: "fast")))
         _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
         let before = lastHeartbeat(up.serialLog)?.n ?? 0
@@ -142,7 +142,7 @@ import Testing
     @Test func refusedDestinationKeepsTheSource() async throws {
         try Guest.requireBuilt()
         let p = try await pair("mig5")
-        defer { FileOps.removeTree(p.root) }
+        defer { Guest.cleanUp(p.root) }
         // The destination already has a VM of that name.
         let profile = try Guest.writeProfile(in: p.root, name: "twin")
         let up = try await p.source.up(UpRequest(profile: profile))
@@ -188,7 +188,7 @@ import Testing
     @Test func tlsCompletesWithTheRightCAAndIsRefusedWithAWrongOne() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("tls")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let certs = try await certificates(root)
 
         // A destination whose certificates come from another CA: the handshake fails, the source keeps the guest.

@@ -29,7 +29,7 @@ import Testing
     @Test func balloonTargetShrinksTheGuestAndStatusAgrees() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("oc1")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let manager = try await VMManager.open(stateRoot: root + "/state", options: DaemonOptions(autoBalloon: false))
         let up = try await manager.up(UpRequest(profile: try balloonProfile(root, name: "squeeze")))
         let before = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
@@ -58,7 +58,7 @@ import Testing
     @Test func autoPolicyShrinksARealGuestUnderPressure() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("oc2")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         // 8 GiB host with 5 % available: pressure.
         let host = try fakeHost(root, totalKB: 8 << 20, availableKB: 400 << 10)
         let options = DaemonOptions(policyInterval: .milliseconds(300), autoBalloon: true, manageKSM: true, hostRoot: host)
@@ -81,7 +81,7 @@ import Testing
     @Test func qemuSitsInItsCGroupWithTheConfiguredWeight() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("oc3")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let manager = try await VMManager.open(stateRoot: root + "/state")
         let name = "weighted-\(UInt16.random(in: 0...UInt16.max))"
         let profile = try Guest.writeProfile(in: root, name: name, extra: "overcommit: { cpuWeight: 250, cpuQuota: 50% }\n")
@@ -101,7 +101,7 @@ import Testing
     @Test func admissionRefusesWithTheNumbers() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("oc4")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         // One host CPU, 1 GiB of memory.
         let host = try fakeHost(root, totalKB: 1 << 20, availableKB: 900 << 10)
         let options = DaemonOptions(limits: .init(cpuRatio: 1.0, memoryRatio: 0.5), hostRoot: host)
@@ -130,7 +130,7 @@ import Testing
     @Test func vCPUThreadsArePinnedAndRepinnedAfterHotplug() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("oc5")
-        defer { FileOps.removeTree(root) }
+        defer { Guest.cleanUp(root) }
         let manager = try await VMManager.open(stateRoot: root + "/state")
         let profile = try Guest.writeProfile(in: root, name: "pinned", cpu: "{ count: 1, max: 2, pinning: [1, 0] }")
         let up = try await manager.up(UpRequest(profile: profile))
