@@ -37,6 +37,29 @@ public final class LogFollower: @unchecked Sendable {
         return stream
     }
 
+    /// The first line of `path` (from its start, then as it grows) that satisfies `predicate`;
+    /// nil when none has appeared after `limit`.
+    public static func firstLine(in path: String, within limit: Duration,
+                                 where predicate: @escaping @Sendable (String) -> Bool) async -> String? {
+        let follower = LogFollower(path: path)
+        defer { follower.stop() }
+        return await withTaskGroup(of: String?.self) { group in
+            group.addTask {
+                for await line in follower.lines() where predicate(line) { return line }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                follower.stop()
+                return nil
+            }
+            let first = await group.next() ?? nil
+            follower.stop()
+            group.cancelAll()
+            return first
+        }
+    }
+
     public func stop() {
         lock.lock()
         defer { lock.unlock() }

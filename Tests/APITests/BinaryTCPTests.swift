@@ -45,23 +45,7 @@ import Glibc
     static func firstLine(in path: String, within limit: Duration, where predicate: @escaping @Sendable (String) -> Bool)
         async -> String?
     {
-        let follower = LogFollower(path: path)
-        defer { follower.stop() }
-        return await withTaskGroup(of: String?.self) { group in
-            group.addTask {
-                for await line in follower.lines() where predicate(line) { return line }
-                return nil
-            }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                follower.stop()
-                return nil
-            }
-            let first = await group.next() ?? nil
-            follower.stop()
-            group.cancelAll()
-            return first
-        }
+        await LogFollower.firstLine(in: path, within: limit, where: predicate)
     }
 
     @Test func wrongTokenIsRefusedBeforeAnythingHappensRightTokenWorks() async throws {

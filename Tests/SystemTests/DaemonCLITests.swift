@@ -431,22 +431,6 @@ import Glibc
 enum LineWait {
     static func first(in path: String, within limit: Duration,
                       where predicate: @escaping @Sendable (String) -> Bool) async -> String? {
-        let follower = LogFollower(path: path)
-        defer { follower.stop() }
-        return await withTaskGroup(of: String?.self) { group in
-            group.addTask {
-                for await line in follower.lines() where predicate(line) { return line }
-                return nil
-            }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                follower.stop()
-                return nil
-            }
-            let result = await group.next() ?? nil
-            follower.stop()
-            group.cancelAll()
-            return result
-        }
+        await LogFollower.firstLine(in: path, within: limit, where: predicate)
     }
 }

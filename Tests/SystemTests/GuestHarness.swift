@@ -112,25 +112,10 @@ enum HeartbeatWait {
     /// Waits for the first heartbeat in `serialLog` that satisfies `predicate`.
     static func first(in serialLog: String, within limit: Duration = .seconds(180),
                       where predicate: @escaping @Sendable (Heartbeat) -> Bool = { _ in true }) async throws -> Heartbeat {
-        let follower = LogFollower(path: serialLog)
-        defer { follower.stop() }
-        let found = await withTaskGroup(of: Heartbeat?.self) { group in
-            group.addTask {
-                for await line in follower.lines() {
-                    if let beat = Heartbeat(line: line), predicate(beat) { return beat }
-                }
-                return nil
-            }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                follower.stop()
-                return nil
-            }
-            let result = await group.next() ?? nil
-            follower.stop()
-            group.cancelAll()
-            return result
+        let line = await LogFollower.firstLine(in: serialLog, within: limit) { line in
+            Heartbeat(line: line).map(predicate) ?? false
         }
+        let found = line.flatMap { Heartbeat(line: $0) }
         guard let found else {
             let text = (try? String(contentsOfFile: serialLog, encoding: .utf8)) ?? ""
             throw TimedOut(log: String(text.suffix(1500)))
