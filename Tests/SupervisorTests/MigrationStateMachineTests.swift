@@ -283,11 +283,29 @@ private func failure(_ actions: [MigrationAction]) -> (String, MigrationFailureC
     }
 
     @Test func sourceSetupCommandFails() {
+        // QEMU was never asked to migrate (or refused `migrate`): no migrate_cancel, no resume, the destination aborts.
         var m = MigrationStateMachine(options: MigrationOptions())
         _ = run(&m, [.start, .destinationReady(uri: uri)])
-        #expect(run(&m, [.commandFailed(command: "migrate-set-capabilities", reason: "boom")]) == [.cancelMigration])
+        #expect(run(&m, [.commandFailed(command: "migrate-set-capabilities", reason: "boom")])
+            == [.tellDestinationToAbort, .fail(reason: "migrate-set-capabilities failed: boom", consequence: .sourceKeepsRunning)])
+        #expect(m.state == .failed("migrate-set-capabilities failed: boom") && m.owner == .source)
+    }
+
+    @Test func refusedMigrateWithStorageAbandonsTheMirrors() {
+        var m = MigrationStateMachine(options: MigrationOptions(withStorage: true), disks: ["fmt-root"])
+        _ = run(&m, [.start, .destinationReady(uri: uri), .storageReady(disk: "fmt-root")])
+        #expect(m.state == .settingUp)
+        #expect(run(&m, [.commandFailed(command: "migrate", reason: "busy")])
+            == [.abandonMirrors, .tellDestinationToAbort, .fail(reason: "migrate failed: busy", consequence: .sourceKeepsRunning)])
+    }
+
+    @Test func commandFailureOnceQEMUReportedAStatusStillCancelsFirst() {
+        var m = MigrationStateMachine(options: MigrationOptions())
+        _ = run(&m, [.start, .destinationReady(uri: uri), .migrationEvent(.setup)])
+        #expect(run(&m, [.commandFailed(command: "query-migrate", reason: "boom")]) == [.cancelMigration])
         let actions = run(&m, [.commandFailed(command: "migrate_cancel", reason: "no migration")])
-        #expect(failure(actions)! == ("migrate-set-capabilities failed: boom", .sourceKeepsRunning))
+        #expect(failure(actions)! == ("query-migrate failed: boom", .sourceKeepsRunning))
+        #expect(actions.contains(.resumeSource))
     }
 
     @Test func sourceQEMUExitsMidMigration() {

@@ -79,6 +79,21 @@ final class ScriptedQMP: QMPCommandRunner, Sendable {
         return stream
     }
 
+    /// Delivers events now, as QEMU does between replies.
+    func emit(_ events: [QMPEvent]) {
+        let subscribers = state.withLock { $0.subscribers }
+        for event in events { for s in subscribers { s.yield(event) } }
+    }
+
+    /// The monitor goes away (QEMU exited): every event stream finishes.
+    func disconnect() {
+        let subscribers = state.withLock { state in
+            defer { state.subscribers = [] }
+            return state.subscribers
+        }
+        for s in subscribers { s.finish() }
+    }
+
     /// Records a test issue for every unexpected command and every expectation left unused.
     func verify(sourceLocation: SourceLocation = #_sourceLocation) {
         let (failures, unused) = state.withLock { ($0.failures, $0.script.map(\.command)) }

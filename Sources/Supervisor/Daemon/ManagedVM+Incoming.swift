@@ -58,14 +58,12 @@ extension ManagedVM {
         guard state == .incoming, let vm = running else {
             throw .conflict("cannot commit \(name): it is \(state.rawValue) (commit needs incoming)")
         }
-        // Precopy: wait until this side has loaded the whole state.
-        for _ in 0..<300 {
-            let status = MigrationProgress(queryMigrate: (try? await vm.qmp.execute("query-migrate")) ?? [:]).status
-            if status == .completed || status == .postcopyActive || status == nil { break }
-            if status == .failed || status == .cancelled {
-                throw .qmp("the incoming migration of \(name) \(status?.rawValue ?? "failed")")
-            }
-            try? await Task.sleep(for: .milliseconds(100))
+        // Precopy: wait until this side has loaded the whole state (usually already so when the source's
+        // `completed` arrives). Subscribe first, then ask once, so a MIGRATION event in between is not missed.
+        let events = vm.qmp.events(["MIGRATION"])
+        let reply = (try? await vm.qmp.execute("query-migrate", nil, timeout: .seconds(5))) ?? [:]
+        if let status = try Self.incomingSettled(MigrationProgress(queryMigrate: reply).status, name: name), !status {
+            try await Self.waitForIncomingEnd(events, name: name, timeout: .seconds(30))
         }
         _ = try? await vm.qmp.execute(MigrationPlan.nbdServerStop().command)
         do { _ = try await vm.qmp.execute(MigrationPlan.resume().command) } catch { throw .qmp("cont: \(error.description)") }
@@ -75,6 +73,46 @@ extension ManagedVM {
         record.startedAt = Date().timeIntervalSince1970
         persist()
         await hub.publish(vm: name, .corral, "migrated-in")
+    }
+
+    /// Whether an incoming migration in `status` can be committed now (true), needs waiting (false), or
+    /// failed (throws). nil status (no migration state): nothing to wait for.
+    static func incomingSettled(_ status: MigrationStatus?, name: String) throws(ControlError) -> Bool? {
+        switch status {
+        case .completed?, .postcopyActive?, nil: return true
+        case .failed?, .cancelled?: throw .qmp("the incoming migration of \(name) \(status!.rawValue)")
+        default: return false
+        }
+    }
+
+    /// Waits for the destination's own MIGRATION event that ends the incoming stream (or switches to postcopy).
+    static func waitForIncomingEnd(_ events: AsyncStream<QMPEvent>, name: String,
+                                   timeout: Duration) async throws(ControlError) {
+        let outcome: Result<Void, ControlError>? = await withTaskGroup(of: Result<Void, ControlError>?.self) { group in
+            group.addTask {
+                for await event in events {
+                    let status = event.data["status"]?.stringValue.flatMap(MigrationStatus.init(rawValue:))
+                    do throws(ControlError) {
+                        if try incomingSettled(status, name: name) == true, status != nil { return .success(()) }
+                    } catch {
+                        return .failure(error)
+                    }
+                }
+                return .failure(.qmp("the incoming QEMU of \(name) went away before the migration completed"))
+            }
+            group.addTask {
+                try? await Task.sleep(for: timeout)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
+        switch outcome {
+        case .success?: return
+        case .failure(let error)?: throw error
+        case nil: throw .qmp("the incoming migration of \(name) did not complete within \(timeout)")
+        }
     }
 
     /// Abort: QEMU goes; the caller removes the folder.

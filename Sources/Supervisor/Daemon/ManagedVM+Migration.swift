@@ -10,14 +10,13 @@ import QMP
 extension ManagedVM {
     struct OutgoingMigration: Sendable {
         var destination: String
-        var cancelRequested = false
         var progress: MigrationProgress?
-        var disks: [MigrationDisk] = []
-        var mirroring = false
-        var postcopyStarted = false
-        /// The destination took the guest over (postcopy: at the switch-over).
-        var destinationCommitted = false
+        /// The executor driving `MigrationStateMachine` (cancel requests go to it).
+        var run: MigrationRun?
     }
+
+    /// How often the source asks `query-migrate` for progress figures (the end comes from MIGRATION events).
+    static let migrationProgressInterval: Duration = .milliseconds(250)
 
     func migrateOut(_ request: MigrateRequest, to endpoint: MigrationEndpoint, peer: any MigrationPeer,
                     tlsDirectory: String) async throws(ControlError) -> MigrationResult {
@@ -39,210 +38,74 @@ extension ManagedVM {
         if options.withStorage { sizes = await diskSizes(vm) }
         let incoming = IncomingRequest(config: config, accel: record.accel, options: options,
                                        listenHost: endpoint.host, diskSizes: sizes)
-        var prepared = false
-        var committed = false
-        do throws(ControlError) {
-            let reply = try await peer.prepareIncoming(incoming)
-            prepared = true
-            let final = try await runSource(vm, options, reply: reply, endpoint: endpoint, tlsDirectory: tlsDirectory) {
-                () async throws(ControlError) in
-                // Postcopy: the destination must run as soon as it holds the CPU state.
-                _ = try await peer.commitIncoming(self.name)
-                committed = true
-            }
-            if !committed {
-                // Only a destination that confirms it runs the guest may take it: otherwise resume here.
-                do { _ = try await peer.commitIncoming(name) } catch let failure {
-                    throw ControlError.qmp("the destination could not take over \(name) (\(failure)); it keeps running here")
-                }
-                committed = true
-            }
-            exitRequested = true
-            _ = try? await vm.qmp.execute("quit", nil, timeout: .seconds(3))
+        let setup = MigrationRunSetup(name: name, options: options, incoming: incoming,
+                                      disks: allDisks().map(MigrationDisk.init), tlsDirectory: tlsDirectory,
+                                      tlsHostname: endpoint.host, sourceWasRunning: previous != .paused)
+        let run = MigrationRun(
+            setup, qmp: vm.qmp, peer: peer, ticks: MigrationRun.ticker(every: Self.migrationProgressInterval),
+            progress: { [weak self] progress in await self?.noteMigrationProgress(progress) },
+            willStopSource: { [weak self] in await self?.noteExitRequested() })
+        outgoing?.run = run
+        let outcome = await run.run()
+        outgoing = nil
+
+        if outcome.state == .completed {
             if await vm.process.waitForExit(timeout: .seconds(10)) == nil { vm.process.signal(SIGKILL) }
             await finishExit(generation: generation, status: nil, note: "migrated to \(destination)")
-            outgoing = nil
             await hub.publish(vm: name, .corral, "migrated", ["to": .string(destination)])
-            return MigrationResult(name: name, destination: destination, totalMilliseconds: final.totalTimeMs,
-                                   downtimeMilliseconds: final.downtimeMs, setupMilliseconds: final.setupTimeMs,
-                                   transferredBytes: final.ramTransferred.map { UInt64(max(0, $0)) })
-        } catch {
-            if committed && options.postcopy && outgoing?.postcopyStarted == true {
-                // Past a postcopy switch-over the guest's memory is split between the hosts: it cannot come back.
-                outgoing = nil
-                await hub.publish(vm: name, .corral, "migration-failed", ["reason": .string(error.message), "postcopy": true])
-                throw .qmp("postcopy migration failed after the switch-over; the guest is lost: \(error.message)")
-            }
-            await rollbackSource(vm, wasPaused: previous == .paused)
-            if prepared { try? await peer.abortIncoming(name) }
-            outgoing = nil
-            if running != nil { state = previous == .paused ? .paused : .running }
-            await hub.publish(vm: name, .corral, "migration-failed", ["reason": .string(error.message)])
-            throw error
+            let final = outcome.final
+            return MigrationResult(name: name, destination: destination, totalMilliseconds: final?.totalTimeMs,
+                                   downtimeMilliseconds: final?.downtimeMs, setupMilliseconds: final?.setupTimeMs,
+                                   transferredBytes: final?.ramTransferred.map { UInt64(max(0, $0)) })
+        }
+        let error = failureError(outcome)
+        if running != nil, outcome.failure?.consequence != .ownerUnknown {
+            state = previous == .paused ? .paused : .running
+        } else if running != nil {
+            state = .paused
+        }
+        var data: JSONObject = ["reason": .string(error.message)]
+        if outcome.failure?.consequence == .guestLost { data["postcopy"] = true }
+        if let consequence = outcome.failure?.consequence { data["consequence"] = .string(consequence.rawValue) }
+        await hub.publish(vm: name, .corral, "migration-failed", .object(data))
+        throw error
+    }
+
+    /// The error `corral migrate` reports: the peer's own refusal as it came, otherwise what the machine says.
+    private func failureError(_ outcome: MigrationRunOutcome) -> ControlError {
+        if outcome.state == .cancelled { return .conflict("migration cancelled; \(name) keeps running here") }
+        guard let failure = outcome.failure else {
+            return outcome.cause ?? .internalError("the migration of \(name) ended in \(outcome.state)")
+        }
+        switch failure.consequence {
+        case .sourceKeepsRunning:
+            if outcome.destinationRefused, let cause = outcome.cause { return cause }
+            return .qmp("\(failure.reason); \(name) keeps running here")
+        case .sourceExited:
+            return .qmp("\(failure.reason); the destination was told to abort")
+        case .ownerUnknown:
+            return .qmp("\(failure.reason); \(name) is left paused here: check the destination before resuming it")
+        case .guestLost:
+            return .qmp("postcopy migration failed after the switch-over; the guest is lost: \(failure.reason)")
         }
     }
 
-    /// `corral migrate --cancel`: asks QEMU to stop; `migrateOut` then rolls back.
+    /// `corral migrate --cancel`: the machine decides whether it is still possible.
     func requestCancel() async throws(ControlError) {
-        guard outgoing != nil, let vm = running else { throw .conflict("\(name) is not migrating") }
-        guard outgoing?.postcopyStarted != true else {
-            throw .conflict("\(name) is past the postcopy switch-over; it can no longer be cancelled")
-        }
-        outgoing?.cancelRequested = true
-        _ = try? await vm.qmp.execute(MigrationPlan.cancel().command)
-        for disk in outgoing?.disks ?? [] {
-            _ = try? await vm.qmp.execute("block-job-cancel", ["device": .string(disk.mirrorJobID), "force": true])
+        guard let run = outgoing?.run else { throw .conflict("\(name) is not migrating") }
+        do { try await run.cancel() } catch {
+            throw .conflict("\(name): \(error.description)")
         }
     }
 
     var migrationProgress: MigrationProgress? { outgoing?.progress }
 
-    private func send(_ qmp: QMPClient, _ step: MigrationCommand) async throws(ControlError) {
-        do { _ = try await qmp.execute(step.command, step.arguments.isEmpty ? nil : step.arguments) } catch {
-            throw .qmp("\(step.command): \(error.description)")
-        }
+    private func noteMigrationProgress(_ progress: MigrationProgress) async {
+        outgoing?.progress = progress
+        await hub.publish(vm: name, .corral, "migration-progress", progress.eventData)
     }
 
-    private func runSource(_ vm: RunningVM, _ options: MigrationOptions, reply: IncomingReply,
-                           endpoint: MigrationEndpoint, tlsDirectory: String,
-                           onPostcopy: () async throws(ControlError) -> Void) async throws(ControlError) -> MigrationProgress {
-        let qmp = vm.qmp
-        let deadline = options.timeoutSeconds.map { Date().addingTimeInterval(Double($0)) }
-        var tlsID: String?
-        if options.tls {
-            tlsID = MigrationPlan.tlsCredsID
-            _ = try? await qmp.execute("object-del", ["id": .string(MigrationPlan.tlsCredsID)])
-            try await send(qmp, MigrationPlan.objectAdd(
-                MigrationPlan.tlsCredsObject(id: MigrationPlan.tlsCredsID, endpoint: .client, dir: tlsDirectory)))
-        }
-        if options.withStorage {
-            guard let host = reply.nbdHost, let port = reply.nbdPort else {
-                throw .internalError("the destination did not export the disks over NBD")
-            }
-            let disks = allDisks().map(MigrationDisk.init)
-            outgoing?.disks = disks
-            outgoing?.mirroring = true
-            for step in MigrationPlan.startMirrors(disks, nbd: MigrationEndpoint(host: host, port: port), tlsCredsID: tlsID) {
-                try await send(qmp, step)
-            }
-            try await waitForMirrorsReady(qmp, jobs: disks.map(\.mirrorJobID), deadline: deadline)
-        }
-        for step in MigrationPlan.sourceSetup(options: options, tlsCredsID: tlsID, tlsHostname: endpoint.host) {
-            try await send(qmp, step)
-        }
-        try await send(qmp, MigrationPlan.start(uri: reply.uri))
-        return try await follow(qmp, options: options, deadline: deadline, onPostcopy: onPostcopy)
-    }
-
-    /// Polls `query-migrate` (as libvirt does) for progress and the end, reacting to the phases.
-    private func follow(_ qmp: QMPClient, options: MigrationOptions, deadline: Date?,
-                        onPostcopy: () async throws(ControlError) -> Void) async throws(ControlError) -> MigrationProgress {
-        var lastTransferred: Int64 = -1
-        var lastMovement = Date()
-        let stallLimit: TimeInterval = 20
-        while true {
-            let reply: JSONValue
-            do { reply = try await qmp.execute("query-migrate", nil, timeout: .seconds(5)) } catch {
-                throw .qmp("query-migrate: \(error.description)")
-            }
-            let progress = MigrationProgress(queryMigrate: reply)
-            outgoing?.progress = progress
-            await hub.publish(vm: name, .corral, "migration-progress", progress.eventData)
-            switch progress.status {
-            case .completed?:
-                return progress
-            case .failed?:
-                throw .qmp("the migration failed: \(progress.errorDescription ?? "QEMU gave no reason")")
-            case .cancelled?:
-                throw outgoing?.cancelRequested == true
-                    ? .conflict("migration cancelled; \(name) keeps running here")
-                    : .qmp("QEMU cancelled the migration")
-            case .preSwitchover?:
-                // Storage is in sync and the source is paused: end the mirrors cleanly, then switch over.
-                for step in MigrationPlan.finishMirrors(outgoing?.disks ?? [], force: false) { try await send(qmp, step) }
-                try await waitForJobsGone(qmp, jobs: (outgoing?.disks ?? []).map(\.mirrorJobID))
-                outgoing?.mirroring = false
-                for step in MigrationPlan.removeNBDClients(outgoing?.disks ?? []) { _ = try? await send(qmp, step) }
-                try await send(qmp, MigrationPlan.continueAfterPreSwitchover())
-            case .active? where options.postcopy && outgoing?.postcopyStarted == false && (progress.dirtySyncCount ?? 0) >= 1:
-                try await send(qmp, MigrationPlan.postcopyStart())
-                outgoing?.postcopyStarted = true
-            case .postcopyActive? where outgoing?.postcopyStarted == true && outgoing?.destinationCommitted == false:
-                try await onPostcopy()
-                outgoing?.destinationCommitted = true
-            default:
-                break
-            }
-            if outgoing?.cancelRequested == true, progress.status?.isTerminal != true {
-                _ = try? await qmp.execute(MigrationPlan.cancel().command)
-            }
-            let moved = progress.ramTransferred ?? 0
-            if moved != lastTransferred {
-                lastTransferred = moved
-                lastMovement = Date()
-            } else if progress.status == .active, Date().timeIntervalSince(lastMovement) > stallLimit {
-                _ = try? await qmp.execute(MigrationPlan.cancel().command)
-                throw .qmp("the migration stalled: no data moved for \(Int(stallLimit)) s (is the link to the destination down?)")
-            }
-            if let deadline, Date() > deadline, outgoing?.postcopyStarted != true {
-                _ = try? await qmp.execute(MigrationPlan.cancel().command)
-                throw .qmp("the migration did not finish within --timeout")
-            }
-            try? await Task.sleep(for: .milliseconds(200))
-        }
-    }
-
-    private func waitForMirrorsReady(_ qmp: QMPClient, jobs: [String], deadline: Date?) async throws(ControlError) {
-        while true {
-            if outgoing?.cancelRequested == true { throw .conflict("migration cancelled; \(name) keeps running here") }
-            let reply: JSONValue
-            do { reply = try await qmp.execute("query-block-jobs") } catch { throw .qmp("query-block-jobs: \(error.description)") }
-            let listed = reply.arrayValue ?? []
-            var ready = 0
-            for job in jobs {
-                guard let entry = listed.first(where: { $0["device"]?.stringValue == job }) else {
-                    throw .qmp("storage mirror \(job) ended before it was in sync")
-                }
-                if entry["ready"]?.boolValue == true { ready += 1 }
-            }
-            if ready == jobs.count { return }
-            if let deadline, Date() > deadline { throw .qmp("storage mirroring did not finish within --timeout") }
-            try? await Task.sleep(for: .milliseconds(200))
-        }
-    }
-
-    private func waitForJobsGone(_ qmp: QMPClient, jobs: [String]) async throws(ControlError) {
-        for _ in 0..<300 {
-            let reply = (try? await qmp.execute("query-block-jobs"))?.arrayValue ?? []
-            if !reply.contains(where: { jobs.contains($0["device"]?.stringValue ?? "") }) { return }
-            try? await Task.sleep(for: .milliseconds(100))
-        }
-        throw .qmp("storage mirrors did not finish at the switch-over")
-    }
-
-    /// After a failure: stop what runs, drop the NBD clients and TLS object, resume the guest.
-    private func rollbackSource(_ vm: RunningVM, wasPaused: Bool) async {
-        let qmp = vm.qmp
-        _ = try? await qmp.execute(MigrationPlan.cancel().command)
-        let disks = outgoing?.disks ?? []
-        for step in MigrationPlan.finishMirrors(disks, force: true) {
-            _ = try? await qmp.execute(step.command, step.arguments)
-        }
-        if !disks.isEmpty { try? await waitForJobsGone(qmp, jobs: disks.map(\.mirrorJobID)) }
-        for step in MigrationPlan.removeNBDClients(disks) { _ = try? await qmp.execute(step.command, step.arguments) }
-        _ = try? await qmp.execute("object-del", ["id": .string(MigrationPlan.tlsCredsID)])
-        // A migration that reached its last phase leaves the source paused (postmigrate/paused).
-        for _ in 0..<50 {
-            let status = (try? await qmp.queryStatus())?.status ?? ""
-            if status == "finish-migrate" || status == "inmigrate" {
-                try? await Task.sleep(for: .milliseconds(100))
-                continue
-            }
-            if !wasPaused && status != "running" { _ = try? await qmp.execute(MigrationPlan.resume().command) }
-            // A completed precopy leaves the source in postmigrate; `cont` takes the guest back.
-            break
-        }
-    }
+    private func noteExitRequested() { exitRequested = true }
 
     /// Virtual size of each disk by id (`query-block`), for the destination to create its images.
     private func diskSizes(_ vm: RunningVM) async -> [String: UInt64] {

@@ -303,6 +303,12 @@ public struct MigrationStateMachine: Sendable, Equatable {
                 return [.fail(reason: text, consequence: .ownerUnknown)]
             }
             if state == .cancelling { return finishRollback(failure: pendingFailure ?? text) }
+            if state == .settingUp && lastStatus == nil {
+                // The source setup or `migrate` itself was refused (QEMU answers `migrate` at once): QEMU is
+                // not migrating, so there is nothing to cancel and nothing it could have paused.
+                migrationStarted = false
+                return finishRollback(failure: text)
+            }
             return fail(text)
 
         case .destinationCommitted:
