@@ -1,14 +1,17 @@
-// `corral-bench migrate --state-dir DIR --profile PROFILE [--rounds N] [--poll-ms M]`
+// `corral-bench migrate --state-dir DIR --profile PROFILE [--rounds N]`
 //
-// Live migration over 127.0.0.1, two ways, each round on freshly booted test guests (same profile, same argv):
+// Live migration over 127.0.0.1, two ways, each round on freshly booted test guests (same profile, same argv).
+// Both clocks start with the source guest running and nothing prepared on the destination, and stop when the
+// destination runs the guest:
 //   A  corral: `VMManager.migrate` from one in-process manager to another (`LocalMigrationPeer`, wrapped to stamp
 //      when the destination was prepared and when the commit returned, i.e. the destination runs the guest);
-//   B  the raw QMP sequence on a pair of QEMUs started by hand from `QEMUArgv.build` of the same `LiveConfig`:
-//      the destination (`-incoming defer -S`) gets `migrate-set-capabilities events` + `migrate-incoming` before the
-//      clock starts; then, timed, on the source `migrate-set-capabilities events`, `migrate-set-parameters`
-//      (max-bandwidth, downtime-limit: what `MigrationPlan.sourceSetup` sets for `MigrationOptions()`), `migrate`,
-//      `query-migrate` every M ms until completed, `cont` on the destination and `query-status` there until running.
-// A and B alternate (AB, then BA the next round). Per migration: wall time from the first command to the destination
+//   B  what an operator does by hand with a QMP client, on QEMUs started from `QEMUArgv.build` of the same
+//      `LiveConfig`: start the destination QEMU with `-incoming defer -S`, connect QMP (greeting +
+//      `qmp_capabilities`), `migrate-set-capabilities events` + `migrate-incoming` there; on the source
+//      `migrate-set-capabilities events`, `migrate-set-parameters` (max-bandwidth, downtime-limit: what
+//      `MigrationPlan.sourceSetup` sets for `MigrationOptions()`), `migrate`, then wait for the source's MIGRATION
+//      event `completed`; `cont` on the destination and `query-status` there until running.
+// A and B alternate (AB, then BA the next round). Per migration: wall time from the first step to the destination
 // running, and `total-time`, `downtime`, `setup-time` from the source's `query-migrate` after completion.
 
 import Foundation
@@ -31,7 +34,8 @@ struct MigrateSample {
     var qemuTotal: Double?
     var downtime: Double?
     var setup: Double?
-    /// A: ms spent in `prepareIncoming` (destination QEMU + QMP + checks); B: the destination's untimed preparation.
+    /// ms until the destination listens (inside the total): A: `prepareIncoming` (destination QEMU + QMP + checks +
+    /// state files); B: QEMU start, QMP handshake, capabilities and `migrate-incoming`.
     var destinationPrep: Double
     /// ms from the source's `completed` (A: the commit call) until the destination runs.
     var switchover: Double
@@ -80,7 +84,6 @@ final class MigrateBench {
     let profilePath: String
     let config: LiveConfig
     let name: String
-    let pollMilliseconds: Int
     let source: VMManager
     let destination: VMManager
     let stamps = MigrateStamps()
@@ -88,13 +91,11 @@ final class MigrateBench {
     var argvChecked = false
     let guestTimeout = 120.0
 
-    init(root: String, profilePath: String, profile: Profile, pollMilliseconds: Int, source: VMManager,
-         destination: VMManager) {
+    init(root: String, profilePath: String, profile: Profile, source: VMManager, destination: VMManager) {
         self.root = root
         self.profilePath = profilePath
         self.config = LiveConfig(profile: profile)
         self.name = profile.name
-        self.pollMilliseconds = pollMilliseconds
         self.source = source
         self.destination = destination
     }
@@ -227,8 +228,8 @@ final class MigrateBench {
         let (sourceProcess, sourceQMP, _) = await startQEMU(stateRoot: bSourceRoot, destination: false)
         let before = await waitForHeartbeat(watcher, "B source")
 
-        // The destination's preparation is not part of B's time (it is part of A's): it is reported apart.
-        let prepStart = monotonicNanoseconds()
+        // Timed from here, like A: nothing exists on the destination yet.
+        let start = monotonicNanoseconds()
         let (destinationProcess, destinationQMP, destinationPaths) = await startQEMU(stateRoot: bDestinationRoot,
                                                                                        destination: true)
         await qmp(destinationQMP, "migrate-set-capabilities",
@@ -236,24 +237,25 @@ final class MigrateBench {
         let port = freeLoopbackPort()
         let uri = "tcp:127.0.0.1:\(port)"
         await qmp(destinationQMP, "migrate-incoming", ["uri": .string(uri)])
-        let prep = Double(monotonicNanoseconds() - prepStart) / 1e6
+        let prep = Double(monotonicNanoseconds() - start) / 1e6
 
-        let start = monotonicNanoseconds()
+        // Subscribe before `migrate`, so the end is not missed.
+        let events = sourceQMP.events(["MIGRATION"])
         await qmp(sourceQMP, "migrate-set-capabilities", ["capabilities": [["capability": "events", "state": true]]])
         await qmp(sourceQMP, "migrate-set-parameters", [
             "max-bandwidth": .int(MigrationPlan.defaultMaxBandwidth),
             "downtime-limit": .int(Int64(MigrationPlan.defaultDowntimeLimitMs)),
         ])
         await qmp(sourceQMP, "migrate", ["uri": .string(uri)])
-        var final: JSONValue = [:]
-        while true {
-            final = await qmp(sourceQMP, "query-migrate")
-            let status = final["status"]?.stringValue ?? ""
-            if status == "completed" { break }
-            if status == "failed" || status == "cancelled" { fail("B: migration \(status): \(final.compactText)") }
-            guard seconds(since: start) < guestTimeout else { fail("B: not completed within \(guestTimeout) s") }
-            try? await Task.sleep(for: .milliseconds(pollMilliseconds))
+        var ended = ""
+        for await event in events {
+            let status = event.data["status"]?.stringValue ?? ""
+            if status == "completed" || status == "failed" || status == "cancelled" {
+                ended = status
+                break
+            }
         }
+        guard ended == "completed" else { fail("B: migration ended \(ended.isEmpty ? "without an event" : ended)") }
         let completed = monotonicNanoseconds()
         await qmp(destinationQMP, "cont")
         while await qmp(destinationQMP, "query-status")["status"]?.stringValue != "running" {
@@ -262,6 +264,7 @@ final class MigrateBench {
         }
         let running = monotonicNanoseconds()
         let total = Double(running - start) / 1e6
+        let final = await qmp(sourceQMP, "query-migrate")
 
         let after = await waitForHeartbeat(HeartbeatWatcher(path: destinationPaths.serialLog, pollMicroseconds: 20000),
                                            "B destination")
@@ -319,16 +322,16 @@ final class MigrateBench {
             return "\(known.filter { $0 <= limit }.count) of \(set.count)"
         }
         var out = """
-            | | what | n | total ms | QEMU total-time ms | downtime ms | setup-time ms | downtime ≤ \(Int(limit)) ms | destination prep ms | switch-over ms |
+            | | what | n | total ms | QEMU total-time ms | downtime ms | setup-time ms | downtime ≤ \(Int(limit)) ms | destination ready ms | switch-over ms |
             |---|---|---:|---:|---:|---:|---:|---:|---:|---:|
 
             """
         out += "| A | `VMManager.migrate` → `LocalMigrationPeer`, until the destination's commit (`cont`) returned | \(a.count) | "
             + "\(cell(a.map(\.total))) | \(cell(a.map(\.qemuTotal))) | \(cell(a.map(\.downtime))) | \(cell(a.map(\.setup))) | "
-            + "\(within(a)) | \(cell(a.map(\.destinationPrep))) (inside total) | \(cell(a.map(\.switchover))) |\n"
-        out += "| B | raw QMP: caps + params + `migrate`, `query-migrate` every \(pollMilliseconds) ms, `cont`, until running | \(b.count) | "
+            + "\(within(a)) | \(cell(a.map(\.destinationPrep))) | \(cell(a.map(\.switchover))) |\n"
+        out += "| B | raw QMP by hand: destination QEMU `-incoming defer -S` + handshake + caps + `migrate-incoming`; source caps + params + `migrate`; MIGRATION `completed` event; `cont`, until running | \(b.count) | "
             + "\(cell(b.map(\.total))) | \(cell(b.map(\.qemuTotal))) | \(cell(b.map(\.downtime))) | \(cell(b.map(\.setup))) | "
-            + "\(within(b)) | \(cell(b.map(\.destinationPrep))) (before the clock) | \(cell(b.map(\.switchover))) |\n"
+            + "\(within(b)) | \(cell(b.map(\.destinationPrep))) | \(cell(b.map(\.switchover))) |\n"
         if let sa = Spread(a.map(\.total)), let sb = Spread(b.map(\.total)) {
             let ratio = sa.median / sb.median
             out += "| A/B | total, median over median (goal ≤ 1.10×) | | **\(decimal(ratio, places: 2))×** | | | | | | |\n"
@@ -338,9 +341,11 @@ final class MigrateBench {
             + "\(cell(a.map(\.returned))) | | | | | | |\n"
         out += "\nCells: median (min–max) over \(rounds) round(s); A and B alternate (AB, then BA), each migration on a freshly booted guest "
             + "(after its first heartbeat). *QEMU total-time, downtime, setup-time*: the source's `query-migrate` after completion. "
-            + "*Destination prep*: A: `prepareIncoming` (inside A's total); B: QEMU start, QMP handshake, capabilities and "
-            + "`migrate-incoming` on the destination, done before B's clock starts. *Switch-over*: from the source's "
-            + "`completed` (A: the commit call) until the destination runs (A: `commitIncoming` returned). "
+            + "Both clocks start with the source guest running and nothing on the destination. *Destination ready* (inside "
+            + "the total): A: `prepareIncoming` returned (checks, state files, QEMU start, QMP handshake, capabilities, "
+            + "`migrate-incoming`, port query); B: QEMU start, QMP handshake, capabilities and `migrate-incoming`. "
+            + "*Switch-over*: from the source's MIGRATION `completed` event (A: the commit call) until the destination "
+            + "runs (A: `commitIncoming` returned). "
             + "Every migration was checked: the guest's heartbeat counter continued on the destination.\n"
         return out
     }
@@ -350,7 +355,6 @@ func runMigrateBench(_ arguments: [String]) async {
     let flags = Flags(arguments) { usage() }
     guard let stateDir = flags.string("--state-dir"), let profilePath = flags.string("--profile") else { usage() }
     let rounds = flags.int("--rounds", default: 5)
-    let pollMilliseconds = flags.int("--poll-ms", default: 200)
 
     let profile: Profile
     do { profile = try ProfileLoader().load(path: profilePath) } catch { fail("\(profilePath): \(error)") }
@@ -367,7 +371,7 @@ func runMigrateBench(_ arguments: [String]) async {
         fail("cannot open \(stateDir): \(error)")
     }
     let bench = MigrateBench(root: stateDir, profilePath: profilePath, profile: profile,
-                             pollMilliseconds: pollMilliseconds, source: source, destination: destination)
+                             source: source, destination: destination)
     let stamps = bench.stamps
     await source.setPeerConnector { _, _, _ in StampingPeer(inner: LocalMigrationPeer(destination), stamps: stamps) }
 

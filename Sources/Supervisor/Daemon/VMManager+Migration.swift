@@ -83,9 +83,10 @@ extension VMManager: MigrationControl {
         record.state = .incoming
         let store = VMStore(paths: paths)
         do {
+            // live.json is written (atomically, durably) by the launcher just before QEMU starts; writing it here
+            // too cost one more fsync pair on the migration's critical path.
             try FileOps.makeFolder(paths.folder + "/disks")
             try store.save(record)
-            try store.save(config)
         } catch {
             FileOps.removeTree(paths.folder)
             throw .internalError("cannot write \(paths.folder): \(error)")
