@@ -1,4 +1,6 @@
 import Foundation
+import JSON
+import QMP
 
 #if canImport(Glibc)
 import Glibc
@@ -34,4 +36,25 @@ public final class TranscriptWriter: Sendable {
                       parts.tm_year + 1900, parts.tm_mon + 1, parts.tm_mday,
                       parts.tm_hour, parts.tm_min, parts.tm_sec, millis)
     }
+}
+
+/// One line of a QMP transcript read back: what `TranscriptWriter.append` wrote, parsed.
+public struct TranscriptLine: Sendable, Equatable {
+    public var direction: QMPTranscriptEntry.Direction
+    public var message: JSONValue
+
+    /// nil for a line that is not `<timestamp> sent|received|event <one JSON value>`.
+    public init?(_ line: String) {
+        let parts = line.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count == 3, let direction = QMPTranscriptEntry.Direction(rawValue: String(parts[1])),
+            let message = try? JSONValue(parsing: String(parts[2]))
+        else { return nil }
+        self.direction = direction
+        self.message = message
+    }
+
+    /// The command's name, for a line corral sent.
+    public var command: String? { direction == .sent ? message["execute"]?.stringValue : nil }
+    /// The event's name, for an event line.
+    public var event: String? { direction == .event ? message["event"]?.stringValue : nil }
 }

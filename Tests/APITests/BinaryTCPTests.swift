@@ -27,8 +27,13 @@ import Glibc
         return repoRoot + "/.build/debug/corral"
     }()
 
-    static var kernel: String { repoRoot + "/.build/test-guest/vmlinuz" }
-    static var initrd: String { repoRoot + "/.build/test-guest/initrd.img" }
+    /// `$CORRAL_TEST_GUEST` (a folder built with `scripts/build-test-guest DIR`), else `.build/test-guest`.
+    static var guestFolder: String {
+        if let dir = ProcessInfo.processInfo.environment["CORRAL_TEST_GUEST"], !dir.isEmpty { return dir }
+        return repoRoot + "/.build/test-guest"
+    }
+    static var kernel: String { guestFolder + "/vmlinuz" }
+    static var initrd: String { guestFolder + "/initrd.img" }
 
     /// Processes whose command line mentions `text` (daemon, QEMU), for cleanup.
     static func processes(mentioning text: String) -> [Int32] {

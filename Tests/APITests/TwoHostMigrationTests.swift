@@ -1,5 +1,6 @@
 import API
 import Foundation
+import JSON
 import Supervisor
 import Testing
 
@@ -25,7 +26,9 @@ enum TwoHostEnvironment {
 /// Needs root (namespaces) and the test guest; each test tears everything down.
 @Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: TwoHostEnvironment.usable))
 struct TwoHostMigrationTests {
-    static let prefix = "corral-t"
+    /// Namespace prefix, one per test process: two test runs on one machine (two worktrees) must not take each
+    /// other's namespaces down, which the "leftovers" `down` before each `up` would do with a shared name.
+    static let prefix = "ct\(getpid() % 100_000)"
     static let hostA = "192.0.2.1"
     static let hostB = "192.0.2.2"
     static let port = 7070
@@ -70,8 +73,11 @@ struct TwoHostMigrationTests {
             return try JSONDecoder().decode([VMStatus].self, from: Data(result.output.utf8))
         }
 
-        /// Writes the guest's profile (TCG, 256M) with one disk image at `disk`, and starts it on A.
-        func upOnA(disk: String) async throws -> VMStatus {
+        var transcriptA: String { VMPaths(stateRoot: stateA, name: TwoHostMigrationTests.vm).transcript }
+
+        /// Writes the guest's profile (TCG, 256M) with one disk image at `disk` and `cmdline` added to the kernel
+        /// command line, and starts it on A.
+        func upOnA(disk: String, cmdline: String = "") async throws -> VMStatus {
             let profile = root + "/vm.yaml"
             try FileManager.default.createDirectory(
                 atPath: URL(fileURLWithPath: disk).deletingLastPathComponent().path, withIntermediateDirectories: true)
@@ -83,7 +89,7 @@ struct TwoHostMigrationTests {
                 boot:
                   kernel: \(BinaryTCPTests.kernel)
                   initrd: \(BinaryTCPTests.initrd)
-                  cmdline: "console=ttyS0 panic=-1 quiet"
+                  cmdline: "console=ttyS0 panic=-1 quiet\(cmdline.isEmpty ? "" : " " + cmdline)"
                 disks: [ { id: data, file: \(disk), size: 64M, cache: writeback } ]
 
                 """.write(toFile: profile, atomically: true, encoding: .utf8)
@@ -216,17 +222,39 @@ struct TwoHostMigrationTests {
 
     /// Starts the guest on A with its disk at `disk`, migrates with `extra` options, and checks that the same
     /// guest runs on B: A forgets it, B lists it running, B's serial log shows no second boot and its first
-    /// heartbeat comes after the last one A printed.
-    static func migrateAndCheckTheGuestContinues(_ hosts: Hosts, disk: String, extra: [String] = []) async throws {
-        let source = try await hosts.upOnA(disk: disk)
+    /// heartbeat comes after the last one A printed. Returns A's QMP transcript of the whole run (what corral
+    /// sent, what QEMU answered and reported), for the tests to check how the migration went.
+    /// `cmdline`: added to the guest's kernel command line; `corral.dirty=N` must be honoured by the guest.
+    @discardableResult
+    static func migrateAndCheckTheGuestContinues(_ hosts: Hosts, disk: String, extra: [String] = [],
+                                                 cmdline: String = "") async throws -> [TranscriptLine] {
+        let source = try await hosts.upOnA(disk: disk, cmdline: cmdline)
         #expect(source.state == .running)
+        if cmdline.contains("corral.dirty=") {
+            // A guest built before corral.dirty existed ignores it: a postcopy test on it would prove nothing.
+            let dirtying = await BinaryTCPTests.firstLine(in: hosts.serialA, within: .seconds(60)) {
+                $0.contains("corral-init: dirtying") || $0.contains("corral-init: ready")
+            }
+            try #require(dirtying?.contains("corral-init: dirtying") == true,
+                         "the guest does not dirty memory (\(dirtying ?? "no line")): rebuild it with scripts/build-test-guest")
+        }
         let highest = HighestHeartbeat()
         let (follower, watch) = follow(hosts.serialA, into: highest)
+        let transcript = LogFollower(path: hosts.transcriptA)
+        let recording = Task {
+            var lines: [TranscriptLine] = []
+            for await text in transcript.lines() {
+                if let line = TranscriptLine(text) { lines.append(line) }
+            }
+            return lines
+        }
 
         let migrate = try await hosts.corral(
             ["migrate", vm, "--to", destination, "--token-file", hosts.tokenFile] + extra, socket: hosts.socketA)
         follower.stop()
         await watch.value
+        transcript.stop()
+        let lines = await recording.value
 
         try #require(migrate.status == .exited(0), "\(migrate)")
         #expect(migrate.output.contains("\(vm) migrated to \(destination) in "), "\(migrate)")
@@ -244,6 +272,23 @@ struct TwoHostMigrationTests {
         #expect(!serialB.contains("corral-init: ready"), "the guest booted again on B:\n\(serialB.suffix(1500))")
         // And it keeps running there.
         _ = try await heartbeat(in: hosts.serialB) { $0 > firstOnB + 2 }
+        return lines
+    }
+
+    /// Arguments of every `command` corral sent to A's QEMU, in order.
+    static func sent(_ command: String, in lines: [TranscriptLine]) -> [JSONValue] {
+        lines.filter { $0.command == command }.map { $0.message["arguments"] ?? .object([:]) }
+    }
+
+    /// `data.status` of every MIGRATION event of A's QEMU, in order.
+    static func migrationStatuses(in lines: [TranscriptLine]) -> [String] {
+        lines.compactMap { $0.event == "MIGRATION" ? $0.message["data"]?["status"]?.stringValue : nil }
+    }
+
+    /// The state of capability `name` in the last `migrate-set-capabilities` corral sent.
+    static func capability(_ name: String, in lines: [TranscriptLine]) -> Bool? {
+        sent("migrate-set-capabilities", in: lines).last?["capabilities"]?.arrayValue?
+            .first { $0["capability"]?.stringValue == name }?["state"]?.boolValue
     }
 
     @Test func precopyWithSharedStorageContinuesTheGuestOnB() async throws {
@@ -266,17 +311,37 @@ struct TwoHostMigrationTests {
         }
     }
 
+    /// `--multifd 2`: the capability and the channel count reach A's QEMU, and the RAM goes through the multifd
+    /// channels (`ram.multifd-bytes` in the final `query-migrate`).
     @Test func multifdContinuesTheGuestOnB() async throws {
         try await Self.withHosts { hosts in
-            try await Self.migrateAndCheckTheGuestContinues(hosts, disk: hosts.root + "/shared/data.qcow2",
-                                                            extra: ["--multifd", "2"])
+            let lines = try await Self.migrateAndCheckTheGuestContinues(
+                hosts, disk: hosts.root + "/shared/data.qcow2", extra: ["--multifd", "2"])
+            #expect(Self.capability("multifd", in: lines) == true)
+            #expect(Self.sent("migrate-set-parameters", in: lines).last?["multifd-channels"]?.intValue == 2)
+            let multifdBytes = lines.compactMap {
+                $0.direction == .received ? $0.message["return"]?["ram"]?["multifd-bytes"]?.intValue : nil
+            }.max() ?? 0
+            #expect(multifdBytes > 1 << 20, "RAM went through the multifd channels: \(multifdBytes) bytes")
+            #expect(Self.migrationStatuses(in: lines).last == "completed")
         }
     }
 
+    /// `--postcopy` on a guest precopy cannot move: it rewrites 64 MiB over and over (`corral.dirty=64`) while
+    /// the stream is held to 16 MiB/s. A's transcript shows corral sent `migrate-start-postcopy` once and QEMU
+    /// switched to `postcopy-active` before `completed`; the guest goes on counting on B.
     @Test func postcopyContinuesTheGuestOnB() async throws {
         try await Self.withHosts { hosts in
-            try await Self.migrateAndCheckTheGuestContinues(hosts, disk: hosts.root + "/shared/data.qcow2",
-                                                            extra: ["--postcopy"])
+            let lines = try await Self.migrateAndCheckTheGuestContinues(
+                hosts, disk: hosts.root + "/shared/data.qcow2", extra: ["--postcopy", "--bandwidth", "16M"],
+                cmdline: "corral.dirty=64")
+            #expect(Self.capability("postcopy-ram", in: lines) == true)
+            #expect(Self.sent("migrate-set-parameters", in: lines).last?["max-bandwidth"]?.intValue == 16 << 20)
+            #expect(Self.sent("migrate-start-postcopy", in: lines).count == 1, "corral started postcopy once")
+            let statuses = Self.migrationStatuses(in: lines)
+            let switched = try #require(statuses.firstIndex(of: "postcopy-active"), "QEMU never switched: \(statuses)")
+            #expect(!statuses[..<switched].contains("completed"), "precopy did not finish first: \(statuses)")
+            #expect(statuses.last == "completed", "\(statuses)")
         }
     }
 

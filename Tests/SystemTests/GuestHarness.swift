@@ -1,4 +1,5 @@
 import Foundation
+import JSON
 import Profiles
 import QEMUCommand
 import Supervisor
@@ -16,7 +17,11 @@ enum Guest {
         return url.path
     }()
 
-    static var folder: String { repoRoot + "/.build/test-guest" }
+    /// `$CORRAL_TEST_GUEST` (a folder built with `scripts/build-test-guest DIR`), else `.build/test-guest`.
+    static var folder: String {
+        if let dir = ProcessInfo.processInfo.environment["CORRAL_TEST_GUEST"], !dir.isEmpty { return dir }
+        return repoRoot + "/.build/test-guest"
+    }
     static var kernel: String { folder + "/vmlinuz" }
     static var initrd: String { folder + "/initrd.img" }
 
@@ -41,9 +46,27 @@ enum Guest {
             disks: disks, nics: nics, hotplug: Hotplug(slots: hotplugSlots))
     }
 
-    /// Writes a YAML profile booting the test guest; `extra` is appended (top-level keys).
+    /// How much the guest rewrites, over and over, with `dirtyingCmdline` (docs/test-guest.md): more than a
+    /// throttled precopy can send, so only postcopy moves such a guest.
+    static let dirtyMiB = 64
+    static var dirtyingCmdline: String { "corral.dirty=\(dirtyMiB)" }
+
+    /// Waits for the guest's "dirtying N MiB continuously" line: a guest built before `corral.dirty` existed
+    /// ignores it, and a postcopy test on an idle guest would prove nothing.
+    static func requireDirtying(_ serialLog: String) async throws {
+        let line = await LogFollower.firstLine(in: serialLog, within: .seconds(180)) {
+            $0.contains("corral-init: dirtying") || $0.contains("corral-init: ready")
+        }
+        guard let line, line.contains("corral-init: dirtying \(dirtyMiB) MiB continuously") else {
+            Issue.record("the guest does not dirty memory (\(line ?? "no line")): rebuild it with scripts/build-test-guest")
+            throw GuestMissing()
+        }
+    }
+
+    /// Writes a YAML profile booting the test guest; `extra` is appended (top-level keys), `cmdline` is added to
+    /// the kernel command line.
     static func writeProfile(in folder: String, name: String, cpu: String = "{ count: 1, max: 2 }",
-                             memory: String = "{ size: 256M }", extra: String = "") throws -> String {
+                             memory: String = "{ size: 256M }", cmdline: String = "", extra: String = "") throws -> String {
         let path = folder + "/\(name).yaml"
         try """
             name: \(name)
@@ -53,7 +76,7 @@ enum Guest {
             boot:
               kernel: \(kernel)
               initrd: \(initrd)
-              cmdline: "console=ttyS0 panic=-1 quiet"
+              cmdline: "console=ttyS0 panic=-1 quiet\(cmdline.isEmpty ? "" : " " + cmdline)"
             nics: [ { id: net0 } ]
 
             """.appending(extra).write(toFile: path, atomically: true, encoding: .utf8)
@@ -121,5 +144,58 @@ enum HeartbeatWait {
             throw TimedOut(log: String(text.suffix(1500)))
         }
         return found
+    }
+}
+
+/// Collects the lines of a growing file (serial log, QMP transcript) from its first one. The follower keeps its
+/// descriptor, so what a migration source wrote just before its folder was removed still counts.
+final class LineRecorder: Sendable {
+    private let follower: LogFollower
+    private let collect: Task<[String], Never>
+
+    init(path: String) {
+        let follower = LogFollower(path: path)
+        self.follower = follower
+        collect = Task {
+            var lines: [String] = []
+            for await line in follower.lines() { lines.append(line) }
+            return lines
+        }
+    }
+
+    /// Stops following; every complete line written so far.
+    func finish() async -> [String] {
+        follower.stop()
+        return await collect.value
+    }
+
+    /// A QMP transcript (`qmp.log`) as it is now.
+    static func transcript(at path: String) -> [TranscriptLine] {
+        let text = (try? String(contentsOfFile: path, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { TranscriptLine(String($0)) }
+    }
+}
+
+extension [TranscriptLine] {
+    /// Arguments of every `command` corral sent, in order.
+    func sent(_ command: String) -> [JSONValue] {
+        filter { $0.command == command }.map { $0.message["arguments"] ?? .object([:]) }
+    }
+
+    /// `data.status` of every MIGRATION event, in order.
+    var migrationStatuses: [String] {
+        compactMap { $0.event == "MIGRATION" ? $0.message["data"]?["status"]?.stringValue : nil }
+    }
+
+    /// The `return` of every reply QEMU sent.
+    var replies: [JSONValue] {
+        compactMap { $0.direction == .received ? $0.message["return"] : nil }
+    }
+}
+
+extension JSONValue {
+    /// The state of `name` in a `migrate-set-capabilities` argument object.
+    func capability(_ name: String) -> Bool? {
+        self["capabilities"]?.arrayValue?.first { $0["capability"]?.stringValue == name }?["state"]?.boolValue
     }
 }
