@@ -19,7 +19,8 @@ struct QEMUAcceptanceTests {
     /// Hugepages are left out: this host need not have any reserved, and with `prealloc` QEMU would fail.
     @Test("memory.merge false (-machine mem-merge=off) and memory.lock (-overcommit mem-lock=on)")
     func mergeOffAndLock() throws {
-        try acceptance(machine: "q35", slots: 2, incoming: nil) { profile in
+        // Four ports: `richHotplugged` puts its NIC on hp3.
+        try acceptance(machine: "q35", slots: 4, incoming: nil) { profile in
             profile.memory.merge = false
             profile.memory.lock = true
         }
