@@ -22,7 +22,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
-        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
@@ -46,15 +45,16 @@ let package = Package(
             "QMP", "Profiles", "QEMUCommand", "JSON", "CSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // What crosses the wire between a client and the daemon, and the client itself: no server, no NIO.
+        .target(name: "CorralWire", dependencies: ["Supervisor", "Profiles", "JSON"]),
         .target(name: "API", dependencies: [
-            "Supervisor", "Profiles", "JSON",
+            "CorralWire", "Supervisor", "Profiles", "JSON",
             .product(name: "Hummingbird", package: "hummingbird"),
-            .product(name: "AsyncHTTPClient", package: "async-http-client"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "CorralCLI", dependencies: [
-            "API", "Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON",
+            "API", "CorralWire", "Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "corral", dependencies: ["CorralCLI"]),
@@ -67,8 +67,9 @@ let package = Package(
         .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON"]),
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles"]),
         .testTarget(name: "QEMUCommandTests", dependencies: ["QEMUCommand", "Profiles", "JSON"]),
+        .testTarget(name: "CorralWireTests", dependencies: ["CorralWire", "Supervisor", "JSON"]),
         .testTarget(name: "APITests", dependencies: [
-            "API", "Supervisor", "Profiles", "JSON",
+            "API", "CorralWire", "Supervisor", "Profiles", "JSON",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "Profiles", "QEMUCommand", "JSON"]),

@@ -3,6 +3,7 @@ import Hummingbird
 import JSON
 import Logging
 import NIOCore
+import CorralWire
 import Supervisor
 
 /// The daemon's HTTP+JSON API: a Hummingbird router over any `VMControl` (docs/api.md).
@@ -14,7 +15,7 @@ public struct CorralAPI: Sendable {
     public let logger: Logger
 
     /// `stop` waits this long for the guest when the request names no timeout.
-    public static let defaultStopTimeoutSeconds: Double = 30
+    public static let defaultStopTimeoutSeconds = StopRequest.defaultTimeoutSeconds
     /// `console` sends this many past lines when the request names no `lines`.
     public static let defaultConsoleLines = 50
 

@@ -2,6 +2,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
+import CorralWire
 import Supervisor
 
 /// Why the daemon does not start.
@@ -35,12 +36,7 @@ public struct DaemonConfiguration: Sendable {
 
         /// Parses `HOST:PORT` (`[v6]:PORT` for IPv6).
         public static func parseAddress(_ text: String) -> (host: String, port: Int)? {
-            guard let colon = text.lastIndex(of: ":") else { return nil }
-            var host = String(text[..<colon])
-            guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-            if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-            guard !host.isEmpty else { return nil }
-            return (host, port)
+            DaemonAddress.parseHostPort(text)
         }
     }
 
@@ -54,9 +50,7 @@ public struct DaemonConfiguration: Sendable {
 
     /// `--socket`, then `CORRAL_SOCKET`, then `/run/corral/corral.sock`.
     public static func socketPath(option: String?, environment: [String: String]) -> String {
-        if let option, !option.isEmpty { return option }
-        if let env = environment["CORRAL_SOCKET"], !env.isEmpty { return env }
-        return CorralClient.defaultSocketPath
+        DaemonAddress.socketPath(option: option, environment: environment)
     }
 }
 

@@ -1,3 +1,4 @@
+import CorralWire
 import Supervisor
 
 /// The destination daemon as the source sees it: its TCP API, with the destination's token.

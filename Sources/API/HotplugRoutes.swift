@@ -1,11 +1,6 @@
 import Hummingbird
+import CorralWire
 import Supervisor
-
-/// `POST /v1/vms/{name}/cpus {"count": N}`.
-public struct CPUCountRequest: Sendable, Codable, Equatable {
-    public var count: Int
-    public init(count: Int) { self.count = count }
-}
 
 extension CorralAPI {
     /// vCPUs, disks, NICs and memory DIMMs, when the control object offers `HotplugControl`;

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NIOCore
+import CorralWire
 import Supervisor
 
 /// Turns every failure into the API's JSON error body: `ControlError` with its own status,
@@ -48,7 +49,7 @@ struct ErrorMiddleware: RouterMiddleware {
 /// A route whose operations the control object behind the API does not offer (e.g. a fake
 /// `VMControl` without `HotplugControl`): `501 {"error":"not-supported"}`.
 struct NotSupportedError: Error, Sendable {
-    static let code = "not-supported"
+    static let code = NotSupportedCode.code
     /// What is missing: "hotplug", "tuning".
     var feature: String
     var message: String { "\(feature) is not supported by this daemon" }

@@ -2,23 +2,8 @@ import Foundation
 import Hummingbird
 import JSON
 import NIOCore
+import CorralWire
 import Supervisor
-
-/// The last line of a `POST /v1/vms/{name}/migrate` stream: `{"result": …}` or `{"error": …}`.
-public struct MigrateOutcome: Sendable, Codable, Equatable {
-    public var result: MigrationResult?
-    public var error: ErrorBody?
-
-    public init(result: MigrationResult) {
-        self.result = result
-        self.error = nil
-    }
-
-    public init(error: ErrorBody) {
-        self.result = nil
-        self.error = error
-    }
-}
 
 extension CorralAPI {
     /// Live migration, when the control object offers `MigrationControl`; otherwise 501 `not-supported`.

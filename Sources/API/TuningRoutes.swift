@@ -1,11 +1,6 @@
 import Hummingbird
+import CorralWire
 import Supervisor
-
-/// `POST /v1/vms/{name}/balloon {"size": "384M"}`.
-public struct BalloonRequest: Sendable, Codable, Equatable {
-    public var size: String
-    public init(size: String) { self.size = size }
-}
 
 extension CorralAPI {
     /// Balloon, guest statistics, live tuning and the host report, when the control object

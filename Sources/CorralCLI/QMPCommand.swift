@@ -1,4 +1,5 @@
 import API
+import CorralWire
 import ArgumentParser
 import JSON
 import QMP

@@ -1,4 +1,5 @@
 import API
+import CorralWire
 import Foundation
 import HummingbirdTesting
 import JSON

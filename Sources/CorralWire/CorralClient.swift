@@ -1,9 +1,5 @@
-import AsyncHTTPClient
 import Foundation
 import JSON
-import NIOCore
-import NIOHTTP1
-import NIOPosix
 import Supervisor
 
 /// Failures of the transport, not of the operation (those arrive as `ControlError`).
@@ -29,98 +25,83 @@ public enum CorralClientError: Error, Sendable, Equatable, CustomStringConvertib
 
 /// A typed client of the daemon's API (docs/api.md), over its Unix socket or over TCP with a
 /// bearer token. Operation failures throw `ControlError` as the daemon reported it; transport
-/// failures throw `CorralClientError`. Call `shutdown()` when done (or use `withClient`).
-public final class CorralClient: Sendable {
+/// failures throw `CorralClientError`.
+///
+/// Each call is one HTTP/1.1 exchange on its own connection (`HTTPCall`): no event loop, no pool, nothing to
+/// shut down, so a CLI process that makes one call pays only for that call.
+public struct CorralClient: Sendable {
     public enum Endpoint: Sendable, Equatable {
         case unixSocket(String)
         case tcp(host: String, port: Int, token: String)
     }
 
-    public static let defaultSocketPath = "/run/corral/corral.sock"
+    public static let defaultSocketPath = DaemonAddress.defaultSocketPath
 
     public let endpoint: Endpoint
-    private let http: HTTPClient
     /// Requests other than `stop` get this long to answer (`up` waits for QEMU to boot).
-    private let requestTimeout: TimeAmount = .minutes(10)
+    private let requestTimeout: Duration = .seconds(600)
 
     public init(endpoint: Endpoint) {
         self.endpoint = endpoint
-        var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .disallow
-        configuration.timeout = .init(connect: .seconds(5), read: nil)
-        self.http = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
-    /// Runs `body` with a client and always shuts it down.
+    /// Runs `body` with a client (kept for symmetry with clients that hold resources; this one holds none).
     @discardableResult
     public static func withClient<T: Sendable>(
         _ endpoint: Endpoint, _ body: (CorralClient) async throws -> T
     ) async throws -> T {
-        let client = CorralClient(endpoint: endpoint)
-        do {
-            let value = try await body(client)
-            await client.shutdown()
-            return value
-        } catch {
-            await client.shutdown()
-            throw error
-        }
-    }
-
-    public func shutdown() async {
-        try? await http.shutdown()
+        try await body(CorralClient(endpoint: endpoint))
     }
 
     // MARK: Operations
 
     public func health() async throws -> HealthReply {
-        try await call(.GET, "/v1/health", as: HealthReply.self)
+        try await call("GET", "/v1/health", as: HealthReply.self)
     }
 
     public func up(_ request: UpRequest) async throws -> VMStatus {
-        try await call(.POST, "/v1/vms", body: request, as: VMStatus.self)
+        try await call("POST", "/v1/vms", body: request, as: VMStatus.self)
     }
 
     public func list() async throws -> [VMStatus] {
-        try await call(.GET, "/v1/vms", as: [VMStatus].self)
+        try await call("GET", "/v1/vms", as: [VMStatus].self)
     }
 
     public func status(_ name: String) async throws -> VMStatus {
-        try await call(.GET, vmPath(name), as: VMStatus.self)
+        try await call("GET", vmPath(name), as: VMStatus.self)
     }
 
     public func start(_ name: String) async throws -> VMStatus {
-        try await call(.POST, vmPath(name, "start"), as: VMStatus.self)
+        try await call("POST", vmPath(name, "start"), as: VMStatus.self)
     }
 
     /// `timeout` nil lets the daemon use its default (30 s).
     public func stop(_ name: String, timeout: Duration? = nil) async throws -> VMStatus {
         let seconds = timeout.map { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
-        let wait = TimeAmount.seconds(Int64(seconds ?? CorralAPI.defaultStopTimeoutSeconds) + 120)
-        return try await call(.POST, vmPath(name, "stop"), body: StopRequest(timeoutSeconds: seconds),
+        let wait = Duration.seconds((seconds ?? StopRequest.defaultTimeoutSeconds) + 120)
+        return try await call("POST", vmPath(name, "stop"), body: StopRequest(timeoutSeconds: seconds),
                               as: VMStatus.self, timeout: wait)
     }
 
     public func kill(_ name: String) async throws -> VMStatus {
-        try await call(.POST, vmPath(name, "kill"), as: VMStatus.self)
+        try await call("POST", vmPath(name, "kill"), as: VMStatus.self)
     }
 
     public func remove(_ name: String, force: Bool = false) async throws {
-        let response = try await send(.DELETE, vmPath(name) + "?force=\(force)", body: nil, timeout: requestTimeout)
-        _ = try await collect(response)
+        _ = try await collect(try await send("DELETE", vmPath(name) + "?force=\(force)", body: nil))
     }
 
     public func pause(_ name: String) async throws -> VMStatus {
-        try await call(.POST, vmPath(name, "pause"), as: VMStatus.self)
+        try await call("POST", vmPath(name, "pause"), as: VMStatus.self)
     }
 
     public func resume(_ name: String) async throws -> VMStatus {
-        try await call(.POST, vmPath(name, "resume"), as: VMStatus.self)
+        try await call("POST", vmPath(name, "resume"), as: VMStatus.self)
     }
 
     /// QMP's `return` value.
     public func qmp(_ name: String, command: String, arguments: JSONObject? = nil) async throws -> JSONValue {
-        let reply = try await call(.POST, vmPath(name, "qmp"), body: QMPRequest(command: command, arguments: arguments),
+        let reply = try await call("POST", vmPath(name, "qmp"), body: QMPRequest(command: command, arguments: arguments),
                                    as: QMPReply.self)
         return reply.return
     }
@@ -132,9 +113,9 @@ public final class CorralClient: Sendable {
     {
         var query = "?follow=\(follow)"
         if let lines { query += "&lines=\(lines)" }
-        let response = try await send(.GET, vmPath(name, "console") + query, body: nil, timeout: requestTimeout)
+        let response = try await send("GET", vmPath(name, "console") + query, body: nil, streaming: true)
         try await throwIfFailed(response)
-        return Self.lines(of: response.body) { $0 }
+        return self.lines(of: response.body) { $0 }
     }
 
     /// Past events (at most `history`) then live ones, for one VM or (nil) every VM.
@@ -143,9 +124,9 @@ public final class CorralClient: Sendable {
     {
         var query = "?history=\(history)"
         if let vm { query += "&vm=" + Self.percentEncoded(vm) }
-        let response = try await send(.GET, "/v1/events" + query, body: nil, timeout: requestTimeout)
+        let response = try await send("GET", "/v1/events" + query, body: nil, streaming: true)
         try await throwIfFailed(response)
-        return Self.lines(of: response.body) { line throws(BodyError) in
+        return self.lines(of: response.body) { line throws(BodyError) in
             try WireCoding.decode(CorralEvent.self, from: Data(line.utf8))
         }
     }
@@ -153,78 +134,66 @@ public final class CorralClient: Sendable {
     // MARK: Hotplug
 
     public func setCPUs(_ name: String, count: Int) async throws -> VMStatus {
-        try await call(.POST, vmPath(name, "cpus"), body: CPUCountRequest(count: count), as: VMStatus.self)
+        try await call("POST", vmPath(name, "cpus"), body: CPUCountRequest(count: count), as: VMStatus.self)
     }
 
     /// `request.file` must be absolute (the daemon reads it on its own host).
     public func addDisk(_ name: String, _ request: DiskAddRequest) async throws -> VMStatus {
-        try await call(.POST, vmPath(name, "disks"), body: request, as: VMStatus.self)
+        try await call("POST", vmPath(name, "disks"), body: request, as: VMStatus.self)
     }
 
     public func removeDisk(_ name: String, id: String, deleteImage: Bool = false) async throws -> VMStatus {
-        try await call(.DELETE, vmPath(name, "disks", id) + "?deleteImage=\(deleteImage)", as: VMStatus.self)
+        try await call("DELETE", vmPath(name, "disks", id) + "?deleteImage=\(deleteImage)", as: VMStatus.self)
     }
 
     public func addNIC(_ name: String, _ request: NICAddRequest) async throws -> VMStatus {
-        try await call(.POST, vmPath(name, "nics"), body: request, as: VMStatus.self)
+        try await call("POST", vmPath(name, "nics"), body: request, as: VMStatus.self)
     }
 
     public func removeNIC(_ name: String, id: String) async throws -> VMStatus {
-        try await call(.DELETE, vmPath(name, "nics", id), as: VMStatus.self)
+        try await call("DELETE", vmPath(name, "nics", id), as: VMStatus.self)
     }
 
     public func addMemory(_ name: String, _ request: MemoryAddRequest) async throws -> VMStatus {
-        try await call(.POST, vmPath(name, "memory"), body: request, as: VMStatus.self)
+        try await call("POST", vmPath(name, "memory"), body: request, as: VMStatus.self)
     }
 
     public func removeMemory(_ name: String, id: String) async throws -> VMStatus {
-        try await call(.DELETE, vmPath(name, "memory", id), as: VMStatus.self)
+        try await call("DELETE", vmPath(name, "memory", id), as: VMStatus.self)
     }
 
     // MARK: Overcommit
 
     /// Sets the balloon target ("384M"); the daemon turns automatic ballooning off for the VM.
     public func balloon(_ name: String, size: String) async throws -> VMStatus {
-        try await call(.POST, vmPath(name, "balloon"), body: BalloonRequest(size: size), as: VMStatus.self)
+        try await call("POST", vmPath(name, "balloon"), body: BalloonRequest(size: size), as: VMStatus.self)
     }
 
     public func stats(_ name: String) async throws -> GuestStats {
-        try await call(.GET, vmPath(name, "stats"), as: GuestStats.self)
+        try await call("GET", vmPath(name, "stats"), as: GuestStats.self)
     }
 
     public func setTuning(_ name: String, _ request: TuningRequest) async throws -> VMStatus {
-        try await call(.POST, vmPath(name, "tuning"), body: request, as: VMStatus.self)
+        try await call("POST", vmPath(name, "tuning"), body: request, as: VMStatus.self)
     }
 
     public func host() async throws -> HostReport {
-        try await call(.GET, "/v1/host", as: HostReport.self)
+        try await call("GET", "/v1/host", as: HostReport.self)
     }
 
     // MARK: Plumbing
 
-    private func vmPath(_ name: String, _ action: String? = nil, _ id: String? = nil) -> String {
-        "/v1/vms/" + Self.percentEncoded(name) + (action.map { "/" + $0 } ?? "")
-            + (id.map { "/" + Self.percentEncoded($0) } ?? "")
-    }
-
-    private static func percentEncoded(_ text: String) -> String {
-        var allowed = CharacterSet.alphanumerics
-        allowed.insert(charactersIn: "-._~")
-        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
-    }
-
     private func call<Reply: Decodable>(
-        _ method: HTTPMethod, _ path: String, as type: Reply.Type, timeout: TimeAmount? = nil
+        _ method: String, _ path: String, as type: Reply.Type, timeout: Duration? = nil
     ) async throws -> Reply {
         try await call(method, path, body: Optional<StopRequest>.none, as: type, timeout: timeout)
     }
 
     private func call<Body: Encodable, Reply: Decodable>(
-        _ method: HTTPMethod, _ path: String, body: Body?, as type: Reply.Type, timeout: TimeAmount? = nil
+        _ method: String, _ path: String, body: Body?, as type: Reply.Type, timeout: Duration? = nil
     ) async throws -> Reply {
         let data = try body.map { try WireCoding.encode($0) }
-        let response = try await send(method, path, body: data, timeout: timeout ?? requestTimeout)
-        let bytes = try await collect(response)
+        let bytes = try await collect(try await send(method, path, body: data, timeout: timeout))
         do {
             return try WireCoding.decode(type, from: bytes)
         } catch {
@@ -232,77 +201,98 @@ public final class CorralClient: Sendable {
         }
     }
 
-    private func send(_ method: HTTPMethod, _ path: String, body: Data?, timeout: TimeAmount) async throws
-        -> HTTPClientResponse
+    /// Sends one request and returns at its response head. A `streaming` response's body may take as long as it
+    /// takes; otherwise `timeout` (default: 10 minutes) covers the whole answer.
+    private func send(_ method: String, _ path: String, body: Data?, timeout: Duration? = nil,
+                      streaming: Bool = false) async throws -> HTTPStreamingResponse
     {
-        var request = HTTPClientRequest(url: try url(path))
-        request.method = method
-        if let body {
-            request.headers.add(name: "Content-Type", value: "application/json")
-            request.body = .bytes(ByteBuffer(bytes: body))
+        var headers: [(name: String, value: String)] = []
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        let target: HTTPEndpoint
+        switch endpoint {
+        case .unixSocket(let path):
+            target = .unixSocket(path)
+        case .tcp(let host, let port, let token):
+            target = .tcp(host: host, port: port)
+            headers.append(("Authorization", "Bearer \(token)"))
         }
-        if case .tcp(_, _, let token) = endpoint {
-            request.headers.add(name: "Authorization", value: "Bearer \(token)")
-        }
+        let request = HTTPRequest(method: method, target: path, headers: headers, body: body.map { Array($0) })
         do {
-            return try await http.execute(request, timeout: timeout)
-        } catch let error as HTTPClientError where error == .cancelled {
+            return try await HTTPCall.send(request, to: target, timeout: timeout ?? requestTimeout,
+                                           timeoutCoversBody: !streaming)
+        } catch .cancelled {
             throw CancellationError()
         } catch {
             throw transportError(error)
         }
     }
 
-    private func url(_ path: String) throws -> String {
+    private func vmPath(_ name: String, _ action: String? = nil, _ id: String? = nil) -> String {
+        "/v1/vms/" + Self.percentEncoded(name) + (action.map { "/" + $0 } ?? "")
+            + (id.map { "/" + Self.percentEncoded($0) } ?? "")
+    }
+
+    /// Every byte but unreserved ones (RFC 3986 §2.3) percent-encoded.
+    static func percentEncoded(_ text: String) -> String {
+        var encoded = ""
+        for byte in text.utf8 {
+            switch byte {
+            case UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "A")...UInt8(ascii: "Z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                 UInt8(ascii: "~"):
+                encoded.append(Character(Unicode.Scalar(byte)))
+            default:
+                encoded += "%" + String(byte >> 4, radix: 16, uppercase: true) + String(byte & 15, radix: 16, uppercase: true)
+            }
+        }
+        return encoded
+    }
+
+    /// What a failed exchange means to the user: no daemon, no permission, or a broken conversation.
+    private func transportError(_ error: HTTPTransportError) -> CorralClientError {
+        let place: String
         switch endpoint {
-        case .unixSocket(let socket):
-            switch SocketProbe.probe(socket) {
-            case .answers: break
-            case .absent, .stale, .notASocket:
-                throw CorralClientError.noDaemon(
-                    "no corral daemon answers on \(socket): start one with `corral daemon` (or `systemctl start corral`)")
-            case .failed(let message):
-                if message.hasSuffix(String(cString: strerror(EACCES))) {
-                    throw CorralClientError.transport("permission denied on \(socket): the daemon's socket is for root")
-                }
-                throw CorralClientError.transport(message)
-            }
-            guard let url = URL(httpURLWithSocketPath: socket, uri: path) else {
-                throw CorralClientError.transport("cannot make a URL for the socket \(socket)")
-            }
-            return url.absoluteString
-        case .tcp(let host, let port, _):
-            let bracketed = host.contains(":") ? "[\(host)]" : host
-            return "http://\(bracketed):\(port)\(path)"
+        case .unixSocket(let socket): place = socket
+        case .tcp(let host, let port, _): place = (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+        }
+        switch (endpoint, error) {
+        case (.unixSocket(let socket), .connect(.connect(let code))) where code == EACCES:
+            return .transport("permission denied on \(socket): the daemon's socket is for root")
+        case (.unixSocket(let socket), .connect(.connect(let code)))
+            where code == ENOENT || code == ECONNREFUSED || code == ENOTSOCK || code == ENOTDIR:
+            return .noDaemon(
+                "no corral daemon answers on \(socket): start one with `corral daemon` (or `systemctl start corral`)")
+        case (.unixSocket(let socket), .connect(let failure)):
+            return .transport("\(socket): \(failure.message)")
+        case (.tcp, .connect(let failure)):
+            return .noDaemon("no corral daemon answers on \(place): \(failure.message)")
+        case (_, .io(let failure)):
+            return .transport("talking to the corral daemon on \(place) failed: \(failure.message)")
+        case (_, .malformed(let problem)):
+            return .badResponse("the corral daemon on \(place) sent a malformed response: \(problem)")
+        case (_, .tooLarge(let limit)):
+            return .badResponse("the corral daemon on \(place) sent more than \(limit) bytes")
+        case (_, .cancelled):
+            return .transport("the call to the corral daemon on \(place) was cancelled")
         }
     }
 
-    private func transportError(_ error: any Error) -> CorralClientError {
-        switch endpoint {
-        case .unixSocket(let socket):
-            return .transport("talking to the corral daemon on \(socket) failed: \(error)")
-        case .tcp(let host, let port, _):
-            if error is NIOConnectionError || (error as? HTTPClientError) == .connectTimeout {
-                return .noDaemon("no corral daemon answers on \(host):\(port): \(error)")
-            }
-            return .transport("talking to the corral daemon on \(host):\(port) failed: \(error)")
-        }
-    }
-
-    private func collect(_ response: HTTPClientResponse) async throws -> Data {
-        let buffer: ByteBuffer
+    /// The whole body; an error status becomes the error it stands for.
+    private func collect(_ response: HTTPStreamingResponse) async throws -> Data {
+        let bytes: [UInt8]
         do {
-            buffer = try await response.body.collect(upTo: 64 << 20)
-        } catch {
+            bytes = try await response.collect()
+        } catch let error as HTTPTransportError {
+            if error == .cancelled { throw CancellationError() }
             throw transportError(error)
         }
-        let data = Data(buffer.readableBytesView)
-        if response.status.code >= 400 { throw Self.failure(status: Int(response.status.code), body: data) }
+        let data = Data(bytes)
+        if response.head.status >= 400 { throw Self.failure(status: response.head.status, body: data) }
         return data
     }
 
-    private func throwIfFailed(_ response: HTTPClientResponse) async throws {
-        guard response.status.code >= 400 else { return }
+    private func throwIfFailed(_ response: HTTPStreamingResponse) async throws {
+        guard response.head.status >= 400 else { return }
         _ = try await collect(response)
     }
 
@@ -314,20 +304,20 @@ public final class CorralClient: Sendable {
         }
         if let control = decoded.controlError { return control }
         if status == 401 || decoded.error == "unauthorized" { return CorralClientError.unauthorized(decoded.message) }
-        if decoded.error == NotSupportedError.code { return CorralClientError.notSupported(decoded.message) }
+        if decoded.error == NotSupportedCode.code { return CorralClientError.notSupported(decoded.message) }
         return CorralClientError.badResponse("HTTP \(status): \(decoded.error): \(decoded.message)")
     }
 
     /// Splits a streamed body into lines and maps each; cancelling the consumer cancels the read.
-    private static func lines<Element: Sendable, Failure: Error>(
-        of body: HTTPClientResponse.Body, _ transform: @escaping @Sendable (String) throws(Failure) -> Element
+    private func lines<Element: Sendable, Failure: Error>(
+        of body: AsyncThrowingStream<[UInt8], any Error>, _ transform: @escaping @Sendable (String) throws(Failure) -> Element
     ) -> AsyncThrowingStream<Element, any Error> {
         AsyncThrowingStream { continuation in
             let reader = Task {
                 var pending: [UInt8] = []
                 do {
-                    for try await buffer in body {
-                        pending.append(contentsOf: buffer.readableBytesView)
+                    for try await piece in body {
+                        pending.append(contentsOf: piece)
                         while let newline = pending.firstIndex(of: UInt8(ascii: "\n")) {
                             let line = String(decoding: pending[..<newline], as: UTF8.self)
                             pending.removeSubrange(...newline)
@@ -338,6 +328,9 @@ public final class CorralClient: Sendable {
                     continuation.finish()
                 } catch let error as BodyError {
                     continuation.finish(throwing: CorralClientError.badResponse("unexpected stream line: \(error.message)"))
+                } catch let error as HTTPTransportError {
+                    continuation.finish(throwing: error == .cancelled || Task.isCancelled
+                        ? CancellationError() : transportError(error))
                 } catch {
                     continuation.finish(throwing: Task.isCancelled ? CancellationError() : error)
                 }
@@ -384,9 +377,9 @@ public struct MigrationStreamLine: Sendable, Equatable {
 
 extension CorralClient {
     /// The peer calls that prepare a VM can take this long (the destination starts QEMU).
-    static let preparePeerTimeout: TimeAmount = .minutes(2)
+    static let preparePeerTimeout: Duration = .seconds(120)
     /// Commit and abort are a few QMP commands on the destination.
-    static let finishPeerTimeout: TimeAmount = .seconds(60)
+    static let finishPeerTimeout: Duration = .seconds(60)
 
     /// Starts migrating `name` and streams its progress; the last element is `.completed` or `.failed`.
     /// The stream throws when the connection breaks or ends without an outcome.
@@ -394,14 +387,14 @@ extension CorralClient {
         -> AsyncThrowingStream<MigrationStreamLine, any Error>
     {
         // A migration may take as long as it must (`--timeout` is the daemon's business).
-        let response = try await send(.POST, vmPath(name, "migrate"), body: try WireCoding.encode(request),
-                                      timeout: .hours(24))
+        let response = try await send("POST", vmPath(name, "migrate"), body: try WireCoding.encode(request),
+                                      streaming: true)
         try await throwIfFailed(response)
-        let lines = Self.lines(of: response.body) { line throws(BodyError) in try MigrationStreamLine.parse(line) }
+        let parsed = lines(of: response.body) { line throws(BodyError) in try MigrationStreamLine.parse(line) }
         return AsyncThrowingStream { continuation in
             let reader = Task {
                 do {
-                    for try await line in lines {
+                    for try await line in parsed {
                         continuation.yield(line)
                         if case .progress = line.kind { continue }
                         continuation.finish()
@@ -430,25 +423,23 @@ extension CorralClient {
     }
 
     public func cancelMigration(_ name: String) async throws {
-        let response = try await send(.POST, vmPath(name, "migrate/cancel"), body: nil, timeout: requestTimeout)
-        _ = try await collect(response)
+        _ = try await collect(try await send("POST", vmPath(name, "migrate/cancel"), body: nil))
     }
 
     // Peer routes: what one daemon asks another (HTTPMigrationPeer).
 
     public func prepareIncoming(_ request: IncomingRequest) async throws -> IncomingReply {
-        try await call(.POST, "/v1/migrations/incoming", body: request, as: IncomingReply.self,
+        try await call("POST", "/v1/migrations/incoming", body: request, as: IncomingReply.self,
                        timeout: Self.preparePeerTimeout)
     }
 
     public func commitIncoming(_ name: String) async throws -> VMStatus {
-        try await call(.POST, "/v1/migrations/incoming/" + Self.percentEncoded(name) + "/commit", as: VMStatus.self,
+        try await call("POST", "/v1/migrations/incoming/" + Self.percentEncoded(name) + "/commit", as: VMStatus.self,
                        timeout: Self.finishPeerTimeout)
     }
 
     public func abortIncoming(_ name: String) async throws {
-        let response = try await send(.POST, "/v1/migrations/incoming/" + Self.percentEncoded(name) + "/abort",
-                                      body: nil, timeout: Self.finishPeerTimeout)
-        _ = try await collect(response)
+        _ = try await collect(try await send("POST", "/v1/migrations/incoming/" + Self.percentEncoded(name) + "/abort",
+                                             body: nil, timeout: Self.finishPeerTimeout))
     }
 }

@@ -1,21 +1,21 @@
 import Foundation
 
 /// One JSON configuration for every body the API reads or writes, daemon and client alike.
-enum WireCoding {
-    static func encoder() -> JSONEncoder {
+package enum WireCoding {
+    package static func encoder() -> JSONEncoder {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         return encoder
     }
 
-    static func decoder() -> JSONDecoder { JSONDecoder() }
+    package static func decoder() -> JSONDecoder { JSONDecoder() }
 
-    static func encode(_ value: some Encodable) throws -> Data {
+    package static func encode(_ value: some Encodable) throws -> Data {
         try encoder().encode(value)
     }
 
     /// Decodes a request or response body; a failure names the field and the problem.
-    static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws(BodyError) -> T {
+    package static func decode<T: Decodable>(_ type: T.Type, from data: Data) throws(BodyError) -> T {
         do {
             return try decoder().decode(type, from: data)
         } catch let error as DecodingError {
@@ -26,7 +26,7 @@ enum WireCoding {
     }
 
     /// "missing field `command`", "field `timeoutSeconds`: expected a number", …
-    static func describe(_ error: DecodingError) -> String {
+    package static func describe(_ error: DecodingError) -> String {
         func path(_ codingPath: [any CodingKey]) -> String {
             codingPath.map { key in key.intValue.map { "[\($0)]" } ?? ".\(key.stringValue)" }
                 .joined().drop(while: { $0 == "." }).description
@@ -67,6 +67,7 @@ enum WireCoding {
 }
 
 /// A request or response body that does not decode.
-struct BodyError: Error, Sendable {
-    var message: String
+package struct BodyError: Error, Sendable {
+    package var message: String
+    package init(message: String) { self.message = message }
 }

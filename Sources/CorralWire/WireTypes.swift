@@ -9,9 +9,23 @@ public enum CorralVersion {
 
 /// `POST /v1/vms/{name}/stop` body; every field optional.
 public struct StopRequest: Sendable, Codable, Equatable {
+    /// What the daemon uses when `timeoutSeconds` is absent.
+    public static let defaultTimeoutSeconds: Double = 30
     /// Seconds between the ACPI power button and `quit`; 30 when absent.
     public var timeoutSeconds: Double?
     public init(timeoutSeconds: Double? = nil) { self.timeoutSeconds = timeoutSeconds }
+}
+
+/// `POST /v1/vms/{name}/cpus {"count": N}`.
+public struct CPUCountRequest: Sendable, Codable, Equatable {
+    public var count: Int
+    public init(count: Int) { self.count = count }
+}
+
+/// `POST /v1/vms/{name}/balloon {"size": "384M"}`.
+public struct BalloonRequest: Sendable, Codable, Equatable {
+    public var size: String
+    public init(size: String) { self.size = size }
 }
 
 /// `POST /v1/vms/{name}/qmp` body.
@@ -96,4 +110,25 @@ extension ControlError {
         case .internalError: return 500
         }
     }
+}
+
+/// The last line of a `POST /v1/vms/{name}/migrate` stream: `{"result": …}` or `{"error": …}`.
+public struct MigrateOutcome: Sendable, Codable, Equatable {
+    public var result: MigrationResult?
+    public var error: ErrorBody?
+
+    public init(result: MigrationResult) {
+        self.result = result
+        self.error = nil
+    }
+
+    public init(error: ErrorBody) {
+        self.result = nil
+        self.error = error
+    }
+}
+
+/// The `error` code of a 501 answer: the daemon's control object lacks the operation.
+public enum NotSupportedCode {
+    public static let code = "not-supported"
 }

@@ -1,0 +1,160 @@
+import Foundation
+import Synchronization
+
+/// Where an HTTP server listens.
+package enum HTTPEndpoint: Sendable, Equatable {
+    case unixSocket(String)
+    case tcp(host: String, port: Int)
+
+    /// The Host header's value.
+    var hostHeader: String {
+        switch self {
+        case .unixSocket: return "localhost"
+        case .tcp(let host, let port): return (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+        }
+    }
+}
+
+/// Why an exchange failed, before or after the response head.
+package enum HTTPTransportError: Error, Sendable, Equatable {
+    /// Could not connect (nothing listens, refused, unreachable, timed out).
+    case connect(SocketFailure)
+    /// The connection broke or a read timed out.
+    case io(SocketFailure)
+    /// The server sent something that is not HTTP/1.1.
+    case malformed(HTTPParseError)
+    /// The body was longer than the caller allowed.
+    case tooLarge(Int)
+    case cancelled
+}
+
+/// A response whose body is still arriving.
+package struct HTTPStreamingResponse: Sendable {
+    package var head: HTTPResponseHead
+    /// The body in pieces as they arrive; dropping the stream closes the connection.
+    package var body: AsyncThrowingStream<[UInt8], any Error>
+
+    /// The whole body, at most `limit` bytes.
+    package func collect(limit: Int = 64 << 20) async throws -> [UInt8] {
+        var bytes: [UInt8] = []
+        for try await piece in body {
+            bytes += piece
+            if bytes.count > limit { throw HTTPTransportError.tooLarge(limit) }
+        }
+        return bytes
+    }
+}
+
+/// One HTTP/1.1 exchange on its own connection (`Connection: close`), its blocking socket I/O on a thread of its
+/// own so no Swift concurrency thread ever waits on a socket. Cancelling the calling task, or dropping the body
+/// stream, shuts the socket down and the thread ends.
+package final class HTTPCall: Sendable {
+    private let socket = Mutex<StreamSocket?>(nil)
+    private let cancelled = Mutex(false)
+
+    private init() {}
+
+    /// Sends `request` and returns once the response head has arrived.
+    /// - Parameters:
+    ///   - connectTimeout: seconds a TCP connect may take.
+    ///   - timeout: how long the head may take to arrive; with `timeoutCoversBody`, the whole body too.
+    package static func send(_ request: HTTPRequest, to endpoint: HTTPEndpoint, connectTimeout: Double = 5,
+                             timeout: Duration?, timeoutCoversBody: Bool) async throws(HTTPTransportError)
+        -> HTTPStreamingResponse
+    {
+        let call = HTTPCall()
+        let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
+        // Only this function and its caller hold the stream, so the caller dropping it terminates it.
+        let (body, bodyContinuation) = AsyncThrowingStream<[UInt8], any Error>.makeStream()
+        bodyContinuation.onTermination = { _ in call.cancel() }
+        do {
+            let head = try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (head: CheckedContinuation<HTTPResponseHead, any Error>) in
+                    let thread = Thread {
+                        call.run(request, endpoint, connectTimeout, headDeadline: deadline,
+                                 bodyDeadline: timeoutCoversBody ? deadline : nil, head: head, body: bodyContinuation)
+                    }
+                    thread.name = "corral-http"
+                    thread.start()
+                }
+            } onCancel: {
+                call.cancel()
+            }
+            return HTTPStreamingResponse(head: head, body: body)
+        } catch let error as HTTPTransportError {
+            throw error
+        } catch {
+            throw .cancelled
+        }
+    }
+
+    /// Shuts the connection down (now, or as soon as it exists).
+    private func cancel() {
+        cancelled.withLock { $0 = true }
+        socket.withLock { $0?.shutdown() }
+    }
+
+    private func run(_ request: HTTPRequest, _ endpoint: HTTPEndpoint, _ connectTimeout: Double,
+                     headDeadline: ContinuousClock.Instant?, bodyDeadline: ContinuousClock.Instant?,
+                     head: CheckedContinuation<HTTPResponseHead, any Error>,
+                     body: AsyncThrowingStream<[UInt8], any Error>.Continuation) {
+        var headSent = false
+        func fail(_ error: HTTPTransportError) {
+            if headSent { body.finish(throwing: error) } else { head.resume(throwing: error) }
+        }
+        let connection: StreamSocket
+        do throws(SocketFailure) {
+            switch endpoint {
+            case .unixSocket(let path): connection = try StreamSocket.connect(unixPath: path)
+            case .tcp(let host, let port): connection = try StreamSocket.connect(host: host, port: port, timeout: connectTimeout)
+            }
+        } catch {
+            return fail(.connect(error))
+        }
+        defer { connection.close() }
+        socket.withLock { $0 = connection }
+        if cancelled.withLock({ $0 }) { connection.shutdown() }
+
+        var decoder = HTTPResponseDecoder()
+        do throws(HTTPTransportError) {
+            do throws(SocketFailure) {
+                try connection.write(request.serialized(host: endpoint.hostHeader))
+            } catch {
+                throw error == .shutDown ? .cancelled : .io(error)
+            }
+            while true {
+                while let event = try mapParse({ () throws(HTTPParseError) in try decoder.next() }) {
+                    switch event {
+                    case .head(let responseHead):
+                        headSent = true
+                        head.resume(returning: responseHead)
+                    case .body(let bytes):
+                        body.yield(bytes)
+                    case .end:
+                        body.finish()
+                        return
+                    }
+                }
+                let bytes: [UInt8]
+                do throws(SocketFailure) {
+                    bytes = try connection.read(deadline: headSent ? bodyDeadline : headDeadline)
+                } catch {
+                    throw error == .shutDown ? .cancelled : .io(error)
+                }
+                if bytes.isEmpty {
+                    if try mapParse({ () throws(HTTPParseError) in try decoder.endOfInput() }) == .end {
+                        body.finish()
+                    }
+                    return
+                }
+                decoder.feed(bytes)
+            }
+        } catch {
+            fail(error)
+        }
+    }
+
+    private func mapParse<T>(_ body: () throws(HTTPParseError) -> T) throws(HTTPTransportError) -> T {
+        do { return try body() } catch { throw .malformed(error) }
+    }
+}
