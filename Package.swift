@@ -13,6 +13,7 @@ let package = Package(
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "corral", targets: ["corral"]),
+        .executable(name: "corrald", targets: ["corrald"]),
         .library(name: "QMP", targets: ["QMP"]),
         .library(name: "Profiles", targets: ["Profiles"]),
         .library(name: "QEMUCommand", targets: ["QEMUCommand"]),
@@ -53,11 +54,17 @@ let package = Package(
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
+        // The CLI links no server: `corral daemon` execs `corrald`, which does.
         .target(name: "CorralCLI", dependencies: [
-            "API", "CorralWire", "Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON",
+            "CorralWire", "Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "corral", dependencies: ["CorralCLI"]),
+        .executableTarget(name: "corrald", dependencies: [
+            "CorralCLI", "CorralWire", "API", "Supervisor",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // Benchmark harness used by scripts/bench-*; not part of the product.
         .executableTarget(name: "corral-bench", dependencies: [
             "QMP", "JSON", "Supervisor", "Profiles", "QEMUCommand",

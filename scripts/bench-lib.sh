@@ -4,7 +4,7 @@
 
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# bench_setup [--guest]: installs deps (apt only when missing), finds swift, builds corral and corral-bench in
+# bench_setup [--guest]: installs deps (apt only when missing), finds swift, builds corral, corrald and corral-bench in
 # release (scratch dir $SCRATCH_PATH, default .build-bench), optionally the test guest. Sets CORRAL and BENCH.
 # BENCH_SKIP_BUILD=1 uses the binaries already built there (e.g. while the tree does not compile).
 bench_setup() {
@@ -22,12 +22,13 @@ bench_setup() {
     bin="$(swift build -c release --scratch-path "$scratch" --show-bin-path)"
     CORRAL="$bin/corral"
     BENCH="$bin/corral-bench"
-    if [[ "${BENCH_SKIP_BUILD:-0}" == 1 && -x "$CORRAL" && -x "$BENCH" ]]; then
+    if [[ "${BENCH_SKIP_BUILD:-0}" == 1 && -x "$CORRAL" && -x "$bin/corrald" && -x "$BENCH" ]]; then
         echo "bench: BENCH_SKIP_BUILD=1: using the binaries already in $bin" >&2
         return
     fi
-    echo "bench: building corral and corral-bench (release, --scratch-path $scratch)…" >&2
+    echo "bench: building corral, corrald and corral-bench (release, --scratch-path $scratch)…" >&2
     swift build -c release --scratch-path "$scratch" --product corral >&2
+    swift build -c release --scratch-path "$scratch" --product corrald >&2
     swift build -c release --scratch-path "$scratch" --product corral-bench >&2
 }
 

@@ -1,4 +1,3 @@
-import API
 import CorralWire
 import ArgumentParser
 import Foundation
@@ -6,12 +5,14 @@ import JSON
 import Supervisor
 
 /// `--socket`: where the daemon listens (then $CORRAL_SOCKET, then /run/corral/corral.sock).
-struct DaemonSocketOption: ParsableArguments {
+package struct DaemonSocketOption: ParsableArguments {
     @Option(name: .customLong("socket"), help: "The daemon's socket (default: $CORRAL_SOCKET or /run/corral/corral.sock).")
     var path: String?
 
-    var resolved: String {
-        DaemonConfiguration.socketPath(option: path, environment: ProcessInfo.processInfo.environment)
+    package init() {}
+
+    package var resolved: String {
+        DaemonAddress.socketPath(option: path, environment: ProcessInfo.processInfo.environment)
     }
 }
 

@@ -1,34 +1,23 @@
-import API
-import CorralWire
 import ArgumentParser
+import CorralWire
 import Foundation
-import Logging
 import Supervisor
 
-struct DaemonCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "daemon",
-        abstract: "Run the corral daemon in the foreground: supervise VMs and serve the API.",
-        discussion: """
-            Serves the HTTP+JSON API on a Unix socket (mode 0600) and, with --listen, on TCP where every
-            request must carry `Authorization: Bearer <token>` (the token is the first line of --token-file).
-            SIGTERM or SIGINT stops listening and returns; running VMs keep running and a later daemon
-            takes them over. Refuses to start when another daemon answers on the socket.
+#if canImport(Glibc)
+import Glibc
+#endif
 
-            Overcommit: with --cpu-overcommit / --memory-overcommit, starting a VM or plugging vCPUs or
-            memory is refused when it would cross the ratio. Every --policy-interval seconds the balloon
-            policy moves balloons under host memory pressure (--no-auto-balloon turns it off) and KSM is
-            tuned to the memory pressure (--no-ksm leaves it alone).
-            """)
-
-    @OptionGroup var stateDir: StateDirOption
-    @OptionGroup var socket: DaemonSocketOption
+/// `corral daemon`'s flags, parsed and checked the same way by `corral` (which then hands over to the daemon
+/// executable) and by `corrald` itself.
+package struct DaemonFlags: ParsableArguments {
+    @OptionGroup package var stateDir: StateDirOption
+    @OptionGroup package var socket: DaemonSocketOption
 
     @Option(help: "Also listen on TCP, HOST:PORT (e.g. 192.0.2.10:7070); needs --token-file.")
-    var listen: String?
+    package var listen: String?
 
     @Option(help: "File whose first line is the bearer token TCP clients must present.")
-    var tokenFile: String?
+    package var tokenFile: String?
 
     @Option(help: ArgumentHelp("Refuse to start or grow VMs beyond RATIO online vCPUs per host CPU (e.g. 4).",
                                valueName: "RATIO"))
@@ -51,7 +40,9 @@ struct DaemonCommand: AsyncParsableCommand {
     @Option(help: .hidden)
     var hostRoot: String = ""
 
-    func validate() throws {
+    package init() {}
+
+    package func validate() throws {
         for (flag, ratio) in [("--cpu-overcommit", cpuOvercommit), ("--memory-overcommit", memoryOvercommit)] {
             if let ratio, !(ratio.isFinite && ratio > 0) {
                 throw ValidationError("\(flag) must be a ratio above 0 (e.g. 1.5), got \(ratio)")
@@ -64,7 +55,7 @@ struct DaemonCommand: AsyncParsableCommand {
             throw ValidationError("--host-root must be an absolute path, got \(hostRoot)")
         }
         if let listen {
-            guard DaemonConfiguration.TCPListener.parseAddress(listen) != nil else {
+            guard DaemonAddress.parseHostPort(listen) != nil else {
                 throw ValidationError("--listen must be HOST:PORT, got \(listen)")
             }
             guard tokenFile != nil else { throw ValidationError("--listen needs --token-file") }
@@ -73,8 +64,8 @@ struct DaemonCommand: AsyncParsableCommand {
         }
     }
 
-    /// What the flags ask of the supervisor. The CLI daemon manages KSM unless told not to.
-    var options: DaemonOptions {
+    /// What the flags ask of the supervisor. The daemon manages KSM unless told not to.
+    package var options: DaemonOptions {
         var options = DaemonOptions(manageKSM: !noKsm)
         options.limits = .init(cpuRatio: cpuOvercommit, memoryRatio: memoryOvercommit)
         options.policyInterval = .milliseconds(Int64((policyInterval * 1000).rounded()))
@@ -83,41 +74,67 @@ struct DaemonCommand: AsyncParsableCommand {
         return options
     }
 
-    func run() async throws {
-        let logger = {
-            var logger = Logger(label: "corral.daemon")
-            logger.logLevel = .info
-            return logger
-        }()
-        let socketPath = socket.resolved
-        do {
-            var tcp: DaemonConfiguration.TCPListener?
-            if let listen, let tokenFile, let address = DaemonConfiguration.TCPListener.parseAddress(listen) {
-                tcp = .init(host: address.host, port: address.port, token: try BearerToken.load(file: tokenFile))
-            }
-            // Before touching the state: a second daemon must not take over the first one's VMs.
-            try CorralDaemon.prepareSocket(socketPath)
-            let manager = try await VMManager.open(stateRoot: stateDir.resolved, logger: logger, options: options)
-            let daemon = CorralDaemon(
-                configuration: DaemonConfiguration(socketPath: socketPath, tcp: tcp),
-                control: manager,
-                supervise: { await manager.run() },
-                logger: logger,
-                onListening: { listener in
-                    switch listener {
-                    case .unixSocket(let path): logger.info("listening", metadata: ["socket": "\(path)"])
-                    case .tcp(let host, let port): logger.info("listening", metadata: ["tcp": "\(host):\(port)"])
-                    }
-                })
-            try await daemon.runUntilSignalled()
-        } catch let error as DaemonError {
-            Terminal.err("error: \(error.description)")
-            throw ExitCode(ExitCodeValue.failure.rawValue)
-        } catch let error as ExitCode {
-            throw error
-        } catch {
-            Terminal.err("error: \(error)")
+    /// The flags again as command-line arguments, with the socket and state folder resolved (so the daemon
+    /// executable sees exactly what `corral daemon` decided, whatever its environment).
+    package var arguments: [String] {
+        var arguments = ["--state-dir", stateDir.resolved, "--socket", socket.resolved]
+        if let listen { arguments += ["--listen", listen] }
+        if let tokenFile { arguments += ["--token-file", tokenFile] }
+        if let cpuOvercommit { arguments += ["--cpu-overcommit", "\(cpuOvercommit)"] }
+        if let memoryOvercommit { arguments += ["--memory-overcommit", "\(memoryOvercommit)"] }
+        arguments += ["--policy-interval", "\(policyInterval)"]
+        if noAutoBalloon { arguments.append("--no-auto-balloon") }
+        if noKsm { arguments.append("--no-ksm") }
+        if !hostRoot.isEmpty { arguments += ["--host-root", hostRoot] }
+        return arguments
+    }
+}
+
+/// `corral daemon`: checks its flags, then becomes `corrald` (exec, same pid), the daemon executable installed
+/// next to `corral`. The split keeps the server (SwiftNIO, Hummingbird) out of the CLI, whose every
+/// invocation would otherwise pay for loading it.
+struct DaemonCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "daemon",
+        abstract: "Run the corral daemon in the foreground: supervise VMs and serve the API.",
+        discussion: """
+            Serves the HTTP+JSON API on a Unix socket (mode 0600) and, with --listen, on TCP where every
+            request must carry `Authorization: Bearer <token>` (the token is the first line of --token-file).
+            SIGTERM or SIGINT stops listening and returns; running VMs keep running and a later daemon
+            takes them over. Refuses to start when another daemon answers on the socket.
+
+            Overcommit: with --cpu-overcommit / --memory-overcommit, starting a VM or plugging vCPUs or
+            memory is refused when it would cross the ratio. Every --policy-interval seconds the balloon
+            policy moves balloons under host memory pressure (--no-auto-balloon turns it off) and KSM is
+            tuned to the memory pressure (--no-ksm leaves it alone).
+
+            The daemon itself is the `corrald` executable next to `corral` (or in PATH); `corral daemon`
+            runs it in its own place, with the same process id.
+            """)
+
+    @OptionGroup var flags: DaemonFlags
+
+    func run() throws {
+        guard let daemon = Self.daemonExecutable() else {
+            Terminal.err("error: cannot find corrald (the daemon executable) next to corral or in PATH; "
+                + "install it beside corral (swift build builds both)")
             throw ExitCode(ExitCodeValue.failure.rawValue)
         }
+        let argv = [daemon] + flags.arguments
+        var cArguments = argv.map { strdup($0) } + [nil]
+        execv(daemon, &cArguments)
+        let reason = String(cString: strerror(errno))
+        Terminal.err("error: cannot run \(daemon): \(reason)")
+        throw ExitCode(ExitCodeValue.failure.rawValue)
+    }
+
+    /// `corrald` beside this executable, else the first in PATH.
+    static func daemonExecutable() -> String? {
+        var candidates: [String] = []
+        if let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
+            candidates.append(URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("corrald").path)
+        }
+        if let path = HostProbe.findExecutable("corrald") { candidates.append(path) }
+        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
     }
 }

@@ -1,4 +1,3 @@
-import API
 import CorralWire
 import ArgumentParser
 import Foundation

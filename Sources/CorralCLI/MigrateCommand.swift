@@ -1,4 +1,3 @@
-import API
 import CorralWire
 import ArgumentParser
 import Foundation
@@ -134,7 +133,7 @@ struct MigrateCommand: AsyncParsableCommand {
     /// Builds the request and reports every problem at once (the daemon checks the same again).
     static func request(to: String, tokenFile: String?, options given: Options) -> Result<MigrateRequest, Problems> {
         var problems: [String] = []
-        if DaemonConfiguration.TCPListener.parseAddress(to) == nil {
+        if DaemonAddress.parseHostPort(to) == nil {
             problems.append("--to must be HOST:PORT of the destination daemon, got '\(to)'")
         }
         var options = MigrationOptions(downtimeMs: given.downtimeMs, postcopy: given.postcopy,

@@ -31,11 +31,13 @@ struct AccelOption: ParsableArguments {
 extension Accel: ExpressibleByArgument {}
 
 /// Where VM state lives: --state-dir, then CORRAL_STATE_DIR, then /var/lib/corral.
-struct StateDirOption: ParsableArguments {
+package struct StateDirOption: ParsableArguments {
     @Option(name: .long, help: "State root (default: $CORRAL_STATE_DIR or /var/lib/corral).")
     var stateDir: String?
 
-    var resolved: String {
+    package init() {}
+
+    package var resolved: String {
         if let stateDir { return stateDir }
         if let env = ProcessInfo.processInfo.environment["CORRAL_STATE_DIR"], !env.isEmpty { return env }
         return "/var/lib/corral"

@@ -5,12 +5,12 @@ import Glibc
 #endif
 
 /// Output helpers shared by the commands: stdout for results, stderr for diagnostics.
-enum Terminal {
-    static func out(_ line: String) {
+package enum Terminal {
+    package static func out(_ line: String) {
         write(line + "\n", to: 1)
     }
 
-    static func err(_ line: String) {
+    package static func err(_ line: String) {
         write(line + "\n", to: 2)
     }
 
@@ -42,7 +42,7 @@ enum Terminal {
 }
 
 /// Exit codes, documented in the README.
-enum ExitCodeValue: Int32 {
+package enum ExitCodeValue: Int32 {
     case failure = 1
     case invalid = 2
 }

@@ -87,7 +87,10 @@ public actor QMPClient {
     private static func connectWithRetry(path: String, timeout: Duration) async throws(QMPError) -> UnixSocket {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
-        var delay = Duration.milliseconds(5)
+        // QEMU creates its socket some tens of milliseconds after it starts, and a start waits on exactly that:
+        // look every millisecond for the first two seconds (a failed connect costs microseconds), then back off.
+        let eager = clock.now.advanced(by: .seconds(2))
+        var delay = Duration.milliseconds(1)
         while true {
             let code: Int32
             do throws(UnixSocket.ConnectError) {
@@ -111,7 +114,7 @@ public actor QMPClient {
             } catch {
                 throw .connectFailed(path: path, reason: "cancelled while waiting for the socket")
             }
-            delay = min(delay * 2, .milliseconds(100))
+            if clock.now >= eager { delay = min(delay * 2, .milliseconds(100)) }
         }
     }
 

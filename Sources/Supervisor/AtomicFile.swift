@@ -17,10 +17,44 @@ public enum FileOps {
     /// fsync, rename over the target, fsync the folder. Readers see the old or the
     /// new content, never a torn one.
     public static func writeAtomically(_ bytes: [UInt8], to path: String, mode: mode_t = 0o600) throws(Failure) {
-        let folder = parentFolder(of: path)
-        let temp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
-        let fd = open(temp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
-        guard fd >= 0 else { throw Failure(operation: "create", path: temp, errno: errno) }
+        try writeAtomically([(path, bytes)], mode: mode)
+    }
+
+    /// Writes several files the same way, each atomically: every temporary file written and fsync-ed, then each
+    /// renamed over its target, then each folder fsync-ed once. A failure before the renames changes nothing.
+    public static func writeAtomically(_ files: [(path: String, bytes: [UInt8])], mode: mode_t = 0o600) throws(Failure) {
+        var temps: [String] = []
+        func discard() { for temp in temps { unlink(temp) } }
+        for (path, bytes) in files {
+            let temp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+            do throws(Failure) {
+                try writeSynced(bytes, to: temp, mode: mode)
+            } catch {
+                discard()
+                throw error
+            }
+            temps.append(temp)
+        }
+        for (index, (path, _)) in files.enumerated() where rename(temps[index], path) != 0 {
+            let e = errno
+            discard()
+            throw Failure(operation: "rename", path: path, errno: e)
+        }
+        var folders: [String] = []
+        for (path, _) in files where !folders.contains(parentFolder(of: path)) { folders.append(parentFolder(of: path)) }
+        for folder in folders {
+            let dirfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+            if dirfd >= 0 {
+                fsync(dirfd)
+                close(dirfd)
+            }
+        }
+    }
+
+    /// Creates `path` (which must not exist) with `bytes` and fsyncs it; removes it again on failure.
+    private static func writeSynced(_ bytes: [UInt8], to path: String, mode: mode_t) throws(Failure) {
+        let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw Failure(operation: "create", path: path, errno: errno) }
         var offset = 0
         while offset < bytes.count {
             let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
@@ -28,28 +62,18 @@ public enum FileOps {
                 if errno == EINTR { continue }
                 let e = errno
                 close(fd)
-                unlink(temp)
-                throw Failure(operation: "write", path: temp, errno: e)
+                unlink(path)
+                throw Failure(operation: "write", path: path, errno: e)
             }
             offset += n
         }
         if fsync(fd) != 0 {
             let e = errno
             close(fd)
-            unlink(temp)
-            throw Failure(operation: "fsync", path: temp, errno: e)
+            unlink(path)
+            throw Failure(operation: "fsync", path: path, errno: e)
         }
         close(fd)
-        if rename(temp, path) != 0 {
-            let e = errno
-            unlink(temp)
-            throw Failure(operation: "rename", path: path, errno: e)
-        }
-        let dirfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if dirfd >= 0 {
-            fsync(dirfd)
-            close(dirfd)
-        }
     }
 
     public static func writeAtomically(_ text: String, to path: String, mode: mode_t = 0o600) throws(Failure) {

@@ -14,6 +14,8 @@ public struct StartRequest: Sendable {
     public var incoming: String?
     /// Start QEMU in its own session so it outlives us (daemon) and ignores our terminal's Ctrl-C.
     public var detach: Bool
+    /// Called with QEMU's pid as soon as it is spawned, concurrently with the QMP connect (cgroup placement).
+    public var onSpawn: (@Sendable (Int32) -> Void)?
 
     public init(config: LiveConfig, accel: ResolvedAccel, paths: VMPaths, startPaused: Bool = false,
                 incoming: String? = nil, detach: Bool = true) {
@@ -86,8 +88,11 @@ public struct VMLauncher: Sendable {
             try FileOps.makeFolder(paths.folder)
             FileOps.remove(paths.qmpSocket)
             FileOps.remove(paths.pidFile)
-            let live = try JSONEncoder.corral.encode(request.config)
-            try FileOps.writeAtomically(Array(live), to: paths.liveConfig)
+            // The daemon usually wrote this very file a moment ago: skip the second atomic write (two fsyncs).
+            let live = Array(try JSONEncoder.corral.encode(request.config))
+            if (try? FileOps.read(paths.liveConfig)) ?? nil != live {
+                try FileOps.writeAtomically(live, to: paths.liveConfig)
+            }
         } catch {
             throw fail("\(error)")
         }
@@ -112,7 +117,10 @@ public struct VMLauncher: Sendable {
         logger.info("qemu started", metadata: ["vm": "\(profile.name)", "pid": "\(process.pid)"])
 
         let transcript = TranscriptWriter(path: paths.transcript)
+        let onSpawn = request.onSpawn
+        async let placed: Void = onSpawn?(process.pid) ?? ()
         let outcome = await connect(paths.qmpSocket, racing: process, transcript: transcript)
+        await placed
         switch outcome {
         case .connected(let qmp):
             return RunningVM(name: profile.name, process: process, qmp: qmp, paths: paths,

@@ -19,25 +19,36 @@ extension ManagedVM {
     }
 
     /// After QEMU starts (or is reattached): cgroup with weight/quota, vCPU pinning, stats polling.
-    func applyTuning() async {
+    /// Tuning that needs a running QEMU: its cgroup (unless `placeInCGroup` is false because `cgroupPlacement`
+    /// already put it there at spawn), vCPU pinning and the balloon's statistics polling.
+    func applyTuning(placeInCGroup: Bool = true) async {
         guard let vm = running else { return }
-        if let cgroups {
-            let overcommit = config.profile.overcommit
-            do {
-                try cgroups.create(vm: name)
-                try cgroups.apply(CGroupCPULimits(weight: overcommit.cpuWeight, quotaPercent: overcommit.cpuQuotaPercent),
-                                  vm: name)
-                try cgroups.move(pid: vm.process.pid, vm: name)
-            } catch {
-                logger.warning("cgroup setup failed; CPU weight and quota are not applied", metadata: ["error": "\(error)"])
-            }
-        }
+        if placeInCGroup { cgroupPlacement()?(vm.process.pid) }
         await applyPinning()
         if config.profile.memory.balloon != nil {
             _ = try? await vm.qmp.execute("qom-set", [
                 "path": .string(Self.balloonQOMPath), "property": "guest-stats-polling-interval",
                 "value": .int(Self.statsPollingInterval),
             ])
+        }
+    }
+
+    /// Creates the VM's cgroup with its CPU limits and moves a process into it; nil without cgroups. Runs right
+    /// after QEMU is spawned, while QEMU is still starting (a cgroup v1 move can take milliseconds).
+    func cgroupPlacement() -> (@Sendable (Int32) -> Void)? {
+        guard let cgroups else { return nil }
+        let overcommit = config.profile.overcommit
+        let limits = CGroupCPULimits(weight: overcommit.cpuWeight, quotaPercent: overcommit.cpuQuotaPercent)
+        let name = self.name
+        let logger = self.logger
+        return { pid in
+            do {
+                try cgroups.create(vm: name)
+                try cgroups.apply(limits, vm: name)
+                try cgroups.move(pid: pid, vm: name)
+            } catch {
+                logger.warning("cgroup setup failed; CPU weight and quota are not applied", metadata: ["error": "\(error)"])
+            }
         }
     }
 

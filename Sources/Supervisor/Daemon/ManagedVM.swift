@@ -70,8 +70,10 @@ public actor ManagedVM {
     func launch(paused: Bool, incoming: String? = nil) async throws(ControlError) {
         let previous = state
         state = .starting
-        let request = StartRequest(config: config, accel: record.accel, paths: paths, startPaused: paused,
+        var request = StartRequest(config: config, accel: record.accel, paths: paths, startPaused: paused,
                                    incoming: incoming)
+        let placement = cgroupPlacement()
+        request.onSpawn = placement
         let vm: RunningVM
         do {
             vm = try await launcher.start(request)
@@ -88,7 +90,7 @@ public actor ManagedVM {
         record.startedAt = Date().timeIntervalSince1970
         record.desiredRunning = true
         persist()
-        await applyTuning()
+        await applyTuning(placeInCGroup: placement == nil)
         await hub.publish(vm: name, .corral, "started", ["pid": .int(Int64(vm.process.pid))])
     }
 

@@ -122,8 +122,7 @@ public actor VMManager: VMControl {
         let store = VMStore(paths: paths)
         do {
             try FileOps.makeFolder(paths.folder)
-            try store.save(record)
-            try store.save(config)
+            try store.save(record, config)
         } catch {
             FileOps.removeTree(paths.folder)
             throw .internalError("cannot write \(paths.folder): \(error)")

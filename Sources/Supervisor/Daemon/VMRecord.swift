@@ -49,6 +49,14 @@ struct VMStore: Sendable {
         try FileOps.writeAtomically(Array(try JSONEncoder.corral.encode(record)), to: recordPath)
     }
 
+    /// Both files of a new VM, with one folder fsync.
+    func save(_ record: VMRecord, _ config: LiveConfig) throws {
+        try FileOps.writeAtomically([
+            (recordPath, Array(try JSONEncoder.corral.encode(record))),
+            (paths.liveConfig, Array(try JSONEncoder.corral.encode(config))),
+        ])
+    }
+
     func save(_ config: LiveConfig) throws {
         try FileOps.writeAtomically(Array(try JSONEncoder.corral.encode(config)), to: paths.liveConfig)
     }

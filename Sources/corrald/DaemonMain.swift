@@ -1,0 +1,57 @@
+import API
+import ArgumentParser
+import CorralCLI
+import CorralWire
+import Logging
+import Supervisor
+
+/// `corrald`: the daemon executable (`corral daemon` execs it with its flags). It alone links the HTTP server.
+@main
+struct CorralDaemonMain: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "corrald",
+        abstract: "The corral daemon: supervise VMs and serve the API (usually started as `corral daemon`).")
+
+    @OptionGroup var flags: DaemonFlags
+
+    func run() async throws {
+        let logger = {
+            var logger = Logger(label: "corral.daemon")
+            logger.logLevel = .info
+            return logger
+        }()
+        let socketPath = flags.socket.resolved
+        do {
+            var tcp: DaemonConfiguration.TCPListener?
+            if let listen = flags.listen, let tokenFile = flags.tokenFile,
+                let address = DaemonConfiguration.TCPListener.parseAddress(listen)
+            {
+                tcp = .init(host: address.host, port: address.port, token: try BearerToken.load(file: tokenFile))
+            }
+            // Before touching the state: a second daemon must not take over the first one's VMs.
+            try CorralDaemon.prepareSocket(socketPath)
+            let manager = try await VMManager.open(stateRoot: flags.stateDir.resolved, logger: logger,
+                                                   options: flags.options)
+            let daemon = CorralDaemon(
+                configuration: DaemonConfiguration(socketPath: socketPath, tcp: tcp),
+                control: manager,
+                supervise: { await manager.run() },
+                logger: logger,
+                onListening: { listener in
+                    switch listener {
+                    case .unixSocket(let path): logger.info("listening", metadata: ["socket": "\(path)"])
+                    case .tcp(let host, let port): logger.info("listening", metadata: ["tcp": "\(host):\(port)"])
+                    }
+                })
+            try await daemon.runUntilSignalled()
+        } catch let error as DaemonError {
+            Terminal.err("error: \(error.description)")
+            throw ExitCode(ExitCodeValue.failure.rawValue)
+        } catch let error as ExitCode {
+            throw error
+        } catch {
+            Terminal.err("error: \(error)")
+            throw ExitCode(ExitCodeValue.failure.rawValue)
+        }
+    }
+}
