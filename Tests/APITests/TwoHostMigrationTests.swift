@@ -78,15 +78,18 @@ struct TwoHostMigrationTests {
 
         /// Writes the guest's profile (TCG, 256M) with one disk image at `disk` and `cmdline` added to the kernel
         /// command line, and starts it on A.
-        func upOnA(disk: String, cmdline: String = "") async throws -> VMStatus {
+        func upOnA(disk: String, cmdline: String = "", cpu: String = "{ count: 1, max: 1 }", hotplugSlots: Int = 0)
+            async throws -> VMStatus
+        {
             let profile = root + "/vm.yaml"
             try FileManager.default.createDirectory(
                 atPath: URL(fileURLWithPath: disk).deletingLastPathComponent().path, withIntermediateDirectories: true)
             try """
                 name: \(TwoHostMigrationTests.vm)
                 accel: tcg
-                cpu: { count: 1, max: 1 }
+                cpu: \(cpu)
                 memory: { size: 256M }
+                hotplug: { slots: \(hotplugSlots) }
                 boot:
                   kernel: \(BinaryTCPTests.kernel)
                   initrd: \(BinaryTCPTests.initrd)
@@ -227,10 +230,16 @@ struct TwoHostMigrationTests {
     /// sent, what QEMU answered and reported), for the tests to check how the migration went.
     /// `cmdline`: added to the guest's kernel command line; `corral.dirty=N` must be honoured by the guest.
     @discardableResult
+    /// `hotplug`: runs on A after the boot, before the migration (with `cpu`/`hotplugSlots` for the profile).
     static func migrateAndCheckTheGuestContinues(_ hosts: Hosts, disk: String, extra: [String] = [],
-                                                 cmdline: String = "") async throws -> [TranscriptLine] {
-        let source = try await hosts.upOnA(disk: disk, cmdline: cmdline)
+                                                 cmdline: String = "", cpu: String = "{ count: 1, max: 1 }",
+                                                 hotplugSlots: Int = 0,
+                                                 hotplug: (Hosts) async throws -> Void = { _ in })
+        async throws -> [TranscriptLine]
+    {
+        let source = try await hosts.upOnA(disk: disk, cmdline: cmdline, cpu: cpu, hotplugSlots: hotplugSlots)
         #expect(source.state == .running)
+        try await hotplug(hosts)
         if cmdline.contains("corral.dirty=") {
             // A guest built before corral.dirty existed ignores it: a postcopy test on it would prove nothing.
             let dirtying = await BinaryTCPTests.firstLine(in: hosts.serialA, within: .seconds(60)) {
@@ -295,6 +304,36 @@ struct TwoHostMigrationTests {
     @Test func precopyWithSharedStorageContinuesTheGuestOnB() async throws {
         try await Self.withHosts { hosts in
             try await Self.migrateAndCheckTheGuestContinues(hosts, disk: hosts.root + "/shared/data.qcow2")
+        }
+    }
+
+    /// A vCPU and a disk plugged on A with the CLI travel with the guest: B's QEMU is started with them, and the
+    /// guest on B (which never booted there) still reports two CPUs online and both disks.
+    @Test func hotpluggedVCPUAndDiskArriveOnB() async throws {
+        try await Self.withHosts { hosts in
+            let extraDisk = hosts.root + "/shared/extra.qcow2"
+            try await Self.migrateAndCheckTheGuestContinues(
+                hosts, disk: hosts.root + "/shared/data.qcow2", cpu: "{ count: 1, max: 2 }", hotplugSlots: 2
+            ) { hosts in
+                for args in [["cpu", Self.vm, "2"], ["disk", "add", Self.vm, "--id", "extra", "--file", extraDisk, "--size", "16M"]] {
+                    let result = try await hosts.corral(args, socket: hosts.socketA)
+                    try #require(result.status == .exited(0), "\(result)")
+                }
+                // The guest on A sees both before the migration starts.
+                let seen = await BinaryTCPTests.firstLine(in: hosts.serialA, within: .seconds(120)) {
+                    $0.contains("CORRAL-HB") && $0.contains(" cpus=2 ") && $0.contains(" disks=vda,vdb ")
+                }
+                try #require(seen != nil, "the guest on A did not report 2 CPUs and disks vda,vdb")
+            }
+            let status = try JSONDecoder().decode(VMStatus.self, from: Data(
+                try await hosts.corral(["status", Self.vm, "--json"], socket: hosts.socketB).output.utf8))
+            #expect(status.cpus.online == 2)
+            #expect(status.disks.map(\.id) == ["data", "extra"])
+            // Heartbeats printed on B after the move: the guest still has both.
+            let lines = try String(contentsOfFile: hosts.serialB, encoding: .utf8).split(separator: "\n")
+                .filter { $0.contains("CORRAL-HB") && $0.contains(" memkb=") }
+            #expect(!lines.isEmpty)
+            #expect(lines.allSatisfy { $0.contains(" cpus=2 ") && $0.contains(" disks=vda,vdb ") }, "\(lines.suffix(3))")
         }
     }
 
