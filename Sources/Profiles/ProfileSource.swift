@@ -22,8 +22,24 @@ extension ProfileSource {
 public struct LocalFileSource: ProfileSource {
     public init() {}
 
+    /// Why a profile file cannot be read, in words for the user (not Foundation's error domains).
+    public struct ReadError: Error, Equatable, CustomStringConvertible {
+        public var description: String
+    }
+
     public func read(_ absolutePath: String) throws -> String {
-        try String(contentsOfFile: absolutePath, encoding: .utf8)
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: absolutePath, isDirectory: &isDirectory) else {
+            throw ReadError(description: "no such file: \(absolutePath)")
+        }
+        if isDirectory.boolValue { throw ReadError(description: "\(absolutePath) is a folder, not a file") }
+        guard let data = FileManager.default.contents(atPath: absolutePath) else {
+            throw ReadError(description: "cannot open \(absolutePath) (permission denied?)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw ReadError(description: "\(absolutePath) is not UTF-8 text")
+        }
+        return text
     }
 
     /// True for files and devices, false for directories.

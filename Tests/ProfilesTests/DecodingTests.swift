@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 @testable import Profiles
 
@@ -279,6 +280,24 @@ import Testing
     @Test func unreadableTopFile() {
         #expect(diagnostics("nope.yaml", files: [:])
             == ["nope.yaml: cannot read the profile: no such file: /vm/nope.yaml"])
+    }
+
+    /// The real file system's reasons, in words (Foundation's "Error Domain=NSCocoaErrorDomain Code=260" is not).
+    @Test func localFilesThatCannotBeReadSayWhy() throws {
+        let folder = FileManager.default.temporaryDirectory.path + "/corral-read-\(getpid())"
+        try FileManager.default.createDirectory(atPath: folder + "/sub.yaml", withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: folder) }
+        try Data([0x6e, 0x61, 0xff, 0xfe]).write(to: URL(fileURLWithPath: folder + "/bin.yaml"))
+        let source = LocalFileSource()
+        #expect(throws: LocalFileSource.ReadError(description: "no such file: \(folder)/missing.yaml")) {
+            try source.read(folder + "/missing.yaml")
+        }
+        #expect(throws: LocalFileSource.ReadError(description: "\(folder)/sub.yaml is a folder, not a file")) {
+            try source.read(folder + "/sub.yaml")
+        }
+        #expect(throws: LocalFileSource.ReadError(description: "\(folder)/bin.yaml is not UTF-8 text")) {
+            try source.read(folder + "/bin.yaml")
+        }
     }
 
     @Test func editDistance() {
