@@ -15,6 +15,9 @@ struct PendingUnplug: Sendable {
     /// QMP steps still to run (e.g. blockdev-del) after DEVICE_DELETED.
     var remaining: [QMPStep]
     var completion: Completion
+    /// DEVICE_DELETED arrived and the remaining steps are running: the device is still listed as pending (its
+    /// removal is not finished, and `status` must not show it gone from pending but still configured).
+    var finishing = false
 }
 
 /// Hotplug on a running VM: plan (pure) → execute with undo → record in live.json.
@@ -236,14 +239,24 @@ extension ManagedVM {
     }
 
     /// A DEVICE_DELETED arrived: finish a removal that had timed out.
+    ///
+    /// The entry stays in `pendingUnplugs` (marked `finishing`) until the configuration no longer has the device:
+    /// the QMP steps below suspend this actor, and a `status` served meanwhile must not see a device that is
+    /// neither pending nor removed.
     func completePendingUnplug(_ device: String) async {
-        guard let pending = pendingUnplugs.removeValue(forKey: device), let vm = running else { return }
+        guard let pending = pendingUnplugs[device], !pending.finishing else { return }
+        guard let vm = running else {
+            pendingUnplugs[device] = nil
+            return
+        }
+        pendingUnplugs[device]?.finishing = true
         let executor = HotplugExecutor(qmp: vm.qmp, unplugTimeout: unplugTimeout)
         var remaining = pending.remaining
         // A further unplug (virtio-scsi controller) may itself be pending again.
         while let step = remaining.first {
             remaining.removeFirst()
             do { try await executor.run([step]) } catch {
+                pendingUnplugs[device] = nil
                 if case .unplugPending = error, case .deviceDeleted(let next) = step.wait {
                     pendingUnplugs[next] = PendingUnplug(remaining: remaining, completion: pending.completion)
                     return
@@ -252,20 +265,25 @@ extension ManagedVM {
                 return
             }
         }
+        // The configuration changes and the device leaves the pending list in one step (no suspension between).
+        let event: String
+        let data: JSONValue
         switch pending.completion {
         case .disk(let id, let deleteImage):
             finishDiskRemoval(id: id, deleteImage: deleteImage)
-            await saveConfig("disk-removed", ["id": .string(id)])
+            (event, data) = ("disk-removed", ["id": .string(id)])
         case .nic(let id):
             config.hotplugged.nics.removeAll { $0.nic.id == id }
-            await saveConfig("nic-removed", ["id": .string(id)])
+            (event, data) = ("nic-removed", ["id": .string(id)])
         case .memory(let id):
             config.hotplugged.memory.removeAll { $0.id == id }
-            await saveConfig("memory-removed", ["id": .string(id)])
+            (event, data) = ("memory-removed", ["id": .string(id)])
         case .cpu:
             let online = (config.hotplugged.onlineCPUs ?? config.profile.cpu.count) - 1
             config.hotplugged.onlineCPUs = online
-            await saveConfig("cpus-changed", ["online": .int(Int64(online))])
+            (event, data) = ("cpus-changed", ["online": .int(Int64(online))])
         }
+        pendingUnplugs[device] = nil
+        await saveConfig(event, data)
     }
 }
