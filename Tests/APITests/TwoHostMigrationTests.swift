@@ -443,6 +443,21 @@ struct TwoHostMigrationTests {
         }
     }
 
+    /// `--timeout 3` on a stream held to 1 MiB/s (256 MiB would take minutes): the CLI says it timed out, the
+    /// source keeps its guest on the same QEMU and B keeps nothing.
+    @Test func timeoutGivesUpKeepingTheSource() async throws {
+        try await Self.withHosts { hosts in
+            let source = try await hosts.upOnA(disk: hosts.root + "/shared/data.qcow2")
+            let migrate = try await hosts.corral(
+                ["migrate", Self.vm, "--to", Self.destination, "--token-file", hosts.tokenFile, "--bandwidth", "1M",
+                 "--timeout", "3"], socket: hosts.socketA)
+            #expect(migrate.status == .exited(1), "\(migrate)")
+            #expect(migrate.output.contains("timed out after 3 s"), "\(migrate)")
+            try await Self.expectSourceKeepsRunning(hosts, pid: source.pid)
+            #expect(try await hosts.list(hosts.socketB).isEmpty)
+        }
+    }
+
     @Test func cancelMidMigrationKeepsTheSourceRunning() async throws {
         try await Self.withHosts { hosts in
             let source = try await hosts.upOnA(disk: hosts.root + "/shared/data.qcow2")
