@@ -258,6 +258,8 @@ public struct CorralClient: Sendable {
         switch (endpoint, error) {
         case (.unixSocket(let socket), .connect(.connect(let code))) where code == EACCES:
             return .transport("permission denied on \(socket): the daemon's socket is for root")
+        case (.unixSocket(let socket), .connect(.connect)) where SocketProbe.probe(socket) == .notASocket:
+            return .noDaemon("\(socket) is not a socket: pass the daemon's socket with --socket (or set CORRAL_SOCKET)")
         case (.unixSocket(let socket), .connect(.connect(let code)))
             where code == ENOENT || code == ECONNREFUSED || code == ENOTSOCK || code == ENOTDIR:
             return .noDaemon(

@@ -62,6 +62,14 @@ import Testing
                 try await client.list()
             }
         }
+        // A regular file where the socket should be: say so, not "no daemon".
+        FileManager.default.createFile(atPath: path, contents: Data("x".utf8))
+        defer { unlink(path) }
+        await #expect(throws: CorralClientError.noDaemon(
+            "\(path) is not a socket: pass the daemon's socket with --socket (or set CORRAL_SOCKET)")
+        ) {
+            try await CorralClient(endpoint: .unixSocket(path)).list()
+        }
     }
 
     @Test func eventsStreamDeliversEventsPushedAfterTheRequest() async throws {
