@@ -75,6 +75,19 @@ import Glibc
         #expect(output.contains("\(path):3:17: memory.size:"), "\(output)")
     }
 
+    /// `corral daemon` hands over to `corrald` beside it; a `corral` alone (and none in PATH) says what is missing.
+    @Test func daemonWithoutCorraldSaysWhatIsMissing() async throws {
+        let folder = Guest.tempFolder("lonely")
+        defer { Guest.cleanUp(folder) }
+        let lonely = folder + "/corral"
+        try FileManager.default.copyItem(atPath: Self.binary, toPath: lonely)
+        let result = try await ProcessLauncher.run(
+            "/usr/bin/env", ["PATH=\(folder)/empty", lonely, "daemon", "--state-dir", folder + "/state", "--socket", folder + "/s.sock"])
+        #expect(result.status == .exited(1), "\(result.output)")
+        #expect(result.output.contains("cannot find corrald (the daemon executable) next to corral or in PATH"), "\(result.output)")
+        #expect(!FileManager.default.fileExists(atPath: folder + "/s.sock") && !FileManager.default.fileExists(atPath: folder + "/state"))
+    }
+
     @Test func argvShowsKVMAndJSONDevicesForWeb() async throws {
         let (status, output) = try await corral("argv", Guest.repoRoot + "/profiles/web.yaml", "--no-file-checks")
         #expect(status == .exited(0), "\(output)")
