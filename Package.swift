@@ -32,10 +32,12 @@ let package = Package(
             providers: [.apt(["libjson-c-dev"])]
         ),
         .target(name: "JSON"),
+        // Connecting AF_UNIX stream sockets: the one sockaddr_un builder.
+        .target(name: "UnixSockets"),
         // Linux calls Swift cannot import directly (variadic syscall(2), spawn macros).
         .target(name: "CSupport"),
         .target(name: "QMP", dependencies: [
-            "CJSONC", "JSON",
+            "CJSONC", "JSON", "UnixSockets",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Profiles", dependencies: [
@@ -47,7 +49,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // What crosses the wire between a client and the daemon, and the client itself: no server, no NIO.
-        .target(name: "CorralWire", dependencies: ["Supervisor", "Profiles", "JSON"]),
+        .target(name: "CorralWire", dependencies: ["Supervisor", "Profiles", "JSON", "UnixSockets"]),
         .target(name: "API", dependencies: [
             "CorralWire", "Supervisor", "Profiles", "JSON",
             .product(name: "Hummingbird", package: "hummingbird"),
@@ -67,7 +69,7 @@ let package = Package(
         ]),
         // Benchmark harness used by scripts/bench-*; not part of the product.
         .executableTarget(name: "corral-bench", dependencies: [
-            "QMP", "JSON", "Supervisor", "Profiles", "QEMUCommand",
+            "QMP", "JSON", "UnixSockets", "Supervisor", "Profiles", "QEMUCommand",
         ], path: "Sources/CorralBench"),
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),

@@ -3,6 +3,7 @@
 
 import JSON
 import QMP
+import UnixSockets
 
 #if canImport(Glibc)
 import Glibc
@@ -124,28 +125,8 @@ final class RawQMP {
 
     /// Connects once; nil when nothing listens (yet).
     init?(path: String) {
-        fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { return nil }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else {
-            Glibc.close(fd)
-            return nil
-        }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        guard result == 0 else {
-            Glibc.close(fd)
-            return nil
-        }
+        guard let fd = try? UnixStreamConnect.connect(path: path) else { return nil }
+        self.fd = fd
     }
 
     /// The next message (greeting, reply or event).

@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import UnixSockets
 
 /// A connected `AF_UNIX` stream socket: blocking connect, read, whole-message writes, shutdown and close.
 ///
@@ -29,35 +30,12 @@ final class UnixSocket: Sendable {
 
     /// One connection attempt.
     static func connect(path: String) throws(ConnectError) -> UnixSocket {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let pathBytes = Array(path.utf8)
-        let capacity = MemoryLayout.size(ofValue: address.sun_path)
-        guard pathBytes.count < capacity else {
-            throw .failed("the socket path is \(pathBytes.count) bytes long; Unix sockets allow at most \(capacity - 1)")
+        do {
+            return UnixSocket(path: path, fd: try UnixStreamConnect.connect(path: path))
+        } catch {
+            if case .connect(let code) = error, code == ENOENT || code == ECONNREFUSED { throw .notYet(errno: code) }
+            throw .failed(error.message)
         }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: pathBytes)
-            raw[pathBytes.count] = 0
-        }
-
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .failed("socket(): \(errnoText(errno))") }
-        var result: Int32
-        repeat {
-            result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
-        } while result != 0 && errno == EINTR
-        if result != 0 {
-            let code = errno
-            Glibc.close(fd)
-            if code == ENOENT || code == ECONNREFUSED { throw .notYet(errno: code) }
-            throw .failed(errnoText(code))
-        }
-        return UnixSocket(path: path, fd: fd)
     }
 
     /// True once `close()` released the descriptor.

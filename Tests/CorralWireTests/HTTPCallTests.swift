@@ -182,6 +182,15 @@ struct HTTPCallTests {
         }
     }
 
+    @Test func aSocketPathLongerThanAUnixAddressIsRefusedBeforeConnecting() async throws {
+        let path = "/tmp/" + String(repeating: "s", count: 120) + ".sock"
+        await #expect(throws: HTTPTransportError.connect(.pathTooLong(path.utf8.count))) {
+            _ = try await HTTPCall.send(HTTPRequest(method: "GET", target: "/"), to: .unixSocket(path),
+                                        timeout: .seconds(1), timeoutCoversBody: true)
+        }
+        #expect(SocketFailure.pathTooLong(130).message == "the socket path is 130 bytes long; Unix sockets allow at most 107")
+    }
+
     @Test func aClosedTCPPortIsRefused() async throws {
         // Bind an ephemeral port, learn it, close it: nothing listens there now.
         let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)

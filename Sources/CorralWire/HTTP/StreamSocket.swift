@@ -2,6 +2,7 @@
 import Glibc
 #endif
 import Synchronization
+import UnixSockets
 
 /// Why a socket operation failed.
 package enum SocketFailure: Error, Sendable, Equatable {
@@ -21,7 +22,8 @@ package enum SocketFailure: Error, Sendable, Equatable {
         case .resolve(let detail): return "cannot resolve the host: \(detail)"
         case .timedOut: return "timed out"
         case .shutDown: return "cancelled"
-        case .pathTooLong(let count): return "the socket path is \(count) bytes long; Unix sockets allow at most 107"
+        case .pathTooLong(let count):
+            return "the socket path is \(count) bytes long; Unix sockets allow at most \(UnixStreamConnect.maxPathBytes)"
         }
     }
 }
@@ -39,27 +41,15 @@ package final class StreamSocket: Sendable {
 
     /// Connects to a Unix socket path.
     package static func connect(unixPath path: String) throws(SocketFailure) -> StreamSocket {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count < MemoryLayout.size(ofValue: address.sun_path) else { throw .pathTooLong(bytes.count) }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw .io(errno: errno) }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { generic in
-                retryingEINTR { Glibc.connect(fd, generic, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        do {
+            return StreamSocket(fd: try UnixStreamConnect.connect(path: path))
+        } catch {
+            switch error {
+            case .pathTooLong(let bytes, _): throw .pathTooLong(bytes)
+            case .socket(let code): throw .io(errno: code)
+            case .connect(let code): throw .connect(errno: code)
             }
         }
-        if result != 0 {
-            let code = errno
-            Glibc.close(fd)
-            throw .connect(errno: code)
-        }
-        return StreamSocket(fd: fd)
     }
 
     /// Connects over TCP to the first address of `host` that answers within `timeout` seconds.
