@@ -1,13 +1,15 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Layering (see docs/architecture.md):
+// Layering (README "How it is built"):
 //   JSON  ─ pure JSON value type + canonical encoder (used by argv and QMP)
+//   UnixSockets ─ connecting AF_UNIX stream sockets (the one sockaddr_un builder)
 //   CJSONC ─ json-c headers;  QMP ─ json-c codec, stream decoder, QMPClient (effects: one socket)
 //   Profiles ─ pure YAML → validated Profile;  QEMUCommand ─ pure LiveConfig → argv + device props
 //   Supervisor ─ processes, state dirs, the foreground runner (effects at the edge)
-//   API ─ HTTP+JSON (Hummingbird) over VMControl, peer client
-//   CorralCLI ─ argument-parser commands;  corral ─ the executable (a one-line main)
+//   CorralWire ─ API request/response types and CorralClient over a small HTTP/1.1 client (no server, no NIO)
+//   API ─ HTTP+JSON (Hummingbird) over VMControl, the migration peer
+//   CorralCLI ─ argument-parser commands;  corral ─ the CLI executable;  corrald ─ the daemon executable
 let package = Package(
     name: "corral",
     platforms: [.macOS(.v14)],
