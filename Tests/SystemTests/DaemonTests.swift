@@ -131,6 +131,52 @@ import Glibc
         await second.shutdown()
     }
 
+    /// A daemon that dies after spawning QEMU but before recording its pid (the QMP handshake lies between) left a
+    /// `vm.json` without a pid. The next daemon finds the QEMU through its pid file and takes it over instead of
+    /// leaving it running unowned (where `corral start` would launch a second QEMU on the same disks).
+    @Test func aQEMUStartedButNotRecordedIsTakenOverThroughItsPidFile() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("d6")
+        defer { Guest.cleanUp(root) }
+        let state = root + "/state"
+        let first = try await VMManager.open(stateRoot: state)
+        let up = try await first.up(UpRequest(profile: try Guest.writeProfile(in: root, name: "orphan")))
+        let pid = try #require(up.pid)
+        await first.shutdown()
+        // Turn vm.json back into what it was before QEMU was spawned.
+        let recordPath = state + "/vms/orphan/vm.json"
+        var record = try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: recordPath))) as? [String: Any])
+        record["pid"] = nil
+        record["startedAt"] = nil
+        record["desiredRunning"] = false
+        record["state"] = "stopped"
+        try JSONSerialization.data(withJSONObject: record).write(to: URL(fileURLWithPath: recordPath))
+        #expect(FileManager.default.fileExists(atPath: state + "/vms/orphan/qemu.pid"))
+
+        let second = try await VMManager.open(stateRoot: state)
+        let status = try await second.status("orphan")
+        #expect(status.state == .running)
+        #expect(status.pid == pid, "the same QEMU, not a second one")
+        #expect(status.uptimeSeconds != nil)
+        _ = try await HeartbeatWait.first(in: status.serialLog) { $0.n >= 2 }
+        _ = try await second.kill("orphan")
+        await second.shutdown()
+
+        // Its QEMU gone as well (pid file left behind): the VM stays defined and stopped, nothing is started.
+        var stopped = try #require(try JSONSerialization.jsonObject(
+            with: Data(contentsOf: URL(fileURLWithPath: recordPath))) as? [String: Any])
+        stopped["pid"] = nil
+        stopped["desiredRunning"] = false
+        try JSONSerialization.data(withJSONObject: stopped).write(to: URL(fileURLWithPath: recordPath))
+        try "\(pid)\n".write(toFile: state + "/vms/orphan/qemu.pid", atomically: true, encoding: .utf8)
+        let third = try await VMManager.open(stateRoot: state)
+        let after = try await third.status("orphan")
+        #expect(after.state == .stopped && after.pid == nil)
+        #expect(!FileManager.default.fileExists(atPath: state + "/vms/orphan/qemu.pid"))
+        await third.shutdown()
+    }
+
     @Test func invalidProfileAndFailingQEMULeaveNothing() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("d4")

@@ -95,8 +95,12 @@ public actor ManagedVM {
     }
 
     /// Takes over a QEMU that survived a daemon restart. False when it is not ours or QMP does not answer.
+    ///
+    /// The pid comes from `vm.json`, or else from QEMU's own pid file: a daemon that died between spawning QEMU
+    /// and recording its pid (the QMP handshake lies between) left a running QEMU that only the pid file names.
     func reattach() async -> Bool {
-        guard let pid = record.pid, let process = ProcessHandle.adopt(pid: pid),
+        let recordedPid = record.pid
+        guard let pid = recordedPid ?? Self.pidFromFile(paths.pidFile), let process = ProcessHandle.adopt(pid: pid),
             Self.commandLine(of: pid).contains(paths.qmpSocket)
         else { return false }
         let transcript = TranscriptWriter(path: paths.transcript)
@@ -112,6 +116,13 @@ public actor ManagedVM {
         let status = (try? await qmp.queryStatus())?.status
         let vm = RunningVM(name: name, process: process, qmp: qmp, paths: paths, accel: record.accel, argv: [])
         adopt(vm, state: status == "paused" || status == "prelaunch" ? .paused : .running)
+        if recordedPid == nil {
+            // Found through the pid file: the start had got that far, so the VM is meant to run, since QEMU
+            // wrote the file.
+            record.desiredRunning = true
+            record.startedAt = record.startedAt ?? Self.modificationTime(paths.pidFile)
+            logger.warning("took over a QEMU the daemon had started but not recorded", metadata: ["pid": "\(pid)"])
+        }
         persist()
         await applyTuning()
         await hub.publish(vm: name, .corral, "reattached", ["pid": .int(Int64(pid))])
@@ -385,6 +396,17 @@ public actor ManagedVM {
         } catch {
             logger.error("cannot save vm.json", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// The pid QEMU wrote with `-pidfile`; nil when there is none.
+    static func pidFromFile(_ path: String) -> Int32? {
+        guard let bytes = (try? FileOps.read(path)) ?? nil else { return nil }
+        return Int32(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Seconds since 1970 of a file's last change; nil when it does not exist.
+    static func modificationTime(_ path: String) -> Double? {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date)?.timeIntervalSince1970
     }
 
     static func commandLine(of pid: Int32) -> String {

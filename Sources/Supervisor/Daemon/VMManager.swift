@@ -81,8 +81,16 @@ public actor VMManager: VMControl {
                                restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
                                cgroups: cgroups, logger: logger)
             vms[name] = vm
-            guard record.pid != nil || record.desiredRunning else { continue }
+            // A pid file without a recorded pid: this daemon's predecessor died while starting the VM.
+            let unrecordedStart = record.pid == nil && !record.desiredRunning
+            guard !unrecordedStart || FileManager.default.fileExists(atPath: paths.pidFile) else { continue }
             if await vm.queue.run({ await vm.reattach() }) { continue }
+            if unrecordedStart {
+                // That QEMU is gone too: the VM stays as it was (defined, not running); no restart.
+                FileOps.remove(paths.pidFile)
+                FileOps.remove(paths.qmpSocket)
+                continue
+            }
             // Its QEMU is gone (or is not ours any more): the restart policy decides.
             FileOps.remove(paths.qmpSocket)
             let decision = await vm.recoverAfterDaemonRestart()
