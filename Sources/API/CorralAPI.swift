@@ -14,8 +14,6 @@ public struct CorralAPI: Sendable {
     public let control: any VMControl
     public let logger: Logger
 
-    /// `stop` waits this long for the guest when the request names no timeout.
-    public static let defaultStopTimeoutSeconds = StopRequest.defaultTimeoutSeconds
     /// `console` sends this many past lines when the request names no `lines`.
     public static let defaultConsoleLines = 50
 
@@ -69,7 +67,7 @@ public struct CorralAPI: Sendable {
         }
         v1.post("vms/:name/stop") { request, context in
             let body = try await Self.decodeOptionalBody(StopRequest.self, request, context)
-            let seconds = body?.timeoutSeconds ?? Self.defaultStopTimeoutSeconds
+            let seconds = body?.timeoutSeconds ?? StopRequest.defaultTimeoutSeconds
             guard seconds.isFinite, seconds >= 0, seconds <= 86_400 else {
                 throw ControlError.invalidRequest("timeoutSeconds must be between 0 and 86400, got \(seconds)")
             }

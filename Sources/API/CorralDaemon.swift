@@ -2,7 +2,6 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
-import CorralWire
 import Supervisor
 
 /// Why the daemon does not start.
@@ -33,11 +32,6 @@ public struct DaemonConfiguration: Sendable {
             self.port = port
             self.token = token
         }
-
-        /// Parses `HOST:PORT` (`[v6]:PORT` for IPv6).
-        public static func parseAddress(_ text: String) -> (host: String, port: Int)? {
-            DaemonAddress.parseHostPort(text)
-        }
     }
 
     public var socketPath: String
@@ -46,11 +40,6 @@ public struct DaemonConfiguration: Sendable {
     public init(socketPath: String, tcp: TCPListener? = nil) {
         self.socketPath = socketPath
         self.tcp = tcp
-    }
-
-    /// `--socket`, then `CORRAL_SOCKET`, then `/run/corral/corral.sock`.
-    public static func socketPath(option: String?, environment: [String: String]) -> String {
-        DaemonAddress.socketPath(option: option, environment: environment)
     }
 }
 

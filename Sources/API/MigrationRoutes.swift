@@ -40,7 +40,7 @@ extension CorralAPI {
             // What can be refused at once gets a proper HTTP status instead of a streamed error line.
             let problems = body.options.problems()
             guard problems.isEmpty else { throw ControlError.invalidRequest(problems.joined(separator: "; ")) }
-            guard DaemonConfiguration.TCPListener.parseAddress(body.to) != nil else {
+            guard DaemonAddress.parseHostPort(body.to) != nil else {
                 throw ControlError.invalidRequest("to must be HOST:PORT of the destination daemon, got '\(body.to)'")
             }
             _ = try await control.status(name)

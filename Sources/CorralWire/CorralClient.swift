@@ -35,8 +35,6 @@ public struct CorralClient: Sendable {
         case tcp(host: String, port: Int, token: String)
     }
 
-    public static let defaultSocketPath = DaemonAddress.defaultSocketPath
-
     public let endpoint: Endpoint
     /// Requests other than `stop` get this long to answer (`up` waits for QEMU to boot).
     private let requestTimeout: Duration = .seconds(600)
@@ -256,14 +254,18 @@ public struct CorralClient: Sendable {
         case .tcp(let host, let port, _): place = (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
         }
         switch (endpoint, error) {
-        case (.unixSocket(let socket), .connect(.connect(let code))) where code == EACCES:
-            return .transport("permission denied on \(socket): the daemon's socket is for root")
-        case (.unixSocket(let socket), .connect(.connect)) where SocketProbe.probe(socket) == .notASocket:
-            return .noDaemon("\(socket) is not a socket: pass the daemon's socket with --socket (or set CORRAL_SOCKET)")
-        case (.unixSocket(let socket), .connect(.connect(let code)))
-            where code == ENOENT || code == ECONNREFUSED || code == ENOTSOCK || code == ENOTDIR:
-            return .noDaemon(
-                "no corral daemon answers on \(socket): start one with `corral daemon` (or `systemctl start corral`)")
+        case (.unixSocket(let socket), .connect(.connect(let code))):
+            switch (code, SocketProbe.classify(connectErrno: code, path: socket)) {
+            case (EACCES, _):
+                return .transport("permission denied on \(socket): the daemon's socket is for root")
+            case (_, .notASocket):
+                return .noDaemon("\(socket) is not a socket: pass the daemon's socket with --socket (or set CORRAL_SOCKET)")
+            case (ENOTDIR, _), (_, .absent), (_, .stale):
+                return .noDaemon(
+                    "no corral daemon answers on \(socket): start one with `corral daemon` (or `systemctl start corral`)")
+            default:
+                return .transport("\(socket): \(String(cString: strerror(code)))")
+            }
         case (.unixSocket(let socket), .connect(let failure)):
             return .transport("\(socket): \(failure.message)")
         case (.tcp, .connect(let failure)):

@@ -17,14 +17,17 @@ package enum SocketProbe: Equatable {
     case failed(String)
 
     package static func probe(_ path: String) -> SocketProbe {
-        let code: Int32
         do {
             close(try UnixStreamConnect.connect(path: path))
             return .answers
         } catch {
-            guard case .connect(let connectErrno) = error else { return .failed("\(path): \(error.message)") }
-            code = connectErrno
+            guard case .connect(let code) = error else { return .failed("\(path): \(error.message)") }
+            return classify(connectErrno: code, path: path)
         }
+    }
+
+    /// What a connect(2) to `path` that failed with `code` says is there.
+    package static func classify(connectErrno code: Int32, path: String) -> SocketProbe {
         switch code {
         case ENOENT: return .absent
         case ECONNREFUSED:

@@ -24,7 +24,7 @@ struct CorralDaemonMain: AsyncParsableCommand {
         do {
             var tcp: DaemonConfiguration.TCPListener?
             if let listen = flags.listen, let tokenFile = flags.tokenFile,
-                let address = DaemonConfiguration.TCPListener.parseAddress(listen)
+                let address = DaemonAddress.parseHostPort(listen)
             {
                 tcp = .init(host: address.host, port: address.port, token: try BearerToken.load(file: tokenFile))
             }

@@ -49,8 +49,8 @@ package struct HTTPStreamingResponse: Sendable {
 /// own so no Swift concurrency thread ever waits on a socket. Cancelling the calling task, or dropping the body
 /// stream, shuts the socket down and the thread ends.
 package final class HTTPCall: Sendable {
-    private let socket = Mutex<StreamSocket?>(nil)
-    private let cancelled = Mutex(false)
+    /// The connection once it exists, and whether the call was cancelled (before or after that).
+    private let state = Mutex<(socket: StreamSocket?, cancelled: Bool)>((nil, false))
 
     private init() {}
 
@@ -90,8 +90,10 @@ package final class HTTPCall: Sendable {
 
     /// Shuts the connection down (now, or as soon as it exists).
     private func cancel() {
-        cancelled.withLock { $0 = true }
-        socket.withLock { $0?.shutdown() }
+        state.withLock { state in
+            state.cancelled = true
+            state.socket?.shutdown()
+        }
     }
 
     private func run(_ request: HTTPRequest, _ endpoint: HTTPEndpoint, _ connectTimeout: Double,
@@ -112,8 +114,10 @@ package final class HTTPCall: Sendable {
             return fail(.connect(error))
         }
         defer { connection.close() }
-        socket.withLock { $0 = connection }
-        if cancelled.withLock({ $0 }) { connection.shutdown() }
+        state.withLock { state in
+            state.socket = connection
+            if state.cancelled { connection.shutdown() }
+        }
 
         var decoder = HTTPResponseDecoder()
         do throws(HTTPTransportError) {

@@ -34,8 +34,9 @@ package enum SocketFailure: Error, Sendable, Equatable {
 /// cancelled request lets go). `close()` is for the I/O thread, once it is done.
 package final class StreamSocket: Sendable {
     private let fd: Int32
-    private let closed = Mutex(false)
-    private let wasShutDown = Mutex(false)
+    private enum Lifecycle { case open, shutDown, closed }
+    private let lifecycle = Mutex(Lifecycle.open)
+    private var wasShutDown: Bool { lifecycle.withLock { $0 == .shutDown } }
 
     private init(fd: Int32) { self.fd = fd }
 
@@ -111,7 +112,7 @@ package final class StreamSocket: Sendable {
             if sent >= 0 {
                 offset += sent
             } else if errno != EINTR {
-                throw wasShutDown.withLock({ $0 }) ? .shutDown : .io(errno: errno)
+                throw wasShutDown ? .shutDown : .io(errno: errno)
             }
         }
     }
@@ -132,7 +133,7 @@ package final class StreamSocket: Sendable {
         }
         var buffer = [UInt8](repeating: 0, count: capacity)
         let count = buffer.withUnsafeMutableBytes { raw in retryingEINTR { Glibc.read(fd, raw.baseAddress, raw.count) } }
-        if wasShutDown.withLock({ $0 }) { throw .shutDown }
+        if wasShutDown { throw .shutDown }
         guard count >= 0 else { throw .io(errno: errno) }
         buffer.removeSubrange(count...)
         return buffer
@@ -140,18 +141,18 @@ package final class StreamSocket: Sendable {
 
     /// Ends both directions so a blocked read returns. Any thread, any number of times.
     package func shutdown() {
-        closed.withLock { isClosed in
-            guard !isClosed else { return }
-            wasShutDown.withLock { $0 = true }
+        lifecycle.withLock { state in
+            guard state == .open else { return }
+            state = .shutDown
             _ = Glibc.shutdown(fd, Int32(SHUT_RDWR))
         }
     }
 
     /// Releases the descriptor; the I/O thread calls it once, when done.
     package func close() {
-        closed.withLock { isClosed in
-            guard !isClosed else { return }
-            isClosed = true
+        lifecycle.withLock { state in
+            guard state != .closed else { return }
+            state = .closed
             _ = Glibc.close(fd)
         }
     }

@@ -18,12 +18,10 @@ extension ManagedVM {
         config.profile.memory.size.bytes + config.hotplugged.memory.reduce(0) { $0 + $1.size.bytes }
     }
 
-    /// After QEMU starts (or is reattached): cgroup with weight/quota, vCPU pinning, stats polling.
-    /// Tuning that needs a running QEMU: its cgroup (unless `placeInCGroup` is false because `cgroupPlacement`
-    /// already put it there at spawn), vCPU pinning and the balloon's statistics polling.
-    func applyTuning(placeInCGroup: Bool = true) async {
+    /// After QEMU starts (or is reattached) and sits in its cgroup (`cgroupPlacement`): vCPU pinning and the
+    /// balloon's statistics polling.
+    func applyTuning() async {
         guard let vm = running else { return }
-        if placeInCGroup { cgroupPlacement()?(vm.process.pid) }
         await applyPinning()
         if config.profile.memory.balloon != nil {
             _ = try? await vm.qmp.execute("qom-set", [

@@ -72,8 +72,7 @@ public actor ManagedVM {
         state = .starting
         var request = StartRequest(config: config, accel: record.accel, paths: paths, startPaused: paused,
                                    incoming: incoming)
-        let placement = cgroupPlacement()
-        request.onSpawn = placement
+        request.onSpawn = cgroupPlacement()
         let vm: RunningVM
         do {
             vm = try await launcher.start(request)
@@ -90,7 +89,7 @@ public actor ManagedVM {
         record.startedAt = Date().timeIntervalSince1970
         record.desiredRunning = true
         persist()
-        await applyTuning(placeInCGroup: placement == nil)
+        await applyTuning()
         await hub.publish(vm: name, .corral, "started", ["pid": .int(Int64(vm.process.pid))])
     }
 
@@ -124,6 +123,7 @@ public actor ManagedVM {
             logger.warning("took over a QEMU the daemon had started but not recorded", metadata: ["pid": "\(pid)"])
         }
         persist()
+        cgroupPlacement()?(pid)
         await applyTuning()
         await hub.publish(vm: name, .corral, "reattached", ["pid": .int(Int64(pid))])
         return true
@@ -400,8 +400,8 @@ public actor ManagedVM {
 
     /// The pid QEMU wrote with `-pidfile`; nil when there is none.
     static func pidFromFile(_ path: String) -> Int32? {
-        guard let bytes = (try? FileOps.read(path)) ?? nil else { return nil }
-        return Int32(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+        guard let text = (try? FileOps.readText(path)) ?? nil else { return nil }
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
 
     /// Seconds since 1970 of a file's last change; nil when it does not exist.
