@@ -22,13 +22,36 @@ public enum FileOps {
 
     /// Writes several files the same way, each atomically: every temporary file written and fsync-ed, then each
     /// renamed over its target, then each folder fsync-ed once. A failure before the renames changes nothing.
-    public static func writeAtomically(_ files: [(path: String, bytes: [UInt8])], mode: mode_t = 0o600) throws(Failure) {
+    /// `alsoSyncing`: files put in place earlier by `stage`, made durable in the same pass (their folders share
+    /// the one folder fsync).
+    public static func writeAtomically(_ files: [(path: String, bytes: [UInt8])], alsoSyncing staged: [String] = [],
+                                       mode: mode_t = 0o600) throws(Failure) {
+        for path in staged {
+            let fd = open(path, O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { throw Failure(operation: "open", path: path, errno: errno) }
+            defer { close(fd) }
+            if fsync(fd) != 0 { throw Failure(operation: "fsync", path: path, errno: errno) }
+        }
+        try replace(files, mode: mode, durable: true, folderSyncAlso: staged)
+    }
+
+    /// Puts new files in place the way `writeAtomically` does (temporary file, rename), but without any fsync:
+    /// other processes see the whole new content or the old one, and a crash of this process loses nothing (the
+    /// data is in the page cache), but a power loss may. Only for files that nobody has been told about yet, and
+    /// that a later `writeAtomically(_:alsoSyncing:)` makes durable before anyone is (the daemon stages a new VM's
+    /// folder this way before QEMU starts and syncs it while QEMU boots).
+    public static func stage(_ files: [(path: String, bytes: [UInt8])], mode: mode_t = 0o600) throws(Failure) {
+        try replace(files, mode: mode, durable: false, folderSyncAlso: [])
+    }
+
+    private static func replace(_ files: [(path: String, bytes: [UInt8])], mode: mode_t, durable: Bool,
+                                folderSyncAlso: [String]) throws(Failure) {
         var temps: [String] = []
         func discard() { for temp in temps { unlink(temp) } }
         for (path, bytes) in files {
             let temp = "\(path).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
             do throws(Failure) {
-                try writeSynced(bytes, to: temp, mode: mode)
+                try writeNew(bytes, to: temp, mode: mode, sync: durable)
             } catch {
                 discard()
                 throw error
@@ -40,8 +63,12 @@ public enum FileOps {
             discard()
             throw Failure(operation: "rename", path: path, errno: e)
         }
+        if durable { syncFolders(of: files.map(\.path) + folderSyncAlso) }
+    }
+
+    private static func syncFolders(of paths: [String]) {
         var folders: [String] = []
-        for (path, _) in files where !folders.contains(parentFolder(of: path)) { folders.append(parentFolder(of: path)) }
+        for path in paths where !folders.contains(parentFolder(of: path)) { folders.append(parentFolder(of: path)) }
         for folder in folders {
             let dirfd = open(folder, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
             if dirfd >= 0 {
@@ -51,8 +78,8 @@ public enum FileOps {
         }
     }
 
-    /// Creates `path` (which must not exist) with `bytes` and fsyncs it; removes it again on failure.
-    private static func writeSynced(_ bytes: [UInt8], to path: String, mode: mode_t) throws(Failure) {
+    /// Creates `path` (which must not exist) with `bytes`, fsync-ed when `sync`; removes it again on failure.
+    private static func writeNew(_ bytes: [UInt8], to path: String, mode: mode_t, sync: Bool) throws(Failure) {
         let fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode)
         guard fd >= 0 else { throw Failure(operation: "create", path: path, errno: errno) }
         var offset = 0
@@ -67,7 +94,7 @@ public enum FileOps {
             }
             offset += n
         }
-        if fsync(fd) != 0 {
+        if sync && fsync(fd) != 0 {
             let e = errno
             close(fd)
             unlink(path)

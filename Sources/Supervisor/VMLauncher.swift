@@ -14,8 +14,9 @@ public struct StartRequest: Sendable {
     public var incoming: String?
     /// Start QEMU in its own session so it outlives us (daemon) and ignores our terminal's Ctrl-C.
     public var detach: Bool
-    /// Called with QEMU's pid as soon as it is spawned, concurrently with the QMP connect (cgroup placement).
-    public var onSpawn: (@Sendable (Int32) -> Void)?
+    /// Called with QEMU's pid and spawn time (seconds since the epoch) as soon as it is spawned, concurrently with
+    /// the QMP connect: cgroup placement, recording the pid. `start` returns only after it has.
+    public var onSpawn: (@Sendable (_ pid: Int32, _ time: Double) -> Void)?
 
     public init(config: LiveConfig, accel: ResolvedAccel, paths: VMPaths, startPaused: Bool = false,
                 incoming: String? = nil, detach: Bool = true) {
@@ -43,6 +44,8 @@ public struct RunningVM: Sendable {
     public var paths: VMPaths
     public var accel: ResolvedAccel
     public var argv: [String]
+    /// When QEMU was spawned (seconds since the epoch); for an adopted QEMU, when it was recorded as started.
+    public var startedAt: Double
 }
 
 public struct StartError: Error, CustomStringConvertible {
@@ -114,17 +117,18 @@ public struct VMLauncher: Sendable {
             provisioner.rollback(created)
             throw fail(error.description)
         }
+        let spawnedAt = Date().timeIntervalSince1970
         logger.info("qemu started", metadata: ["vm": "\(profile.name)", "pid": "\(process.pid)"])
 
         let transcript = TranscriptWriter(path: paths.transcript)
         let onSpawn = request.onSpawn
-        async let placed: Void = onSpawn?(process.pid) ?? ()
+        async let placed: Void = onSpawn?(process.pid, spawnedAt) ?? ()
         let outcome = await connect(paths.qmpSocket, racing: process, transcript: transcript)
         await placed
         switch outcome {
         case .connected(let qmp):
             return RunningVM(name: profile.name, process: process, qmp: qmp, paths: paths,
-                             accel: request.accel, argv: argv)
+                             accel: request.accel, argv: argv, startedAt: spawnedAt)
         case .failed(let reason):
             let status = await process.terminate(grace: .seconds(2))
             FileOps.remove(paths.qmpSocket)

@@ -36,4 +36,32 @@ import Testing
         #expect(Self.text(dir + "/a.json") == "old", "the first file keeps its content")
         #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["a.json"], "no temporary file is left")
     }
+
+    /// `stage` puts files in place without fsync; a later durable write syncs them along with its own files.
+    @Test func stagedFilesAreInPlaceAndSyncedByALaterWrite() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileOps.writeAtomically(Array("old".utf8), to: dir + "/vm.json")
+        try FileOps.stage([(dir + "/vm.json", Array("staged".utf8)), (dir + "/live.json", Array("live".utf8))])
+        #expect(Self.text(dir + "/vm.json") == "staged")
+        #expect(Self.text(dir + "/live.json") == "live")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["live.json", "vm.json"])
+
+        try FileOps.writeAtomically([(dir + "/vm.json", Array("with pid".utf8))], alsoSyncing: [dir + "/live.json"])
+        #expect(Self.text(dir + "/vm.json") == "with pid")
+        #expect(Self.text(dir + "/live.json") == "live")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir).sorted() == ["live.json", "vm.json"])
+    }
+
+    /// A staged file that is gone by the time it should be synced fails the write before anything is replaced.
+    @Test func syncingAMissingStagedFileChangesNothing() throws {
+        let dir = try Self.folder()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        try FileOps.writeAtomically(Array("old".utf8), to: dir + "/vm.json")
+        #expect(throws: FileOps.Failure.self) {
+            try FileOps.writeAtomically([(dir + "/vm.json", Array("new".utf8))], alsoSyncing: [dir + "/live.json"])
+        }
+        #expect(Self.text(dir + "/vm.json") == "old")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir) == ["vm.json"])
+    }
 }

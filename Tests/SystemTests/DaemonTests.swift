@@ -38,6 +38,12 @@ import Glibc
         let up = try await manager.up(UpRequest(profile: profile))
         #expect(up.state == .running)
         #expect(up.pid != nil)
+        // By the time `up` answers, vm.json (written while QEMU started) names this QEMU; no temporary is left.
+        let folder = root + "/state/vms/alpha"
+        let record = try JSONDecoder().decode(VMRecord.self, from: Data(contentsOf: URL(fileURLWithPath: folder + "/vm.json")))
+        #expect(record.pid == up.pid && record.state == .running && record.desiredRunning)
+        #expect(record.startedAt != nil)
+        #expect(try FileManager.default.contentsOfDirectory(atPath: folder).allSatisfy { !$0.contains(".tmp-") })
         let beat = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
         #expect(beat.disks == ["vda"] && beat.nics == ["eth0"])
 

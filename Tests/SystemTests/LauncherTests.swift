@@ -17,9 +17,13 @@ import Testing
             disks: [Disk(id: "data", file: folder + "/data.qcow2", size: .mib(16))],
             nics: [NIC(id: "net0")])
         let paths = VMPaths(folder: folder + "/vm")
-        let vm = try await VMLauncher().start(
-            StartRequest(config: LiveConfig(profile: profile), accel: .tcg, paths: paths))
+        let spawns = SpawnCalls()
+        var request = StartRequest(config: LiveConfig(profile: profile), accel: .tcg, paths: paths)
+        request.onSpawn = { pid, time in spawns.append(pid, time) }
+        let vm = try await VMLauncher().start(request)
 
+        #expect(spawns.calls.count == 1, "the spawn hook ran once, before start returned")
+        #expect(spawns.calls.first?.pid == vm.process.pid && spawns.calls.first?.time == vm.startedAt)
         #expect(FileManager.default.fileExists(atPath: folder + "/data.qcow2"), "disk image created from size")
         let status = try await vm.qmp.execute("query-status")
         #expect(status["status"]?.stringValue == "running")
@@ -99,4 +103,13 @@ func processesMentioning(_ text: String) throws -> [Int32] {
         let cmdline = String(decoding: data.map { $0 == 0 ? 32 : $0 }, as: UTF8.self)
         return cmdline.contains(text) ? pid : nil
     }
+}
+
+/// What `StartRequest.onSpawn` was called with.
+final class SpawnCalls: @unchecked Sendable {
+    private let lock = NSLock()
+    private var recorded: [(pid: Int32, time: Double)] = []
+
+    func append(_ pid: Int32, _ time: Double) { lock.withLock { recorded.append((pid, time)) } }
+    var calls: [(pid: Int32, time: Double)] { lock.withLock { recorded } }
 }

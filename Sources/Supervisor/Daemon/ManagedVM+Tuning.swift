@@ -31,10 +31,10 @@ extension ManagedVM {
         }
     }
 
-    /// Creates the VM's cgroup with its CPU limits and moves a process into it; nil without cgroups. Runs right
-    /// after QEMU is spawned, while QEMU is still starting (a cgroup v1 move can take milliseconds).
-    func cgroupPlacement() -> (@Sendable (Int32) -> Void)? {
-        guard let cgroups else { return nil }
+    /// Creates the VM's cgroup with its CPU limits and moves a process into it; does nothing without cgroups.
+    /// Runs right after QEMU is spawned, while QEMU is still starting (a cgroup v1 move can take milliseconds).
+    func cgroupPlacement() -> @Sendable (Int32) -> Void {
+        guard let cgroups else { return { _ in } }
         let overcommit = config.profile.overcommit
         let limits = CGroupCPULimits(weight: overcommit.cpuWeight, quotaPercent: overcommit.cpuQuotaPercent)
         let name = self.name
@@ -49,6 +49,8 @@ extension ManagedVM {
             }
         }
     }
+
+
 
     /// Pins each vCPU thread to its host CPU (`cpu.pinning`); called again after vCPU hotplug.
     func applyPinning() async {

@@ -72,7 +72,8 @@ public actor ManagedVM {
         state = .starting
         var request = StartRequest(config: config, accel: record.accel, paths: paths, startPaused: paused,
                                    incoming: incoming)
-        request.onSpawn = cgroupPlacement()
+        let expected: VMState = incoming != nil ? .incoming : paused ? .paused : .running
+        request.onSpawn = spawnHook(expecting: expected)
         let vm: RunningVM
         do {
             vm = try await launcher.start(request)
@@ -86,9 +87,11 @@ public actor ManagedVM {
         }
         let status = (try? await vm.qmp.queryStatus())?.status
         adopt(vm, state: incoming != nil ? .incoming : status == "running" ? .running : .paused)
-        record.startedAt = Date().timeIntervalSince1970
+        record.startedAt = vm.startedAt
         record.desiredRunning = true
-        persist()
+        // The spawn hook wrote this very record while QEMU started, unless QEMU came up in another state or a
+        // write in between (or the hook's) failed.
+        if (try? store.loadRecord()) != record { persist() }
         await applyTuning()
         await hub.publish(vm: name, .corral, "started", ["pid": .int(Int64(vm.process.pid))])
     }
@@ -113,17 +116,19 @@ public actor ManagedVM {
             })
         else { return false }
         let status = (try? await qmp.queryStatus())?.status
-        let vm = RunningVM(name: name, process: process, qmp: qmp, paths: paths, accel: record.accel, argv: [])
+        let startedAt = record.startedAt ?? Self.modificationTime(paths.pidFile) ?? Date().timeIntervalSince1970
+        let vm = RunningVM(name: name, process: process, qmp: qmp, paths: paths, accel: record.accel, argv: [],
+                           startedAt: startedAt)
         adopt(vm, state: status == "paused" || status == "prelaunch" ? .paused : .running)
         if recordedPid == nil {
             // Found through the pid file: the start had got that far, so the VM is meant to run, since QEMU
             // wrote the file.
             record.desiredRunning = true
-            record.startedAt = record.startedAt ?? Self.modificationTime(paths.pidFile)
+            record.startedAt = startedAt
             logger.warning("took over a QEMU the daemon had started but not recorded", metadata: ["pid": "\(pid)"])
         }
         persist()
-        cgroupPlacement()?(pid)
+        cgroupPlacement()(pid)
         await applyTuning()
         await hub.publish(vm: name, .corral, "reattached", ["pid": .int(Int64(pid))])
         return true
@@ -385,6 +390,23 @@ public actor ManagedVM {
     }
 
     // MARK: Helpers
+
+    /// What runs as soon as QEMU is spawned, while it starts: its cgroup, then `vm.json` with its pid (durably,
+    /// with the `live.json` that `up` staged), so a daemon that dies from here on finds this QEMU by its record.
+    private func spawnHook(expecting expected: VMState) -> @Sendable (Int32, Double) -> Void {
+        let place = cgroupPlacement()
+        let store = store
+        let record = record
+        let logger = logger
+        return { pid, time in
+            place(pid)
+            do {
+                try store.saveSpawned(record.spawned(pid: pid, at: time, expecting: expected))
+            } catch {
+                logger.error("cannot save vm.json", metadata: ["error": "\(error)"])
+            }
+        }
+    }
 
     func check(_ operation: VMOperation) throws(ControlError) {
         if let refusal = Lifecycle.refusal(operation, vm: name, state: state) { throw .conflict(refusal) }

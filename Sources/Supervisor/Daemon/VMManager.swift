@@ -130,7 +130,8 @@ public actor VMManager: VMControl {
         let store = VMStore(paths: paths)
         do {
             try FileOps.makeFolder(paths.folder)
-            try store.save(record, config)
+            // Without fsync: the launch makes both durable while QEMU starts (ManagedVM.spawnHook).
+            try store.stage(record, config)
         } catch {
             FileOps.removeTree(paths.folder)
             throw .internalError("cannot write \(paths.folder): \(error)")

@@ -36,6 +36,17 @@ public struct VMRecord: Sendable, Codable, Equatable {
         self.lastExit = nil
         self.createdAt = now
     }
+
+    /// This record once QEMU was spawned at `time` as `pid` and is expected to reach `state`: what the daemon
+    /// writes while QEMU starts, so that `vm.json` names the process before QMP even answers.
+    public func spawned(pid: Int32, at time: Double, expecting state: VMState) -> VMRecord {
+        var record = self
+        record.pid = pid
+        record.startedAt = time
+        record.state = state
+        record.desiredRunning = true
+        return record
+    }
 }
 
 /// Reading and writing a VM's folder (`vm.json`, `live.json`), atomically.
@@ -49,12 +60,20 @@ struct VMStore: Sendable {
         try FileOps.writeAtomically(Array(try JSONEncoder.corral.encode(record)), to: recordPath)
     }
 
-    /// Both files of a new VM, with one folder fsync.
-    func save(_ record: VMRecord, _ config: LiveConfig) throws {
-        try FileOps.writeAtomically([
+    /// Both files of a new VM, put in place without fsync (`FileOps.stage`): the first launch makes them durable
+    /// (`saveSpawned`) while QEMU starts, before `corral up` hears back.
+    func stage(_ record: VMRecord, _ config: LiveConfig) throws {
+        try FileOps.stage([
             (recordPath, Array(try JSONEncoder.corral.encode(record))),
             (paths.liveConfig, Array(try JSONEncoder.corral.encode(config))),
         ])
+    }
+
+    /// The record of a QEMU just spawned, durably, with live.json synced too (the first launch of a VM finds it
+    /// staged; otherwise that sync finds nothing to write).
+    func saveSpawned(_ record: VMRecord) throws {
+        try FileOps.writeAtomically([(recordPath, Array(try JSONEncoder.corral.encode(record)))],
+                                    alsoSyncing: [paths.liveConfig])
     }
 
     func save(_ config: LiveConfig) throws {
