@@ -4,8 +4,9 @@
 
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# bench_setup [--guest]: installs deps (apt only when missing), finds swift, builds corral, corrald and corral-bench in
-# release (scratch dir $SCRATCH_PATH, default .build-bench), optionally the test guest. Sets CORRAL and BENCH.
+# bench_setup [--guest]: installs deps (apt only when missing), finds swift, builds corral, corrald and corral-bench
+# with scripts/build-release (the installed build: release, static Swift runtime; scratch dir $SCRATCH_PATH, default
+# .build-bench), optionally the test guest. Sets CORRAL and BENCH. Both sides of every A/B use that one build.
 # BENCH_SKIP_BUILD=1 uses the binaries already built there (e.g. while the tree does not compile).
 bench_setup() {
     cd "$BENCH_ROOT"
@@ -19,17 +20,15 @@ bench_setup() {
         "$BENCH_ROOT/scripts/build-test-guest" >&2
     fi
     local scratch="${SCRATCH_PATH:-.build-bench}" bin
-    bin="$(swift build -c release --scratch-path "$scratch" --show-bin-path)"
+    bin="$("$BENCH_ROOT/scripts/build-release" --scratch-path "$scratch" --print-bin-path)"
     CORRAL="$bin/corral"
     BENCH="$bin/corral-bench"
     if [[ "${BENCH_SKIP_BUILD:-0}" == 1 && -x "$CORRAL" && -x "$bin/corrald" && -x "$BENCH" ]]; then
         echo "bench: BENCH_SKIP_BUILD=1: using the binaries already in $bin" >&2
         return
     fi
-    echo "bench: building corral, corrald and corral-bench (release, --scratch-path $scratch)…" >&2
-    swift build -c release --scratch-path "$scratch" --product corral >&2
-    swift build -c release --scratch-path "$scratch" --product corrald >&2
-    swift build -c release --scratch-path "$scratch" --product corral-bench >&2
+    echo "bench: building corral, corrald and corral-bench (scripts/build-release --scratch-path $scratch)…" >&2
+    "$BENCH_ROOT/scripts/build-release" --scratch-path "$scratch" corral corrald corral-bench >&2
 }
 
 # bench_need_tool COMMAND [PACKAGE]: installs PACKAGE (default: COMMAND) with apt when COMMAND is missing.

@@ -28,7 +28,10 @@ func runQMPUp(_ arguments: [String]) {
     unlink(socketPath)
     let process: ProcessHandle
     do {
-        process = try ProcessLauncher.launch(LaunchSpec(argv: argv, outputFile: output, detach: true))
+        // Like corral: the binary found in PATH once, then spawned by its path.
+        var spec = LaunchSpec(argv: argv, outputFile: output, detach: true)
+        spec.path = HostProbe.findExecutable(argv[0])
+        process = try ProcessLauncher.launch(spec)
     } catch {
         fail("cannot start \(argv[0]): \(error)")
     }

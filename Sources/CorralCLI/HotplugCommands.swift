@@ -80,7 +80,7 @@ struct DiskAddCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let request = DiskAddRequest(id: id, file: CLIPath.absolute(file), format: format, size: size,
+        let request = DiskAddRequest(id: id, file: ClientPath.absolute(file), format: format, size: size,
                                      readonly: readonly, bus: bus)
         let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.addDisk(name, request) }
         if json { return try JSONOutput.print(status) }
@@ -229,10 +229,3 @@ enum HotplugText {
     }
 }
 
-/// Paths given on the command line, made absolute for the daemon.
-enum CLIPath {
-    static func absolute(_ path: String) -> String {
-        URL(fileURLWithPath: path, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-            .standardizedFileURL.path
-    }
-}

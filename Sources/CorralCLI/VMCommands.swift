@@ -32,8 +32,7 @@ struct UpCommand: AsyncParsableCommand {
     @OptionGroup var socket: DaemonSocketOption
 
     func run() async throws {
-        let absolute = URL(fileURLWithPath: profile, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
-            .standardizedFileURL.path
+        let absolute = ClientPath.absolute(profile)
         let request = UpRequest(profile: absolute, name: name, accel: accel, paused: paused)
         let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.up(request) }
         if json { try JSONOutput.print(status) } else { Terminal.out(status.name) }

@@ -8,8 +8,10 @@ import Glibc
 /// A process launch as a value: what to run, with what, where its output goes.
 /// No shell is involved anywhere: `arguments` reach `execve` unchanged.
 public struct LaunchSpec: Sendable, Equatable {
-    /// argv[0]; a bare name is looked up in PATH.
+    /// argv[0]; a bare name is looked up in PATH unless `path` says where it is.
     public var executable: String
+    /// The file to run when already resolved (e.g. by `HostProbe.findExecutable`): no second PATH search.
+    public var path: String?
     public var arguments: [String]
     /// stdout and stderr are appended to this file (nil → /dev/null).
     public var outputFile: String?
@@ -232,7 +234,11 @@ public enum ProcessLauncher {
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for arg in cArgs { free(arg) } }
         var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, spec.executable, &actions, &attributes, &cArgs, environ)
+        let rc = if let path = spec.path {
+            posix_spawn(&pid, path, &actions, &attributes, &cArgs, environ)
+        } else {
+            posix_spawnp(&pid, spec.executable, &actions, &attributes, &cArgs, environ)
+        }
         guard rc == 0 else { throw LaunchError(executable: spec.executable, errno: rc) }
         return ProcessHandle(pid: pid, isChild: true)
     }

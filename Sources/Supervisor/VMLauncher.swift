@@ -17,6 +17,8 @@ public struct StartRequest: Sendable {
     /// Called with QEMU's pid and spawn time (seconds since the epoch) as soon as it is spawned, concurrently with
     /// the QMP connect: cgroup placement, recording the pid. `start` returns only after it has.
     public var onSpawn: (@Sendable (_ pid: Int32, _ time: Double) -> Void)?
+    /// The caller has just written `live.json` with exactly `config` (`corral up` stages it): no need to compare.
+    public var liveConfigWritten = false
 
     public init(config: LiveConfig, accel: ResolvedAccel, paths: VMPaths, startPaused: Bool = false,
                 incoming: String? = nil, detach: Bool = true) {
@@ -84,7 +86,7 @@ public struct VMLauncher: Sendable {
             StartError(vm: profile.name, reason: reason, qemuOutput: output)
         }
         if let problem = paths.socketPathProblem { throw fail(problem) }
-        guard HostProbe.findExecutable(profile.qemu.binary) != nil else {
+        guard let binary = HostProbe.findExecutable(profile.qemu.binary) else {
             throw fail("QEMU binary '\(profile.qemu.binary)' not found (qemu.binary); install qemu-system-x86")
         }
         do {
@@ -92,9 +94,11 @@ public struct VMLauncher: Sendable {
             FileOps.remove(paths.qmpSocket)
             FileOps.remove(paths.pidFile)
             // The daemon usually wrote this very file a moment ago: skip the second atomic write (two fsyncs).
-            let live = Array(try JSONEncoder.corral.encode(request.config))
-            if (try? FileOps.read(paths.liveConfig)) ?? nil != live {
-                try FileOps.writeAtomically(live, to: paths.liveConfig)
+            if !request.liveConfigWritten {
+                let live = Array(try JSONEncoder.corral.encode(request.config))
+                if (try? FileOps.read(paths.liveConfig)) ?? nil != live {
+                    try FileOps.writeAtomically(live, to: paths.liveConfig)
+                }
             }
         } catch {
             throw fail("\(error)")
@@ -111,8 +115,9 @@ public struct VMLauncher: Sendable {
         let outputStart = Self.fileSize(paths.qemuOutput)
         let process: ProcessHandle
         do {
-            process = try ProcessLauncher.launch(
-                LaunchSpec(argv: argv, outputFile: paths.qemuOutput, detach: request.detach))
+            var spec = LaunchSpec(argv: argv, outputFile: paths.qemuOutput, detach: request.detach)
+            spec.path = binary
+            process = try ProcessLauncher.launch(spec)
         } catch {
             provisioner.rollback(created)
             throw fail(error.description)

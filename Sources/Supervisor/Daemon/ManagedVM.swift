@@ -67,13 +67,15 @@ public actor ManagedVM {
     // MARK: Operations (callers run these inside `queue`)
 
     /// Launches QEMU. On failure the VM is left as it was (stopped/crashed) and nothing runs.
-    func launch(paused: Bool, incoming: String? = nil) async throws(ControlError) {
+    /// `configStaged`: `up` has just staged live.json with this config.
+    func launch(paused: Bool, incoming: String? = nil, configStaged: Bool = false) async throws(ControlError) {
         let previous = state
         state = .starting
         var request = StartRequest(config: config, accel: record.accel, paths: paths, startPaused: paused,
                                    incoming: incoming)
         let expected: VMState = incoming != nil ? .incoming : paused ? .paused : .running
         request.onSpawn = spawnHook(expecting: expected)
+        request.liveConfigWritten = configStaged
         let vm: RunningVM
         do {
             vm = try await launcher.start(request)

@@ -143,7 +143,9 @@ public actor VMManager: VMControl {
         await hub.setLogFile(store.eventsPath, for: name)
         await hub.publish(vm: name, .corral, "defined", ["profile": .string(request.profile)])
         do {
-            try await vm.queue.run { () async throws(ControlError) in try await vm.launch(paused: request.paused) }
+            try await vm.queue.run { () async throws(ControlError) in
+                try await vm.launch(paused: request.paused, configStaged: true)
+            }
         } catch {
             // Nothing left behind: no process (the launcher killed it), no socket, no folder, not listed.
             vms[name] = nil
