@@ -137,8 +137,8 @@ import Glibc
         await second.shutdown()
     }
 
-    /// A daemon that dies after spawning QEMU but before recording its pid (the QMP handshake lies between) left a
-    /// `vm.json` without a pid. The next daemon finds the QEMU through its pid file and takes it over instead of
+    /// A daemon that dies after spawning QEMU but before the spawn hook has recorded its pid left a `vm.json`
+    /// without a pid. The next daemon finds the QEMU through its pid file and takes it over instead of
     /// leaving it running unowned (where `corral start` would launch a second QEMU on the same disks).
     @Test func aQEMUStartedButNotRecordedIsTakenOverThroughItsPidFile() async throws {
         try Guest.requireBuilt()

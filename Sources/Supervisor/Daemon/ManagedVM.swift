@@ -101,7 +101,7 @@ public actor ManagedVM {
     /// Takes over a QEMU that survived a daemon restart. False when it is not ours or QMP does not answer.
     ///
     /// The pid comes from `vm.json`, or else from QEMU's own pid file: a daemon that died between spawning QEMU
-    /// and recording its pid (the QMP handshake lies between) left a running QEMU that only the pid file names.
+    /// and the spawn hook's durable write of its pid left a running QEMU that only the pid file names.
     func reattach() async -> Bool {
         let recordedPid = record.pid
         guard let pid = recordedPid ?? Self.pidFromFile(paths.pidFile), let process = ProcessHandle.adopt(pid: pid),
