@@ -3,19 +3,22 @@ import PackageDescription
 
 // Layering (README "How it is built"):
 //   JSON  ─ pure JSON value type + canonical encoder (used by argv and QMP)
+//   CorralModel ─ pure values the daemon and its clients share: requests, statuses, errors, the profile enums
 //   UnixSockets ─ connecting AF_UNIX stream sockets (the one sockaddr_un builder)
 //   CJSONC ─ json-c headers;  QMP ─ json-c codec, stream decoder, QMPClient (effects: one socket)
 //   Profiles ─ pure YAML → validated Profile;  QEMUCommand ─ pure LiveConfig → argv + device props
 //   Supervisor ─ processes, state dirs, the foreground runner (effects at the edge)
 //   CorralWire ─ API request/response types and CorralClient over a small HTTP/1.1 client (no server, no NIO)
 //   API ─ HTTP+JSON (Hummingbird) over VMControl, the migration peer
-//   CorralCLI ─ argument-parser commands;  corral ─ the CLI executable;  corrald ─ the daemon executable
+//   CorralCLI ─ argument-parser commands, a client of the API only;  corral ─ the CLI executable
+//   corrald ─ the daemon executable;  corral-local ─ check/argv/run/qmp --socket, which `corral` execs
 let package = Package(
     name: "corral",
     platforms: [.macOS(.v14)],
     products: [
         .executable(name: "corral", targets: ["corral"]),
         .executable(name: "corrald", targets: ["corrald"]),
+        .executable(name: "corral-local", targets: ["corral-local"]),
         .library(name: "QMP", targets: ["QMP"]),
         .library(name: "Profiles", targets: ["Profiles"]),
         .library(name: "QEMUCommand", targets: ["QEMUCommand"]),
@@ -34,6 +37,8 @@ let package = Package(
             providers: [.apt(["libjson-c-dev"])]
         ),
         .target(name: "JSON"),
+        // What the daemon and its clients both speak: pure values, no I/O, no Foundation.
+        .target(name: "CorralModel", dependencies: ["JSON"]),
         // Connecting AF_UNIX stream sockets: the one sockaddr_un builder.
         .target(name: "UnixSockets"),
         // Linux calls Swift cannot import directly (variadic syscall(2), spawn macros).
@@ -43,48 +48,57 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .target(name: "Profiles", dependencies: [
+            "CorralModel",
             .product(name: "Yams", package: "Yams"),
         ]),
-        .target(name: "QEMUCommand", dependencies: ["Profiles", "JSON"]),
+        .target(name: "QEMUCommand", dependencies: ["Profiles", "CorralModel", "JSON"]),
         .target(name: "Supervisor", dependencies: [
-            "QMP", "Profiles", "QEMUCommand", "JSON", "CSupport",
+            "QMP", "Profiles", "QEMUCommand", "CorralModel", "JSON", "CSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // What crosses the wire between a client and the daemon, and the client itself: no server, no NIO.
-        .target(name: "CorralWire", dependencies: ["Supervisor", "Profiles", "JSON", "UnixSockets"]),
+        .target(name: "CorralWire", dependencies: ["CorralModel", "JSON", "UnixSockets"]),
         .target(name: "API", dependencies: [
-            "CorralWire", "Supervisor", "Profiles", "JSON",
+            "CorralWire", "CorralModel", "Supervisor", "Profiles", "JSON",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),
-        // The CLI links no server: `corral daemon` execs `corrald`, which does.
+        // The CLI is only a client: no server, no supervisor, no profile loader. `corral daemon` execs
+        // `corrald`; `corral check|argv|run|qmp --socket` exec `corral-local`. Each `corral` call then loads
+        // (and scans the type metadata of) only the code a client needs.
         .target(name: "CorralCLI", dependencies: [
-            "CorralWire", "Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON",
+            "CorralWire", "CorralModel", "JSON",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "corral", dependencies: ["CorralCLI"]),
+        .executableTarget(name: "corral-local", dependencies: [
+            "CorralCLI", "CorralModel", "Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], path: "Sources/CorralLocal"),
         .executableTarget(name: "corrald", dependencies: [
-            "CorralCLI", "CorralWire", "API", "Supervisor",
+            "CorralCLI", "CorralWire", "CorralModel", "API", "Supervisor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Benchmark harness used by scripts/bench-*; not part of the product.
         .executableTarget(name: "corral-bench", dependencies: [
-            "QMP", "JSON", "UnixSockets", "Supervisor", "Profiles", "QEMUCommand",
+            "QMP", "JSON", "UnixSockets", "CorralModel", "Supervisor", "Profiles", "QEMUCommand",
         ], path: "Sources/CorralBench"),
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON"]),
-        .testTarget(name: "ProfilesTests", dependencies: ["Profiles"]),
-        .testTarget(name: "QEMUCommandTests", dependencies: ["QEMUCommand", "Profiles", "JSON"]),
-        .testTarget(name: "CorralWireTests", dependencies: ["CorralWire", "Supervisor", "JSON"]),
+        .testTarget(name: "ProfilesTests", dependencies: ["Profiles", "CorralModel"]),
+        .testTarget(name: "QEMUCommandTests", dependencies: ["QEMUCommand", "Profiles", "CorralModel", "JSON"]),
+        .testTarget(name: "CorralWireTests", dependencies: ["CorralWire", "CorralModel", "JSON"]),
         .testTarget(name: "APITests", dependencies: [
-            "API", "CorralWire", "Supervisor", "Profiles", "JSON",
+            "API", "CorralWire", "CorralModel", "Supervisor", "Profiles", "JSON",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "Profiles", "QEMUCommand", "JSON"]),
-        .testTarget(name: "SystemTests", dependencies: ["Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON"]),
+        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "CorralModel", "Profiles", "QEMUCommand", "JSON"]),
+        .testTarget(name: "SystemTests", dependencies: [
+            "Supervisor", "CorralModel", "QMP", "Profiles", "QEMUCommand", "JSON",
+        ]),
     ],
     swiftLanguageModes: [.v6]
 )

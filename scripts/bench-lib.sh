@@ -4,7 +4,8 @@
 
 BENCH_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-# bench_setup [--guest]: installs deps (apt only when missing), finds swift, builds corral, corrald and corral-bench
+# bench_setup [--guest]: installs deps (apt only when missing), finds swift, builds corral, corrald, corral-local and
+# corral-bench
 # with scripts/build-release (the installed build: release, static Swift runtime; scratch dir $SCRATCH_PATH, default
 # .build-bench), optionally the test guest. Sets CORRAL and BENCH. Both sides of every A/B use that one build.
 # BENCH_SKIP_BUILD=1 uses the binaries already built there (e.g. while the tree does not compile).
@@ -23,12 +24,12 @@ bench_setup() {
     bin="$("$BENCH_ROOT/scripts/build-release" --scratch-path "$scratch" --print-bin-path)"
     CORRAL="$bin/corral"
     BENCH="$bin/corral-bench"
-    if [[ "${BENCH_SKIP_BUILD:-0}" == 1 && -x "$CORRAL" && -x "$bin/corrald" && -x "$BENCH" ]]; then
+    if [[ "${BENCH_SKIP_BUILD:-0}" == 1 && -x "$CORRAL" && -x "$bin/corrald" && -x "$bin/corral-local" && -x "$BENCH" ]]; then
         echo "bench: BENCH_SKIP_BUILD=1: using the binaries already in $bin" >&2
         return
     fi
-    echo "bench: building corral, corrald and corral-bench (scripts/build-release --scratch-path $scratch)…" >&2
-    "$BENCH_ROOT/scripts/build-release" --scratch-path "$scratch" corral corrald corral-bench >&2
+    echo "bench: building corral, corrald, corral-local and corral-bench (scripts/build-release --scratch-path $scratch)…" >&2
+    "$BENCH_ROOT/scripts/build-release" --scratch-path "$scratch" corral corrald corral-local corral-bench >&2
 }
 
 # bench_need_tool COMMAND [PACKAGE]: installs PACKAGE (default: COMMAND) with apt when COMMAND is missing.

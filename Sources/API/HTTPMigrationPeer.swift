@@ -1,3 +1,4 @@
+import CorralModel
 import CorralWire
 import Supervisor
 

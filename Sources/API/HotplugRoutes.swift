@@ -1,3 +1,4 @@
+import CorralModel
 import Hummingbird
 import CorralWire
 import Supervisor

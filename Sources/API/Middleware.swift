@@ -1,4 +1,5 @@
 import Foundation
+import CorralModel
 import Hummingbird
 import Logging
 import NIOCore

@@ -10,6 +10,7 @@
 // plugged after a vCPU unplug), so each VM gives max−count plugs and further rounds boot a fresh VM.
 
 import Foundation
+import CorralModel
 import JSON
 import Logging
 import Profiles

@@ -15,6 +15,7 @@
 // running, and `total-time`, `downtime`, `setup-time` from the source's `query-migrate` after completion.
 
 import Foundation
+import CorralModel
 import JSON
 import Logging
 import Profiles

@@ -8,6 +8,7 @@
 // heartbeats), so it is the same with either host.
 
 import Foundation
+import CorralModel
 import Logging
 import Supervisor
 

@@ -1,8 +1,8 @@
+import CorralModel
 import CorralWire
 import ArgumentParser
 import Foundation
 import JSON
-import Supervisor
 
 /// `--socket`: where the daemon listens (then $CORRAL_SOCKET, then /run/corral/corral.sock).
 package struct DaemonSocketOption: ParsableArguments {

@@ -1,11 +1,5 @@
 import ArgumentParser
 import CorralWire
-import Foundation
-import Supervisor
-
-#if canImport(Glibc)
-import Glibc
-#endif
 
 /// `corral daemon`'s flags, parsed and checked the same way by `corral` (which then hands over to the daemon
 /// executable) and by `corrald` itself.
@@ -21,24 +15,24 @@ package struct DaemonFlags: ParsableArguments {
 
     @Option(help: ArgumentHelp("Refuse to start or grow VMs beyond RATIO online vCPUs per host CPU (e.g. 4).",
                                valueName: "RATIO"))
-    var cpuOvercommit: Double?
+    package var cpuOvercommit: Double?
 
     @Option(help: ArgumentHelp("Refuse to start or grow VMs beyond RATIO guest memory per host MemTotal (e.g. 1.5).",
                                valueName: "RATIO"))
-    var memoryOvercommit: Double?
+    package var memoryOvercommit: Double?
 
     @Option(help: ArgumentHelp("Seconds between looks at the host by the balloon and KSM policies.",
                                valueName: "SECONDS"))
-    var policyInterval: Double = 5
+    package var policyInterval: Double = 5
 
     @Flag(help: "Do not move balloons automatically under host memory pressure.")
-    var noAutoBalloon = false
+    package var noAutoBalloon = false
 
     @Flag(help: "Leave KSM (/sys/kernel/mm/ksm) alone instead of tuning it.")
-    var noKsm = false
+    package var noKsm = false
 
     @Option(help: .hidden)
-    var hostRoot: String = ""
+    package var hostRoot: String = ""
 
     package init() {}
 
@@ -62,16 +56,6 @@ package struct DaemonFlags: ParsableArguments {
         } else if tokenFile != nil {
             throw ValidationError("--token-file only applies with --listen")
         }
-    }
-
-    /// What the flags ask of the supervisor. The daemon manages KSM unless told not to.
-    package var options: DaemonOptions {
-        var options = DaemonOptions(manageKSM: !noKsm)
-        options.limits = .init(cpuRatio: cpuOvercommit, memoryRatio: memoryOvercommit)
-        options.policyInterval = .milliseconds(Int64((policyInterval * 1000).rounded()))
-        options.autoBalloon = !noAutoBalloon
-        options.hostRoot = hostRoot
-        return options
     }
 
     /// The flags again as command-line arguments, with the socket and state folder resolved (so the daemon
@@ -115,26 +99,6 @@ struct DaemonCommand: ParsableCommand {
     @OptionGroup var flags: DaemonFlags
 
     func run() throws {
-        guard let daemon = Self.daemonExecutable() else {
-            Terminal.err("error: cannot find corrald (the daemon executable) next to corral or in PATH; "
-                + "install it beside corral (swift build builds both)")
-            throw ExitCode(ExitCodeValue.failure.rawValue)
-        }
-        let argv = [daemon] + flags.arguments
-        var cArguments = argv.map { strdup($0) } + [nil]
-        execv(daemon, &cArguments)
-        let reason = String(cString: strerror(errno))
-        Terminal.err("error: cannot run \(daemon): \(reason)")
-        throw ExitCode(ExitCodeValue.failure.rawValue)
-    }
-
-    /// `corrald` beside this executable, else the first in PATH.
-    static func daemonExecutable() -> String? {
-        var candidates: [String] = []
-        if let me = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") {
-            candidates.append(URL(fileURLWithPath: me).deletingLastPathComponent().appendingPathComponent("corrald").path)
-        }
-        if let path = HostProbe.findExecutable("corrald") { candidates.append(path) }
-        return candidates.first { FileManager.default.isExecutableFile(atPath: $0) }
+        try Helper.daemon.exec(flags.arguments)
     }
 }

@@ -1,8 +1,7 @@
+import CorralModel
 import CorralWire
 import ArgumentParser
 import Foundation
-import Profiles
-import Supervisor
 
 extension DiskFormat: ExpressibleByArgument {}
 extension DiskBus: ExpressibleByArgument {}

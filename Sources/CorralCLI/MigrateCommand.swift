@@ -1,9 +1,8 @@
+import CorralModel
 import CorralWire
 import ArgumentParser
 import Foundation
 import JSON
-import Profiles
-import Supervisor
 
 #if canImport(Glibc)
 import Glibc

@@ -1,10 +1,10 @@
 import CorralWire
 import ArgumentParser
+import Foundation
 import JSON
-import QMP
 
-struct QMPCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
+package struct QMPCommand: AsyncParsableCommand {
+    package static let configuration = CommandConfiguration(
         commandName: "qmp",
         abstract: "Send one QMP command to a VM (through the daemon) or to a QMP socket, and pretty-print the reply.",
         discussion: """
@@ -17,21 +17,44 @@ struct QMPCommand: AsyncParsableCommand {
             The daemon's socket is --daemon-socket (default: $CORRAL_SOCKET or /run/corral/corral.sock).
             """)
 
+    @OptionGroup var arguments: QMPArguments
+
+    package init() {}
+
+    package func run() async throws {
+        if arguments.socket != nil { try Helper.local.forward(verb: "qmp") }
+        let words = arguments.words
+        let name = words[0]
+        let command = words[1]
+        let parsed = try QMPArguments.object(words.count > 2 ? words[2] : nil)
+        let path = DaemonSocketOption(path: arguments.daemonSocket).resolved
+        let reply = try await DaemonCall.run(socket: path) {
+            try await $0.qmp(name, command: command, arguments: parsed)
+        }
+        Terminal.out(reply.prettyText)
+    }
+}
+
+/// `corral qmp`'s arguments: NAME COMMAND [JSON-ARGS] through the daemon, or COMMAND [JSON-ARGS] straight to a
+/// QMP socket with --socket (which `corral-local` does).
+package struct QMPArguments: ParsableArguments {
     @Option(name: [.customLong("socket"), .customLong("qmp-socket")],
             help: "Talk to this QMP Unix socket directly instead of through the daemon.")
-    var socket: String?
+    package var socket: String?
 
     @Option(name: .customLong("daemon-socket"),
             help: "The daemon's socket (default: $CORRAL_SOCKET or /run/corral/corral.sock).")
-    var daemonSocket: String?
+    package var daemonSocket: String?
 
     @Argument(help: "NAME COMMAND [JSON-ARGS] through the daemon; COMMAND [JSON-ARGS] with --socket.")
-    var words: [String] = []
+    package var words: [String] = []
 
     @Option(help: "Seconds to wait for the reply (direct form).")
-    var timeout: Double = 10
+    package var timeout: Double = 10
 
-    func validate() throws {
+    package init() {}
+
+    package func validate() throws {
         if socket != nil {
             guard (1...2).contains(words.count) else {
                 throw ValidationError("with --socket, give COMMAND [JSON-ARGS]")
@@ -42,40 +65,14 @@ struct QMPCommand: AsyncParsableCommand {
         }
     }
 
-    func run() async throws {
-        if let socket {
-            try await direct(socket: socket, command: words[0], arguments: try parse(words.count > 1 ? words[1] : nil))
-        } else {
-            let name = words[0]
-            let command = words[1]
-            let arguments = try parse(words.count > 2 ? words[2] : nil)
-            let path = DaemonSocketOption(path: daemonSocket).resolved
-            let reply = try await DaemonCall.run(socket: path) {
-                try await $0.qmp(name, command: command, arguments: arguments)
-            }
-            Terminal.out(reply.prettyText)
-        }
-    }
-
-    private func parse(_ arguments: String?) throws -> JSONObject? {
-        guard let arguments else { return nil }
-        guard let parsed = try? JSONValue(parsing: arguments), let object = parsed.objectValue else {
+    /// The JSON-ARGS word as an object; exits 2 with an example when it is not one.
+    package static func object(_ text: String?) throws -> JSONObject? {
+        guard let text else { return nil }
+        guard let parsed = try? WireCoding.decode(JSONValue.self, from: Data(text.utf8)), let object = parsed.objectValue else {
             Terminal.err("error: arguments must be one JSON object, e.g. '{\"id\":\"disk1\"}'")
             throw ExitCode(ExitCodeValue.invalid.rawValue)
         }
         return object
-    }
-
-    private func direct(socket: String, command: String, arguments: JSONObject?) async throws {
-        do {
-            let client = try await QMPClient.connect(socketPath: socket, connectTimeout: .seconds(2))
-            let reply = try await client.execute(command, arguments, timeout: .milliseconds(Int64(timeout * 1000)))
-            await client.close()
-            Terminal.out(reply.prettyText)
-        } catch {
-            Terminal.err("error: \(error.description)")
-            throw ExitCode(ExitCodeValue.failure.rawValue)
-        }
     }
 }
 

@@ -1,6 +1,6 @@
 import Foundation
+import CorralModel
 import JSON
-import Supervisor
 
 /// Human renderings of the daemon's answers: short, aligned.
 enum StatusText {

@@ -34,7 +34,7 @@ package enum Terminal {
     static var stdoutIsTTY: Bool { isatty(1) != 0 }
 
     /// Quotes one argument for a POSIX shell only when it needs it.
-    static func shellQuote(_ arg: String) -> String {
+    package static func shellQuote(_ arg: String) -> String {
         let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%")
         if !arg.isEmpty && arg.allSatisfy({ safe.contains($0) }) { return arg }
         return "'" + arg.replacingOccurrences(of: "'", with: #"'\''"#) + "'"

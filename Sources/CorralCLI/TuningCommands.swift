@@ -1,7 +1,7 @@
+import CorralModel
 import CorralWire
 import ArgumentParser
 import Foundation
-import Supervisor
 
 struct BalloonCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

@@ -1,5 +1,5 @@
 import Foundation
-import Supervisor
+import CorralModel
 
 /// Human renderings of `corral stats` and `corral host`: short, aligned.
 enum TuningText {

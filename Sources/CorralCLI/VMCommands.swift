@@ -1,8 +1,7 @@
+import CorralModel
 import CorralWire
 import ArgumentParser
 import Foundation
-import Profiles
-import Supervisor
 
 struct UpCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(

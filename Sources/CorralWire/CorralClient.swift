@@ -1,6 +1,6 @@
 import Foundation
+import CorralModel
 import JSON
-import Supervisor
 
 /// Failures of the transport, not of the operation (those arrive as `ControlError`).
 public enum CorralClientError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -181,13 +181,13 @@ public struct CorralClient: Sendable {
 
     // MARK: Plumbing
 
-    private func call<Reply: Decodable>(
+    package func call<Reply: Decodable>(
         _ method: String, _ path: String, as type: Reply.Type, timeout: Duration? = nil
     ) async throws -> Reply {
         try await call(method, path, body: Optional<StopRequest>.none, as: type, timeout: timeout)
     }
 
-    private func call<Body: Encodable, Reply: Decodable>(
+    package func call<Body: Encodable, Reply: Decodable>(
         _ method: String, _ path: String, body: Body?, as type: Reply.Type, timeout: Duration? = nil
     ) async throws -> Reply {
         let data = try body.map { try WireCoding.encode($0) }
@@ -201,7 +201,7 @@ public struct CorralClient: Sendable {
 
     /// Sends one request and returns at its response head. A `streaming` response's body may take as long as it
     /// takes; otherwise `timeout` (default: 10 minutes) covers the whole answer.
-    private func send(_ method: String, _ path: String, body: Data?, timeout: Duration? = nil,
+    package func send(_ method: String, _ path: String, body: Data?, timeout: Duration? = nil,
                       streaming: Bool = false) async throws -> HTTPStreamingResponse
     {
         var headers: [(name: String, value: String)] = []
@@ -231,7 +231,7 @@ public struct CorralClient: Sendable {
     }
 
     /// Every byte but unreserved ones (RFC 3986 §2.3) percent-encoded.
-    static func percentEncoded(_ text: String) -> String {
+    package static func percentEncoded(_ text: String) -> String {
         var encoded = ""
         for byte in text.utf8 {
             switch byte {
@@ -282,7 +282,7 @@ public struct CorralClient: Sendable {
     }
 
     /// The whole body; an error status becomes the error it stands for.
-    private func collect(_ response: HTTPStreamingResponse) async throws -> Data {
+    package func collect(_ response: HTTPStreamingResponse) async throws -> Data {
         let bytes: [UInt8]
         do {
             bytes = try await response.collect()
@@ -381,9 +381,9 @@ public struct MigrationStreamLine: Sendable, Equatable {
 
 extension CorralClient {
     /// The peer calls that prepare a VM can take this long (the destination starts QEMU).
-    static let preparePeerTimeout: Duration = .seconds(120)
+    package static let preparePeerTimeout: Duration = .seconds(120)
     /// Commit and abort are a few QMP commands on the destination.
-    static let finishPeerTimeout: Duration = .seconds(60)
+    package static let finishPeerTimeout: Duration = .seconds(60)
 
     /// Starts migrating `name` and streams its progress; the last element is `.completed` or `.failed`.
     /// The stream throws when the connection breaks or ends without an outcome.
@@ -428,22 +428,5 @@ extension CorralClient {
 
     public func cancelMigration(_ name: String) async throws {
         _ = try await collect(try await send("POST", vmPath(name, "migrate/cancel"), body: nil))
-    }
-
-    // Peer routes: what one daemon asks another (HTTPMigrationPeer).
-
-    public func prepareIncoming(_ request: IncomingRequest) async throws -> IncomingReply {
-        try await call("POST", "/v1/migrations/incoming", body: request, as: IncomingReply.self,
-                       timeout: Self.preparePeerTimeout)
-    }
-
-    public func commitIncoming(_ name: String) async throws -> VMStatus {
-        try await call("POST", "/v1/migrations/incoming/" + Self.percentEncoded(name) + "/commit", as: VMStatus.self,
-                       timeout: Self.finishPeerTimeout)
-    }
-
-    public func abortIncoming(_ name: String) async throws {
-        _ = try await collect(try await send("POST", "/v1/migrations/incoming/" + Self.percentEncoded(name) + "/abort",
-                                             body: nil, timeout: Self.finishPeerTimeout))
     }
 }

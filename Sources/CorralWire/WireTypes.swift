@@ -1,6 +1,5 @@
+import CorralModel
 import JSON
-import Profiles
-import Supervisor
 
 /// The daemon's version, reported by `GET /v1/health`.
 public enum CorralVersion {

@@ -1,3 +1,5 @@
+import CorralModel
+
 /// A validated, fully resolved VM profile: `extends` merged, defaults filled in,
 /// relative paths made absolute against the profile's folder.
 ///
@@ -88,10 +90,6 @@ public struct Overcommit: Sendable, Equatable, Codable {
         self.cpuWeight = cpuWeight
         self.cpuQuotaPercent = cpuQuotaPercent
     }
-}
-
-public enum Accel: String, Sendable, Codable, CaseIterable {
-    case kvm, tcg, auto
 }
 
 public struct CPU: Sendable, Equatable, Codable {
@@ -237,16 +235,6 @@ public struct Disk: Sendable, Equatable, Codable {
     }
 }
 
-public enum DiskFormat: String, Sendable, Codable, CaseIterable {
-    case qcow2, raw
-}
-
-public enum DiskBus: String, Sendable, Codable, CaseIterable {
-    case virtioBlk = "virtio-blk"
-    case virtioSCSI = "virtio-scsi"
-    case nvme
-}
-
 /// QEMU's cache modes, mapped to `cache.direct` / `cache.no-flush` by the argv builder.
 public enum CacheMode: String, Sendable, Codable, CaseIterable {
     case none, writeback, writethrough, directsync, unsafe
@@ -272,15 +260,6 @@ public struct NIC: Sendable, Equatable, Codable {
         self.bridge = bridge
         self.ifname = ifname
     }
-}
-
-public enum NICMode: String, Sendable, Codable, CaseIterable {
-    case user, tap, bridge
-}
-
-public enum NICModel: String, Sendable, Codable, CaseIterable {
-    case virtioNet = "virtio-net"
-    case e1000e
 }
 
 public struct Hotplug: Sendable, Equatable, Codable {

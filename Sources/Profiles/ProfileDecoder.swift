@@ -1,3 +1,5 @@
+import CorralModel
+
 /// Turns a merged profile tree into a `Profile`, strictly: unknown keys, wrong types and values outside an
 /// enum are reported, and decoding goes on so that every problem is found in one pass.
 ///

@@ -1,3 +1,5 @@
+import CorralModel
+
 /// Loads a profile: reads it (through `ProfileSource`), merges its `extends` chain, decodes strictly,
 /// fills defaults, resolves relative paths and validates, reporting every problem at once.
 public struct ProfileLoader: Sendable {

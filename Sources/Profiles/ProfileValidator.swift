@@ -1,3 +1,5 @@
+import CorralModel
+
 /// Cross-field and value checks on a decoded profile. Each diagnostic points at the value it is about
 /// (or, for a defaulted value, at the nearest enclosing value that was written) and names the value and
 /// the limit or allowed set.

@@ -1,3 +1,4 @@
+import CorralModel
 import Yams
 
 /// A profile file taking part in a load: the top file or one reached through `extends`.

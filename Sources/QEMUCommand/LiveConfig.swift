@@ -1,3 +1,4 @@
+import CorralModel
 import Profiles
 
 /// What a VM runs with: its profile plus everything that changed at runtime.

@@ -1,3 +1,4 @@
+import CorralModel
 import Profiles
 import QEMUCommand
 

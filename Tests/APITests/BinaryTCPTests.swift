@@ -1,4 +1,5 @@
 import API
+import CorralModel
 import CorralWire
 import Foundation
 import Supervisor

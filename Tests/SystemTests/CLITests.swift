@@ -88,6 +88,38 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: folder + "/s.sock") && !FileManager.default.fileExists(atPath: folder + "/state"))
     }
 
+    /// `corral check|argv|run|qmp --socket` hand over to `corral-local`; without it they say what is missing, while
+    /// `--help` and argument errors still come from `corral` itself.
+    @Test func localVerbsWithoutCorralLocalSayWhatIsMissing() async throws {
+        let folder = Guest.tempFolder("lonely-local")
+        defer { Guest.cleanUp(folder) }
+        let lonely = folder + "/corral"
+        try FileManager.default.copyItem(atPath: Self.binary, toPath: lonely)
+        let profile = Guest.repoRoot + "/profiles/tiny-test.yaml"
+        let env = ["/usr/bin/env", "PATH=\(folder)/empty", lonely]
+        let check = try await ProcessLauncher.run(env[0], Array(env.dropFirst()) + ["check", profile])
+        #expect(check.status == .exited(1), "\(check.output)")
+        #expect(check.output.contains("cannot find corral-local (the executable for check, argv, run and qmp --socket)"),
+                "\(check.output)")
+        let help = try await ProcessLauncher.run(env[0], Array(env.dropFirst()) + ["argv", "--help"])
+        #expect(help.status == .exited(0) && help.output.contains("USAGE: corral argv <profile>"), "\(help.output)")
+        let bad = try await ProcessLauncher.run(env[0], Array(env.dropFirst()) + ["run", profile, "--for", "0"])
+        #expect(bad.status != .exited(0) && bad.output.contains("--for must be more than 0 seconds"), "\(bad.output)")
+        #expect(!bad.output.contains("corral-local"), "parsed by corral, not handed over: \(bad.output)")
+    }
+
+    /// The client binary carries the API client and nothing the daemon or the local verbs need: its start-up cost
+    /// (metadata scans in argument parsing) is what `corral up` pays over QEMU. Swift symbol and type names embed
+    /// their module as `<length><name>`.
+    @Test func theClientBinaryCarriesNoSupervisorProfilesOrServer() throws {
+        let bytes = try Data(contentsOf: URL(fileURLWithPath: Self.binary))
+        func carries(_ module: String) -> Bool { bytes.range(of: Data("\(module.utf8.count)\(module)".utf8)) != nil }
+        #expect(carries("CorralWire") && carries("CorralModel"), "the search finds the modules the client does link")
+        for module in ["Supervisor", "Profiles", "QEMUCommand", "Yams", "Hummingbird", "NIOCore", "API"] {
+            #expect(!carries(module), "corral links \(module)")
+        }
+    }
+
     @Test func argvShowsKVMAndJSONDevicesForWeb() async throws {
         let (status, output) = try await corral("argv", Guest.repoRoot + "/profiles/web.yaml", "--no-file-checks")
         #expect(status == .exited(0), "\(output)")

@@ -1,4 +1,5 @@
-import Profiles
+import CorralModel
+
 
 /// Hotplug operations the daemon offers (`corral cpu|disk|nic|mem`). Separate from
 /// `VMControl` so API fakes that only do lifecycle stay small.
@@ -11,59 +12,4 @@ public protocol HotplugControl: Sendable {
     func removeNIC(_ name: String, id: String) async throws(ControlError) -> VMStatus
     func addMemory(_ name: String, _ request: MemoryAddRequest) async throws(ControlError) -> VMStatus
     func removeMemory(_ name: String, id: String) async throws(ControlError) -> VMStatus
-}
-
-/// `corral disk add`: attach an existing image (`file`) or create one (`file` + `size`).
-public struct DiskAddRequest: Sendable, Codable, Equatable {
-    public var id: String
-    /// Absolute path (the CLI resolves relative paths against its working directory).
-    public var file: String
-    public var format: DiskFormat?
-    /// Create the image with this size (`1G`, `512M`); the file must not exist yet.
-    public var size: String?
-    public var readonly: Bool
-    public var bus: DiskBus?
-
-    public init(id: String, file: String, format: DiskFormat? = nil, size: String? = nil, readonly: Bool = false,
-                bus: DiskBus? = nil) {
-        self.id = id
-        self.file = file
-        self.format = format
-        self.size = size
-        self.readonly = readonly
-        self.bus = bus
-    }
-}
-
-/// `corral nic add`.
-public struct NICAddRequest: Sendable, Codable, Equatable {
-    public var id: String
-    public var mode: NICMode?
-    public var bridge: String?
-    public var ifname: String?
-    /// nil → a stable 52:54:00 MAC derived from the VM name and NIC id.
-    public var mac: String?
-    public var model: NICModel?
-
-    public init(id: String, mode: NICMode? = nil, bridge: String? = nil, ifname: String? = nil, mac: String? = nil,
-                model: NICModel? = nil) {
-        self.id = id
-        self.mode = mode
-        self.bridge = bridge
-        self.ifname = ifname
-        self.mac = mac
-        self.model = model
-    }
-}
-
-/// `corral mem NAME --add SIZE`: one pc-dimm.
-public struct MemoryAddRequest: Sendable, Codable, Equatable {
-    /// nil → `dimm0`, `dimm1`, …
-    public var id: String?
-    public var size: String
-
-    public init(id: String? = nil, size: String) {
-        self.id = id
-        self.size = size
-    }
 }

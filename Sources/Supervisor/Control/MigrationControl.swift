@@ -1,3 +1,4 @@
+import CorralModel
 import JSON
 import QEMUCommand
 
@@ -25,19 +26,6 @@ public protocol MigrationPeer: Sendable {
 
 /// Makes a peer for `host:port` with an optional bearer token.
 public typealias MigrationPeerConnector = @Sendable (_ host: String, _ port: Int, _ token: String?) -> any MigrationPeer
-
-public struct MigrateRequest: Sendable, Codable, Equatable {
-    /// The destination daemon's TCP API, `HOST:PORT`.
-    public var to: String
-    public var token: String?
-    public var options: MigrationOptions
-
-    public init(to: String, token: String? = nil, options: MigrationOptions = MigrationOptions()) {
-        self.to = to
-        self.token = token
-        self.options = options
-    }
-}
 
 public struct IncomingRequest: Sendable, Codable, Equatable {
     public var config: LiveConfig
@@ -71,24 +59,5 @@ public struct IncomingReply: Sendable, Codable, Equatable {
         self.nbdHost = nbdHost
         self.nbdPort = nbdPort
         self.exports = exports
-    }
-}
-
-public struct MigrationResult: Sendable, Codable, Equatable {
-    public var name: String
-    public var destination: String
-    public var totalMilliseconds: Int64?
-    public var downtimeMilliseconds: Int64?
-    public var setupMilliseconds: Int64?
-    public var transferredBytes: UInt64?
-
-    public init(name: String, destination: String, totalMilliseconds: Int64?, downtimeMilliseconds: Int64?,
-                setupMilliseconds: Int64?, transferredBytes: UInt64?) {
-        self.name = name
-        self.destination = destination
-        self.totalMilliseconds = totalMilliseconds
-        self.downtimeMilliseconds = downtimeMilliseconds
-        self.setupMilliseconds = setupMilliseconds
-        self.transferredBytes = transferredBytes
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import CorralModel
 import JSON
 
 /// Keeps recent events per VM (in memory, and appended to the VM's `events.log`),

@@ -1,3 +1,5 @@
+import CorralModel
+
 /// Which operation may run in which state: a pure rule table, tested without QEMU.
 /// A refusal names the current state and the states the operation needs.
 public enum VMOperation: String, Sendable, CaseIterable {

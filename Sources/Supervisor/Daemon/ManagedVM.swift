@@ -1,4 +1,5 @@
 import Foundation
+import CorralModel
 import JSON
 import Logging
 import Profiles

@@ -1,3 +1,4 @@
+import CorralModel
 import Profiles
 
 /// Why a QEMU process ended, as far as the supervisor can tell.

@@ -1,3 +1,4 @@
+import CorralModel
 import Profiles
 
 /// Hotplug requests go through the VM's operation queue like every other operation.

@@ -1,4 +1,5 @@
 import Foundation
+import CorralModel
 import QEMUCommand
 
 /// What the daemon remembers about one VM between restarts (`vm.json` in its folder).

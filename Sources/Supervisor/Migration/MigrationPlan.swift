@@ -1,3 +1,4 @@
+import CorralModel
 import JSON
 import Profiles
 import QEMUCommand

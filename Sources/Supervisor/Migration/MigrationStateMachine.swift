@@ -1,3 +1,5 @@
+import CorralModel
+
 /// The migration choreography as a value: observations in, actions out (no I/O, no clocks).
 ///
 /// Invariants:

@@ -1,3 +1,5 @@
+import CorralModel
+
 // The migration state machine's vocabulary: its states, inputs, actions, owners and refusals (the machine
 // itself, the transitions, is in MigrationStateMachine.swift).
 

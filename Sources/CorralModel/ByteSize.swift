@@ -97,7 +97,8 @@ public struct ByteSize: Sendable, Hashable, Comparable, Codable, CustomStringCon
 }
 
 extension StringProtocol {
-    func trimmingCharactersInWhitespace() -> String {
+    /// Without leading and trailing whitespace (no Foundation).
+    package func trimmingCharactersInWhitespace() -> String {
         var s = Substring(self)
         while let c = s.first, c.isWhitespace { s.removeFirst() }
         while let c = s.last, c.isWhitespace { s.removeLast() }

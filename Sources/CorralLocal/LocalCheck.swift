@@ -1,34 +1,22 @@
 import ArgumentParser
+import CorralCLI
 import JSON
 import Profiles
 
-struct CheckCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "check",
-        abstract: "Validate profiles and report every problem with FILE:LINE:COL.",
-        discussion: "Exits 2 when any profile is invalid.")
+/// `corral check`, done: loads each profile and reports every diagnostic.
+struct LocalCheck: ParsableCommand {
+    static let configuration = CheckCommand.configuration
 
-    @Argument(help: "Profile files (YAML).")
-    var profiles: [String]
+    @OptionGroup var arguments: CheckArguments
 
-    @Flag(help: "Skip checks that files (kernel, initrd, disk images) exist.")
-    var noFileChecks = false
-
-    @Flag(help: "Print a JSON array of {file, valid, name, errors[]}.")
-    var json = false
-
-    func validate() throws {
-        if profiles.isEmpty { throw ValidationError("give at least one profile") }
-    }
-
-    func run() async throws {
+    func run() throws {
         var results: [JSONValue] = []
         var failed = false
-        for path in profiles {
+        for path in arguments.profiles {
             do {
-                let profile = try ProfileLoader(checkFiles: !noFileChecks).load(path: path)
+                let profile = try ProfileLoader(checkFiles: !arguments.noFileChecks).load(path: path)
                 results.append(["file": .string(path), "valid": true, "name": .string(profile.name), "errors": []])
-                if !json {
+                if !arguments.json {
                     Terminal.out("\(path): ok (\(profile.name): \(profile.cpu.count)/\(profile.cpu.max) vCPUs, "
                         + "\(profile.memory.size) RAM, \(profile.disks.count) disks, \(profile.nics.count) NICs)")
                 }
@@ -39,12 +27,12 @@ struct CheckCommand: AsyncParsableCommand {
                      "field": .string($0.path), "message": .string($0.message)]
                 }
                 results.append(["file": .string(path), "valid": false, "errors": .array(errors)])
-                if !json {
+                if !arguments.json {
                     for diagnostic in error.diagnostics { Terminal.err(diagnostic.description) }
                 }
             }
         }
-        if json { Terminal.out(JSONValue.array(results).prettyText) }
+        if arguments.json { Terminal.out(JSONValue.array(results).prettyText) }
         if failed { throw ExitCode(ExitCodeValue.invalid.rawValue) }
     }
 }

@@ -1,0 +1,27 @@
+import ArgumentParser
+import CorralModel
+import Foundation
+
+/// `--accel` override shared by commands that start or show a VM.
+package struct AccelOption: ParsableArguments {
+    @Option(name: .long, help: "Override the profile's accelerator: kvm, tcg or auto.")
+    package var accel: Accel?
+
+    package init() {}
+}
+
+extension Accel: ExpressibleByArgument {}
+
+/// Where VM state lives: --state-dir, then CORRAL_STATE_DIR, then /var/lib/corral.
+package struct StateDirOption: ParsableArguments {
+    @Option(name: .long, help: "State root (default: $CORRAL_STATE_DIR or /var/lib/corral).")
+    var stateDir: String?
+
+    package init() {}
+
+    package var resolved: String {
+        if let stateDir { return stateDir }
+        if let env = ProcessInfo.processInfo.environment["CORRAL_STATE_DIR"], !env.isEmpty { return env }
+        return "/var/lib/corral"
+    }
+}

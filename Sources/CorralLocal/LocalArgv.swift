@@ -1,0 +1,25 @@
+import ArgumentParser
+import CorralCLI
+import Profiles
+import QEMUCommand
+import Supervisor
+
+/// `corral argv`, done: the argv the daemon would launch for the profile, with this host's accelerator.
+struct LocalArgv: ParsableCommand {
+    static let configuration = ArgvCommand.configuration
+
+    @OptionGroup var arguments: ArgvArguments
+
+    func run() throws {
+        let loaded = try ProfileInput.load(arguments.profile, checkFiles: !arguments.noFileChecks)
+        let paths = VMPaths(stateRoot: arguments.state.resolved, name: loaded.name)
+        let request = StartRequest(config: LiveConfig(profile: loaded), accel: arguments.accel.resolve(for: loaded),
+                                   paths: paths)
+        let argv = QEMUArgv.build(request.config, request.runtimeOptions)
+        if arguments.shell {
+            Terminal.out(argv.map(Terminal.shellQuote).joined(separator: " "))
+        } else {
+            for arg in argv { Terminal.out(arg) }
+        }
+    }
+}

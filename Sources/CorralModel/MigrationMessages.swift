@@ -1,0 +1,33 @@
+/// `corral migrate`'s request (`POST /v1/vms/{name}/migrate`).
+public struct MigrateRequest: Sendable, Codable, Equatable {
+    /// The destination daemon's TCP API, `HOST:PORT`.
+    public var to: String
+    public var token: String?
+    public var options: MigrationOptions
+
+    public init(to: String, token: String? = nil, options: MigrationOptions = MigrationOptions()) {
+        self.to = to
+        self.token = token
+        self.options = options
+    }
+}
+
+/// How a finished migration went, as QEMU reported it on the source.
+public struct MigrationResult: Sendable, Codable, Equatable {
+    public var name: String
+    public var destination: String
+    public var totalMilliseconds: Int64?
+    public var downtimeMilliseconds: Int64?
+    public var setupMilliseconds: Int64?
+    public var transferredBytes: UInt64?
+
+    public init(name: String, destination: String, totalMilliseconds: Int64?, downtimeMilliseconds: Int64?,
+                setupMilliseconds: Int64?, transferredBytes: UInt64?) {
+        self.name = name
+        self.destination = destination
+        self.totalMilliseconds = totalMilliseconds
+        self.downtimeMilliseconds = downtimeMilliseconds
+        self.setupMilliseconds = setupMilliseconds
+        self.transferredBytes = transferredBytes
+    }
+}

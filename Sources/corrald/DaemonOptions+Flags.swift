@@ -1,0 +1,14 @@
+import CorralCLI
+import Supervisor
+
+extension DaemonFlags {
+    /// What the flags ask of the supervisor. The daemon manages KSM unless told not to.
+    var options: DaemonOptions {
+        var options = DaemonOptions(manageKSM: !noKsm)
+        options.limits = .init(cpuRatio: cpuOvercommit, memoryRatio: memoryOvercommit)
+        options.policyInterval = .milliseconds(Int64((policyInterval * 1000).rounded()))
+        options.autoBalloon = !noAutoBalloon
+        options.hostRoot = hostRoot
+        return options
+    }
+}
