@@ -91,6 +91,7 @@ let package = Package(
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles", "CorralModel"]),
         .testTarget(name: "QEMUCommandTests", dependencies: ["QEMUCommand", "Profiles", "CorralModel", "JSON"]),
         .testTarget(name: "CorralWireTests", dependencies: ["CorralWire", "CorralModel", "JSON"]),
+        .testTarget(name: "CorralCLITests", dependencies: ["CorralCLI", "CorralModel"]),
         .testTarget(name: "APITests", dependencies: [
             "API", "CorralWire", "CorralModel", "Supervisor", "Profiles", "JSON",
             .product(name: "HummingbirdTesting", package: "hummingbird"),

@@ -1,10 +1,12 @@
 import ArgumentParser
+import Dispatch
 
-/// `corral`: the command-line front end. Each verb is its own `ParsableCommand`.
+/// `corral`: the command-line front end. Each verb is its own `ParsableCommand`; the quick ones (`up`, `ls`,
+/// `status`) are synchronous, the rest async. `main()` runs each kind the way it needs.
 ///
 /// Exit codes: 0 success; 1 the operation failed (QEMU, QMP or I/O error);
 /// 2 invalid input (profile validation errors, bad arguments).
-public struct Corral: AsyncParsableCommand {
+public struct Corral: ParsableCommand {
     public static let configuration = CommandConfiguration(
         commandName: "corral",
         abstract: "Declarative QEMU/KVM virtual machines: profiles, supervision, hotplug, overcommit, migration.",
@@ -40,4 +42,49 @@ public struct Corral: AsyncParsableCommand {
         ]
     )
     public init() {}
+}
+
+extension Corral {
+    /// Parses the command line and runs the command, then exits. A synchronous command runs right here on the
+    /// main thread, so Swift's concurrency runtime never starts: for `corral up` that is about half a
+    /// millisecond of a process that lives for a few (docs/benchmarks.md). An async command runs in a task
+    /// while the main thread serves the main queue, as an async `main` would.
+    /// (ArgumentParser's own `main` wants an async root for async subcommands, and an async root makes every
+    /// command pay for the runtime.)
+    public static func runAndExit() -> Never {
+        let parsed: any ParsableCommand
+        do {
+            parsed = try parseAsRoot()
+        } catch {
+            exit(withError: error)
+        }
+        guard let asynchronous = parsed as? any AsyncParsableCommand else {
+            var command = parsed
+            do {
+                try command.run()
+            } catch {
+                exit(withError: error)
+            }
+            exit()
+        }
+        let pending = PendingCommand(asynchronous)
+        Task {
+            do {
+                try await pending.run()
+            } catch {
+                exit(withError: error)
+            }
+            exit()
+        }
+        dispatchMain()
+    }
+}
+
+/// An async command handed from the main thread to the task that runs it; only that task touches it.
+private final class PendingCommand: @unchecked Sendable {
+    private var command: any AsyncParsableCommand
+
+    init(_ command: any AsyncParsableCommand) { self.command = command }
+
+    func run() async throws { try await command.run() }
 }

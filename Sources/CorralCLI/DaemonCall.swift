@@ -1,7 +1,11 @@
 import CorralModel
 import CorralWire
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import JSON
 
 /// `--socket`: where the daemon listens (then $CORRAL_SOCKET, then /run/corral/corral.sock).
@@ -22,22 +26,39 @@ enum DaemonCall {
     static func run<T: Sendable>(socket: String, _ body: (CorralClient) async throws -> T) async throws -> T {
         do {
             return try await CorralClient.withClient(.unixSocket(socket), body)
-        } catch let error as ControlError {
+        } catch {
+            throw exit(for: error)
+        }
+    }
+
+    /// The same for the calls a command makes on its own thread (`CorralClient.blocking`).
+    static func runBlocking<T>(socket: String, _ body: (CorralClient.Blocking) throws -> T) throws -> T {
+        do {
+            return try body(CorralClient(endpoint: .unixSocket(socket)).blocking)
+        } catch {
+            throw exit(for: error)
+        }
+    }
+
+    /// Reports `error` and returns the exit it calls for.
+    private static func exit(for error: any Error) -> ExitCode {
+        switch error {
+        case let error as ControlError:
             report(error)
             switch error {
-            case .invalidProfile, .invalidRequest: throw ExitCode(ExitCodeValue.invalid.rawValue)
-            default: throw ExitCode(ExitCodeValue.failure.rawValue)
+            case .invalidProfile, .invalidRequest: return ExitCode(ExitCodeValue.invalid.rawValue)
+            default: return ExitCode(ExitCodeValue.failure.rawValue)
             }
-        } catch let error as CorralClientError {
+        case let error as CorralClientError:
             Terminal.err("error: \(error.description)")
-            throw ExitCode(ExitCodeValue.failure.rawValue)
-        } catch let error as ExitCode {
-            throw error
-        } catch is CancellationError {
-            throw ExitCode(ExitCodeValue.failure.rawValue)
-        } catch {
+            return ExitCode(ExitCodeValue.failure.rawValue)
+        case let error as ExitCode:
+            return error
+        case is CancellationError:
+            return ExitCode(ExitCodeValue.failure.rawValue)
+        default:
             Terminal.err("error: \(error)")
-            throw ExitCode(ExitCodeValue.failure.rawValue)
+            return ExitCode(ExitCodeValue.failure.rawValue)
         }
     }
 

@@ -1,7 +1,11 @@
 import CorralModel
 import CorralWire
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import JSON
 
 #if canImport(Glibc)

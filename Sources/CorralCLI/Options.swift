@@ -1,6 +1,10 @@
 import ArgumentParser
 import CorralModel
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// `--accel` override shared by commands that start or show a VM.
 package struct AccelOption: ParsableArguments {

@@ -1,6 +1,10 @@
 import CorralWire
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import JSON
 
 package struct QMPCommand: AsyncParsableCommand {

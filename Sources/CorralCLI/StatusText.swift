@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import CorralModel
 import JSON
 
@@ -51,31 +55,22 @@ enum StatusText {
         }
         if let migration = vm.migration {
             var text = "to \(migration["to"]?.stringValue ?? "?"), \(migration["status"]?.stringValue ?? "starting")"
-            if let percent = migration["percent"]?.doubleValue { text += String(format: ", %.0f%%", percent) }
-            if let mib = migration["mibPerSecond"]?.doubleValue { text += String(format: ", %.1f MiB/s", mib) }
+            if let percent = migration["percent"]?.doubleValue { text += ", " + TextFormat.fixed(percent, 0) + "%" }
+            if let mib = migration["mibPerSecond"]?.doubleValue { text += ", " + TextFormat.fixed(mib, 1) + " MiB/s" }
             if let left = migration["remainingBytes"]?.intValue { text += ", \(bytes(UInt64(max(0, left)))) left" }
             pairs.append(("migration", text))
         }
         let width = pairs.map(\.0.count).max() ?? 0
         return pairs.map { key, value in
             let label = key.isEmpty ? "" : key + ":"
-            return label.padding(toLength: width + 2, withPad: " ", startingAt: 0) + value
+            return TextFormat.padded(label, width + 2) + value
         }
     }
 
     static func event(_ event: CorralEvent) -> String {
-        let date = Date(timeIntervalSince1970: event.time)
-        var text = "\(timestamp(date)) \(event.vm) \(event.source.rawValue) \(event.name)"
+        var text = "\(TextFormat.localTimestamp(event.time)) \(event.vm) \(event.source.rawValue) \(event.name)"
         if let data = event.data, !data.isNull { text += " " + data.compactText }
         return text
-    }
-
-    /// Local time, to the millisecond.
-    static func timestamp(_ date: Date) -> String {
-        let formatter = DateFormatter()
-        formatter.locale = Locale(identifier: "en_US_POSIX")
-        formatter.dateFormat = "yyyy-MM-dd HH:mm:ss.SSS"
-        return formatter.string(from: date)
     }
 
     /// 1 GiB, 768 MiB, 1.5 GiB, 512 B.
@@ -88,16 +83,16 @@ enum StatusText {
             unit += 1
         }
         if unit == 0 || amount == amount.rounded() { return "\(Int(amount)) \(units[unit])" }
-        return String(format: "%.1f", amount) + " " + units[unit]
+        return TextFormat.fixed(amount, 1) + " " + units[unit]
     }
 
     /// 45s, 3m05s, 2h07m, 3d04h.
     static func duration(_ seconds: Double) -> String {
         let total = Int(seconds)
         let (days, hours, minutes, secs) = (total / 86400, total / 3600 % 24, total / 60 % 60, total % 60)
-        if days > 0 { return "\(days)d" + String(format: "%02dh", hours) }
-        if hours > 0 { return "\(hours)h" + String(format: "%02dm", minutes) }
-        if minutes > 0 { return "\(minutes)m" + String(format: "%02ds", secs) }
+        if days > 0 { return "\(days)d" + TextFormat.zeroPadded(hours, 2) + "h" }
+        if hours > 0 { return "\(hours)h" + TextFormat.zeroPadded(minutes, 2) + "m" }
+        if minutes > 0 { return "\(minutes)m" + TextFormat.zeroPadded(secs, 2) + "s" }
         return "\(secs)s"
     }
 
@@ -106,7 +101,7 @@ enum StatusText {
         let widths = (0..<columns).map { column in rows.map { column < $0.count ? $0[column].count : 0 }.max() ?? 0 }
         return rows.map { row in
             row.enumerated().map { index, cell in
-                index == row.count - 1 ? cell : cell.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+                index == row.count - 1 ? cell : TextFormat.padded(cell, widths[index])
             }.joined(separator: "  ")
         }
     }

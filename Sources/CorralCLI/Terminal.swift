@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 #if canImport(Glibc)
 import Glibc
@@ -37,7 +41,7 @@ package enum Terminal {
     package static func shellQuote(_ arg: String) -> String {
         let safe = Set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./=:,+@%")
         if !arg.isEmpty && arg.allSatisfy({ safe.contains($0) }) { return arg }
-        return "'" + arg.replacingOccurrences(of: "'", with: #"'\''"#) + "'"
+        return "'" + arg.split(separator: "'", omittingEmptySubsequences: false).joined(separator: #"'\''"#) + "'"
     }
 }
 

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import CorralModel
 
 /// Human renderings of `corral stats` and `corral host`: short, aligned.
@@ -30,7 +34,7 @@ enum TuningText {
             }
             pairs.append((shown.label, shown.bytes ? mebibytes(value) : "\(value)"))
         }
-        let updated = stats.lastUpdate.map { StatusText.timestamp(Date(timeIntervalSince1970: $0)) }
+        let updated = stats.lastUpdate.map(TextFormat.localTimestamp)
         pairs.append(("updated", updated ?? "never (the guest has not reported yet)"))
         return block(pairs)
     }
@@ -73,12 +77,12 @@ enum TuningText {
     static func mebibytes(_ bytes: Int64) -> String {
         let value = Double(bytes) / 1_048_576
         if value == value.rounded() { return "\(Int64(value)) MiB" }
-        return String(format: "%.1f MiB", value)
+        return TextFormat.fixed(value, 1) + " MiB"
     }
 
     /// 0.75, 1.5, 4.
     static func ratio(_ value: Double) -> String {
-        var text = String(format: "%.2f", value)
+        var text = TextFormat.fixed(value, 2)
         while text.hasSuffix("0") { text.removeLast() }
         if text.hasSuffix(".") { text.removeLast() }
         return text
@@ -87,6 +91,6 @@ enum TuningText {
     /// `key: value` lines with the values aligned.
     static func block(_ pairs: [(String, String)]) -> [String] {
         let width = pairs.map(\.0.count).max() ?? 0
-        return pairs.map { key, value in (key + ":").padding(toLength: width + 2, withPad: " ", startingAt: 0) + value }
+        return pairs.map { key, value in TextFormat.padded(key + ":", width + 2) + value }
     }
 }

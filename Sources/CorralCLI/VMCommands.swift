@@ -1,9 +1,13 @@
 import CorralModel
 import CorralWire
 import ArgumentParser
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
-struct UpCommand: AsyncParsableCommand {
+struct UpCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "up",
         abstract: "Define and start a VM from a profile, through the daemon; prints the VM's name.",
@@ -30,15 +34,15 @@ struct UpCommand: AsyncParsableCommand {
 
     @OptionGroup var socket: DaemonSocketOption
 
-    func run() async throws {
+    func run() throws {
         let absolute = ClientPath.absolute(profile)
         let request = UpRequest(profile: absolute, name: name, accel: accel, paused: paused)
-        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.up(request) }
+        let status = try DaemonCall.runBlocking(socket: socket.resolved) { try $0.up(request) }
         if json { try JSONOutput.print(status) } else { Terminal.out(status.name) }
     }
 }
 
-struct ListCommand: AsyncParsableCommand {
+struct ListCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "ls", abstract: "List the daemon's VMs.")
 
@@ -47,14 +51,14 @@ struct ListCommand: AsyncParsableCommand {
 
     @OptionGroup var socket: DaemonSocketOption
 
-    func run() async throws {
-        let vms = try await DaemonCall.run(socket: socket.resolved) { try await $0.list() }
+    func run() throws {
+        let vms = try DaemonCall.runBlocking(socket: socket.resolved) { try $0.list() }
         if json { return try JSONOutput.print(vms) }
         for line in StatusText.table(vms) { Terminal.out(line) }
     }
 }
 
-struct StatusCommand: AsyncParsableCommand {
+struct StatusCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "status", abstract: "Show one VM: state, process, CPUs, memory, devices, paths.")
 
@@ -66,8 +70,8 @@ struct StatusCommand: AsyncParsableCommand {
 
     @OptionGroup var socket: DaemonSocketOption
 
-    func run() async throws {
-        let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.status(name) }
+    func run() throws {
+        let status = try DaemonCall.runBlocking(socket: socket.resolved) { try $0.status(name) }
         if json { return try JSONOutput.print(status) }
         for line in StatusText.block(status) { Terminal.out(line) }
     }

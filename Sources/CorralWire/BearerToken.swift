@@ -1,4 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+import CorralModel
 
 /// A token file that cannot be used, with the reason.
 public struct TokenFileError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -27,7 +32,7 @@ public enum BearerToken {
         }
         let text = String(decoding: data, as: UTF8.self)
         let token = text.split(whereSeparator: \.isNewline).first.map {
-            $0.trimmingCharacters(in: .whitespaces)
+            $0.trimmingCharactersInWhitespace()
         } ?? ""
         guard !token.isEmpty else { throw TokenFileError(description: "token file \(file) is empty") }
         guard token.allSatisfy({ $0.isASCII && !$0.isWhitespace }) else {

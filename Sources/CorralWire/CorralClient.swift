@@ -1,4 +1,12 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
+
+#if canImport(Glibc)
+import Glibc
+#endif
 import CorralModel
 import JSON
 
@@ -192,6 +200,28 @@ public struct CorralClient: Sendable {
     ) async throws -> Reply {
         let data = try body.map { try WireCoding.encode($0) }
         let bytes = try await collect(try await send(method, path, body: data, timeout: timeout))
+        return try Self.reply(type, from: bytes, to: method, path)
+    }
+
+    /// The same exchange on the calling thread (`HTTPCall.exchange`): no task, no second thread.
+    private func callBlocking<Body: Encodable, Reply: Decodable>(
+        _ method: String, _ path: String, body: Body?, as type: Reply.Type
+    ) throws -> Reply {
+        let data = try body.map { try WireCoding.encode($0) }
+        let (request, target) = prepared(method, path, body: data)
+        let answer: (head: HTTPResponseHead, body: [UInt8])
+        do {
+            answer = try HTTPCall.exchange(request, to: target, timeout: requestTimeout)
+        } catch {
+            throw transportError(error)
+        }
+        let bytes = Data(answer.body)
+        if answer.head.status >= 400 { throw Self.failure(status: answer.head.status, body: bytes) }
+        return try Self.reply(type, from: bytes, to: method, path)
+    }
+
+    private static func reply<Reply: Decodable>(_ type: Reply.Type, from bytes: Data, to method: String,
+                                                _ path: String) throws -> Reply {
         do {
             return try WireCoding.decode(type, from: bytes)
         } catch {
@@ -199,11 +229,8 @@ public struct CorralClient: Sendable {
         }
     }
 
-    /// Sends one request and returns at its response head. A `streaming` response's body may take as long as it
-    /// takes; otherwise `timeout` (default: 10 minutes) covers the whole answer.
-    package func send(_ method: String, _ path: String, body: Data?, timeout: Duration? = nil,
-                      streaming: Bool = false) async throws -> HTTPStreamingResponse
-    {
+    /// The HTTP request for an API call, and where it goes (with the bearer token over TCP).
+    private func prepared(_ method: String, _ path: String, body: Data?) -> (HTTPRequest, HTTPEndpoint) {
         var headers: [(name: String, value: String)] = []
         if body != nil { headers.append(("Content-Type", "application/json")) }
         let target: HTTPEndpoint
@@ -214,7 +241,15 @@ public struct CorralClient: Sendable {
             target = .tcp(host: host, port: port)
             headers.append(("Authorization", "Bearer \(token)"))
         }
-        let request = HTTPRequest(method: method, target: path, headers: headers, body: body.map { Array($0) })
+        return (HTTPRequest(method: method, target: path, headers: headers, body: body.map { Array($0) }), target)
+    }
+
+    /// Sends one request and returns at its response head. A `streaming` response's body may take as long as it
+    /// takes; otherwise `timeout` (default: 10 minutes) covers the whole answer.
+    package func send(_ method: String, _ path: String, body: Data?, timeout: Duration? = nil,
+                      streaming: Bool = false) async throws -> HTTPStreamingResponse
+    {
+        let (request, target) = prepared(method, path, body: body)
         do {
             return try await HTTPCall.send(request, to: target, timeout: timeout ?? requestTimeout,
                                            timeoutCoversBody: !streaming)
@@ -225,7 +260,7 @@ public struct CorralClient: Sendable {
         }
     }
 
-    private func vmPath(_ name: String, _ action: String? = nil, _ id: String? = nil) -> String {
+    fileprivate func vmPath(_ name: String, _ action: String? = nil, _ id: String? = nil) -> String {
         "/v1/vms/" + Self.percentEncoded(name) + (action.map { "/" + $0 } ?? "")
             + (id.map { "/" + Self.percentEncoded($0) } ?? "")
     }
@@ -428,5 +463,31 @@ extension CorralClient {
 
     public func cancelMigration(_ name: String) async throws {
         _ = try await collect(try await send("POST", vmPath(name, "migrate/cancel"), body: nil))
+    }
+}
+
+// MARK: Blocking calls
+
+extension CorralClient {
+    /// The calls a one-shot command makes, on the calling thread and outside Swift concurrency: `corral up`,
+    /// `ls` and `status` run without starting the concurrency runtime or an I/O thread, which is a measurable part
+    /// of a process that lives for a few milliseconds (docs/benchmarks.md). Same requests, replies and errors as
+    /// the async calls.
+    public var blocking: Blocking { Blocking(client: self) }
+
+    public struct Blocking: Sendable {
+        let client: CorralClient
+
+        public func up(_ request: UpRequest) throws -> VMStatus {
+            try client.callBlocking("POST", "/v1/vms", body: request, as: VMStatus.self)
+        }
+
+        public func list() throws -> [VMStatus] {
+            try client.callBlocking("GET", "/v1/vms", body: Optional<StopRequest>.none, as: [VMStatus].self)
+        }
+
+        public func status(_ name: String) throws -> VMStatus {
+            try client.callBlocking("GET", client.vmPath(name), body: Optional<StopRequest>.none, as: VMStatus.self)
+        }
     }
 }

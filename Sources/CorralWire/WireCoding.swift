@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 
 /// One JSON configuration for every body the API reads or writes, daemon and client alike.
 package enum WireCoding {
@@ -45,9 +49,8 @@ package enum WireCoding {
             return at.isEmpty ? "empty JSON body" : "field `\(at)`: expected \(describe(type)), found null"
         case .dataCorrupted(let context):
             let at = path(context.codingPath)
-            let detail = (context.underlyingError as NSError?)?.userInfo[NSDebugDescriptionErrorKey] as? String
-                ?? context.debugDescription
-            return at.isEmpty ? "malformed JSON body: \(detail)" : "field `\(at)`: \(context.debugDescription)"
+            return at.isEmpty
+                ? "malformed JSON body: \(context.debugDescription)" : "field `\(at)`: \(context.debugDescription)"
         @unknown default:
             return "malformed JSON body"
         }

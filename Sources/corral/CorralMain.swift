@@ -1,5 +1,7 @@
 import CorralCLI
 
-/// The executable's entry point; everything lives in CorralCLI so tests can reach it.
+/// The executable's entry point; everything lives in CorralCLI.
 @main
-extension Corral {}
+enum CorralMain {
+    static func main() { Corral.runAndExit() }
+}

@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Synchronization
 
 /// Where an HTTP server listens.
@@ -70,12 +74,10 @@ package final class HTTPCall: Sendable {
         do {
             let head = try await withTaskCancellationHandler {
                 try await withCheckedThrowingContinuation { (head: CheckedContinuation<HTTPResponseHead, any Error>) in
-                    let thread = Thread {
+                    IOThread.start {
                         call.run(request, endpoint, connectTimeout, headDeadline: deadline,
                                  bodyDeadline: timeoutCoversBody ? deadline : nil, head: head, body: bodyContinuation)
                     }
-                    thread.name = "corral-http"
-                    thread.start()
                 }
             } onCancel: {
                 call.cancel()
@@ -101,9 +103,46 @@ package final class HTTPCall: Sendable {
                      head: CheckedContinuation<HTTPResponseHead, any Error>,
                      body: AsyncThrowingStream<[UInt8], any Error>.Continuation) {
         var headSent = false
-        func fail(_ error: HTTPTransportError) {
+        do throws(HTTPTransportError) {
+            try exchange(request, endpoint, connectTimeout, headDeadline: headDeadline, bodyDeadline: bodyDeadline,
+                         head: { responseHead in
+                             headSent = true
+                             head.resume(returning: responseHead)
+                         },
+                         body: { bytes in body.yield(bytes) })
+            body.finish()
+        } catch {
             if headSent { body.finish(throwing: error) } else { head.resume(throwing: error) }
         }
+    }
+
+    /// Sends `request` and waits for the whole answer on the calling thread: for a short-lived process that has
+    /// nothing else to do meanwhile (`corral up`), this saves starting a thread and Swift's concurrency runtime.
+    /// `timeout` covers the whole exchange; the body may be at most `limit` bytes.
+    package static func exchange(_ request: HTTPRequest, to endpoint: HTTPEndpoint, connectTimeout: Double = 5,
+                                 timeout: Duration?, limit: Int = 64 << 20)
+        throws(HTTPTransportError) -> (head: HTTPResponseHead, body: [UInt8])
+    {
+        let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
+        var head: HTTPResponseHead?
+        var body: [UInt8] = []
+        var tooLarge = false
+        try HTTPCall().exchange(request, endpoint, connectTimeout, headDeadline: deadline, bodyDeadline: deadline,
+                                head: { head = $0 },
+                                body: { bytes in
+                                    body += bytes
+                                    if body.count > limit { tooLarge = true }
+                                })
+        if tooLarge { throw .tooLarge(limit) }
+        guard let head else { throw .malformed(HTTPParseError("the connection closed before a response")) }
+        return (head, body)
+    }
+
+    /// The exchange itself, blocking: connects, writes the request, hands over the head and each piece of the
+    /// body as they arrive, and returns once the body is complete.
+    private func exchange(_ request: HTTPRequest, _ endpoint: HTTPEndpoint, _ connectTimeout: Double,
+                          headDeadline: ContinuousClock.Instant?, bodyDeadline: ContinuousClock.Instant?,
+                          head: (HTTPResponseHead) -> Void, body: ([UInt8]) -> Void) throws(HTTPTransportError) {
         let connection: StreamSocket
         do throws(SocketFailure) {
             switch endpoint {
@@ -111,7 +150,7 @@ package final class HTTPCall: Sendable {
             case .tcp(let host, let port): connection = try StreamSocket.connect(host: host, port: port, timeout: connectTimeout)
             }
         } catch {
-            return fail(.connect(error))
+            throw .connect(error)
         }
         defer { connection.close() }
         state.withLock { state in
@@ -120,41 +159,35 @@ package final class HTTPCall: Sendable {
         }
 
         var decoder = HTTPResponseDecoder()
-        do throws(HTTPTransportError) {
+        var headSeen = false
+        do throws(SocketFailure) {
+            try connection.write(request.serialized(host: endpoint.hostHeader))
+        } catch {
+            throw error == .shutDown ? .cancelled : .io(error)
+        }
+        while true {
+            while let event = try mapParse({ () throws(HTTPParseError) in try decoder.next() }) {
+                switch event {
+                case .head(let responseHead):
+                    headSeen = true
+                    head(responseHead)
+                case .body(let bytes):
+                    body(bytes)
+                case .end:
+                    return
+                }
+            }
+            let bytes: [UInt8]
             do throws(SocketFailure) {
-                try connection.write(request.serialized(host: endpoint.hostHeader))
+                bytes = try connection.read(deadline: headSeen ? bodyDeadline : headDeadline)
             } catch {
                 throw error == .shutDown ? .cancelled : .io(error)
             }
-            while true {
-                while let event = try mapParse({ () throws(HTTPParseError) in try decoder.next() }) {
-                    switch event {
-                    case .head(let responseHead):
-                        headSent = true
-                        head.resume(returning: responseHead)
-                    case .body(let bytes):
-                        body.yield(bytes)
-                    case .end:
-                        body.finish()
-                        return
-                    }
-                }
-                let bytes: [UInt8]
-                do throws(SocketFailure) {
-                    bytes = try connection.read(deadline: headSent ? bodyDeadline : headDeadline)
-                } catch {
-                    throw error == .shutDown ? .cancelled : .io(error)
-                }
-                if bytes.isEmpty {
-                    if try mapParse({ () throws(HTTPParseError) in try decoder.endOfInput() }) == .end {
-                        body.finish()
-                    }
-                    return
-                }
-                decoder.feed(bytes)
+            if bytes.isEmpty {
+                _ = try mapParse({ () throws(HTTPParseError) in try decoder.endOfInput() })
+                return
             }
-        } catch {
-            fail(error)
+            decoder.feed(bytes)
         }
     }
 
