@@ -110,9 +110,10 @@ public struct CorralAPI: Sendable {
         }
         v1.get("events") { request, context in
             let history = try Self.intQuery(request, "history") ?? 0
+            let follow = try Self.boolQuery(request, "follow") ?? true
             let vm = request.uri.queryParameters.get("vm")
             if let vm, vm.isEmpty { throw ControlError.invalidRequest("vm must not be empty") }
-            let events = await control.events(vm: vm, history: history)
+            let events = await control.events(vm: vm, history: history, follow: follow)
             return Self.events(events, channel: context.channel)
         }
     }

@@ -186,9 +186,13 @@ struct EventsCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "events",
         abstract: "Stream events (QMP's and corral's) of one VM or of every VM, until Ctrl-C.",
-        discussion: "Human lines are TIME VM SOURCE NAME data; --json prints one JSON object per line.")
+        discussion: """
+            Human lines are TIME VM SOURCE NAME data; --json prints one JSON object per line.
+            With --no-follow, prints the past events (--history) and exits instead of waiting for new ones.
+            """)
     @Argument(help: "VM name (default: every VM).") var name: String?
     @Option(help: "How many past events to print first (default 10).") var history: Int = 10
+    @Flag(help: "Print the past events and exit; do not wait for new ones.") var noFollow = false
     @Flag(help: "One JSON object per line (NDJSON), as the API sends them.") var json = false
     @OptionGroup var socket: DaemonSocketOption
 
@@ -198,7 +202,7 @@ struct EventsCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await DaemonCall.run(socket: socket.resolved) { client in
-            for try await event in try await client.events(vm: name, history: history) {
+            for try await event in try await client.events(vm: name, history: history, follow: !noFollow) {
                 if json { try JSONOutput.print(event, pretty: false) } else { Terminal.out(StatusText.event(event)) }
             }
         }

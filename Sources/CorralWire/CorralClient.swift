@@ -124,11 +124,13 @@ public struct CorralClient: Sendable {
         return self.lines(of: response.body) { $0 }
     }
 
-    /// Past events (at most `history`) then live ones, for one VM or (nil) every VM.
-    public func events(vm: String? = nil, history: Int = 0) async throws
+    /// Past events (at most `history`) then, with `follow`, live ones, for one VM or (nil) every VM. Without
+    /// `follow` the stream ends after the past ones.
+    public func events(vm: String? = nil, history: Int = 0, follow: Bool = true) async throws
         -> AsyncThrowingStream<CorralEvent, any Error>
     {
         var query = "?history=\(history)"
+        if !follow { query += "&follow=false" }
         if let vm { query += "&vm=" + Self.percentEncoded(vm) }
         let response = try await send("GET", "/v1/events" + query, body: nil, streaming: true)
         try await throwIfFailed(response)

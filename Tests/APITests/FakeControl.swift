@@ -161,9 +161,14 @@ actor FakeControl: VMControl {
         return serialLogs[name] ?? "/nonexistent/serial.log"
     }
 
-    func events(vm: String?, history: Int) async -> AsyncStream<CorralEvent> {
+    func events(vm: String?, history: Int, follow: Bool) async -> AsyncStream<CorralEvent> {
         calls.append(.events(vm: vm, history: history))
         let (stream, continuation) = AsyncStream<CorralEvent>.makeStream()
+        // The fake keeps no past events: without `follow` there is nothing to send.
+        guard follow else {
+            continuation.finish()
+            return stream
+        }
         continuation.onTermination = { [weak self] _ in
             Task { await self?.noteTermination() }
         }
@@ -313,7 +318,7 @@ struct LifecycleOnlyControl: VMControl {
         try await inner.qmp(name, command: command, arguments: arguments)
     }
     func serialLog(_ name: String) async throws(ControlError) -> String { try await inner.serialLog(name) }
-    func events(vm: String?, history: Int) async -> AsyncStream<CorralEvent> {
-        await inner.events(vm: vm, history: history)
+    func events(vm: String?, history: Int, follow: Bool) async -> AsyncStream<CorralEvent> {
+        await inner.events(vm: vm, history: history, follow: follow)
     }
 }

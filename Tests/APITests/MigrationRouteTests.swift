@@ -52,8 +52,8 @@ actor FakeMigrationControl: VMControl, MigrationControl {
         try await inner.qmp(name, command: command, arguments: arguments)
     }
     func serialLog(_ name: String) async throws(ControlError) -> String { try await inner.serialLog(name) }
-    func events(vm: String?, history: Int) async -> AsyncStream<CorralEvent> {
-        await inner.events(vm: vm, history: history)
+    func events(vm: String?, history: Int, follow: Bool) async -> AsyncStream<CorralEvent> {
+        await inner.events(vm: vm, history: history, follow: follow)
     }
 
     // MigrationControl.

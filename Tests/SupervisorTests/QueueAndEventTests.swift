@@ -60,6 +60,17 @@ import Testing
         #expect(await iterator.next() == nil)
     }
 
+    @Test func withoutFollowTheStreamEndsAfterThePastEvents() async {
+        let hub = EventHub()
+        for name in ["defined", "started", "STOP", "RESUME"] { await hub.publish(vm: "a", .corral, name) }
+        await hub.publish(vm: "b", .corral, "started")
+        let stream = await hub.subscribe(vm: "a", history: 3, follow: false)
+        await hub.publish(vm: "a", .corral, "stopped")
+        var names: [String] = []
+        for await event in stream { names.append(event.name) }
+        #expect(names == ["started", "STOP", "RESUME"], "the last three of a, then the end; nothing live")
+    }
+
     @Test func historyIsPersistedAndReloaded() async throws {
         let path = "/tmp/corral-events-\(UInt32.random(in: 0...UInt32.max)).log"
         defer { FileOps.remove(path) }

@@ -174,6 +174,12 @@ import Glibc
         #expect(try await daemon.json([VMStatus].self, "ls").isEmpty)
         #expect(!FileManager.default.fileExists(atPath: daemon.state + "/vms/alpha"))
 
+        // The VM's story, told and finished: --no-follow prints the past events and exits.
+        let story = try await daemon.run("events", "alpha", "--history", "3", "--no-follow")
+        #expect(story.status == .exited(0), "\(story)")
+        let names = story.output.split(separator: "\n").map { $0.split(separator: " ")[4] }
+        #expect(names == ["SHUTDOWN", "stopped", "removed"], "\(story.output)")
+
         #expect(await daemon.terminate() == .exited(0))
         #expect(!FileManager.default.fileExists(atPath: daemon.socket), "the daemon removes its socket")
     }

@@ -24,6 +24,14 @@ public protocol VMControl: Sendable {
     func qmp(_ name: String, command: String, arguments: JSONObject?) async throws(ControlError) -> JSONValue
     /// The serial log file of a VM (the API tails it).
     func serialLog(_ name: String) async throws(ControlError) -> String
-    /// Past events (oldest first, at most `history`) followed by live ones; `vm` nil means every VM.
-    func events(vm: String?, history: Int) async -> AsyncStream<CorralEvent>
+    /// Past events (oldest first, at most `history`), then, with `follow`, live ones until the stream is dropped;
+    /// without `follow` the stream ends after the past ones. `vm` nil means every VM.
+    func events(vm: String?, history: Int, follow: Bool) async -> AsyncStream<CorralEvent>
+}
+
+extension VMControl {
+    /// Past events, then live ones.
+    public func events(vm: String?, history: Int) async -> AsyncStream<CorralEvent> {
+        await events(vm: vm, history: history, follow: true)
+    }
 }

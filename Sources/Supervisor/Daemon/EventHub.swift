@@ -47,11 +47,16 @@ public actor EventHub {
         publish(CorralEvent(time: Date().timeIntervalSince1970, vm: vm, source: source, name: name, data: data))
     }
 
-    /// The last `history` events (of `vm`, or all) followed by every new one.
-    public func subscribe(vm: String?, history count: Int) -> AsyncStream<CorralEvent> {
+    /// The last `history` events (of `vm`, or all), then (with `follow`) every new one; without `follow` the
+    /// stream ends after the past ones.
+    public func subscribe(vm: String?, history count: Int, follow: Bool = true) -> AsyncStream<CorralEvent> {
         let (stream, continuation) = AsyncStream<CorralEvent>.makeStream(bufferingPolicy: .unbounded)
         let past = history.filter { vm == nil || $0.vm == vm }.suffix(max(0, count))
         for event in past { continuation.yield(event) }
+        guard follow else {
+            continuation.finish()
+            return stream
+        }
         let id = nextID
         nextID += 1
         subscribers[id] = (vm, continuation)

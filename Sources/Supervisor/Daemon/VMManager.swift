@@ -229,8 +229,8 @@ public actor VMManager: VMControl {
         try vm(name).paths.serialLog
     }
 
-    public func events(vm: String?, history: Int) async -> AsyncStream<CorralEvent> {
-        await hub.subscribe(vm: vm, history: history)
+    public func events(vm: String?, history: Int, follow: Bool) async -> AsyncStream<CorralEvent> {
+        await hub.subscribe(vm: vm, history: history, follow: follow)
     }
 
     // MARK: Helpers
