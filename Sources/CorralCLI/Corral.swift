@@ -2,7 +2,7 @@ import ArgumentParser
 import Dispatch
 
 /// `corral`: the command-line front end. Each verb is its own `ParsableCommand`; the quick ones (`up`, `ls`,
-/// `status`) are synchronous, the rest async. `main()` runs each kind the way it needs.
+/// `status`) are synchronous, the rest async. `runAndExit()` runs each kind the way it needs.
 ///
 /// Exit codes: 0 success; 1 the operation failed (QEMU, QMP or I/O error);
 /// 2 invalid input (profile validation errors, bad arguments).

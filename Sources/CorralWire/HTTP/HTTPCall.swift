@@ -49,9 +49,10 @@ package struct HTTPStreamingResponse: Sendable {
     }
 }
 
-/// One HTTP/1.1 exchange on its own connection (`Connection: close`), its blocking socket I/O on a thread of its
-/// own so no Swift concurrency thread ever waits on a socket. Cancelling the calling task, or dropping the body
-/// stream, shuts the socket down and the thread ends.
+/// One HTTP/1.1 exchange on its own connection (`Connection: close`). `send` runs the blocking socket I/O on a
+/// thread of its own so no Swift concurrency thread ever waits on a socket; cancelling the calling task, or
+/// dropping the body stream, shuts the socket down and the thread ends. `exchange` runs the same I/O on the
+/// caller's thread, for a caller outside Swift concurrency.
 package final class HTTPCall: Sendable {
     /// The connection once it exists, and whether the call was cancelled (before or after that).
     private let state = Mutex<(socket: StreamSocket?, cancelled: Bool)>((nil, false))
