@@ -127,23 +127,23 @@ package final class HTTPCall: Sendable {
         let deadline = timeout.map { ContinuousClock.now.advanced(by: $0) }
         var head: HTTPResponseHead?
         var body: [UInt8] = []
-        var tooLarge = false
         try HTTPCall().exchange(request, endpoint, connectTimeout, headDeadline: deadline, bodyDeadline: deadline,
                                 head: { head = $0 },
-                                body: { bytes in
+                                body: { bytes throws(HTTPTransportError) in
                                     body += bytes
-                                    if body.count > limit { tooLarge = true }
+                                    if body.count > limit { throw .tooLarge(limit) }
                                 })
-        if tooLarge { throw .tooLarge(limit) }
         guard let head else { throw .malformed(HTTPParseError("the connection closed before a response")) }
         return (head, body)
     }
 
     /// The exchange itself, blocking: connects, writes the request, hands over the head and each piece of the
-    /// body as they arrive, and returns once the body is complete.
+    /// body as they arrive, and returns once the body is complete. An error `body` throws ends the exchange.
     private func exchange(_ request: HTTPRequest, _ endpoint: HTTPEndpoint, _ connectTimeout: Double,
                           headDeadline: ContinuousClock.Instant?, bodyDeadline: ContinuousClock.Instant?,
-                          head: (HTTPResponseHead) -> Void, body: ([UInt8]) -> Void) throws(HTTPTransportError) {
+                          head: (HTTPResponseHead) -> Void, body: ([UInt8]) throws(HTTPTransportError) -> Void)
+        throws(HTTPTransportError)
+    {
         let connection: StreamSocket
         do throws(SocketFailure) {
             switch endpoint {
@@ -173,7 +173,7 @@ package final class HTTPCall: Sendable {
                     headSeen = true
                     head(responseHead)
                 case .body(let bytes):
-                    body(bytes)
+                    try body(bytes)
                 case .end:
                     return
                 }
