@@ -7,9 +7,14 @@ import PackageDescription
 //   UnixSockets ─ connecting AF_UNIX stream sockets (the one sockaddr_un builder)
 //   CJSONC ─ json-c headers;  QMP ─ json-c codec, stream decoder, QMPClient (effects: one socket)
 //   Profiles ─ pure YAML → validated Profile;  QEMUCommand ─ pure LiveConfig → argv + device props
+//   CorralCore ─ pure policies, plans and state machines (lifecycle, restart, balloon, KSM, admission, hotplug,
+//                migration): no I/O, no Foundation file/process APIs, no effect modules
+//   CorralControl ─ the protocols the daemon offers (VMControl, HotplugControl, TuningControl, MigrationControl)
+//                   and the migration peer protocol: what API serves and what corrald wires to the Supervisor
+//   LogTail ─ following a growing log file (serial console, tests)
 //   Supervisor ─ processes, state dirs, the foreground runner (effects at the edge)
 //   CorralWire ─ API request/response types and CorralClient over a small HTTP/1.1 client (no server, no NIO)
-//   API ─ HTTP+JSON (Hummingbird) over VMControl, the migration peer
+//   API ─ HTTP+JSON (Hummingbird) over CorralControl, the HTTP migration peer (no Supervisor)
 //   CorralCLI ─ argument-parser commands, a client of the API only;  corral ─ the CLI executable
 //   corrald ─ the daemon executable;  corral-local ─ check/argv/run/qmp --socket, which `corral` execs
 let package = Package(
@@ -52,14 +57,19 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "QEMUCommand", dependencies: ["Profiles", "CorralModel", "JSON"]),
+        // Pure decisions: takes observations, returns actions. Nothing here spawns, opens or sleeps.
+        .target(name: "CorralCore", dependencies: ["CorralModel", "JSON", "Profiles", "QEMUCommand"]),
+        .target(name: "CorralControl", dependencies: ["CorralModel", "JSON", "Profiles", "QEMUCommand"]),
+        .target(name: "LogTail"),
         .target(name: "Supervisor", dependencies: [
-            "QMP", "Profiles", "QEMUCommand", "CorralModel", "JSON", "CSupport",
+            "QMP", "Profiles", "QEMUCommand", "CorralModel", "CorralCore", "CorralControl", "LogTail", "JSON",
+            "CSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // What crosses the wire between a client and the daemon, and the client itself: no server, no NIO.
         .target(name: "CorralWire", dependencies: ["CorralModel", "JSON", "UnixSockets"]),
         .target(name: "API", dependencies: [
-            "CorralWire", "CorralModel", "Supervisor", "Profiles", "JSON",
+            "CorralWire", "CorralModel", "CorralControl", "LogTail", "JSON",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
@@ -73,17 +83,18 @@ let package = Package(
         ]),
         .executableTarget(name: "corral", dependencies: ["CorralCLI"]),
         .executableTarget(name: "corral-local", dependencies: [
-            "CorralCLI", "CorralModel", "Supervisor", "QMP", "Profiles", "QEMUCommand", "JSON",
+            "CorralCLI", "CorralModel", "CorralCore", "Supervisor", "LogTail", "QMP", "Profiles", "QEMUCommand", "JSON",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CorralLocal"),
         .executableTarget(name: "corrald", dependencies: [
-            "CorralCLI", "CorralWire", "CorralModel", "API", "Supervisor",
+            "CorralCLI", "CorralWire", "CorralModel", "CorralControl", "API", "Supervisor",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // Benchmark harness used by scripts/bench-*; not part of the product.
         .executableTarget(name: "corral-bench", dependencies: [
-            "QMP", "JSON", "UnixSockets", "CorralModel", "Supervisor", "Profiles", "QEMUCommand",
+            "QMP", "JSON", "UnixSockets", "CorralModel", "CorralCore", "CorralControl", "Supervisor", "Profiles",
+            "QEMUCommand",
         ], path: "Sources/CorralBench"),
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
@@ -92,13 +103,16 @@ let package = Package(
         .testTarget(name: "QEMUCommandTests", dependencies: ["QEMUCommand", "Profiles", "CorralModel", "JSON"]),
         .testTarget(name: "CorralWireTests", dependencies: ["CorralWire", "CorralModel", "JSON"]),
         .testTarget(name: "CorralCLITests", dependencies: ["CorralCLI", "CorralModel"]),
+        .testTarget(name: "CorralCoreTests", dependencies: ["CorralCore", "CorralModel", "Profiles", "QEMUCommand", "JSON"]),
         .testTarget(name: "APITests", dependencies: [
-            "API", "CorralWire", "CorralModel", "Supervisor", "Profiles", "JSON",
+            "API", "CorralWire", "CorralModel", "CorralControl", "Supervisor", "LogTail", "Profiles", "JSON",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
-        .testTarget(name: "SupervisorTests", dependencies: ["Supervisor", "CorralModel", "Profiles", "QEMUCommand", "JSON"]),
+        .testTarget(name: "SupervisorTests", dependencies: [
+            "Supervisor", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",
+        ]),
         .testTarget(name: "SystemTests", dependencies: [
-            "Supervisor", "CorralModel", "QMP", "Profiles", "QEMUCommand", "JSON",
+            "Supervisor", "CorralCore", "CorralControl", "LogTail", "CorralModel", "QMP", "Profiles", "QEMUCommand", "JSON",
         ]),
     ],
     swiftLanguageModes: [.v6]

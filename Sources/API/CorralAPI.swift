@@ -5,20 +5,21 @@ import JSON
 import Logging
 import NIOCore
 import CorralWire
-import Supervisor
+import CorralControl
+import LogTail
 
-/// The daemon's HTTP+JSON API: a Hummingbird router over any `VMControl` (docs/api.md).
+/// The daemon's HTTP+JSON API: a Hummingbird router over any `DaemonControl` (docs/api.md).
 ///
 /// The same routes serve the Unix socket (no token) and the TCP listener, where `token` makes
 /// every request present `Authorization: Bearer <token>` before anything else happens.
 public struct CorralAPI: Sendable {
-    public let control: any VMControl
+    public let control: any DaemonControl
     public let logger: Logger
 
     /// `console` sends this many past lines when the request names no `lines`.
     public static let defaultConsoleLines = 50
 
-    public init(control: any VMControl, logger: Logger = Logger(label: "corral.api")) {
+    public init(control: any DaemonControl, logger: Logger = Logger(label: "corral.api")) {
         self.control = control
         self.logger = logger
     }

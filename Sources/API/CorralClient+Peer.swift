@@ -1,6 +1,6 @@
 import CorralModel
 import CorralWire
-import Supervisor
+import CorralControl
 
 /// The peer routes: what one daemon asks another during a migration (`HTTPMigrationPeer`). They live here, not in
 /// `CorralWire`, because `IncomingRequest` carries a whole `LiveConfig`, which a CLI has no use for.

@@ -2,7 +2,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
-import Supervisor
+import CorralControl
 
 /// Why the daemon does not start.
 public enum DaemonError: Error, Sendable, Equatable, CustomStringConvertible {
@@ -55,7 +55,7 @@ public enum DaemonListener: Sendable, Equatable {
 /// socket file is removed, and `run()` returns.
 public struct CorralDaemon: Service {
     public let configuration: DaemonConfiguration
-    public let control: any VMControl
+    public let control: any DaemonControl
     private let supervise: @Sendable () async -> Void
     private let logger: Logger
     private let onListening: @Sendable (DaemonListener) async -> Void
@@ -65,7 +65,7 @@ public struct CorralDaemon: Service {
     ///   - onListening: called once per listener when it accepts connections.
     public init(
         configuration: DaemonConfiguration,
-        control: any VMControl,
+        control: any DaemonControl,
         supervise: @escaping @Sendable () async -> Void,
         logger: Logger,
         onListening: @escaping @Sendable (DaemonListener) async -> Void = { _ in }
@@ -99,11 +99,6 @@ public struct CorralDaemon: Service {
             DaemonSocket.remove(socketPath)
         }
         let logger = self.logger
-        // Migrations reach other daemons over their TCP API with the token the user gave.
-        if let manager = control as? VMManager {
-            await manager.setPeerConnector { host, port, token in HTTPMigrationPeer(host: host, port: port, token: token) }
-        }
-
         let api = CorralAPI(control: control, logger: logger)
         let onListening = self.onListening
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [

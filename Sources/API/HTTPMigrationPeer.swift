@@ -1,6 +1,6 @@
 import CorralModel
 import CorralWire
-import Supervisor
+import CorralControl
 
 /// The destination daemon as the source sees it: its TCP API, with the destination's token.
 ///
@@ -44,7 +44,8 @@ public struct HTTPMigrationPeer: MigrationPeer {
         }
     }
 
-    /// The peer's own refusals keep their kind; transport failures become refused/internal.
+    /// The peer's own answers keep their kind (its internal error stays internal); transport failures become
+    /// `unreachable`, so the migration can tell "the destination said no" from "the destination is gone".
     func map(_ error: any Error) -> ControlError {
         let prefix = "destination \(address): "
         switch error {
@@ -55,7 +56,8 @@ public struct HTTPMigrationPeer: MigrationPeer {
             case .notFound(let m): return .notFound(prefix + m)
             case .conflict(let m): return .conflict(prefix + m)
             case .startFailed(let reason, let output): return .startFailed(reason: prefix + reason, qemuOutput: output)
-            case .qmp(let m): return .qmp(prefix + m)
+            case .qmp(let failure): return .qmp(failure.noting("on destination \(address)"))
+            case .unreachable(let m): return .unreachable(prefix + m)
             case .refused(let m): return .refused(prefix + m)
             case .internalError(let m): return .internalError(prefix + m)
             }
@@ -68,12 +70,12 @@ public struct HTTPMigrationPeer: MigrationPeer {
             case .notSupported(let m):
                 return .refused(prefix + m)
             case .noDaemon(let m), .transport(let m), .badResponse(let m):
-                return .internalError(prefix + m)
+                return .unreachable(prefix + m)
             }
         case is CancellationError:
-            return .internalError(prefix + "the call was cancelled")
+            return .unreachable(prefix + "the call was cancelled")
         default:
-            return .internalError(prefix + "\(error)")
+            return .unreachable(prefix + "\(error)")
         }
     }
 }

@@ -1,26 +1,19 @@
 import CorralModel
 import Hummingbird
 import CorralWire
-import Supervisor
+import CorralControl
 
 extension CorralAPI {
-    /// vCPUs, disks, NICs and memory DIMMs, when the control object offers `HotplugControl`;
-    /// otherwise every one of these routes answers 501 `not-supported`.
+    /// vCPUs, disks, NICs and memory DIMMs.
     func addHotplugRoutes(_ v1: RouterGroup<CorralRequestContext>) {
-        let hotplug = control as? any HotplugControl
-        @Sendable func require() throws(NotSupportedError) -> any HotplugControl {
-            guard let hotplug else { throw NotSupportedError(feature: "hotplug") }
-            return hotplug
-        }
+        let control = self.control
 
         v1.post("vms/:name/cpus") { request, context in
-            let control = try require()
             let body = try await Self.decodeBody(CPUCountRequest.self, request, context)
             guard body.count >= 1 else { throw ControlError.invalidRequest("count must be at least 1, got \(body.count)") }
             return try Reply.json(try await control.setCPUs(Self.name(context), count: body.count))
         }
         v1.post("vms/:name/disks") { request, context in
-            let control = try require()
             let body = try await Self.decodeBody(DiskAddRequest.self, request, context)
             try Self.requireID(body.id)
             guard body.file.hasPrefix("/") else {
@@ -29,30 +22,25 @@ extension CorralAPI {
             return try Reply.json(try await control.addDisk(Self.name(context), body), status: .created)
         }
         v1.delete("vms/:name/disks/:id") { request, context in
-            let control = try require()
             let deleteImage = try Self.boolQuery(request, "deleteImage") ?? false
             let status = try await control.removeDisk(Self.name(context), id: Self.parameter("id", context),
                                                       deleteImage: deleteImage)
             return try Reply.json(status)
         }
         v1.post("vms/:name/nics") { request, context in
-            let control = try require()
             let body = try await Self.decodeBody(NICAddRequest.self, request, context)
             try Self.requireID(body.id)
             return try Reply.json(try await control.addNIC(Self.name(context), body), status: .created)
         }
         v1.delete("vms/:name/nics/:id") { _, context in
-            let control = try require()
             return try Reply.json(try await control.removeNIC(Self.name(context), id: Self.parameter("id", context)))
         }
         v1.post("vms/:name/memory") { request, context in
-            let control = try require()
             let body = try await Self.decodeBody(MemoryAddRequest.self, request, context)
             if let id = body.id { try Self.requireID(id) }
             return try Reply.json(try await control.addMemory(Self.name(context), body), status: .created)
         }
         v1.delete("vms/:name/memory/:id") { _, context in
-            let control = try require()
             return try Reply.json(try await control.removeMemory(Self.name(context), id: Self.parameter("id", context)))
         }
     }

@@ -4,7 +4,7 @@ import Hummingbird
 import Logging
 import NIOCore
 import CorralWire
-import Supervisor
+import CorralControl
 
 /// Turns every failure into the API's JSON error body: `ControlError` with its own status,
 /// Hummingbird's errors (unknown route, body too large) with theirs, anything else as 500.
@@ -19,8 +19,6 @@ struct ErrorMiddleware: RouterMiddleware {
             return try await next(request, context)
         } catch let error as ControlError {
             return Reply.error(ErrorBody(error), status: error.httpStatus)
-        } catch let error as NotSupportedError {
-            return Reply.error(ErrorBody(error: NotSupportedError.code, message: error.message), status: 501)
         } catch let error as HTTPError {
             switch error.status {
             case .notFound:
@@ -45,15 +43,6 @@ struct ErrorMiddleware: RouterMiddleware {
     private func tooLarge(_ context: Context) -> ErrorBody {
         ErrorBody(error: "too-large", message: "request body is larger than \(context.maxUploadSize) bytes")
     }
-}
-
-/// A route whose operations the control object behind the API does not offer (e.g. a fake
-/// `VMControl` without `HotplugControl`): `501 {"error":"not-supported"}`.
-struct NotSupportedError: Error, Sendable {
-    static let code = NotSupportedCode.code
-    /// What is missing: "hotplug", "tuning".
-    var feature: String
-    var message: String { "\(feature) is not supported by this daemon" }
 }
 
 /// Demands `Authorization: Bearer <token>` before a request reaches any route.

@@ -14,6 +14,8 @@ import CorralModel
 import JSON
 import Logging
 import Profiles
+import CorralControl
+import CorralCore
 import Supervisor
 
 enum HotplugMethod: String, CaseIterable {
@@ -96,7 +98,7 @@ final class HotplugBench {
         let deadline = monotonicNanoseconds() + UInt64(guestTimeout * 1e9)
         let deleted = await withTaskGroup(of: Bool.self) { group in
             group.addTask {
-                for await event in events where event.name == "DEVICE_DELETED" {
+                for await event in events where event.name == .qmp("DEVICE_DELETED") {
                     if event.data?["device"]?.stringValue == id { return true }
                 }
                 return false

@@ -21,6 +21,8 @@ import Logging
 import Profiles
 import QEMUCommand
 import QMP
+import CorralControl
+import CorralCore
 import Supervisor
 
 #if canImport(Glibc)
@@ -131,7 +133,7 @@ final class MigrateBench {
         await stamps.set(commitEnd: 0)
         let start = monotonicNanoseconds()
         let result: MigrationResult
-        do { result = try await source.migrate(name, MigrateRequest(to: "127.0.0.1:7000")) } catch {
+        do { result = try await source.migrateAndWait(name, MigrateRequest(to: "127.0.0.1:7000")) } catch {
             fail("A: migrate: \(error)")
         }
         let returned = monotonicNanoseconds()

@@ -10,6 +10,8 @@
 import Foundation
 import CorralModel
 import Logging
+import CorralControl
+import CorralCore
 import Supervisor
 
 #if canImport(Glibc)

@@ -8,6 +8,8 @@
 import Foundation
 import JSON
 import QMP
+import CorralControl
+import CorralCore
 import Supervisor
 
 #if canImport(Glibc)

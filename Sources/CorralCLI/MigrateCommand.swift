@@ -21,7 +21,8 @@ struct MigrateCommand: AsyncParsableCommand {
             --token-file is the destination's token. Without --with-storage both hosts must see the VM's
             disk images at the same paths (shared storage). On any failure before the switch-over the VM
             keeps running here. On a terminal a progress bar is redrawn in place; otherwise one progress
-            line is printed per second at most; --json prints the daemon's NDJSON lines as they come.
+            line is printed per second at most; --json prints the daemon's NDJSON lines as they come
+            ({"progress": …} lines, then one {"result": …} or {"error": …} line).
             `corral migrate --cancel NAME` stops a running migration; the VM keeps running here.
             Exit codes: 0 migrated (or cancel requested), 1 the migration failed or was cancelled,
             2 invalid options.
@@ -100,7 +101,7 @@ struct MigrateCommand: AsyncParsableCommand {
             defer { display.end() }
             for try await line in try await client.migrate(name, request) {
                 display.show(line)
-                switch line.kind {
+                switch line.update {
                 case .progress: continue
                 case .completed(let result): return result
                 case .failed(let error): throw error
@@ -180,28 +181,6 @@ struct MigrateCommand: AsyncParsableCommand {
         if let downtime = result.downtimeMilliseconds { line += " (downtime \(downtime) ms)" }
         return line
     }
-
-    /// The `migration-progress` event's data as a `MigrationProgress`, so the bar is drawn by `renderBar`.
-    /// The event carries percent and remaining bytes; transferred is recovered from them.
-    static func progress(from data: JSONValue?) -> MigrationProgress {
-        let raw = data?["status"]?.stringValue
-        let remaining = data?["remainingBytes"]?.intValue
-        let total = data?["totalBytes"]?.intValue
-        var transferred: Int64?
-        if let percent = data?["percent"]?.doubleValue {
-            if percent >= 100 {
-                transferred = max(1, total ?? 1)
-            } else if let remaining {
-                transferred = Int64((Double(remaining) * percent / (100 - percent)).rounded())
-            }
-        }
-        let mbps = data?["mibPerSecond"]?.doubleValue.map { $0 * 1_048_576 * 8 / 1_000_000 }
-        return MigrationProgress(
-            status: raw.flatMap(MigrationStatus.init(rawValue:)), rawStatus: raw,
-            ramTransferred: transferred, ramRemaining: transferred == nil ? nil : (remaining ?? 0), ramTotal: total,
-            mbps: mbps, dirtyPagesRate: data?["dirtyPagesRate"]?.intValue,
-            expectedDowntimeMs: data?["expectedDowntimeMs"]?.intValue)
-    }
 }
 
 /// Shows the stream: a bar redrawn in place (terminal), one line a second at most (pipe), or the raw NDJSON.
@@ -224,16 +203,16 @@ final class ProgressDisplay {
         case .json:
             Terminal.out(line.text)
         case .bar:
-            guard case .progress(let event) = line.kind else { return }
-            let text = MigrateCommand.progress(from: event.data).renderBar(width: Self.barWidth)
+            guard case .progress(let progress) = line.update else { return }
+            let text = progress.renderBar(width: Self.barWidth)
             Self.writeRaw("\r\u{1B}[K" + text)
             barShown = true
         case .lines:
-            guard case .progress(let event) = line.kind else { return }
+            guard case .progress(let progress) = line.update else { return }
             let now = ContinuousClock.now
             if let lastLine, now - lastLine < .seconds(1) { return }
             lastLine = now
-            Terminal.out("\(name): " + MigrateCommand.progress(from: event.data).renderBar(width: 20))
+            Terminal.out("\(name): " + progress.renderBar(width: 20))
         }
     }
 

@@ -54,10 +54,11 @@ enum StatusText {
             pairs.append(("unplug pending", vm.unplugPending.joined(separator: ", ")))
         }
         if let migration = vm.migration {
-            var text = "to \(migration["to"]?.stringValue ?? "?"), \(migration["status"]?.stringValue ?? "starting")"
-            if let percent = migration["percent"]?.doubleValue { text += ", " + TextFormat.fixed(percent, 0) + "%" }
-            if let mib = migration["mibPerSecond"]?.doubleValue { text += ", " + TextFormat.fixed(mib, 1) + " MiB/s" }
-            if let left = migration["remainingBytes"]?.intValue { text += ", \(bytes(UInt64(max(0, left)))) left" }
+            let progress = migration.progress
+            var text = "to \(migration.to), \(progress?.rawStatus ?? "starting")"
+            if let percent = progress?.percent { text += ", " + TextFormat.fixed(percent, 0) + "%" }
+            if let mib = progress?.mibPerSecond { text += ", " + TextFormat.fixed(mib, 1) + " MiB/s" }
+            if let left = progress?.ramRemaining { text += ", \(bytes(UInt64(max(0, left)))) left" }
             pairs.append(("migration", text))
         }
         let width = pairs.map(\.0.count).max() ?? 0

@@ -10,8 +10,12 @@ public enum ControlError: Error, Sendable, Equatable, CustomStringConvertible {
     case conflict(String)
     /// QEMU did not start; carries its own output lines.
     case startFailed(reason: String, qemuOutput: [String])
-    /// QMP answered with an error or did not answer.
-    case qmp(String)
+    /// QMP answered with an error or did not answer: the command, QMP's `class` and `desc` are kept.
+    case qmp(QMPFailure)
+    /// A peer daemon (or the daemon, for a client) could not be reached or the connection broke: the transport
+    /// failed, not the other side's logic. Distinct from `internalError`, which is a real fault on the side that
+    /// answered.
+    case unreachable(String)
     /// Admission control or host limits said no.
     case refused(String)
     case internalError(String)
@@ -24,6 +28,7 @@ public enum ControlError: Error, Sendable, Equatable, CustomStringConvertible {
         case .conflict: return "conflict"
         case .startFailed: return "start-failed"
         case .qmp: return "qmp-error"
+        case .unreachable: return "unreachable"
         case .refused: return "refused"
         case .internalError: return "internal"
         }
@@ -33,9 +38,11 @@ public enum ControlError: Error, Sendable, Equatable, CustomStringConvertible {
         switch self {
         case .invalidProfile(let diagnostics):
             return "invalid profile (\(diagnostics.count) error\(diagnostics.count == 1 ? "" : "s"))"
-        case .invalidRequest(let m), .notFound(let m), .conflict(let m), .qmp(let m), .refused(let m),
+        case .invalidRequest(let m), .notFound(let m), .conflict(let m), .refused(let m), .unreachable(let m),
             .internalError(let m):
             return m
+        case .qmp(let failure):
+            return failure.message
         case .startFailed(let reason, _):
             return reason
         }
@@ -50,5 +57,46 @@ public enum ControlError: Error, Sendable, Equatable, CustomStringConvertible {
         default:
             return message
         }
+    }
+}
+
+/// A QMP failure as the user sees it: the command corral sent, QMP's own `class` and `desc` when QEMU answered with
+/// an error, and what corral adds (what it was doing, what happens now). Code matches on `command`/`errorClass`,
+/// never on the text.
+public struct QMPFailure: Error, Sendable, Codable, Equatable {
+    /// The QMP command that failed; nil when the failure is not one command's (a migration QEMU reported failed).
+    public var command: String?
+    /// QMP's error `class` (`GenericError`, `DeviceNotFound`, …); nil when QEMU did not answer with an error
+    /// (timeout, connection lost, a state QEMU reported).
+    public var errorClass: String?
+    /// QMP's `desc`, or what went wrong.
+    public var desc: String
+    /// corral's addition: the consequence or the context ("web keeps running here").
+    public var note: String?
+
+    public init(command: String? = nil, errorClass: String? = nil, desc: String, note: String? = nil) {
+        self.command = command
+        self.errorClass = errorClass
+        self.desc = desc
+        self.note = note
+    }
+
+    /// `QMP command 'device_add' failed: Duplicate ID 'd1' for device (GenericError); …`.
+    public var message: String {
+        var text: String
+        switch (command, errorClass) {
+        case let (command?, errorClass?): text = "QMP command '\(command)' failed: \(desc) (\(errorClass))"
+        case let (command?, nil) where !desc.contains("'\(command)'"): text = "\(command): \(desc)"
+        default: text = desc
+        }
+        if let note, !note.isEmpty { text += "; " + note }
+        return text
+    }
+
+    /// The same failure with `note` added after any note it has.
+    public func noting(_ more: String) -> QMPFailure {
+        var copy = self
+        copy.note = note.map { $0 + "; " + more } ?? more
+        return copy
     }
 }

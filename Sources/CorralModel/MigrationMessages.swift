@@ -31,3 +31,18 @@ public struct MigrationResult: Sendable, Codable, Equatable {
         self.transferredBytes = transferredBytes
     }
 }
+
+/// One element of `corral migrate`'s stream: progress as it comes, then exactly one outcome.
+public enum MigrationUpdate: Sendable, Equatable {
+    case progress(MigrationProgress)
+    /// The destination owns the VM.
+    case completed(MigrationResult)
+    /// The migration failed; the error says where the VM is (the source keeps it unless the message says otherwise).
+    case failed(ControlError)
+
+    /// True for the last element (`completed` or `failed`).
+    public var isFinal: Bool {
+        if case .progress = self { return false }
+        return true
+    }
+}

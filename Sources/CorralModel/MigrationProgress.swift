@@ -17,7 +17,11 @@ public enum MigrationStatus: String, Sendable, Codable, CaseIterable {
 
 /// One `query-migrate` reply, parsed. Every field is optional: QEMU leaves out what it does not
 /// know yet (an early `setup` reply has no `ram`, `downtime` appears only once completed).
-public struct MigrationProgress: Sendable, Equatable {
+///
+/// The same value travels end to end: the daemon parses it, `status` shows it, `corral migrate` streams it and the
+/// CLI draws its bar from it. On the wire the fields keep their names; `status` is QEMU's text, and `percent` and
+/// `mibPerSecond` are added (derived, for scripts; ignored when decoding).
+public struct MigrationProgress: Sendable, Equatable, Codable {
     public var status: MigrationStatus?
     /// The status text as QEMU sent it (kept when corral does not know it).
     public var rawStatus: String?
@@ -74,6 +78,47 @@ public struct MigrationProgress: Sendable, Equatable {
             downtimeMs: reply["downtime"]?.intValue,
             setupTimeMs: reply["setup-time"]?.intValue,
             errorDescription: reply["error-desc"]?.stringValue)
+    }
+
+    private enum CodingKeys: String, CodingKey {
+        case status, ramTransferred, ramRemaining, ramTotal, mbps, dirtyPagesRate, dirtySyncCount,
+             expectedDowntimeMs, totalTimeMs, downtimeMs, setupTimeMs, errorDescription, percent, mibPerSecond
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        let raw = try c.decodeIfPresent(String.self, forKey: .status)
+        self.init(
+            status: raw.flatMap(MigrationStatus.init(rawValue:)), rawStatus: raw,
+            ramTransferred: try c.decodeIfPresent(Int64.self, forKey: .ramTransferred),
+            ramRemaining: try c.decodeIfPresent(Int64.self, forKey: .ramRemaining),
+            ramTotal: try c.decodeIfPresent(Int64.self, forKey: .ramTotal),
+            mbps: try c.decodeIfPresent(Double.self, forKey: .mbps),
+            dirtyPagesRate: try c.decodeIfPresent(Int64.self, forKey: .dirtyPagesRate),
+            dirtySyncCount: try c.decodeIfPresent(Int64.self, forKey: .dirtySyncCount),
+            expectedDowntimeMs: try c.decodeIfPresent(Int64.self, forKey: .expectedDowntimeMs),
+            totalTimeMs: try c.decodeIfPresent(Int64.self, forKey: .totalTimeMs),
+            downtimeMs: try c.decodeIfPresent(Int64.self, forKey: .downtimeMs),
+            setupTimeMs: try c.decodeIfPresent(Int64.self, forKey: .setupTimeMs),
+            errorDescription: try c.decodeIfPresent(String.self, forKey: .errorDescription))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encodeIfPresent(rawStatus, forKey: .status)
+        try c.encodeIfPresent(ramTransferred, forKey: .ramTransferred)
+        try c.encodeIfPresent(ramRemaining, forKey: .ramRemaining)
+        try c.encodeIfPresent(ramTotal, forKey: .ramTotal)
+        try c.encodeIfPresent(mbps, forKey: .mbps)
+        try c.encodeIfPresent(dirtyPagesRate, forKey: .dirtyPagesRate)
+        try c.encodeIfPresent(dirtySyncCount, forKey: .dirtySyncCount)
+        try c.encodeIfPresent(expectedDowntimeMs, forKey: .expectedDowntimeMs)
+        try c.encodeIfPresent(totalTimeMs, forKey: .totalTimeMs)
+        try c.encodeIfPresent(downtimeMs, forKey: .downtimeMs)
+        try c.encodeIfPresent(setupTimeMs, forKey: .setupTimeMs)
+        try c.encodeIfPresent(errorDescription, forKey: .errorDescription)
+        try c.encodeIfPresent(percent, forKey: .percent)
+        try c.encodeIfPresent(mibPerSecond, forKey: .mibPerSecond)
     }
 
     /// transferred ÷ (transferred + remaining), 0…100; 100 once completed; nil before RAM figures exist.

@@ -83,13 +83,14 @@ public struct VMStatus: Sendable, Codable, Equatable {
     public var lastExit: String?
     /// Devices asked to unplug whose release the guest has not confirmed (DEVICE_DELETED) yet.
     public var unplugPending: [String]
-    /// While `state` is `migrating`: the latest progress (status, percent, mibPerSecond, remainingBytes,
-    /// totalBytes, dirtyPagesRate, expectedDowntimeMs) and `to`; absent otherwise.
-    public var migration: JSONValue?
+    /// While `state` is `migrating`: where to and the latest progress (the same value `corral migrate` streams);
+    /// absent otherwise.
+    public var migration: OutgoingMigrationInfo?
 
     public init(name: String, state: VMState, pid: Int32?, accel: String, uptimeSeconds: Double?, cpus: CPUs,
                 memory: MemoryInfo, disks: [DiskInfo], nics: [NICInfo], qmpSocket: String, serialLog: String,
-                restartCount: Int, lastExit: String?, unplugPending: [String] = [], migration: JSONValue? = nil) {
+                restartCount: Int, lastExit: String?, unplugPending: [String] = [],
+                migration: OutgoingMigrationInfo? = nil) {
         self.name = name
         self.state = state
         self.pid = pid
@@ -108,21 +109,99 @@ public struct VMStatus: Sendable, Codable, Equatable {
     }
 }
 
-/// One event: QMP's own (SHUTDOWN, STOP, RESUME, DEVICE_DELETED, …) or corral's
-/// (started, stopped, crashed, restarted, reattached, removed, defined).
+/// `status.migration`: an outgoing migration in progress.
+public struct OutgoingMigrationInfo: Sendable, Codable, Equatable {
+    /// The destination daemon, as given to `corral migrate --to`.
+    public var to: String
+    /// The latest `query-migrate` figures; nil until QEMU reported any.
+    public var progress: MigrationProgress?
+
+    public init(to: String, progress: MigrationProgress? = nil) {
+        self.to = to
+        self.progress = progress
+    }
+}
+
+/// The name of an event: one of corral's own, or a QMP event by its QMP name. On the wire it is the plain string
+/// (`started`, `migration-progress`, `SHUTDOWN`).
+public enum CorralEventName: Sendable, Hashable, Codable, CustomStringConvertible, ExpressibleByStringLiteral {
+    case defined, started, startFailed, stopped, crashed, restarted, reattached, removed
+    case balloonSet, tuningChanged, unplugPending
+    case cpusChanged, diskAdded, diskRemoved, nicAdded, nicRemoved, memoryAdded, memoryRemoved
+    case migrationStarted, migrationProgress, migrated, migrationFailed, incomingReady, migratedIn
+    /// A QMP event QEMU sent (`SHUTDOWN`, `STOP`, `RESUME`, `DEVICE_DELETED`, …).
+    case qmp(String)
+    /// A name this build does not know (from a newer daemon).
+    case unknown(String)
+
+    private static let table: [(CorralEventName, String)] = [
+        (.defined, "defined"), (.started, "started"), (.startFailed, "start-failed"), (.stopped, "stopped"),
+        (.crashed, "crashed"), (.restarted, "restarted"), (.reattached, "reattached"), (.removed, "removed"),
+        (.balloonSet, "balloon-set"), (.tuningChanged, "tuning-changed"), (.unplugPending, "unplug-pending"),
+        (.cpusChanged, "cpus-changed"), (.diskAdded, "disk-added"), (.diskRemoved, "disk-removed"),
+        (.nicAdded, "nic-added"), (.nicRemoved, "nic-removed"), (.memoryAdded, "memory-added"),
+        (.memoryRemoved, "memory-removed"),
+        (.migrationStarted, "migration-started"), (.migrationProgress, "migration-progress"),
+        (.migrated, "migrated"), (.migrationFailed, "migration-failed"), (.incomingReady, "incoming-ready"),
+        (.migratedIn, "migrated-in"),
+    ]
+
+    /// Every name corral itself publishes.
+    public static var corralNames: [CorralEventName] { table.map(\.0) }
+
+    public init(_ text: String) {
+        if let known = Self.table.first(where: { $0.1 == text }) {
+            self = known.0
+        } else if !text.isEmpty, text.utf8.allSatisfy({ ($0 >= 65 && $0 <= 90) || ($0 >= 48 && $0 <= 57) || $0 == 95 }) {
+            self = .qmp(text)
+        } else {
+            self = .unknown(text)
+        }
+    }
+
+    /// `"started"`, `"SHUTDOWN"`: the same as `init(_:)`.
+    public init(stringLiteral text: String) { self.init(text) }
+
+    public var text: String {
+        switch self {
+        case .qmp(let name), .unknown(let name): return name
+        default: return Self.table.first(where: { $0.0 == self })!.1
+        }
+    }
+
+    public var description: String { text }
+
+    /// QMP events come from QEMU; every other name from corral.
+    public var source: CorralEvent.Source {
+        if case .qmp = self { return .qmp }
+        return .corral
+    }
+
+    public init(from decoder: any Decoder) throws {
+        self.init(try decoder.singleValueContainer().decode(String.self))
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(text)
+    }
+}
+
+/// One event: QMP's own (SHUTDOWN, STOP, RESUME, DEVICE_DELETED, …) or corral's (`CorralEventName`).
 public struct CorralEvent: Sendable, Codable, Equatable {
     public enum Source: String, Sendable, Codable { case qmp, corral }
     /// Seconds since the Unix epoch.
     public var time: Double
     public var vm: String
     public var source: Source
-    public var name: String
+    public var name: CorralEventName
     public var data: JSONValue?
 
-    public init(time: Double, vm: String, source: Source, name: String, data: JSONValue? = nil) {
+    /// `source` follows from the name: QMP events are QEMU's, the rest corral's.
+    public init(time: Double, vm: String, name: CorralEventName, data: JSONValue? = nil) {
         self.time = time
         self.vm = vm
-        self.source = source
+        self.source = name.source
         self.name = name
         self.data = data
     }

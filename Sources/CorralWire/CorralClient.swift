@@ -383,34 +383,21 @@ public struct CorralClient: Sendable {
 
 /// One line of a `POST /v1/vms/{name}/migrate` stream, as sent and as understood.
 public struct MigrationStreamLine: Sendable, Equatable {
-    public enum Kind: Sendable, Equatable {
-        /// A `migration-progress` event (its `data`: status, percent, mibPerSecond, remainingBytes, …).
-        case progress(CorralEvent)
-        /// The last line: the destination owns the VM.
-        case completed(MigrationResult)
-        /// The last line: the migration failed (the source keeps the VM unless the message says otherwise).
-        case failed(ControlError)
-    }
-
     /// The NDJSON line exactly as the daemon sent it (for `--json`).
     public var text: String
-    public var kind: Kind
+    public var update: MigrationUpdate
 
-    public init(text: String, kind: Kind) {
+    public init(text: String, update: MigrationUpdate) {
         self.text = text
-        self.kind = kind
+        self.update = update
     }
 
     static func parse(_ text: String) throws(BodyError) -> MigrationStreamLine {
-        let data = Data(text.utf8)
-        if let outcome = try? WireCoding.decode(MigrateOutcome.self, from: data) {
-            if let result = outcome.result { return MigrationStreamLine(text: text, kind: .completed(result)) }
-            if let error = outcome.error {
-                let control = error.controlError ?? .internalError("\(error.error): \(error.message)")
-                return MigrationStreamLine(text: text, kind: .failed(control))
-            }
+        let message = try WireCoding.decode(MigrationStreamMessage.self, from: Data(text.utf8))
+        guard let update = message.update else {
+            throw BodyError(message: "a migration stream line without progress, result or error: \(text.prefix(200))")
         }
-        return MigrationStreamLine(text: text, kind: .progress(try WireCoding.decode(CorralEvent.self, from: data)))
+        return MigrationStreamLine(text: text, update: update)
     }
 }
 
@@ -437,7 +424,7 @@ extension CorralClient {
                 do {
                     for try await line in parsed {
                         continuation.yield(line)
-                        if case .progress = line.kind { continue }
+                        if !line.update.isFinal { continue }
                         continuation.finish()
                         return
                     }
@@ -454,7 +441,7 @@ extension CorralClient {
     /// Migrates and waits: the result, or the migration's `ControlError`.
     public func migrateAndWait(_ name: String, _ request: MigrateRequest) async throws -> MigrationResult {
         for try await line in try await migrate(name, request) {
-            switch line.kind {
+            switch line.update {
             case .progress: continue
             case .completed(let result): return result
             case .failed(let error): throw error

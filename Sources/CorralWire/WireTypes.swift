@@ -62,12 +62,16 @@ public struct ErrorBody: Sendable, Codable, Equatable {
     public var message: String
     public var diagnostics: [Diagnostic]?
     public var qemuOutput: [String]?
+    /// For `qmp-error`: the command sent and QMP's own `class` and `desc`.
+    public var qmp: QMPFailure?
 
-    public init(error: String, message: String, diagnostics: [Diagnostic]? = nil, qemuOutput: [String]? = nil) {
+    public init(error: String, message: String, diagnostics: [Diagnostic]? = nil, qemuOutput: [String]? = nil,
+                qmp: QMPFailure? = nil) {
         self.error = error
         self.message = message
         self.diagnostics = diagnostics
         self.qemuOutput = qemuOutput
+        self.qmp = qmp
     }
 
     public init(_ controlError: ControlError) {
@@ -75,6 +79,7 @@ public struct ErrorBody: Sendable, Codable, Equatable {
         switch controlError {
         case .invalidProfile(let diagnostics): self.diagnostics = diagnostics
         case .startFailed(_, let output): self.qemuOutput = output
+        case .qmp(let failure): self.qmp = failure
         default: break
         }
     }
@@ -87,7 +92,8 @@ public struct ErrorBody: Sendable, Codable, Equatable {
         case "not-found": return .notFound(message)
         case "conflict": return .conflict(message)
         case "start-failed": return .startFailed(reason: message, qemuOutput: qemuOutput ?? [])
-        case "qmp-error": return .qmp(message)
+        case "qmp-error": return .qmp(qmp ?? QMPFailure(desc: message))
+        case "unreachable": return .unreachable(message)
         case "refused": return .refused(message)
         case "internal": return .internalError(message)
         default: return nil
@@ -105,25 +111,34 @@ extension ControlError {
         case .conflict: return 409
         case .startFailed: return 500
         case .qmp: return 502
+        case .unreachable: return 502
         case .refused: return 403
         case .internalError: return 500
         }
     }
 }
 
-/// The last line of a `POST /v1/vms/{name}/migrate` stream: `{"result": …}` or `{"error": …}`.
-public struct MigrateOutcome: Sendable, Codable, Equatable {
+/// One line of a `POST /v1/vms/{name}/migrate` stream: `{"progress": …}` (any number), then `{"result": …}` or
+/// `{"error": …}` (exactly one, last).
+public struct MigrationStreamMessage: Sendable, Codable, Equatable {
+    public var progress: MigrationProgress?
     public var result: MigrationResult?
     public var error: ErrorBody?
 
-    public init(result: MigrationResult) {
-        self.result = result
-        self.error = nil
+    public init(_ update: MigrationUpdate) {
+        switch update {
+        case .progress(let progress): self.progress = progress
+        case .completed(let result): self.result = result
+        case .failed(let error): self.error = ErrorBody(error)
+        }
     }
 
-    public init(error: ErrorBody) {
-        self.result = nil
-        self.error = error
+    /// The update this line carries; nil for a line with none of the three.
+    public var update: MigrationUpdate? {
+        if let result { return .completed(result) }
+        if let error { return .failed(error.controlError ?? .internalError("\(error.error): \(error.message)")) }
+        if let progress { return .progress(progress) }
+        return nil
     }
 }
 

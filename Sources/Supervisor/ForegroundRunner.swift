@@ -1,3 +1,4 @@
+import LogTail
 import Dispatch
 import Foundation
 import JSON

@@ -1,4 +1,5 @@
 import API
+import CorralControl
 import ArgumentParser
 import CorralCLI
 import CorralWire
@@ -30,8 +31,10 @@ struct CorralDaemonMain: AsyncParsableCommand {
             }
             // Before touching the state: a second daemon must not take over the first one's VMs.
             try CorralDaemon.prepareSocket(socketPath)
-            let manager = try await VMManager.open(stateRoot: flags.stateDir.resolved, logger: logger,
-                                                   options: flags.options)
+            // Migrations reach other daemons over their TCP API with the token the user gave.
+            let manager = try await VMManager.open(
+                stateRoot: flags.stateDir.resolved, logger: logger, options: flags.options,
+                peerConnector: { host, port, token in HTTPMigrationPeer(host: host, port: port, token: token) })
             let daemon = CorralDaemon(
                 configuration: DaemonConfiguration(socketPath: socketPath, tcp: tcp),
                 control: manager,

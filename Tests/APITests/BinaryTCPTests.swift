@@ -2,6 +2,8 @@ import API
 import CorralModel
 import CorralWire
 import Foundation
+import CorralControl
+import LogTail
 import Supervisor
 import Testing
 

@@ -3,6 +3,8 @@ import CorralWire
 import Foundation
 import Logging
 import ServiceLifecycle
+import CorralControl
+import LogTail
 import Supervisor
 
 #if canImport(Glibc)
@@ -36,7 +38,7 @@ struct DaemonHarness {
     }
 
     static func run<T: Sendable>(
-        _ control: any VMControl,
+        _ control: any DaemonControl,
         socketPath: String = tempSocketPath(),
         token: String? = nil,
         probe: SupervisorProbe = SupervisorProbe(),

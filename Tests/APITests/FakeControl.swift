@@ -2,9 +2,11 @@ import Foundation
 import CorralModel
 import JSON
 import Profiles
+import CorralControl
+import LogTail
 import Supervisor
 
-/// A `VMControl` that records every call and answers from a script.
+/// A `DaemonControl` that records every call and answers from a script.
 actor FakeControl: VMControl {
     enum Call: Equatable {
         case up(UpRequest)
@@ -30,6 +32,11 @@ actor FakeControl: VMControl {
         case stats(String)
         case setTuning(String, TuningRequest)
         case host
+        case migrate(String, MigrateRequest)
+        case cancelMigration(String)
+        case prepareIncoming(IncomingRequest)
+        case commitIncoming(String)
+        case abortIncoming(String)
     }
 
     private(set) var calls: [Call] = []
@@ -46,6 +53,12 @@ actor FakeControl: VMControl {
     private var subscribers: [AsyncStream<CorralEvent>.Continuation] = []
     private var subscribed: [AsyncStream<Void>.Continuation] = []
     private(set) var terminatedSubscriptions = 0
+    /// `migrate` streams these, then ends with `migrationOutcome`.
+    var migrationProgress: [MigrationProgress] = []
+    var migrationOutcome: Result<MigrationResult, ControlError> = .failure(.internalError("no outcome scripted"))
+    /// Answers of the peer operations.
+    var incomingReply = IncomingReply(uri: "tcp:192.0.2.2:49152")
+    var peerFailure: ControlError?
 
     init(vms: [VMStatus] = []) {
         for vm in vms { self.vms[vm.name] = vm }
@@ -298,27 +311,58 @@ extension FakeControl: TuningControl {
     }
 }
 
-/// A control object that offers only the lifecycle (like an older daemon, or a peer that
-/// does not hotplug): the hotplug and tuning routes must answer 501.
-struct LifecycleOnlyControl: VMControl {
-    let inner: FakeControl
+/// Migration as a fake: `migrate` refuses what the daemon refuses before streaming (unknown VM, bad options),
+/// publishes the events a real daemon would, streams the scripted progress and ends with the scripted outcome.
+extension FakeControl: MigrationControl {
+    func scriptMigration(progress: [MigrationProgress], outcome: Result<MigrationResult, ControlError>) {
+        migrationProgress = progress
+        migrationOutcome = outcome
+    }
 
-    func up(_ request: UpRequest) async throws(ControlError) -> VMStatus { try await inner.up(request) }
-    func list() async -> [VMStatus] { await inner.list() }
-    func status(_ name: String) async throws(ControlError) -> VMStatus { try await inner.status(name) }
-    func start(_ name: String) async throws(ControlError) -> VMStatus { try await inner.start(name) }
-    func stop(_ name: String, timeout: Duration) async throws(ControlError) -> VMStatus {
-        try await inner.stop(name, timeout: timeout)
+    func setPeerFailure(_ error: ControlError?) { peerFailure = error }
+
+    func migrate(_ name: String, _ request: MigrateRequest) async throws(ControlError) -> AsyncStream<MigrationUpdate> {
+        record(.migrate(name, request))
+        _ = try lookUp(name)
+        let problems = request.options.problems()
+        guard problems.isEmpty else { throw .invalidRequest(problems.joined(separator: "; ")) }
+        let (stream, sink) = AsyncStream<MigrationUpdate>.makeStream()
+        push(CorralEvent(time: 1, vm: name, name: .migrationStarted, data: ["to": .string(request.to)]))
+        for progress in migrationProgress {
+            push(CorralEvent(time: 1, vm: name, name: .migrationProgress))
+            sink.yield(.progress(progress))
+        }
+        switch migrationOutcome {
+        case .success(let result):
+            push(CorralEvent(time: 1, vm: name, name: .migrated, data: ["to": .string(request.to)]))
+            sink.yield(.completed(result))
+        case .failure(let error):
+            push(CorralEvent(time: 1, vm: name, name: .migrationFailed, data: ["reason": .string(error.message)]))
+            sink.yield(.failed(error))
+        }
+        sink.finish()
+        return stream
     }
-    func kill(_ name: String) async throws(ControlError) -> VMStatus { try await inner.kill(name) }
-    func remove(_ name: String, force: Bool) async throws(ControlError) { try await inner.remove(name, force: force) }
-    func pause(_ name: String) async throws(ControlError) -> VMStatus { try await inner.pause(name) }
-    func resume(_ name: String) async throws(ControlError) -> VMStatus { try await inner.resume(name) }
-    func qmp(_ name: String, command: String, arguments: JSONObject?) async throws(ControlError) -> JSONValue {
-        try await inner.qmp(name, command: command, arguments: arguments)
+
+    func cancelMigration(_ name: String) async throws(ControlError) {
+        record(.cancelMigration(name))
+        _ = try lookUp(name)
     }
-    func serialLog(_ name: String) async throws(ControlError) -> String { try await inner.serialLog(name) }
-    func events(vm: String?, history: Int, follow: Bool) async -> AsyncStream<CorralEvent> {
-        await inner.events(vm: vm, history: history, follow: follow)
+
+    func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply {
+        record(.prepareIncoming(request))
+        if let peerFailure { throw peerFailure }
+        return incomingReply
+    }
+
+    func commitIncoming(_ name: String) async throws(ControlError) -> VMStatus {
+        record(.commitIncoming(name))
+        if let peerFailure { throw peerFailure }
+        return try lookUp(name)
+    }
+
+    func abortIncoming(_ name: String) async throws(ControlError) {
+        record(.abortIncoming(name))
+        if let peerFailure { throw peerFailure }
     }
 }

@@ -6,16 +6,17 @@ import Hummingbird
 import HummingbirdTesting
 import JSON
 import Profiles
+import CorralControl
+import LogTail
 import Supervisor
 import Testing
 
-/// The hotplug and tuning routes over fakes: bodies, status codes, validation, and 501 when the
-/// control object does not offer them.
+/// The hotplug and tuning routes over fakes: bodies, status codes, validation.
 @Suite struct HotplugTuningRouteTests {
     let fake = FakeControl(vms: [FakeControl.status("web")])
 
     func withApp<T: Sendable>(
-        _ control: (any VMControl)? = nil, _ body: @Sendable (any TestClientProtocol) async throws -> T
+        _ control: (any DaemonControl)? = nil, _ body: @Sendable (any TestClientProtocol) async throws -> T
     ) async throws -> T {
         let app = Application(router: CorralAPI(control: control ?? fake).router())
         return try await app.test(.router, body)
@@ -130,29 +131,6 @@ import Testing
         ])
     }
 
-    @Test(arguments: [
-        ("POST", "/v1/vms/web/cpus", "hotplug"), ("POST", "/v1/vms/web/disks", "hotplug"),
-        ("DELETE", "/v1/vms/web/disks/d1", "hotplug"), ("POST", "/v1/vms/web/nics", "hotplug"),
-        ("DELETE", "/v1/vms/web/nics/n1", "hotplug"), ("POST", "/v1/vms/web/memory", "hotplug"),
-        ("DELETE", "/v1/vms/web/memory/m1", "hotplug"), ("POST", "/v1/vms/web/balloon", "overcommit tuning"),
-        ("GET", "/v1/vms/web/stats", "overcommit tuning"), ("POST", "/v1/vms/web/tuning", "overcommit tuning"),
-        ("GET", "/v1/host", "overcommit tuning"),
-    ])
-    func routesAnswer501WithoutTheCapability(method: String, uri: String, feature: String) async throws {
-        let bare = LifecycleOnlyControl(inner: fake)
-        try await withApp(bare) { client in
-            let response = try await client.execute(uri: uri, method: .init(rawValue: method)!,
-                                                    headers: Self.jsonHeaders, body: ByteBuffer(string: "{}"))
-            #expect(response.status.code == 501)
-            #expect(response.headers[.contentType] == "application/json")
-            #expect(try decode(ErrorBody.self, response) ==
-                    ErrorBody(error: "not-supported", message: "\(feature) is not supported by this daemon"))
-            let list = try await client.execute(uri: "/v1/vms", method: .get)
-            #expect(list.status == .ok, "the lifecycle routes still work")
-        }
-        #expect(await fake.calls == [.list])
-    }
-
     /// The same operations through `CorralClient` over a real Unix socket.
     @Test(.timeLimit(.minutes(1))) func clientMethodsRoundTrip() async throws {
         try await DaemonHarness.run(fake) { daemon in
@@ -183,19 +161,5 @@ import Testing
             .balloon("web", size: "384M"), .stats("web"), .setTuning("web", TuningRequest(cpuQuotaPercent: 0)),
             .host, .setCPUs("ghost", 1),
         ])
-    }
-
-    @Test(.timeLimit(.minutes(1))) func clientReportsNotSupported() async throws {
-        try await DaemonHarness.run(LifecycleOnlyControl(inner: fake)) { daemon in
-            try await CorralClient.withClient(.unixSocket(daemon.socketPath)) { client in
-                await #expect(throws: CorralClientError.notSupported("hotplug is not supported by this daemon")) {
-                    try await client.setCPUs("web", count: 2)
-                }
-                await #expect(throws: CorralClientError.notSupported(
-                    "overcommit tuning is not supported by this daemon")) {
-                    try await client.host()
-                }
-            }
-        }
     }
 }

@@ -7,6 +7,8 @@ import JSON
 import Logging
 import Profiles
 import ServiceLifecycle
+import CorralControl
+import LogTail
 import Supervisor
 import Testing
 
@@ -78,8 +80,8 @@ import Testing
             try await CorralClient.withClient(.unixSocket(daemon.socketPath)) { client in
                 let events = try await client.events(vm: "web", history: 5)
                 await fake.waitForSubscribers(1)
-                let first = CorralEvent(time: 1_700_000_000.25, vm: "web", source: .qmp, name: "STOP")
-                let second = CorralEvent(time: 1_700_000_001, vm: "web", source: .corral, name: "stopped",
+                let first = CorralEvent(time: 1_700_000_000.25, vm: "web", name: "STOP")
+                let second = CorralEvent(time: 1_700_000_001, vm: "web", name: "stopped",
                                          data: ["reason": "guest powered off"])
                 await fake.push(first)
                 await fake.push(second)
@@ -99,7 +101,7 @@ import Testing
             try await CorralClient.withClient(.unixSocket(daemon.socketPath)) { client in
                 let events = try await client.events()
                 await fake.waitForSubscribers(1)
-                await fake.push(CorralEvent(time: 1, vm: "web", source: .corral, name: "started"))
+                await fake.push(CorralEvent(time: 1, vm: "web", name: "started"))
                 for try await _ in events { break }
             }
             // The client is shut down; the daemon notices the closed connection on its own.

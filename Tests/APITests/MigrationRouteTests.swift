@@ -4,109 +4,22 @@ import CorralWire
 import Foundation
 import JSON
 import Profiles
+import CorralControl
+import LogTail
 import Supervisor
 import Testing
-
-/// A `VMControl` + `MigrationControl` over `FakeControl`: `migrate` publishes the events a real
-/// daemon would (started, progress…, migrated/failed) and answers from a script.
-actor FakeMigrationControl: VMControl, MigrationControl {
-    enum Call: Equatable {
-        case migrate(String, MigrateRequest)
-        case cancel(String)
-        case prepare(IncomingRequest)
-        case commit(String)
-        case abort(String)
-    }
-
-    let inner: FakeControl
-    private(set) var calls: [Call] = []
-    /// `migrate` publishes one `migration-progress` event per entry, then ends with `outcome`.
-    var progress: [JSONValue] = []
-    var outcome: Result<MigrationResult, ControlError> = .failure(.internalError("no outcome scripted"))
-    /// Answers of the peer operations.
-    var incomingReply = IncomingReply(uri: "tcp:192.0.2.2:49152")
-    var peerFailure: ControlError?
-
-    init(inner: FakeControl) { self.inner = inner }
-
-    func script(progress: [JSONValue], outcome: Result<MigrationResult, ControlError>) {
-        self.progress = progress
-        self.outcome = outcome
-    }
-
-    func setPeerFailure(_ error: ControlError?) { peerFailure = error }
-
-    // VMControl: the inner fake's.
-    func up(_ request: UpRequest) async throws(ControlError) -> VMStatus { try await inner.up(request) }
-    func list() async -> [VMStatus] { await inner.list() }
-    func status(_ name: String) async throws(ControlError) -> VMStatus { try await inner.status(name) }
-    func start(_ name: String) async throws(ControlError) -> VMStatus { try await inner.start(name) }
-    func stop(_ name: String, timeout: Duration) async throws(ControlError) -> VMStatus {
-        try await inner.stop(name, timeout: timeout)
-    }
-    func kill(_ name: String) async throws(ControlError) -> VMStatus { try await inner.kill(name) }
-    func remove(_ name: String, force: Bool) async throws(ControlError) { try await inner.remove(name, force: force) }
-    func pause(_ name: String) async throws(ControlError) -> VMStatus { try await inner.pause(name) }
-    func resume(_ name: String) async throws(ControlError) -> VMStatus { try await inner.resume(name) }
-    func qmp(_ name: String, command: String, arguments: JSONObject?) async throws(ControlError) -> JSONValue {
-        try await inner.qmp(name, command: command, arguments: arguments)
-    }
-    func serialLog(_ name: String) async throws(ControlError) -> String { try await inner.serialLog(name) }
-    func events(vm: String?, history: Int, follow: Bool) async -> AsyncStream<CorralEvent> {
-        await inner.events(vm: vm, history: history, follow: follow)
-    }
-
-    // MigrationControl.
-    func migrate(_ name: String, _ request: MigrateRequest) async throws(ControlError) -> MigrationResult {
-        calls.append(.migrate(name, request))
-        _ = try await inner.status(name)
-        func publish(_ event: String, _ data: JSONValue?) async {
-            await inner.push(CorralEvent(time: 1, vm: name, source: .corral, name: event, data: data))
-        }
-        await publish("migration-started", ["to": .string(request.to)])
-        for data in progress { await publish("migration-progress", data) }
-        switch outcome {
-        case .success(let result):
-            await publish("migrated", ["to": .string(request.to)])
-            return result
-        case .failure(let error):
-            await publish("migration-failed", ["reason": .string(error.message)])
-            throw error
-        }
-    }
-
-    func cancelMigration(_ name: String) async throws(ControlError) {
-        calls.append(.cancel(name))
-        _ = try await inner.status(name)
-    }
-
-    func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply {
-        calls.append(.prepare(request))
-        if let peerFailure { throw peerFailure }
-        return incomingReply
-    }
-
-    func commitIncoming(_ name: String) async throws(ControlError) -> VMStatus {
-        calls.append(.commit(name))
-        if let peerFailure { throw peerFailure }
-        return try await inner.status(name)
-    }
-
-    func abortIncoming(_ name: String) async throws(ControlError) {
-        calls.append(.abort(name))
-        if let peerFailure { throw peerFailure }
-    }
-}
 
 /// The migration routes through a real daemon listener and `CorralClient` (Unix socket), and
 /// `HTTPMigrationPeer` against the TCP listener with its token.
 @Suite struct MigrationRouteTests {
-    static let progress: [JSONValue] = [
-        ["status": "setup"],
-        // Integral numbers decode as integers: whole values are written as such so the round trip is exact.
-        ["status": "active", "percent": 25.5, "mibPerSecond": 100.25, "remainingBytes": 3_000_000,
-         "totalBytes": 4_000_000],
-        ["status": "completed", "percent": 100, "remainingBytes": 0, "totalBytes": 4_000_000],
+    static let progress: [MigrationProgress] = [
+        MigrationProgress(status: .setup),
+        MigrationProgress(status: .active, ramTransferred: 1_000_000, ramRemaining: 3_000_000, ramTotal: 4_000_000,
+                          mbps: 841.0, dirtyPagesRate: 120, expectedDowntimeMs: 40, totalTimeMs: 1200),
+        MigrationProgress(status: .completed, ramTransferred: 4_100_000, ramRemaining: 0, ramTotal: 4_000_000,
+                          totalTimeMs: 3456, downtimeMs: 12, setupTimeMs: 5),
+        // A status this build does not know keeps its text.
+        MigrationProgress(rawStatus: "future-phase"),
     ]
     static let result = MigrationResult(name: "web", destination: "192.0.2.2:7070", totalMilliseconds: 3456,
                                         downtimeMilliseconds: 12, setupMilliseconds: 5, transferredBytes: 4_000_000)
@@ -120,11 +33,11 @@ actor FakeMigrationControl: VMControl, MigrationControl {
                                listenHost: "192.0.2.2")
     }
 
-    func fake() -> FakeMigrationControl {
-        FakeMigrationControl(inner: FakeControl(vms: [FakeControl.status("web")]))
+    func fake() -> FakeControl {
+        FakeControl(vms: [FakeControl.status("web")])
     }
 
-    func withClient<T: Sendable>(_ control: any VMControl, _ body: @Sendable (CorralClient) async throws -> T)
+    func withClient<T: Sendable>(_ control: FakeControl, _ body: @Sendable (CorralClient) async throws -> T)
         async throws -> T
     {
         try await DaemonHarness.run(control) { harness in
@@ -134,28 +47,33 @@ actor FakeMigrationControl: VMControl, MigrationControl {
 
     @Test func migrateStreamsEveryProgressEventThenTheResult() async throws {
         let control = fake()
-        await control.script(progress: Self.progress, outcome: .success(Self.result))
+        await control.scriptMigration(progress: Self.progress, outcome: .success(Self.result))
         let lines = try await withClient(control) { client in
             var lines: [MigrationStreamLine] = []
             for try await line in try await client.migrate("web", Self.request) { lines.append(line) }
             return lines
         }
-        let progress = lines.compactMap { line -> JSONValue? in
-            if case .progress(let event) = line.kind { return event.data }
+        let progress = lines.compactMap { line -> MigrationProgress? in
+            if case .progress(let progress) = line.update { return progress }
             return nil
         }
-        #expect(progress == Self.progress, "exactly the progress events, in order, none of the others")
-        #expect(lines.last?.kind == .completed(Self.result))
+        #expect(progress == Self.progress, "every progress value arrives typed and whole, in order")
+        #expect(lines.last?.update == .completed(Self.result))
         #expect(lines.count == Self.progress.count + 1)
+        // The wire: one {"progress": …} object per line (with the derived figures for scripts), then {"result": …}.
+        let active = try JSONDecoder().decode(JSONValue.self, from: Data(lines[1].text.utf8))
+        #expect(active["progress"]?["status"] == "active" && active["progress"]?["ramRemaining"] == 3_000_000)
+        #expect(active["progress"]?["percent"] == 25 && active["progress"]?["mibPerSecond"] != nil)
         let last = try #require(lines.last?.text)
-        #expect(try JSONDecoder().decode(MigrateOutcome.self, from: Data(last.utf8)) == MigrateOutcome(result: Self.result))
+        #expect(try JSONDecoder().decode(MigrationStreamMessage.self, from: Data(last.utf8))
+            == MigrationStreamMessage(.completed(Self.result)))
         #expect(await control.calls == [.migrate("web", Self.request)])
     }
 
     @Test func aFailedMigrationEndsWithItsErrorLine() async throws {
         let control = fake()
         let cancelled = ControlError.conflict("migration cancelled; web keeps running here")
-        await control.script(progress: Array(Self.progress.prefix(2)), outcome: .failure(cancelled))
+        await control.scriptMigration(progress: Array(Self.progress.prefix(2)), outcome: .failure(cancelled))
         let (lines, thrown) = try await withClient(control) { client in
             var lines: [MigrationStreamLine] = []
             for try await line in try await client.migrate("web", Self.request) { lines.append(line) }
@@ -167,26 +85,22 @@ actor FakeMigrationControl: VMControl, MigrationControl {
             }
         }
         #expect(lines.count == 3)
-        #expect(lines.last?.kind == .failed(cancelled))
+        #expect(lines.last?.update == .failed(cancelled))
         #expect(thrown == cancelled)
     }
 
     @Test func refusalsBeforeTheStreamKeepTheirStatus() async throws {
         let control = fake()
+        let bad = MigrateRequest(to: "192.0.2.2:7070", options: MigrationOptions(postcopy: true, multifdChannels: 2))
         try await withClient(control) { client in
             await #expect(throws: ControlError.notFound("no VM named ghost")) {
                 _ = try await client.migrate("ghost", Self.request)
             }
-            let bad = MigrateRequest(to: "192.0.2.2:7070", options: MigrationOptions(postcopy: true, multifdChannels: 2))
             await #expect(throws: ControlError.invalidRequest(bad.options.problems().joined(separator: "; "))) {
                 _ = try await client.migrate("web", bad)
             }
-            await #expect(throws: ControlError.invalidRequest(
-                "to must be HOST:PORT of the destination daemon, got '192.0.2.2'")) {
-                _ = try await client.migrate("web", MigrateRequest(to: "192.0.2.2"))
-            }
         }
-        #expect(await control.calls.isEmpty, "nothing reached migrate")
+        #expect(await control.calls == [.migrate("ghost", Self.request), .migrate("web", bad)])
     }
 
     @Test func cancelAnswers204() async throws {
@@ -195,27 +109,7 @@ actor FakeMigrationControl: VMControl, MigrationControl {
             try await client.cancelMigration("web")
             await #expect(throws: ControlError.notFound("no VM named ghost")) { try await client.cancelMigration("ghost") }
         }
-        #expect(await control.calls == [.cancel("web"), .cancel("ghost")])
-    }
-
-    @Test func everyMigrationRouteAnswers501WithoutMigrationControl() async throws {
-        let control = LifecycleOnlyControl(inner: FakeControl(vms: [FakeControl.status("web")]))
-        try await withClient(control) { client in
-            for attempt in 0..<5 {
-                do {
-                    switch attempt {
-                    case 0: _ = try await client.migrate("web", Self.request)
-                    case 1: try await client.cancelMigration("web")
-                    case 2: _ = try await client.prepareIncoming(Self.incoming())
-                    case 3: _ = try await client.commitIncoming("web")
-                    default: try await client.abortIncoming("web")
-                    }
-                    Issue.record("attempt \(attempt) was served")
-                } catch let error as CorralClientError {
-                    #expect(error == .notSupported("migration is not supported by this daemon"), "attempt \(attempt)")
-                }
-            }
-        }
+        #expect(await control.calls == [.cancelMigration("web"), .cancelMigration("ghost")])
     }
 
     @Test func httpPeerCallsThePeerRoutesOverTCPWithTheToken() async throws {
@@ -235,6 +129,13 @@ actor FakeMigrationControl: VMControl, MigrationControl {
                 _ = try await peer.prepareIncoming(incoming)
             }
 
+            // The peer's own internal error stays internal (it answered; it is not a lost peer).
+            await control.setPeerFailure(.internalError("cannot write vm.json"))
+            await #expect(throws: ControlError.internalError("destination 127.0.0.1:\(port): cannot write vm.json")) {
+                _ = try await peer.commitIncoming("web")
+            }
+            await control.setPeerFailure(nil)
+
             for token: String? in ["wrong", nil] {
                 let intruder = HTTPMigrationPeer(host: "127.0.0.1", port: port, token: token)
                 let why = token == nil ? "wants a token" : "refused the token"
@@ -244,10 +145,13 @@ actor FakeMigrationControl: VMControl, MigrationControl {
                 }
             }
         }
-        #expect(await control.calls == [.prepare(incoming), .commit("web"), .abort("web"), .prepare(incoming)])
+        #expect(await control.calls == [.prepareIncoming(incoming), .commitIncoming("web"), .abortIncoming("web"),
+                                        .prepareIncoming(incoming), .commitIncoming("web")])
     }
 
-    @Test func httpPeerWithNothingListeningIsAnInternalErrorNamingIt() async throws {
+    /// A transport failure is `unreachable`, never `internalError`: the migration must tell a destination that
+    /// answered with its own internal error from one that is gone.
+    @Test func httpPeerWithNothingListeningIsUnreachableNamingIt() async throws {
         // A port from the kernel, closed again: nothing listens there.
         let port = try await DaemonHarness.run(fake(), token: "x") { harness in try #require(harness.tcpPort) }
         let peer = HTTPMigrationPeer(host: "127.0.0.1", port: port, token: "x")
@@ -255,8 +159,8 @@ actor FakeMigrationControl: VMControl, MigrationControl {
             _ = try await peer.abortIncoming("web")
             Issue.record("a closed port answered")
         } catch {
-            guard case .internalError(let message) = error else {
-                Issue.record("expected internalError, got \(error)")
+            guard case .unreachable(let message) = error else {
+                Issue.record("expected unreachable, got \(error)")
                 return
             }
             #expect(message.hasPrefix("destination 127.0.0.1:\(port): "), "\(message)")

@@ -6,6 +6,8 @@ import Hummingbird
 import HummingbirdTesting
 import JSON
 import Profiles
+import CorralControl
+import LogTail
 import Supervisor
 import Testing
 
@@ -216,7 +218,9 @@ import Testing
         (.notFound("no VM named x"), 404),
         (.conflict("web is already running"), 409),
         (.startFailed(reason: "QEMU exited with status 1", qemuOutput: ["qemu: -m 99T: too big", "second"]), 500),
-        (.qmp("device_add: Duplicate ID 'net0'"), 502),
+        (.qmp(QMPFailure(command: "device_add", errorClass: "GenericError", desc: "Duplicate ID 'net0' for device",
+                         note: "earlier steps were undone")), 502),
+        (.unreachable("destination 192.0.2.2:7070: Connection refused"), 502),
         (.refused("not enough memory: need 8 GiB, 2 GiB free"), 403),
         (.internalError("disk full"), 500),
     ]

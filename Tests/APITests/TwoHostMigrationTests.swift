@@ -3,6 +3,8 @@ import CorralModel
 import CorralWire
 import Foundation
 import JSON
+import CorralControl
+import LogTail
 import Supervisor
 import Testing
 

@@ -1,4 +1,6 @@
 import Foundation
+import CorralControl
+import CorralCore
 import Supervisor
 import Testing
 

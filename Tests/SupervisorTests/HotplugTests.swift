@@ -2,6 +2,8 @@ import JSON
 import Profiles
 import QEMUCommand
 import QMP
+import CorralControl
+import CorralCore
 import Supervisor
 import Testing
 
@@ -61,7 +63,8 @@ import Testing
         qmp.expect("blockdev-del", ["node-name": "file-data"])
         let executor = HotplugExecutor(qmp: qmp)
         await #expect(throws: HotplugError.stepFailed(step: "device_add disk-data",
-                                                      reason: "GenericError: Bus 'hp0' does not support hotplugging",
+                                                      error: .commandFailed(command: "device_add", errorClass: "GenericError",
+                                                                             desc: "Bus 'hp0' does not support hotplugging"),
                                                       undoProblems: [])) {
             try await executor.run(HotplugPlanner.addDisk(disk, at: PCIPlacement(bus: "hp0")))
         }
@@ -143,7 +146,7 @@ import Testing
         qmp.expect("netdev_add")
         qmp.expect("device_add", nil, .error("GenericError", "boom"))
         qmp.expect("netdev_del", nil, .error("GenericError", "gone"))
-        await #expect(throws: HotplugError.stepFailed(step: "device_add nic-n1", reason: "GenericError: boom",
+        await #expect(throws: HotplugError.stepFailed(step: "device_add nic-n1", error: .commandFailed(command: "device_add", errorClass: "GenericError", desc: "boom"),
                                                       undoProblems: ["netdev_del net-n1: netdev_del net-n1 failed: GenericError: gone; earlier steps were undone"])) {
             try await HotplugExecutor(qmp: qmp).run(HotplugPlanner.addNIC(nic, vmName: "vm", at: PCIPlacement(bus: "hp0")))
         }

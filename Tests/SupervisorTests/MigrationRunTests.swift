@@ -4,6 +4,8 @@ import JSON
 import Profiles
 import QEMUCommand
 import QMP
+import CorralControl
+import CorralCore
 import Supervisor
 import Synchronization
 import Testing
@@ -361,7 +363,7 @@ private let completedReply: JSONValue = [
 
     @Test func aDestinationThatCannotResumeGivesTheGuestBackToTheSource() async {
         let h = Harness()
-        h.peer.state.withLock { $0.commitError = .qmp("cont: the incoming migration failed") }
+        h.peer.state.withLock { $0.commitError = .qmp(QMPFailure(command: "cont", desc: "the incoming migration failed")) }
         h.expectSourceSetup()
         h.qmp.expect("migrate", nil, .ok(), then: [migrationEvent("active"), migrationEvent("completed")])
         h.qmp.expect("query-status", nil, .ok(["status": "postmigrate", "running": false]))
@@ -376,12 +378,27 @@ private let completedReply: JSONValue = [
 
     @Test func aLostDestinationAtTheCommitLeavesTheSourcePausedAndSaysSo() async {
         let h = Harness()
-        h.peer.state.withLock { $0.commitError = .internalError("destination 192.0.2.2:7070: connection reset") }
+        h.peer.state.withLock { $0.commitError = .unreachable("destination 192.0.2.2:7070: connection reset") }
         h.expectSourceSetup()
         h.qmp.expect("migrate", nil, .ok(), then: [migrationEvent("active"), migrationEvent("completed")])
         let outcome = await h.start().value
         #expect(outcome.failure?.consequence == .ownerUnknown)
         #expect(!h.qmp.sent.contains("cont") && !h.qmp.sent.contains("quit"), "neither resumed nor stopped")
+        h.qmp.verify()
+    }
+
+    /// A peer that answers with its own internal error has answered: it runs nothing, so the source takes the
+    /// guest back (only a transport failure leaves the owner unknown).
+    @Test func aDestinationsInternalErrorAtTheCommitIsAnAnswerNotALostPeer() async {
+        let h = Harness()
+        h.peer.state.withLock { $0.commitError = .internalError("destination 192.0.2.2:7070: cannot write vm.json") }
+        h.expectSourceSetup()
+        h.qmp.expect("migrate", nil, .ok(), then: [migrationEvent("active"), migrationEvent("completed")])
+        h.qmp.expect("query-status", nil, .ok(["status": "postmigrate", "running": false]))
+        h.qmp.expect("cont")
+        let outcome = await h.start().value
+        #expect(outcome.failure?.consequence == .sourceKeepsRunning && outcome.owner == .source)
+        #expect(outcome.cause == .internalError("destination 192.0.2.2:7070: cannot write vm.json"))
         h.qmp.verify()
     }
 
@@ -405,7 +422,9 @@ private let completedReply: JSONValue = [
         h.qmp.expect("migrate-set-capabilities", nil, .error("GenericError", "capability postcopy-ram is bad"))
         let outcome = await h.start().value
         #expect(outcome.failure?.consequence == .sourceKeepsRunning)
-        #expect(outcome.cause?.message.hasPrefix("migrate-set-capabilities: ") == true, "\(String(describing: outcome.cause))")
+        #expect(outcome.cause == .qmp(QMPFailure(command: "migrate-set-capabilities", errorClass: "GenericError",
+                                                 desc: "capability postcopy-ram is bad")),
+                "QMP's class and desc are kept with the command: \(String(describing: outcome.cause))")
         #expect(outcome.failure?.reason.contains("capability postcopy-ram is bad") == true)
         #expect(h.qmp.sent == ["migrate-set-capabilities"], "no parameters, no migrate after the failure")
         #expect(h.peer.calls == ["prepare", "abort"])

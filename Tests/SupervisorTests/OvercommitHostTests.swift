@@ -1,6 +1,7 @@
 import Foundation
 import JSON
 import Testing
+import CorralCore
 @testable import Supervisor
 
 /// A temporary folder standing in for `/` (a fake procfs/sysfs tree); removed by `cleanup()`.

@@ -1,4 +1,7 @@
+import CorralModel
 import JSON
+import CorralControl
+import CorralCore
 import Supervisor
 import Testing
 
@@ -46,11 +49,11 @@ import Testing
 @Suite struct EventHubTests {
     @Test func subscribersGetHistoryThenLiveEventsFilteredByVM() async {
         let hub = EventHub()
-        await hub.publish(vm: "a", .corral, "started")
-        await hub.publish(vm: "b", .corral, "started")
+        await hub.publish(vm: "a", "started")
+        await hub.publish(vm: "b", "started")
         let stream = await hub.subscribe(vm: "a", history: 10)
-        await hub.publish(vm: "b", .qmp, "STOP")
-        await hub.publish(vm: "a", .qmp, "STOP", ["x": 1])
+        await hub.publish(vm: "b", "STOP")
+        await hub.publish(vm: "a", "STOP", ["x": 1])
         var iterator = stream.makeAsyncIterator()
         let first = await iterator.next()
         let second = await iterator.next()
@@ -62,12 +65,12 @@ import Testing
 
     @Test func withoutFollowTheStreamEndsAfterThePastEvents() async {
         let hub = EventHub()
-        for name in ["defined", "started", "STOP", "RESUME"] { await hub.publish(vm: "a", .corral, name) }
-        await hub.publish(vm: "b", .corral, "started")
+        for name in ["defined", "started", "STOP", "RESUME"] { await hub.publish(vm: "a", CorralEventName(name)) }
+        await hub.publish(vm: "b", "started")
         let stream = await hub.subscribe(vm: "a", history: 3, follow: false)
-        await hub.publish(vm: "a", .corral, "stopped")
+        await hub.publish(vm: "a", "stopped")
         var names: [String] = []
-        for await event in stream { names.append(event.name) }
+        for await event in stream { names.append(event.name.text) }
         #expect(names == ["started", "STOP", "RESUME"], "the last three of a, then the end; nothing live")
     }
 
@@ -76,8 +79,8 @@ import Testing
         defer { FileOps.remove(path) }
         let hub = EventHub()
         await hub.setLogFile(path, for: "a")
-        await hub.publish(vm: "a", .corral, "started")
-        await hub.publish(vm: "a", .qmp, "SHUTDOWN", ["guest": true])
+        await hub.publish(vm: "a", "started")
+        await hub.publish(vm: "a", "SHUTDOWN", ["guest": true])
         let fresh = EventHub()
         await fresh.load(from: path)
         let names = await fresh.recent(vm: "a", limit: 10).map(\.name)

@@ -1,6 +1,8 @@
 import Foundation
 import JSON
 import QMP
+import CorralControl
+import CorralCore
 import Supervisor
 import Synchronization
 import Testing

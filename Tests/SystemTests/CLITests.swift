@@ -1,4 +1,7 @@
 import Foundation
+import CorralControl
+import CorralCore
+import LogTail
 import Supervisor
 import Testing
 

@@ -1,5 +1,8 @@
 import Foundation
 import CorralModel
+import CorralControl
+import CorralCore
+import LogTail
 import Supervisor
 import Testing
 
@@ -80,7 +83,7 @@ import Glibc
 
         /// Waits for the VM's event `name`: `corral events VM --history 200 --json` replays the past,
         /// so an event that happened before the CLI subscribed is found too.
-        func waitForEvent(vm: String, _ name: String, within limit: Duration = .seconds(120)) async throws
+        func waitForEvent(vm: String, _ name: CorralEventName, within limit: Duration = .seconds(120)) async throws
             -> CorralEvent?
         {
             let output = root + "/events-\(vm)-\(UUID().uuidString.prefix(6)).ndjson"

@@ -1,6 +1,9 @@
 import Foundation
 import CorralModel
 import JSON
+import CorralControl
+import CorralCore
+import LogTail
 import Supervisor
 import Testing
 
@@ -11,7 +14,7 @@ import Glibc
 /// The daemon core (VMManager) in-process, with real QEMU under TCG and the test guest.
 @Suite(.serialized) struct DaemonTests {
     /// Waits for the first event named `name` of `vm` (after subscribing, so none is missed).
-    func waitForEvent(_ manager: VMManager, vm: String, _ name: String,
+    func waitForEvent(_ manager: VMManager, vm: String, _ name: CorralEventName,
                       within limit: Duration = .seconds(60)) async -> CorralEvent? {
         let events = await manager.events(vm: vm, history: 0)
         return await withTaskGroup(of: CorralEvent?.self) { group in

@@ -2,6 +2,9 @@ import Foundation
 import JSON
 import Profiles
 import QEMUCommand
+import CorralControl
+import CorralCore
+import LogTail
 import Supervisor
 import Testing
 

@@ -1,6 +1,9 @@
 import Foundation
 import CorralModel
 import JSON
+import CorralControl
+import CorralCore
+import LogTail
 import Supervisor
 import Testing
 

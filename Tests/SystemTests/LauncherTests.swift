@@ -3,6 +3,9 @@ import JSON
 import Profiles
 import QEMUCommand
 import QMP
+import CorralControl
+import CorralCore
+import LogTail
 import Supervisor
 import Testing
 

@@ -1,6 +1,9 @@
 import Foundation
 import CorralModel
 import JSON
+import CorralControl
+import CorralCore
+import LogTail
 import Supervisor
 import Testing
 
@@ -41,7 +44,7 @@ import Testing
         _ = try await HeartbeatWait.first(in: up.serialLog) { $0.disks == ["vda", "vdb"] && $0.cpus == 2 }
         let beforeN = lastHeartbeat(up.serialLog)?.n ?? 0
 
-        let result = try await p.source.migrate("mover", MigrateRequest(to: "127.0.0.1:7000"))
+        let result = try await p.source.migrateAndWait("mover", MigrateRequest(to: "127.0.0.1:7000"))
         #expect(result.destination == "127.0.0.1:7000")
         #expect((result.totalMilliseconds ?? 0) > 0)
         #expect(await p.source.list().isEmpty, "the source no longer lists the VM")
@@ -70,7 +73,7 @@ import Testing
         _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
         let slow = MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(bandwidthBytesPerSecond: 1 << 20))
         let migration = Task { () -> String in
-            let failure = await controlError { () async throws(ControlError) in _ = try await p.source.migrate("stay", slow) }
+            let failure = await controlError { () async throws(ControlError) in _ = try await p.source.migrateAndWait("stay", slow) }
             return failure?.message ?? "completed"
         }
         for _ in 0..<100 where try await p.source.status("stay").state != .migrating {
@@ -79,8 +82,8 @@ import Testing
         try await Task.sleep(for: .seconds(1))
         let during = try await p.source.status("stay")
         #expect(during.state == .migrating)
-        #expect(during.migration?["to"]?.stringValue == "127.0.0.1:7000", "status shows the migration")
-        #expect(during.migration?["status"]?.stringValue != nil)
+        #expect(during.migration?.to == "127.0.0.1:7000", "status shows the migration")
+        #expect(during.migration?.progress?.status != nil)
         try await p.source.cancelMigration("stay")
         let outcome = await migration.value
         #expect(outcome.contains("cancelled"), "\(outcome)")
@@ -108,7 +111,7 @@ import Testing
         let profile = try Guest.writeProfile(in: p.root, name: "copier", extra: "disks: [ { id: data, file: \(image) } ]\n")
         let up = try await p.source.up(UpRequest(profile: profile))
         _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
-        _ = try await p.source.migrate("copier", MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(withStorage: true)))
+        _ = try await p.source.migrateAndWait("copier", MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(withStorage: true)))
         let moved = try await p.destination.status("copier")
         #expect(moved.state == .running)
         let file = try #require(moved.disks.first?.file)
@@ -138,7 +141,7 @@ import Testing
         let serial = LineRecorder(path: up.serialLog)
         let bandwidth: Int64 = 16 << 20
 
-        _ = try await p.source.migrate("busy", MigrateRequest(
+        _ = try await p.source.migrateAndWait("busy", MigrateRequest(
             to: "127.0.0.1:7000", options: MigrationOptions(bandwidthBytesPerSecond: bandwidth, postcopy: true)))
         let lines = await transcript.finish().compactMap(TranscriptLine.init)
         let lastOnSource = try #require(await serial.finish().compactMap { Heartbeat(line: $0) }.last).n
@@ -178,7 +181,7 @@ import Testing
         let transcript = LineRecorder(path: VMPaths(stateRoot: p.root + "/a", name: "fast").transcript)
         let serial = LineRecorder(path: up.serialLog)
 
-        _ = try await p.source.migrate("fast", MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(multifdChannels: 2)))
+        _ = try await p.source.migrateAndWait("fast", MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(multifdChannels: 2)))
         let lines = await transcript.finish().compactMap(TranscriptLine.init)
         let lastOnSource = try #require(await serial.finish().compactMap { Heartbeat(line: $0) }.last).n
         let destinationLines = LineRecorder.transcript(at: VMPaths(stateRoot: p.root + "/b", name: "fast").transcript)
@@ -210,7 +213,7 @@ import Testing
         let up = try await p.source.up(UpRequest(profile: profile))
         _ = try await p.destination.up(UpRequest(profile: profile))
         do {
-            _ = try await p.source.migrate("twin", MigrateRequest(to: "127.0.0.1:7000"))
+            _ = try await p.source.migrateAndWait("twin", MigrateRequest(to: "127.0.0.1:7000"))
             Issue.record("migrated onto a name in use")
         } catch {
             #expect(error.message.hasPrefix("a VM named twin already exists here"), "\(error.message)")
@@ -219,7 +222,7 @@ import Testing
         #expect(try await p.source.status("twin").pid == up.pid)
         let bad = MigrationOptions(postcopy: true, multifdChannels: 2)
         do {
-            _ = try await p.source.migrate("twin", MigrateRequest(to: "127.0.0.1:7000", options: bad))
+            _ = try await p.source.migrateAndWait("twin", MigrateRequest(to: "127.0.0.1:7000", options: bad))
             Issue.record("an impossible combination was accepted")
         } catch {
             #expect(error.message.contains("--postcopy"), "\(error.message)")
@@ -258,7 +261,7 @@ import Testing
         let up = try await source.up(UpRequest(profile: try Guest.writeProfile(in: root, name: "secret")))
         _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
         let refused = await controlError { () async throws(ControlError) in
-            _ = try await source.migrate("secret", MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(tls: true, timeoutSeconds: 60)))
+            _ = try await source.migrateAndWait("secret", MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(tls: true, timeoutSeconds: 60)))
         }
         #expect(refused != nil, "a destination with the wrong CA must not get the guest")
         let kept = try await source.status("secret")
@@ -270,7 +273,7 @@ import Testing
         let right = try await VMManager.open(stateRoot: root + "/c", options: DaemonOptions(tlsDirectory: certs))
         await source.setPeerConnector { _, _, _ in LocalMigrationPeer(right) }
         let before = try await HeartbeatWait.first(in: up.serialLog) { _ in true }
-        _ = try await source.migrate("secret", MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(tls: true)))
+        _ = try await source.migrateAndWait("secret", MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(tls: true)))
         let moved = try await right.status("secret")
         #expect(moved.state == .running)
         _ = try await HeartbeatWait.first(in: moved.serialLog) { $0.n > before.n }

@@ -1,3 +1,4 @@
+import CorralCore
 /// How the daemon runs: limits, policies and where it reads the host from.
 public struct DaemonOptions: Sendable {
     /// Admission limits (`--cpu-overcommit`, `--memory-overcommit`).

@@ -43,8 +43,8 @@ public actor EventHub {
         }
     }
 
-    public func publish(vm: String, _ source: CorralEvent.Source, _ name: String, _ data: JSONValue? = nil) {
-        publish(CorralEvent(time: Date().timeIntervalSince1970, vm: vm, source: source, name: name, data: data))
+    public func publish(vm: String, _ name: CorralEventName, _ data: JSONValue? = nil) {
+        publish(CorralEvent(time: Date().timeIntervalSince1970, vm: vm, name: name, data: data))
     }
 
     /// The last `history` events (of `vm`, or all), then (with `follow`) every new one; without `follow` the

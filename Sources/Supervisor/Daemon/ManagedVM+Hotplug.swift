@@ -1,3 +1,4 @@
+import CorralCore
 import Foundation
 import CorralModel
 import JSON
@@ -41,17 +42,20 @@ extension ManagedVM {
     private func failure(_ error: HotplugError) -> ControlError {
         switch error {
         case .unplugPending: return .conflict(error.description)
-        case .stepFailed: return .qmp(error.description)
+        case .stepFailed(let step, let cause, let undoProblems):
+            let undo = undoProblems.isEmpty ? "earlier steps were undone"
+                : "undo was incomplete: " + undoProblems.joined(separator: "; ")
+            return .qmpFailed(cause, command: step, note: undo)
         }
     }
 
-    private func saveConfig(_ event: String, _ data: JSONValue) async {
+    private func saveConfig(_ event: CorralEventName, _ data: JSONValue) async {
         do {
             try VMStore(paths: paths).save(config)
         } catch {
             logger.error("cannot save live.json", metadata: ["error": "\(error)"])
         }
-        await hub.publish(vm: name, .corral, event, data)
+        await hub.publish(vm: name, event, data)
     }
 
     // MARK: vCPUs
@@ -62,7 +66,7 @@ extension ManagedVM {
         let executor = try executor()
         let reply: JSONValue
         do { reply = try await executor.qmp.execute("query-hotpluggable-cpus", nil, timeout: nil) } catch {
-            throw .qmp(error.description)
+            throw .qmpFailed(error)
         }
         let slots = HotplugPlanner.parseCPUSlots(reply)
         let online = slots.filter { $0.qomPath != nil }.count
@@ -75,7 +79,7 @@ extension ManagedVM {
             for (added, step) in steps.enumerated() {
                 do { try await executor.run([step]) } catch {
                     config.hotplugged.onlineCPUs = online + added
-                    await saveConfig("cpus-changed", ["online": .int(Int64(online + added))])
+                    await saveConfig(.cpusChanged, ["online": .int(Int64(online + added))])
                     throw failure(error)
                 }
             }
@@ -87,13 +91,13 @@ extension ManagedVM {
                     if case .unplugPending = error, case .deviceDeleted(let device) = step.wait {
                         pendingUnplugs[device] = PendingUnplug(remaining: [], completion: .cpu)
                     }
-                    await saveConfig("cpus-changed", ["online": .int(Int64(online - removed))])
+                    await saveConfig(.cpusChanged, ["online": .int(Int64(online - removed))])
                     throw failure(error)
                 }
             }
         }
         config.hotplugged.onlineCPUs = count
-        await saveConfig("cpus-changed", ["online": .int(Int64(count))])
+        await saveConfig(.cpusChanged, ["online": .int(Int64(count))])
     }
 
     // MARK: Disks
@@ -124,7 +128,7 @@ extension ManagedVM {
         var stored = disk
         stored.size = nil  // the image exists now; a restart must not try to create it again
         config.hotplugged.disks.append(PluggedDisk(disk: stored, port: port))
-        await saveConfig("disk-added", ["id": .string(disk.id), "file": .string(disk.file), "port": .string(port)])
+        await saveConfig(.diskAdded, ["id": .string(disk.id), "file": .string(disk.file), "port": .string(port)])
     }
 
     func removeDisk(id: String, deleteImage: Bool) async throws(ControlError) {
@@ -139,7 +143,7 @@ extension ManagedVM {
         let steps = HotplugPlanner.removeDisk(plugged.disk)
         try await runRemoval(steps, completion: .disk(id: id, deleteImage: deleteImage))
         finishDiskRemoval(id: id, deleteImage: deleteImage)
-        await saveConfig("disk-removed", ["id": .string(id)])
+        await saveConfig(.diskRemoved, ["id": .string(id)])
     }
 
     private func finishDiskRemoval(id: String, deleteImage: Bool) {
@@ -172,7 +176,7 @@ extension ManagedVM {
             throw .internalError("\(error)")
         }
         config.hotplugged.nics.append(PluggedNIC(nic: nic, port: port))
-        await saveConfig("nic-added", ["id": .string(nic.id), "mac": .string(nic.mac ?? ""), "port": .string(port)])
+        await saveConfig(.nicAdded, ["id": .string(nic.id), "mac": .string(nic.mac ?? ""), "port": .string(port)])
     }
 
     func removeNIC(id: String) async throws(ControlError) {
@@ -186,7 +190,7 @@ extension ManagedVM {
         }
         try await runRemoval(HotplugPlanner.removeNIC(plugged.nic), completion: .nic(id: id))
         config.hotplugged.nics.removeAll { $0.nic.id == id }
-        await saveConfig("nic-removed", ["id": .string(id)])
+        await saveConfig(.nicRemoved, ["id": .string(id)])
     }
 
     // MARK: Memory
@@ -207,7 +211,7 @@ extension ManagedVM {
             throw .internalError("\(error)")
         }
         config.hotplugged.memory.append(memory)
-        await saveConfig("memory-added", ["id": .string(memory.id), "sizeBytes": .int(Int64(memory.size.bytes))])
+        await saveConfig(.memoryAdded, ["id": .string(memory.id), "sizeBytes": .int(Int64(memory.size.bytes))])
     }
 
     func removeMemory(id: String) async throws(ControlError) {
@@ -217,7 +221,7 @@ extension ManagedVM {
         }
         try await runRemoval(HotplugPlanner.removeMemory(memory), completion: .memory(id: id))
         config.hotplugged.memory.removeAll { $0.id == id }
-        await saveConfig("memory-removed", ["id": .string(id)])
+        await saveConfig(.memoryRemoved, ["id": .string(id)])
     }
 
     // MARK: Pending unplugs
@@ -232,7 +236,7 @@ extension ManagedVM {
             } catch {
                 if case .unplugPending = error, case .deviceDeleted(let device) = step.wait {
                     pendingUnplugs[device] = PendingUnplug(remaining: Array(steps[(index + 1)...]), completion: completion)
-                    await hub.publish(vm: name, .corral, "unplug-pending", ["device": .string(device)])
+                    await hub.publish(vm: name, .unplugPending, ["device": .string(device)])
                 }
                 throw failure(error)
             }
@@ -267,22 +271,22 @@ extension ManagedVM {
             }
         }
         // The configuration changes and the device leaves the pending list in one step (no suspension between).
-        let event: String
+        let event: CorralEventName
         let data: JSONValue
         switch pending.completion {
         case .disk(let id, let deleteImage):
             finishDiskRemoval(id: id, deleteImage: deleteImage)
-            (event, data) = ("disk-removed", ["id": .string(id)])
+            (event, data) = (.diskRemoved, ["id": .string(id)])
         case .nic(let id):
             config.hotplugged.nics.removeAll { $0.nic.id == id }
-            (event, data) = ("nic-removed", ["id": .string(id)])
+            (event, data) = (.nicRemoved, ["id": .string(id)])
         case .memory(let id):
             config.hotplugged.memory.removeAll { $0.id == id }
-            (event, data) = ("memory-removed", ["id": .string(id)])
+            (event, data) = (.memoryRemoved, ["id": .string(id)])
         case .cpu:
             let online = (config.hotplugged.onlineCPUs ?? config.profile.cpu.count) - 1
             config.hotplugged.onlineCPUs = online
-            (event, data) = ("cpus-changed", ["online": .int(Int64(online))])
+            (event, data) = (.cpusChanged, ["online": .int(Int64(online))])
         }
         pendingUnplugs[device] = nil
         await saveConfig(event, data)

@@ -1,3 +1,5 @@
+import CorralControl
+import CorralCore
 import Foundation
 import CorralModel
 import JSON
@@ -18,7 +20,7 @@ extension ManagedVM {
         let qmp = vm.qmp
         func send(_ step: MigrationCommand) async throws(ControlError) {
             do { _ = try await qmp.execute(step.command, step.arguments.isEmpty ? nil : step.arguments) } catch {
-                throw .qmp("\(step.command): \(error.description)")
+                throw .qmpFailed(error, command: step.command)
             }
         }
         var tlsID: String?
@@ -46,11 +48,11 @@ extension ManagedVM {
         }
         // Port 0: QEMU picked one; query-migrate tells which.
         let info: JSONValue
-        do { info = try await qmp.execute("query-migrate") } catch { throw .qmp("query-migrate: \(error.description)") }
+        do { info = try await qmp.execute("query-migrate") } catch { throw .qmpFailed(error) }
         guard let address = info["socket-address"]?[0], let port = address["port"]?.stringValue ?? address["port"]?.intValue.map({ String($0) })
         else { throw .internalError("QEMU did not report its incoming migration port") }
         reply.uri = "tcp:\(request.listenHost):\(port)"
-        await hub.publish(vm: name, .corral, "incoming-ready", ["uri": .string(reply.uri)])
+        await hub.publish(vm: name, .incomingReady, ["uri": .string(reply.uri)])
         return reply
     }
 
@@ -67,13 +69,13 @@ extension ManagedVM {
             try await Self.waitForIncomingEnd(events, name: name, timeout: .seconds(30))
         }
         _ = try? await vm.qmp.execute(MigrationPlan.nbdServerStop().command)
-        do { _ = try await vm.qmp.execute(MigrationPlan.resume().command) } catch { throw .qmp("cont: \(error.description)") }
+        do { _ = try await vm.qmp.execute(MigrationPlan.resume().command) } catch { throw .qmpFailed(error) }
         state = .running
         record.state = .running
         record.desiredRunning = true
         record.startedAt = Date().timeIntervalSince1970
         persist()
-        await hub.publish(vm: name, .corral, "migrated-in")
+        await hub.publish(vm: name, .migratedIn)
     }
 
     /// Whether an incoming migration in `status` can be committed now (true), needs waiting (false), or
@@ -81,7 +83,7 @@ extension ManagedVM {
     static func incomingSettled(_ status: MigrationStatus?, name: String) throws(ControlError) -> Bool? {
         switch status {
         case .completed?, .postcopyActive?, nil: return true
-        case .failed?, .cancelled?: throw .qmp("the incoming migration of \(name) \(status!.rawValue)")
+        case .failed?, .cancelled?: throw .qmpState("the incoming migration of \(name) \(status!.rawValue)", command: "query-migrate")
         default: return false
         }
     }
@@ -99,7 +101,7 @@ extension ManagedVM {
                         return .failure(error)
                     }
                 }
-                return .failure(.qmp("the incoming QEMU of \(name) went away before the migration completed"))
+                return .failure(.qmpState("the incoming QEMU of \(name) went away before the migration completed"))
             }
             group.addTask {
                 try? await Task.sleep(for: timeout)
@@ -112,7 +114,7 @@ extension ManagedVM {
         switch outcome {
         case .success?: return
         case .failure(let error)?: throw error
-        case nil: throw .qmp("the incoming migration of \(name) did not complete within \(timeout)")
+        case nil: throw .qmpState("the incoming migration of \(name) did not complete within \(timeout)")
         }
     }
 

@@ -1,3 +1,5 @@
+import CorralControl
+import CorralCore
 import Foundation
 import CorralModel
 import JSON
@@ -19,8 +21,11 @@ extension ManagedVM {
     /// How often the source asks `query-migrate` for progress figures (the end comes from MIGRATION events).
     static let migrationProgressInterval: Duration = .milliseconds(250)
 
+    /// `onProgress` gets every progress figure as it comes (the caller streams it to `corral migrate`).
     func migrateOut(_ request: MigrateRequest, to endpoint: MigrationEndpoint, peer: any MigrationPeer,
-                    tlsDirectory: String) async throws(ControlError) -> MigrationResult {
+                    tlsDirectory: String, onProgress: @escaping @Sendable (MigrationProgress) -> Void = { _ in })
+        async throws(ControlError) -> MigrationResult
+    {
         try check(.migrate)
         let options = request.options
         let problems = options.problems()
@@ -33,7 +38,7 @@ extension ManagedVM {
         let destination = "\(endpoint.host):\(endpoint.port)"
         state = .migrating
         outgoing = OutgoingMigration(destination: destination)
-        await hub.publish(vm: name, .corral, "migration-started", ["to": .string(destination)])
+        await hub.publish(vm: name, .migrationStarted, ["to": .string(destination)])
 
         var sizes: [String: UInt64] = [:]
         if options.withStorage { sizes = await diskSizes(vm) }
@@ -44,7 +49,10 @@ extension ManagedVM {
                                       tlsHostname: endpoint.host, sourceWasRunning: previous != .paused)
         let run = MigrationRun(
             setup, qmp: vm.qmp, peer: peer, ticks: MigrationRun.ticker(every: Self.migrationProgressInterval),
-            progress: { [weak self] progress in await self?.noteMigrationProgress(progress) },
+            progress: { [weak self] progress in
+                onProgress(progress)
+                await self?.noteMigrationProgress(progress)
+            },
             willStopSource: { [weak self] in await self?.noteExitRequested() })
         outgoing?.run = run
         let outcome = await run.run()
@@ -53,7 +61,7 @@ extension ManagedVM {
         if outcome.state == .completed {
             if await vm.process.waitForExit(timeout: .seconds(10)) == nil { vm.process.signal(SIGKILL) }
             await finishExit(generation: generation, status: nil, note: "migrated to \(destination)")
-            await hub.publish(vm: name, .corral, "migrated", ["to": .string(destination)])
+            await hub.publish(vm: name, .migrated, ["to": .string(destination)])
             let final = outcome.final
             return MigrationResult(name: name, destination: destination, totalMilliseconds: final?.totalTimeMs,
                                    downtimeMilliseconds: final?.downtimeMs, setupMilliseconds: final?.setupTimeMs,
@@ -68,7 +76,7 @@ extension ManagedVM {
         var data: JSONObject = ["reason": .string(error.message)]
         if outcome.failure?.consequence == .guestLost { data["postcopy"] = true }
         if let consequence = outcome.failure?.consequence { data["consequence"] = .string(consequence.rawValue) }
-        await hub.publish(vm: name, .corral, "migration-failed", .object(data))
+        await hub.publish(vm: name, .migrationFailed, .object(data))
         throw error
     }
 
@@ -81,13 +89,23 @@ extension ManagedVM {
         switch failure.consequence {
         case .sourceKeepsRunning:
             if outcome.destinationRefused, let cause = outcome.cause { return cause }
-            return .qmp("\(failure.reason); \(name) keeps running here")
+            return failed("\(name) keeps running here")
         case .sourceExited:
-            return .qmp("\(failure.reason); the destination was told to abort")
+            return failed("the destination was told to abort")
         case .ownerUnknown:
-            return .qmp("\(failure.reason); \(name) is left paused here: check the destination before resuming it")
+            return failed("\(name) is left paused here: check the destination before resuming it")
         case .guestLost:
-            return .qmp("postcopy migration failed after the switch-over; the guest is lost: \(failure.reason)")
+            return failed("postcopy migration failed after the switch-over; the guest is lost")
+        }
+        /// The machine's cause keeps its kind (a QMP failure keeps its command and class; a lost peer stays
+        /// unreachable); the consequence is added to it.
+        func failed(_ consequence: String) -> ControlError {
+            switch outcome.cause {
+            case .qmp(let qmp)?: return .qmp(qmp.noting(consequence))
+            case .unreachable(let m)?: return .unreachable("\(m); \(consequence)")
+            case let other?: return .qmp(QMPFailure(desc: other.message, note: consequence))
+            case nil: return .qmp(QMPFailure(desc: failure.reason, note: consequence))
+            }
         }
     }
 
@@ -103,7 +121,7 @@ extension ManagedVM {
 
     private func noteMigrationProgress(_ progress: MigrationProgress) async {
         outgoing?.progress = progress
-        await hub.publish(vm: name, .corral, "migration-progress", progress.eventData)
+        await hub.publish(vm: name, .migrationProgress, JSONValue(encoding: progress))
     }
 
     private func noteExitRequested() { exitRequested = true }
@@ -124,18 +142,4 @@ extension ManagedVM {
     }
 
     func allDisks() -> [Disk] { config.profile.disks + config.hotplugged.disks.map(\.disk) }
-}
-
-extension MigrationProgress {
-    /// The `migration-progress` event payload (`corral migrate` draws its bar from it).
-    var eventData: JSONValue {
-        var object: JSONObject = ["status": .string(rawStatus ?? "unknown")]
-        if let percent { object["percent"] = .double(percent) }
-        if let mib = mibPerSecond { object["mibPerSecond"] = .double(mib) }
-        if let remaining = ramRemaining { object["remainingBytes"] = .int(remaining) }
-        if let total = ramTotal { object["totalBytes"] = .int(total) }
-        if let dirty = dirtyPagesRate { object["dirtyPagesRate"] = .int(dirty) }
-        if let expected = expectedDowntimeMs { object["expectedDowntimeMs"] = .int(expected) }
-        return .object(object)
-    }
 }

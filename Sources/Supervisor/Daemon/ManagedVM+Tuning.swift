@@ -1,3 +1,4 @@
+import CorralCore
 import Foundation
 import CorralModel
 import JSON
@@ -87,7 +88,7 @@ extension ManagedVM {
         try await setBalloon(bytes: size.bytes)
         record.autoBalloon = false
         persist()
-        await hub.publish(vm: name, .corral, "balloon-set", ["targetBytes": .int(Int64(size.bytes)), "auto": false])
+        await hub.publish(vm: name, .balloonSet, ["targetBytes": .int(Int64(size.bytes)), "auto": false])
     }
 
     /// Sends a balloon target (manual or from the policy) after checking it.
@@ -102,7 +103,7 @@ extension ManagedVM {
         }
         guard let vm = running else { throw .conflict("\(name) has no QEMU running") }
         do { _ = try await vm.qmp.execute("balloon", ["value": .int(Int64(bytes))]) } catch {
-            throw .qmp(error.description)
+            throw .qmpFailed(error)
         }
         balloonTarget = bytes
     }
@@ -117,7 +118,7 @@ extension ManagedVM {
         do {
             reply = try await vm.qmp.execute("qom-get", ["path": .string(Self.balloonQOMPath), "property": "guest-stats"])
         } catch {
-            throw .qmp(error.description)
+            throw .qmpFailed(error)
         }
         var stats: [String: Int64] = [:]
         for (key, value) in reply["stats"]?.objectValue ?? [:] {
@@ -150,7 +151,7 @@ extension ManagedVM {
         guard autoBalloon else { return }
         do {
             try await setBalloon(bytes: target)
-            await hub.publish(vm: name, .corral, "balloon-set", ["targetBytes": .int(Int64(target)), "auto": true])
+            await hub.publish(vm: name, .balloonSet, ["targetBytes": .int(Int64(target)), "auto": true])
         } catch {
             logger.warning("automatic balloon change failed", metadata: ["error": "\(error)"])
         }
@@ -195,7 +196,7 @@ extension ManagedVM {
                 throw .internalError("cannot apply CPU limits: \(error)")
             }
         }
-        await hub.publish(vm: name, .corral, "tuning-changed")
+        await hub.publish(vm: name, .tuningChanged)
     }
 
     func hostRow() async -> HostReport.Row {

@@ -1,3 +1,4 @@
+import CorralCore
 import Foundation
 import CorralModel
 import JSON
@@ -84,7 +85,7 @@ public actor ManagedVM {
             state = previous
             record.lastExit = "start failed: \(error.reason)"
             persist()
-            await hub.publish(vm: name, .corral, "start-failed", ["reason": .string(error.reason)])
+            await hub.publish(vm: name, .startFailed, ["reason": .string(error.reason)])
             throw .startFailed(reason: error.description.split(separator: "\n").first.map(String.init) ?? error.reason,
                                qemuOutput: error.qemuOutput)
         }
@@ -96,7 +97,7 @@ public actor ManagedVM {
         // write in between (or the hook's) failed.
         if (try? store.loadRecord()) != record { persist() }
         await applyTuning()
-        await hub.publish(vm: name, .corral, "started", ["pid": .int(Int64(vm.process.pid))])
+        await hub.publish(vm: name, .started, ["pid": .int(Int64(vm.process.pid))])
     }
 
     /// Takes over a QEMU that survived a daemon restart. False when it is not ours or QMP does not answer.
@@ -133,7 +134,7 @@ public actor ManagedVM {
         persist()
         cgroupPlacement()(pid)
         await applyTuning()
-        await hub.publish(vm: name, .corral, "reattached", ["pid": .int(Int64(pid))])
+        await hub.publish(vm: name, .reattached, ["pid": .int(Int64(pid))])
         return true
     }
 
@@ -160,13 +161,13 @@ public actor ManagedVM {
 
     func pause() async throws(ControlError) {
         try check(.pause)
-        do { try await running?.qmp.stop() } catch { throw .qmp(error.description) }
+        do { try await running?.qmp.stop() } catch { throw .qmpFailed(error) }
         state = .paused
     }
 
     func resume() async throws(ControlError) {
         try check(.resume)
-        do { try await running?.qmp.cont() } catch { throw .qmp(error.description) }
+        do { try await running?.qmp.cont() } catch { throw .qmpFailed(error) }
         state = .running
     }
 
@@ -176,7 +177,7 @@ public actor ManagedVM {
         do {
             return try await vm.qmp.execute(command, arguments)
         } catch {
-            throw .qmp(error.description)
+            throw .qmpFailed(error)
         }
     }
 
@@ -192,7 +193,7 @@ public actor ManagedVM {
 
     func markRemoved() async {
         await detach()
-        await hub.publish(vm: name, .corral, "removed")
+        await hub.publish(vm: name, .removed)
         await hub.setLogFile(nil, for: name)
     }
 
@@ -227,11 +228,7 @@ public actor ManagedVM {
             qmpSocket: paths.qmpSocket, serialLog: paths.serialLog,
             restartCount: record.restartCount, lastExit: record.lastExit,
             unplugPending: pendingUnplugs.keys.sorted(),
-            migration: outgoing.map { migration in
-                var info = migration.progress?.eventData.objectValue ?? ["status": "starting"]
-                info["to"] = .string(migration.destination)
-                return .object(info)
-            })
+            migration: outgoing.map { OutgoingMigrationInfo(to: $0.destination, progress: $0.progress) })
     }
 
     // MARK: Exit handling
@@ -267,7 +264,7 @@ public actor ManagedVM {
     }
 
     private func handle(_ event: QMPEvent) async {
-        await hub.publish(CorralEvent(time: event.timestamp, vm: name, source: .qmp, name: event.name,
+        await hub.publish(CorralEvent(time: event.timestamp, vm: name, name: .qmp(event.name),
                                       data: event.data.isNull ? nil : event.data))
         if event.name == "SHUTDOWN", event.data["guest"]?.boolValue == true {
             guestShutdown = true
@@ -344,7 +341,7 @@ public actor ManagedVM {
         removeCGroup()
         logger.info("qemu exited", metadata: ["note": "\(note)"])
         await vm.qmp.close()
-        await hub.publish(vm: name, .corral, "stopped", ["reason": .string(note)])
+        await hub.publish(vm: name, .stopped, ["reason": .string(note)])
     }
 
     private func decideAfterExit(_ cause: ExitCause) async -> RestartDecision {
@@ -356,13 +353,13 @@ public actor ManagedVM {
             state = final
             record.state = final
             record.desiredRunning = false
-            if final == .crashed { await hub.publish(vm: name, .corral, "crashed", ["reason": .string(record.lastExit ?? "")]) }
+            if final == .crashed { await hub.publish(vm: name, .crashed, ["reason": .string(record.lastExit ?? "")]) }
         case .giveUp(let why):
             state = .crashed
             record.state = .crashed
             record.desiredRunning = false
             record.lastExit = (record.lastExit.map { $0 + "; " } ?? "") + why
-            await hub.publish(vm: name, .corral, "crashed", ["reason": .string(why)])
+            await hub.publish(vm: name, .crashed, ["reason": .string(why)])
         case .restart:
             record.restartTimes = record.restartTimes.filter { now - $0 < restartEngine.window } + [now]
         }
@@ -377,7 +374,7 @@ public actor ManagedVM {
             try await launch(paused: false)
             record.restartCount += 1
             persist()
-            await hub.publish(vm: name, .corral, "restarted", ["restartCount": .int(Int64(record.restartCount))])
+            await hub.publish(vm: name, .restarted, ["restartCount": .int(Int64(record.restartCount))])
         } catch {
             logger.error("automatic restart failed", metadata: ["error": "\(error)"])
             let decision = await decideAfterExit(.failure(error.message))

@@ -1,3 +1,4 @@
+import CorralControl
 import CorralModel
 import Profiles
 

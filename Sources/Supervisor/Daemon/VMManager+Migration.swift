@@ -1,3 +1,5 @@
+import CorralControl
+import CorralCore
 import Foundation
 import CorralModel
 import JSON
@@ -16,25 +18,52 @@ extension VMManager: MigrationControl {
 
     // MARK: Source
 
-    public func migrate(_ name: String, _ request: MigrateRequest) async throws(ControlError) -> MigrationResult {
+    public func migrate(_ name: String, _ request: MigrateRequest) async throws(ControlError)
+        -> AsyncStream<MigrationUpdate>
+    {
         let vm = try vm(name)
         guard let connector = peerConnector else {
             throw .internalError("this daemon has no way to reach other daemons (no peer connector)")
         }
+        let problems = request.options.problems()
+        guard problems.isEmpty else { throw .invalidRequest(problems.joined(separator: "; ")) }
         let endpoint = try Self.parseHostPort(request.to)
+        // Refused now when it cannot start (the VM's queue checks again when the migration's turn comes).
+        if let refusal = Lifecycle.refusal(.migrate, vm: name, state: await vm.currentState) {
+            throw .conflict(refusal)
+        }
         let peer = connector(endpoint.host, endpoint.port, request.token)
         let tls = tlsDirectory
-        let result = try await vm.queue.run { () async throws(ControlError) -> MigrationResult in
-            try await vm.migrateOut(request, to: endpoint, peer: peer, tlsDirectory: tls)
+        // Only the newest progress matters to a slow reader; the outcome, sent last, is never dropped.
+        let (updates, sink) = AsyncStream<MigrationUpdate>.makeStream(bufferingPolicy: .bufferingNewest(64))
+        let job = Task { () async -> Void in
+            do throws(ControlError) {
+                let result = try await vm.queue.run { () async throws(ControlError) -> MigrationResult in
+                    try await vm.migrateOut(request, to: endpoint, peer: peer, tlsDirectory: tls) { progress in
+                        sink.yield(.progress(progress))
+                    }
+                }
+                // The destination owns the VM now: forget it here.
+                await self.forgetMigrated(name, vm: vm)
+                sink.yield(.completed(result))
+            } catch {
+                sink.yield(.failed(error))
+            }
+            sink.finish()
+            await self.migrationEnded(name)
         }
-        // The destination owns the VM now: forget it here.
-        if vms[name] === vm {
-            vms[name] = nil
-            await vm.markRemoved()
-            FileOps.removeTree(vm.paths.folder)
-        }
-        return result
+        migrations[name] = job
+        return updates
     }
+
+    private func forgetMigrated(_ name: String, vm: ManagedVM) async {
+        guard vms[name] === vm else { return }
+        vms[name] = nil
+        await vm.markRemoved()
+        FileOps.removeTree(vm.paths.folder)
+    }
+
+    private func migrationEnded(_ name: String) { migrations[name] = nil }
 
     public func cancelMigration(_ name: String) async throws(ControlError) {
         // Not queued: the migration itself holds the VM's queue.

@@ -1,3 +1,5 @@
+import CorralControl
+import CorralCore
 import Foundation
 import CorralModel
 import Profiles

@@ -1,3 +1,5 @@
+import CorralControl
+import CorralCore
 import Foundation
 import CorralModel
 import JSON
@@ -18,12 +20,16 @@ public actor VMManager: VMControl {
     let cgroups: CGroupManager?
     let logger: Logger
     var vms: [String: ManagedVM] = [:]
+    /// Outgoing migrations in flight, by VM: they belong to the daemon, not to the request that started them.
+    var migrations: [String: Task<Void, Never>] = [:]
     /// Policy state carried across ticks (hysteresis, idle counters).
     var balloonPolicy = BalloonPolicy()
     var ksmPolicy = KSMPolicy()
 
-    init(stateRoot: String, launcher: VMLauncher, options: DaemonOptions, logger: Logger) {
+    init(stateRoot: String, launcher: VMLauncher, options: DaemonOptions,
+         peerConnector: MigrationPeerConnector? = nil, logger: Logger) {
         self.stateRoot = stateRoot
+        self.peerConnector = peerConnector
         self.launcher = launcher
         self.options = options
         self.logger = logger
@@ -40,11 +46,13 @@ public actor VMManager: VMControl {
     }
 
     /// Opens the state root (creating it, mode 0700) and takes over every VM found there.
+    /// `peerConnector`: how migrations reach other daemons (corrald passes the HTTP peer).
     public static func open(stateRoot: String, logger: Logger = Logger(label: "corral.daemon"),
-                            options: DaemonOptions = DaemonOptions()) async throws -> VMManager {
+                            options: DaemonOptions = DaemonOptions(),
+                            peerConnector: MigrationPeerConnector? = nil) async throws -> VMManager {
         try FileOps.makeFolder(stateRoot + "/vms")
         let manager = VMManager(stateRoot: stateRoot, launcher: VMLauncher(logger: logger), options: options,
-                                logger: logger)
+                                peerConnector: peerConnector, logger: logger)
         await manager.loadExisting()
         return manager
     }
@@ -142,7 +150,7 @@ public actor VMManager: VMControl {
                            cgroups: cgroups, logger: logger)
         vms[name] = vm  // reserve the name before suspending
         await hub.setLogFile(store.eventsPath, for: name)
-        await hub.publish(vm: name, .corral, "defined", ["profile": .string(request.profile)])
+        await hub.publish(vm: name, .defined, ["profile": .string(request.profile)])
         do {
             try await vm.queue.run { () async throws(ControlError) in
                 try await vm.launch(paused: request.paused, configStaged: true)

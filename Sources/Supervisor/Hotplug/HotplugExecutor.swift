@@ -1,17 +1,19 @@
+import CorralCore
 import JSON
 import QMP
 
 /// Why a hotplug sequence did not complete.
 public enum HotplugError: Error, Sendable, Equatable, CustomStringConvertible {
     /// A step failed; the steps before it were undone (`undoProblems` lists undo steps that failed too).
-    case stepFailed(step: String, reason: String, undoProblems: [String])
+    /// `error` is QMP's answer as it came (its class and desc reach the user).
+    case stepFailed(step: String, error: QMPError, undoProblems: [String])
     /// The guest did not release the device in time; QEMU will finish the unplug if the guest ever does.
     case unplugPending(device: String, after: Duration)
 
     public var description: String {
         switch self {
-        case .stepFailed(let step, let reason, let undoProblems):
-            var text = "\(step) failed: \(reason)"
+        case .stepFailed(let step, let error, let undoProblems):
+            var text = "\(step) failed: \(HotplugExecutor.reason(error))"
             text += undoProblems.isEmpty
                 ? "; earlier steps were undone"
                 : "; undo was incomplete: " + undoProblems.joined(separator: "; ")
@@ -56,8 +58,8 @@ public struct HotplugExecutor: Sendable {
                         do { try await perform(undo) } catch { problems.append("\(undo): \(error)") }
                     }
                 }
-                guard case .stepFailed(_, let reason, _) = error else { throw error }
-                throw .stepFailed(step: step.description, reason: reason, undoProblems: problems)
+                guard case .stepFailed(_, let cause, _) = error else { throw error }
+                throw .stepFailed(step: step.description, error: cause, undoProblems: problems)
             }
         }
     }
@@ -77,7 +79,7 @@ public struct HotplugExecutor: Sendable {
                     try? await Task.sleep(for: retryDelay)
                     continue
                 }
-                throw .stepFailed(step: step.description, reason: Self.reason(error), undoProblems: [])
+                throw .stepFailed(step: step.description, error: error, undoProblems: [])
             }
         }
         if case .deviceDeleted(let device) = step.wait, let deleted {

@@ -1,3 +1,5 @@
+import CorralControl
+import CorralCore
 import Foundation
 import CorralModel
 import JSON
@@ -303,7 +305,9 @@ public actor MigrationRun {
 
         case .startMirrors:
             guard let host = reply?.nbdHost, let port = reply?.nbdPort else {
-                return commandFailed("blockdev-mirror", "the destination did not export the disks over NBD")
+                let reason = "the destination did not export the disks over NBD"
+                cause = cause ?? .qmp(QMPFailure(command: "blockdev-mirror", desc: reason))
+                return .commandFailed(command: "blockdev-mirror", reason: reason)
             }
             let steps = MigrationPlan.startMirrors(setup.disks, nbd: MigrationEndpoint(host: host, port: port),
                                                    tlsCredsID: tlsAdded ? MigrationPlan.tlsCredsID : nil)
@@ -359,9 +363,10 @@ public actor MigrationRun {
                 return .destinationCommitted
             } catch {
                 cause = cause ?? error
-                // The peer answered (it could not resume, or has no such VM): it keeps nothing running. A
-                // transport failure (internalError) leaves us not knowing whether its `cont` ran.
-                if case .internalError = error { return .destinationLost }
+                // The peer answered (it could not resume, or has no such VM; even an internal error is an
+                // answer): it keeps nothing running. Only a transport failure (unreachable) leaves us not knowing
+                // whether its `cont` ran.
+                if case .unreachable = error { return .destinationLost }
                 return .destinationFailed(reason: error.message)
             }
 
@@ -392,13 +397,9 @@ public actor MigrationRun {
             _ = try await qmp.execute(step.command, step.arguments.isEmpty ? nil : step.arguments, timeout: nil)
             return nil
         } catch {
-            return commandFailed(step.command, error.description)
+            cause = cause ?? .qmp(QMPFailure(error, command: step.command))
+            return .commandFailed(command: step.command, reason: error.description)
         }
-    }
-
-    private func commandFailed(_ command: String, _ reason: String) -> MigrationInput {
-        cause = cause ?? .qmp("\(command): \(reason)")
-        return .commandFailed(command: command, reason: reason)
     }
 
     private func waitForJobsGone(_ jobs: [String]) async {

@@ -2,32 +2,7 @@
 import Glibc
 #endif
 
-/// Host memory as `/proc/meminfo` reports it, in bytes.
-public struct HostMemory: Sendable, Equatable {
-    /// `MemTotal`.
-    public var total: UInt64
-    /// `MemAvailable`: what can be given to new allocations without swapping (page cache that can be
-    /// dropped included). This, not `MemFree`, is what the balloon and KSM policies watch.
-    public var available: UInt64
-    /// `HugePages_Total` / `HugePages_Free` (pages of the default huge page size) and `Hugepagesize`.
-    public var hugePagesTotal: Int
-    public var hugePagesFree: Int
-    public var hugePageSize: UInt64
-
-    public init(total: UInt64, available: UInt64, hugePagesTotal: Int = 0, hugePagesFree: Int = 0,
-                hugePageSize: UInt64 = 2 << 20) {
-        self.total = total
-        self.available = available
-        self.hugePagesTotal = hugePagesTotal
-        self.hugePagesFree = hugePagesFree
-        self.hugePageSize = hugePageSize
-    }
-
-    /// `available` as a fraction of `total` (0 when total is 0).
-    public var availableFraction: Double {
-        total == 0 ? 0 : Double(available) / Double(total)
-    }
-}
+import CorralCore
 
 /// Reads the host's memory and CPU count from procfs/sysfs under `root` ("" for the real host, a temporary
 /// folder holding `proc/meminfo` and `sys/devices/system/cpu/online` in tests).

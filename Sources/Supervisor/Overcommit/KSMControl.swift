@@ -2,26 +2,7 @@
 import Glibc
 #endif
 
-/// The KSM knobs corral tunes (Documentation/admin-guide/mm/ksm.rst).
-public struct KSMSettings: Sendable, Equatable, CustomStringConvertible {
-    /// `run`: false = stop scanning but keep merged pages (`0`); true = scan (`1`). corral never writes `2`
-    /// (unmerge everything), which can need a lot of memory at once.
-    public var run: Bool
-    /// `pages_to_scan`: pages scanned per wake-up.
-    public var pagesToScan: Int
-    /// `sleep_millisecs`: pause between wake-ups.
-    public var sleepMillisecs: Int
-
-    public init(run: Bool, pagesToScan: Int, sleepMillisecs: Int) {
-        self.run = run
-        self.pagesToScan = pagesToScan
-        self.sleepMillisecs = sleepMillisecs
-    }
-
-    public var description: String {
-        "run=\(run ? 1 : 0) pages_to_scan=\(pagesToScan) sleep_millisecs=\(sleepMillisecs)"
-    }
-}
+import CorralCore
 
 /// What KSM reports, plus its current settings.
 public struct KSMStatus: Sendable, Equatable {

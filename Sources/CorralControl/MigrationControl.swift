@@ -4,9 +4,11 @@ import QEMUCommand
 
 /// Live migration between daemons (`corral migrate`).
 public protocol MigrationControl: Sendable {
-    /// Source side: migrates `name` to the daemon at `request.to`. Returns when the destination owns
-    /// the VM; on any failure the source keeps running and the error says what happened.
-    func migrate(_ name: String, _ request: MigrateRequest) async throws(ControlError) -> MigrationResult
+    /// Source side: starts migrating `name` to the daemon at `request.to`. Throws at once when the request is
+    /// invalid or the VM cannot migrate now; otherwise returns the migration's updates: progress as it comes, then
+    /// exactly one `.completed` (the destination owns the VM) or `.failed` (the error says where the VM is).
+    /// The migration belongs to the daemon: dropping the stream does not stop it (`cancelMigration` does).
+    func migrate(_ name: String, _ request: MigrateRequest) async throws(ControlError) -> AsyncStream<MigrationUpdate>
     /// Source side: cancels a running migration (the source keeps the VM).
     func cancelMigration(_ name: String) async throws(ControlError)
     /// Destination side: start QEMU waiting for the stream; answer where to send it.
@@ -22,6 +24,20 @@ public protocol MigrationPeer: Sendable {
     func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply
     func commitIncoming(_ name: String) async throws(ControlError) -> VMStatus
     func abortIncoming(_ name: String) async throws(ControlError)
+}
+
+extension MigrationControl {
+    /// Migrates and waits for the outcome.
+    public func migrateAndWait(_ name: String, _ request: MigrateRequest) async throws(ControlError) -> MigrationResult {
+        for await update in try await migrate(name, request) {
+            switch update {
+            case .progress: continue
+            case .completed(let result): return result
+            case .failed(let error): throw error
+            }
+        }
+        throw .internalError("the migration of \(name) ended without an outcome")
+    }
 }
 
 /// Makes a peer for `host:port` with an optional bearer token.

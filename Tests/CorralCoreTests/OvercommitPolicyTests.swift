@@ -1,6 +1,6 @@
 import Profiles
 import QEMUCommand
-import Supervisor
+import CorralCore
 import Testing
 
 private let MiB: UInt64 = 1 << 20

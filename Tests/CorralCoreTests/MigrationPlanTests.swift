@@ -1,7 +1,7 @@
 import CorralModel
 import JSON
 import Profiles
-import Supervisor
+import CorralCore
 import Testing
 
 @Suite struct MigrationPlanTests {

@@ -74,7 +74,7 @@ public final class LogFollower: @unchecked Sendable {
         guard inotify >= 0 else { return }
         defer { close(inotify) }
         // Watch the folder too, so a file that does not exist yet is picked up when created.
-        let folder = FileOps.parentFolder(of: path)
+        let folder = path.lastIndex(of: "/").map { String(path[..<$0]) } ?? "."
         inotify_add_watch(inotify, folder, UInt32(IN_CREATE | IN_MODIFY | IN_MOVED_TO))
         var fd: Int32 = -1
         defer { if fd >= 0 { close(fd) } }

@@ -1,7 +1,7 @@
 import Foundation
 import CorralModel
 import JSON
-import Supervisor
+import CorralCore
 import Testing
 
 @Suite struct MigrationOptionsTests {

@@ -1,6 +1,6 @@
 import CorralModel
 import JSON
-import Supervisor
+import CorralCore
 import Testing
 
 @Suite struct MigrationProgressTests {

@@ -1,5 +1,5 @@
 import CorralModel
-import Supervisor
+import CorralCore
 import Testing
 
 /// Runs inputs in order and returns every action; fails the test on a refusal.

@@ -35,3 +35,6 @@ extension VMControl {
         await events(vm: vm, history: history, follow: true)
     }
 }
+
+/// Everything the daemon offers, as the API serves it. The daemon's `VMManager` is one; API tests use a fake.
+public typealias DaemonControl = VMControl & HotplugControl & TuningControl & MigrationControl

@@ -1,2 +1,0 @@
-import Profiles
-// Supervisor: processes, state dirs and the foreground runner.
