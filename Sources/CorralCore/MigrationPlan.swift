@@ -3,19 +3,6 @@ import JSON
 import Profiles
 import QEMUCommand
 
-/// One QMP command of a migration: what to send, nothing more. The daemon runs them in order.
-public struct MigrationCommand: Sendable, Equatable, CustomStringConvertible {
-    public var command: String
-    public var arguments: JSONObject
-
-    public init(_ command: String, _ arguments: JSONObject = [:]) {
-        self.command = command
-        self.arguments = arguments
-    }
-
-    public var description: String { command }
-}
-
 /// A TCP address of a migration or NBD listener.
 public struct MigrationEndpoint: Codable, Sendable, Hashable {
     public var host: String
@@ -99,9 +86,9 @@ public enum MigrationPlan {
         ]
     }
 
-    static func setCapabilities(_ caps: [(String, Bool)]) -> MigrationCommand {
+    static func setCapabilities(_ caps: [(String, Bool)]) -> QMPStep {
         let list: [JSONValue] = caps.map { .object(["capability": .string($0.0), "state": .bool($0.1)]) }
-        return MigrationCommand("migrate-set-capabilities", ["capabilities": .array(list)])
+        return QMPStep("migrate-set-capabilities", ["capabilities": .array(list)])
     }
 
     // MARK: Destination
@@ -109,14 +96,14 @@ public enum MigrationPlan {
     /// On the destination QEMU (started with `-incoming defer -S`): capabilities, parameters,
     /// then `migrate-incoming`. With `--tls` the creds object (`tlsCredsID`) must exist already.
     public static func destinationSetup(options: MigrationOptions, listen: MigrationEndpoint,
-                                        tlsCredsID: String?) -> [MigrationCommand] {
+                                        tlsCredsID: String?) -> [QMPStep] {
         var params: JSONObject = [:]
         if let channels = options.multifdChannels { params["multifd-channels"] = .int(Int64(channels)) }
         params["tls-creds"] = .string(tlsCredsID ?? "")
         return [
             setCapabilities(destinationCapabilities(options)),
-            MigrationCommand("migrate-set-parameters", params),
-            MigrationCommand("migrate-incoming", ["uri": .string(listen.uri)]),
+            QMPStep("migrate-set-parameters", params),
+            QMPStep("migrate-incoming", ["uri": .string(listen.uri)]),
         ]
     }
 
@@ -125,7 +112,7 @@ public enum MigrationPlan {
     /// On the source QEMU, before `start(uri:)`: capabilities, then parameters.
     /// `tls-creds`/`tls-hostname` are set to "" without TLS, which is how QEMU turns TLS off.
     public static func sourceSetup(options: MigrationOptions, tlsCredsID: String?,
-                                   tlsHostname: String?) -> [MigrationCommand] {
+                                   tlsHostname: String?) -> [QMPStep] {
         var params: JSONObject = [
             "max-bandwidth": .int(options.bandwidthBytesPerSecond ?? defaultMaxBandwidth),
             "downtime-limit": .int(Int64(options.downtimeMs ?? defaultDowntimeLimitMs)),
@@ -135,43 +122,43 @@ public enum MigrationPlan {
         params["tls-hostname"] = .string(tlsCredsID == nil ? "" : (tlsHostname ?? ""))
         return [
             setCapabilities(sourceCapabilities(options)),
-            MigrationCommand("migrate-set-parameters", params),
+            QMPStep("migrate-set-parameters", params),
         ]
     }
 
     /// Starts the migration; QEMU answers at once and reports progress in MIGRATION events.
-    public static func start(uri: String) -> MigrationCommand {
-        MigrationCommand("migrate", ["uri": .string(uri)])
+    public static func start(uri: String) -> QMPStep {
+        QMPStep("migrate", ["uri": .string(uri)])
     }
 
     /// Switches a running precopy migration to postcopy (needs `postcopy-ram` on both sides).
-    public static func postcopyStart() -> MigrationCommand { MigrationCommand("migrate-start-postcopy") }
+    public static func postcopyStart() -> QMPStep { QMPStep("migrate-start-postcopy") }
 
     /// Cancels the outgoing migration; QEMU resumes the source itself if it was running.
-    public static func cancel() -> MigrationCommand { MigrationCommand("migrate_cancel") }
+    public static func cancel() -> QMPStep { QMPStep("migrate_cancel") }
 
     /// Lets a migration paused at `pre-switchover` (capability `pause-before-switchover`) finish.
-    public static func continueAfterPreSwitchover() -> MigrationCommand {
-        MigrationCommand("migrate-continue", ["state": "pre-switchover"])
+    public static func continueAfterPreSwitchover() -> QMPStep {
+        QMPStep("migrate-continue", ["state": "pre-switchover"])
     }
 
     /// `cont`: resumes the source after a failure (when paused), or the destination on commit.
-    public static func resume() -> MigrationCommand { MigrationCommand("cont") }
+    public static func resume() -> QMPStep { QMPStep("cont") }
 
     // MARK: Storage (`--with-storage`)
 
     /// On the destination: the NBD server the source mirrors into.
-    public static func nbdServerStart(host: String, port: Int, tlsCredsID: String?) -> MigrationCommand {
+    public static func nbdServerStart(host: String, port: Int, tlsCredsID: String?) -> QMPStep {
         var args: JSONObject = [
             "addr": ["type": "inet", "data": ["host": .string(host), "port": .string(String(port))]],
         ]
         if let tlsCredsID { args["tls-creds"] = .string(tlsCredsID) }
-        return MigrationCommand("nbd-server-start", args)
+        return QMPStep("nbd-server-start", args)
     }
 
     /// On the destination: export a disk's format node, writable, under its node name.
-    public static func blockExportAdd(nodeName: String, exportName: String) -> MigrationCommand {
-        MigrationCommand("block-export-add", [
+    public static func blockExportAdd(nodeName: String, exportName: String) -> QMPStep {
+        QMPStep("block-export-add", [
             "type": "nbd",
             "id": .string("export-" + nodeName),
             "node-name": .string(nodeName),
@@ -181,11 +168,11 @@ public enum MigrationPlan {
     }
 
     /// On the destination: stops the NBD server (and its exports) once migration is over, either way.
-    public static func nbdServerStop() -> MigrationCommand { MigrationCommand("nbd-server-stop") }
+    public static func nbdServerStop() -> QMPStep { QMPStep("nbd-server-stop") }
 
     /// On the source: a block node that is the NBD client of one destination export.
     public static func nbdClientAdd(nodeName: String, server: MigrationEndpoint, exportName: String,
-                                    tlsCredsID: String?) -> MigrationCommand {
+                                    tlsCredsID: String?) -> QMPStep {
         var args: JSONObject = [
             "driver": "nbd",
             "node-name": .string(nodeName),
@@ -193,12 +180,12 @@ public enum MigrationPlan {
             "export": .string(exportName),
         ]
         if let tlsCredsID { args["tls-creds"] = .string(tlsCredsID) }
-        return MigrationCommand("blockdev-add", args)
+        return QMPStep("blockdev-add", args)
     }
 
     /// On the source: copy the whole disk (`sync: full`) into the NBD node; BLOCK_JOB_READY when in sync.
-    public static func blockdevMirror(jobID: String, device: String, target: String) -> MigrationCommand {
-        MigrationCommand("blockdev-mirror", [
+    public static func blockdevMirror(jobID: String, device: String, target: String) -> QMPStep {
+        QMPStep("blockdev-mirror", [
             "job-id": .string(jobID),
             "device": .string(device),
             "target": .string(target),
@@ -209,24 +196,24 @@ public enum MigrationPlan {
     /// On the source. `force: false` on a READY mirror finishes it without a pivot (the last writes
     /// are copied, BLOCK_JOB_COMPLETED follows): done at `pre-switchover`, with the guest stopped.
     /// `force: true` abandons it at once: done when the migration fails.
-    public static func blockJobCancel(jobID: String, force: Bool) -> MigrationCommand {
+    public static func blockJobCancel(jobID: String, force: Bool) -> QMPStep {
         var args: JSONObject = ["device": .string(jobID)]
         if force { args["force"] = true }
-        return MigrationCommand("block-job-cancel", args)
+        return QMPStep("block-job-cancel", args)
     }
 
-    public static func blockdevDel(nodeName: String) -> MigrationCommand {
-        MigrationCommand("blockdev-del", ["node-name": .string(nodeName)])
+    public static func blockdevDel(nodeName: String) -> QMPStep {
+        QMPStep("blockdev-del", ["node-name": .string(nodeName)])
     }
 
     /// Destination, per disk, after `nbdServerStart`.
-    public static func exportDisks(_ disks: [MigrationDisk]) -> [MigrationCommand] {
+    public static func exportDisks(_ disks: [MigrationDisk]) -> [QMPStep] {
         disks.map { blockExportAdd(nodeName: $0.formatNode, exportName: $0.exportName) }
     }
 
     /// Source, per disk: the NBD client node, then the mirror into it.
     public static func startMirrors(_ disks: [MigrationDisk], nbd: MigrationEndpoint,
-                                    tlsCredsID: String?) -> [MigrationCommand] {
+                                    tlsCredsID: String?) -> [QMPStep] {
         disks.flatMap { disk in
             [
                 nbdClientAdd(nodeName: disk.nbdClientNode, server: nbd, exportName: disk.exportName,
@@ -238,12 +225,12 @@ public enum MigrationPlan {
 
     /// Source, per disk, at `pre-switchover`: finish the mirror (wait for BLOCK_JOB_COMPLETED before
     /// `continueAfterPreSwitchover`), or with `force` abandon it after a failure.
-    public static func finishMirrors(_ disks: [MigrationDisk], force: Bool) -> [MigrationCommand] {
+    public static func finishMirrors(_ disks: [MigrationDisk], force: Bool) -> [QMPStep] {
         disks.map { blockJobCancel(jobID: $0.mirrorJobID, force: force) }
     }
 
     /// Source, per disk, once its mirror job is gone: drop the NBD client node.
-    public static func removeNBDClients(_ disks: [MigrationDisk]) -> [MigrationCommand] {
+    public static func removeNBDClients(_ disks: [MigrationDisk]) -> [QMPStep] {
         disks.map { blockdevDel(nodeName: $0.nbdClientNode) }
     }
 
@@ -264,6 +251,6 @@ public enum MigrationPlan {
         ]
     }
 
-    public static func objectAdd(_ object: JSONObject) -> MigrationCommand { MigrationCommand("object-add", object) }
-    public static func objectDel(id: String) -> MigrationCommand { MigrationCommand("object-del", ["id": .string(id)]) }
+    public static func objectAdd(_ object: JSONObject) -> QMPStep { QMPStep("object-add", object) }
+    public static func objectDel(id: String) -> QMPStep { QMPStep("object-del", ["id": .string(id)]) }
 }

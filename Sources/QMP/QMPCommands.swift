@@ -1,11 +1,17 @@
 import JSON
 
 // Layer 4: typed wrappers for the commands corral uses. Each is one `execute` plus a check of the reply's shape.
+// They are written on `QMPMonitor`, so the daemon and the scripted test monitor send exactly the same JSON.
 
-extension QMPClient {
+extension QMPMonitor {
+    /// Any command, with the connection's default timeout.
+    public func execute(_ command: String, _ arguments: JSONObject? = nil) async throws(QMPError) -> JSONValue {
+        try await execute(command, arguments, timeout: nil)
+    }
+
     /// `query-status`: the run state ("prelaunch", "running", "paused", "shutdown", …) and whether vCPUs run.
     public func queryStatus(timeout: Duration? = nil) async throws(QMPError) -> (status: String, running: Bool) {
-        let reply = try await execute("query-status", timeout: timeout)
+        let reply = try await execute("query-status", nil, timeout: timeout)
         guard let status = reply["status"]?.stringValue, let running = reply["running"]?.boolValue else {
             throw .protocolError("query-status returned \(reply.compactText.qmpTruncated) without 'status' and 'running'")
         }
@@ -14,24 +20,24 @@ extension QMPClient {
 
     /// `stop`: pauses the vCPUs (QEMU emits `STOP`).
     public func stop(timeout: Duration? = nil) async throws(QMPError) {
-        _ = try await execute("stop", timeout: timeout)
+        _ = try await execute("stop", nil, timeout: timeout)
     }
 
     /// `cont`: resumes the vCPUs (QEMU emits `RESUME`).
     public func cont(timeout: Duration? = nil) async throws(QMPError) {
-        _ = try await execute("cont", timeout: timeout)
+        _ = try await execute("cont", nil, timeout: timeout)
     }
 
     /// `system_powerdown`: presses the ACPI power button; the guest decides whether to shut down.
     public func systemPowerdown(timeout: Duration? = nil) async throws(QMPError) {
-        _ = try await execute("system_powerdown", timeout: timeout)
+        _ = try await execute("system_powerdown", nil, timeout: timeout)
     }
 
     /// `quit`: QEMU exits at once (emits `SHUTDOWN`, then closes the socket). If the socket closes before the reply
     /// is read, that is what `quit` asked for, so it is not an error.
     public func quit(timeout: Duration? = nil) async throws(QMPError) {
         do {
-            _ = try await execute("quit", timeout: timeout)
+            _ = try await execute("quit", nil, timeout: timeout)
         } catch .disconnected {
             return
         }
@@ -39,10 +45,29 @@ extension QMPClient {
 
     /// `query-version`: the running QEMU's version.
     public func queryVersion(timeout: Duration? = nil) async throws(QMPError) -> QMPVersion {
-        let reply = try await execute("query-version", timeout: timeout)
+        let reply = try await execute("query-version", nil, timeout: timeout)
         guard let version = QMPVersion(json: reply) else {
             throw .protocolError("query-version returned \(reply.compactText.qmpTruncated) without qemu.major/minor/micro")
         }
         return version
+    }
+
+    /// `query-balloon`: the memory the guest has now (`actual`, bytes).
+    public func queryBalloon(timeout: Duration? = nil) async throws(QMPError) -> UInt64 {
+        let reply = try await execute("query-balloon", nil, timeout: timeout)
+        guard let actual = reply["actual"]?.intValue, actual >= 0 else {
+            throw .protocolError("query-balloon returned \(reply.compactText.qmpTruncated) without 'actual'")
+        }
+        return UInt64(actual)
+    }
+
+    /// `balloon`: asks the guest to give memory back until it has `bytes`.
+    public func setBalloon(bytes: UInt64, timeout: Duration? = nil) async throws(QMPError) {
+        _ = try await execute("balloon", ["value": .int(Int64(clamping: bytes))], timeout: timeout)
+    }
+
+    /// `query-migrate`: the raw reply (the daemon parses it into its progress value).
+    public func queryMigrate(timeout: Duration? = nil) async throws(QMPError) -> JSONValue {
+        try await execute("query-migrate", nil, timeout: timeout)
     }
 }

@@ -59,8 +59,36 @@ public struct LaunchError: Error, CustomStringConvertible {
     }
 }
 
+/// A QEMU process as the supervisor sees it: signal it, wait for it, know how it ended. `ProcessHandle` is the
+/// real one; unit tests use a fake whose exit they trigger.
+public protocol QEMUProcess: Sendable {
+    var pid: pid_t { get }
+    func signal(_ sig: Int32)
+    /// Waits until the process ends or the calling task is cancelled (nil).
+    func waitForExitOrCancel() async -> ExitStatus?
+    /// Waits up to `timeout`; nil when still running then.
+    func waitForExit(timeout: Duration) async -> ExitStatus?
+    /// How it ended, once it has.
+    var exitStatus: ExitStatus? { get }
+}
+
+extension QEMUProcess {
+    /// SIGTERM, then SIGKILL when it is still alive after `grace`. Returns how it ended.
+    @discardableResult
+    public func terminate(grace: Duration = .seconds(3)) async -> ExitStatus {
+        if let done = exitStatus { return done }
+        signal(SIGTERM)
+        if let status = await waitForExit(timeout: grace) { return status }
+        signal(SIGKILL)
+        while true {
+            if let status = await waitForExitOrCancel() { return status }
+            if Task.isCancelled { return exitStatus ?? .unknown }
+        }
+    }
+}
+
 /// A running (or finished) process we can signal and wait for.
-public final class ProcessHandle: Sendable {
+public final class ProcessHandle: QEMUProcess {
     public let pid: pid_t
     /// True when this process is our child (we must reap it); false for a reattached pid.
     public let isChild: Bool
@@ -117,16 +145,6 @@ public final class ProcessHandle: Sendable {
 
     /// How it ended, once it has.
     public var exitStatus: ExitStatus? { exit.finished }
-
-    /// SIGTERM, then SIGKILL when it is still alive after `grace`. Returns how it ended.
-    @discardableResult
-    public func terminate(grace: Duration = .seconds(3)) async -> ExitStatus {
-        if let done = exit.finished { return done }
-        signal(SIGTERM)
-        if let status = await waitForExit(timeout: grace) { return status }
-        signal(SIGKILL)
-        return await waitForExit()
-    }
 }
 
 /// Reaps (or watches) one pid on a dedicated thread and fans the result out.

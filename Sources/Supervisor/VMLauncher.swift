@@ -41,8 +41,8 @@ public struct StartRequest: Sendable {
 /// A QEMU process we started (or adopted) and the QMP connection to it.
 public struct RunningVM: Sendable {
     public var name: String
-    public var process: ProcessHandle
-    public var qmp: QMPClient
+    public var process: any QEMUProcess
+    public var qmp: any QMPMonitor
     public var paths: VMPaths
     public var accel: ResolvedAccel
     public var argv: [String]
@@ -65,9 +65,21 @@ public struct StartError: Error, CustomStringConvertible {
     }
 }
 
+/// What the daemon needs to get a QEMU running: start one, or take over one that outlived the previous daemon.
+/// `VMLauncher` is the real one; unit tests script QEMU with a fake process and the scripted QMP monitor.
+public protocol VMLaunching: Sendable {
+    func start(_ request: StartRequest) async throws(StartError) -> RunningVM
+    /// The QEMU of `paths` that survived a daemon restart, found by `recordedPid` or else by QEMU's own pid file;
+    /// nil when there is none, it is not this VM's QEMU, or its QMP does not answer.
+    func reattach(name: String, recordedPid: Int32?, paths: VMPaths, accel: ResolvedAccel,
+                  recordedStart: Double?) async -> RunningVM?
+    /// Creates missing disk images (hotplugged disks, a migration destination's copies) and removes them again.
+    var provisioner: DiskProvisioner { get }
+}
+
 /// Starts QEMU for a VM and connects QMP. Every step that leaves something behind
 /// (folder files, disk images, a process, a socket) is undone when a later step fails.
-public struct VMLauncher: Sendable {
+public struct VMLauncher: VMLaunching {
     public var provisioner: DiskProvisioner
     public var connectTimeout: Duration
     public var logger: Logger
@@ -158,15 +170,8 @@ public struct VMLauncher: Sendable {
         return await withTaskGroup(of: ConnectOutcome?.self) { group in
             group.addTask {
                 do {
-                    let client = try await QMPClient.connect(
-                        socketPath: socket, connectTimeout: timeout, logger: logger,
-                        transcript: transcript.map { writer in
-                            { @Sendable (entry: QMPTranscriptEntry) -> Void in
-                                writer.append(direction: entry.direction.rawValue, text: entry.text,
-                                              at: Date(timeIntervalSince1970: entry.time))
-                            }
-                        })
-                    return .connected(client)
+                    return .connected(try await Self.connectQMP(socket, timeout: timeout, logger: logger,
+                                                                transcript: transcript))
                 } catch {
                     return .failed("\(error)")
                 }
@@ -191,6 +196,50 @@ public struct VMLauncher: Sendable {
             }
             return first
         }
+    }
+
+    /// Connects QMP with every message written to the VM's transcript.
+    static func connectQMP(_ socket: String, timeout: Duration, logger: Logger,
+                           transcript: TranscriptWriter?) async throws(QMPError) -> QMPClient {
+        try await QMPClient.connect(
+            socketPath: socket, connectTimeout: timeout, logger: logger,
+            transcript: transcript.map { writer in
+                { @Sendable (entry: QMPTranscriptEntry) -> Void in
+                    writer.append(direction: entry.direction.rawValue, text: entry.text,
+                                  at: Date(timeIntervalSince1970: entry.time))
+                }
+            })
+    }
+
+    /// Takes over a QEMU that survived a daemon restart. The pid comes from `vm.json`, or else from QEMU's own pid
+    /// file: a daemon that died between spawning QEMU and the spawn hook's durable write of its pid left a running
+    /// QEMU that only the pid file names. It must be alive and have this VM's QMP socket on its command line.
+    public func reattach(name: String, recordedPid: Int32?, paths: VMPaths, accel: ResolvedAccel,
+                         recordedStart: Double?) async -> RunningVM? {
+        guard let pid = recordedPid ?? Self.pidFromFile(paths.pidFile), let process = ProcessHandle.adopt(pid: pid),
+            Self.commandLine(of: pid).contains(paths.qmpSocket),
+            let qmp = try? await Self.connectQMP(paths.qmpSocket, timeout: .seconds(5), logger: logger,
+                                                 transcript: TranscriptWriter(path: paths.transcript))
+        else { return nil }
+        let startedAt = recordedStart ?? Self.modificationTime(paths.pidFile) ?? Date().timeIntervalSince1970
+        return RunningVM(name: name, process: process, qmp: qmp, paths: paths, accel: accel, argv: [],
+                         startedAt: startedAt)
+    }
+
+    /// The pid QEMU wrote with `-pidfile`; nil when there is none.
+    static func pidFromFile(_ path: String) -> Int32? {
+        guard let text = (try? FileOps.readText(path)) ?? nil else { return nil }
+        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Seconds since 1970 of a file's last change; nil when it does not exist.
+    static func modificationTime(_ path: String) -> Double? {
+        (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date)?.timeIntervalSince1970
+    }
+
+    static func commandLine(of pid: Int32) -> String {
+        guard let bytes = (try? FileOps.read("/proc/\(pid)/cmdline")) ?? nil else { return "" }
+        return String(decoding: bytes.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
     }
 
     static func fileSize(_ path: String) -> Int {

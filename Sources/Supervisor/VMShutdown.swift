@@ -17,7 +17,7 @@ public enum VMShutdown {
     /// Always returns with the process gone.
     public static func stop(_ vm: RunningVM, timeout: Duration) async -> (ExitStatus, ShutdownMethod) {
         if let status = vm.process.exitStatus { return (status, .alreadyExited) }
-        if (try? await vm.qmp.execute("system_powerdown")) != nil,
+        if (try? await vm.qmp.systemPowerdown()) != nil,
             let status = await vm.process.waitForExit(timeout: timeout)
         {
             return (status, .powerdown)
@@ -28,7 +28,7 @@ public enum VMShutdown {
     /// QMP `quit`, then SIGTERM, then SIGKILL.
     public static func forceStop(_ vm: RunningVM) async -> (ExitStatus, ShutdownMethod) {
         if let status = vm.process.exitStatus { return (status, .alreadyExited) }
-        if (try? await vm.qmp.execute("quit", timeout: .seconds(3))) != nil,
+        if (try? await vm.qmp.quit(timeout: .seconds(3))) != nil,
             let status = await vm.process.waitForExit(timeout: .seconds(5))
         {
             return (status, .quit)

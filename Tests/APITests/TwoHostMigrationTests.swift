@@ -395,7 +395,7 @@ struct TwoHostMigrationTests {
             [vm, "--to", destination, "--token-file", hosts.tokenFile, "--bandwidth", "1M", "--json"],
             output: output)
         let active = await BinaryTCPTests.firstLine(in: output, within: .seconds(120)) {
-            $0.contains("migration-progress") && $0.contains(#""status":"active""#)
+            $0.hasPrefix(#"{"progress":"#) && $0.contains(#""status":"active""#)
         }
         try #require(active != nil, "no active progress: \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")")
         return (migrate, output)
@@ -470,7 +470,7 @@ struct TwoHostMigrationTests {
                 output: output)
             // Migrating: the stream shows QEMU actively sending.
             let active = await BinaryTCPTests.firstLine(in: output, within: .seconds(120)) {
-                $0.contains("migration-progress") && $0.contains(#""status":"active""#)
+                $0.hasPrefix(#"{"progress":"#) && $0.contains(#""status":"active""#)
             }
             try #require(active != nil, "no active progress: \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")")
             let migrating = try await hosts.corral(["status", Self.vm, "--json"], socket: hosts.socketA)

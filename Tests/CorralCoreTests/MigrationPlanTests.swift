@@ -5,7 +5,7 @@ import CorralCore
 import Testing
 
 @Suite struct MigrationPlanTests {
-    func caps(_ command: MigrationCommand) -> [String: Bool] {
+    func caps(_ command: QMPStep) -> [String: Bool] {
         var out: [String: Bool] = [:]
         for item in command.arguments["capabilities"]?.arrayValue ?? [] {
             out[item["capability"]?.stringValue ?? "?"] = item["state"]?.boolValue
@@ -66,22 +66,22 @@ import Testing
     }
 
     @Test func singleCommands() {
-        #expect(MigrationPlan.start(uri: "tcp:192.0.2.2:4444") == MigrationCommand("migrate", ["uri": "tcp:192.0.2.2:4444"]))
-        #expect(MigrationPlan.postcopyStart() == MigrationCommand("migrate-start-postcopy"))
-        #expect(MigrationPlan.cancel() == MigrationCommand("migrate_cancel"))
+        #expect(MigrationPlan.start(uri: "tcp:192.0.2.2:4444") == QMPStep("migrate", ["uri": "tcp:192.0.2.2:4444"]))
+        #expect(MigrationPlan.postcopyStart() == QMPStep("migrate-start-postcopy"))
+        #expect(MigrationPlan.cancel() == QMPStep("migrate_cancel"))
         #expect(MigrationPlan.continueAfterPreSwitchover()
-            == MigrationCommand("migrate-continue", ["state": "pre-switchover"]))
-        #expect(MigrationPlan.resume() == MigrationCommand("cont"))
-        #expect(MigrationPlan.nbdServerStop() == MigrationCommand("nbd-server-stop"))
+            == QMPStep("migrate-continue", ["state": "pre-switchover"]))
+        #expect(MigrationPlan.resume() == QMPStep("cont"))
+        #expect(MigrationPlan.nbdServerStop() == QMPStep("nbd-server-stop"))
     }
 
     @Test func nbdServerAndExports() {
         #expect(MigrationPlan.nbdServerStart(host: "192.0.2.2", port: 10809, tlsCredsID: nil)
-            == MigrationCommand("nbd-server-start",
+            == QMPStep("nbd-server-start",
                                 ["addr": ["type": "inet", "data": ["host": "192.0.2.2", "port": "10809"]]]))
         #expect(MigrationPlan.nbdServerStart(host: "h", port: 1, tlsCredsID: "t").arguments["tls-creds"] == "t")
         #expect(MigrationPlan.blockExportAdd(nodeName: "fmt-root", exportName: "fmt-root")
-            == MigrationCommand("block-export-add", ["type": "nbd", "id": "export-fmt-root", "node-name": "fmt-root",
+            == QMPStep("block-export-add", ["type": "nbd", "id": "export-fmt-root", "node-name": "fmt-root",
                                                      "name": "fmt-root", "writable": true]))
     }
 
@@ -93,18 +93,18 @@ import Testing
         let nbd = MigrationEndpoint(host: "192.0.2.2", port: 10809)
         let steps = MigrationPlan.startMirrors([disk], nbd: nbd, tlsCredsID: nil)
         #expect(steps == [
-            MigrationCommand("blockdev-add", ["driver": "nbd", "node-name": "nbd-root",
+            QMPStep("blockdev-add", ["driver": "nbd", "node-name": "nbd-root",
                                               "server": ["type": "inet", "host": "192.0.2.2", "port": "10809"],
                                               "export": "fmt-root"]),
-            MigrationCommand("blockdev-mirror", ["job-id": "mirror-fmt-root", "device": "fmt-root",
+            QMPStep("blockdev-mirror", ["job-id": "mirror-fmt-root", "device": "fmt-root",
                                                  "target": "nbd-root", "sync": "full"]),
         ])
         #expect(MigrationPlan.startMirrors([disk], nbd: nbd, tlsCredsID: "t")[0].arguments["tls-creds"] == "t")
         #expect(MigrationPlan.finishMirrors([disk], force: false)
-            == [MigrationCommand("block-job-cancel", ["device": "mirror-fmt-root"])])
+            == [QMPStep("block-job-cancel", ["device": "mirror-fmt-root"])])
         #expect(MigrationPlan.finishMirrors([disk], force: true)
-            == [MigrationCommand("block-job-cancel", ["device": "mirror-fmt-root", "force": true])])
-        #expect(MigrationPlan.removeNBDClients([disk]) == [MigrationCommand("blockdev-del", ["node-name": "nbd-root"])])
+            == [QMPStep("block-job-cancel", ["device": "mirror-fmt-root", "force": true])])
+        #expect(MigrationPlan.removeNBDClients([disk]) == [QMPStep("blockdev-del", ["node-name": "nbd-root"])])
         #expect(MigrationPlan.exportDisks([disk]) == [MigrationPlan.blockExportAdd(nodeName: "fmt-root",
                                                                                     exportName: "fmt-root")])
     }
@@ -123,7 +123,7 @@ import Testing
         #expect(object == ["qom-type": "tls-creds-x509", "id": "corral-mig-tls", "endpoint": "server",
                            "dir": "/etc/corral/tls", "verify-peer": true])
         #expect(MigrationPlan.objectAdd(object).command == "object-add")
-        #expect(MigrationPlan.objectDel(id: "corral-mig-tls") == MigrationCommand("object-del", ["id": "corral-mig-tls"]))
+        #expect(MigrationPlan.objectDel(id: "corral-mig-tls") == QMPStep("object-del", ["id": "corral-mig-tls"]))
         #expect(MigrationPlan.tlsCredsObject(id: "x", endpoint: .client, dir: "/d", verifyPeer: false)["verify-peer"]
             == false)
     }

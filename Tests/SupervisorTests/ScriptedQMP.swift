@@ -10,7 +10,7 @@ import Testing
 /// A strict in-memory QMP monitor: commands must arrive exactly in script order; an unexpected
 /// command or an expectation never used is a test failure (checked by `verify()`). A reply can
 /// be followed by events (e.g. DEVICE_DELETED), delivered to current subscribers.
-final class ScriptedQMP: QMPCommandRunner, Sendable {
+final class ScriptedQMP: QMPMonitor, Sendable {
     enum Reply: Sendable {
         case ok(JSONValue = [:])
         case error(String, String)  // class, desc
@@ -21,6 +21,8 @@ final class ScriptedQMP: QMPCommandRunner, Sendable {
         var arguments: JSONObject?
         var reply: Reply
         var events: [QMPEvent]
+        /// Runs when the command arrives, before the reply (e.g. QEMU exits on `quit`).
+        var effect: (@Sendable () -> Void)?
     }
 
     private struct State {
@@ -31,11 +33,22 @@ final class ScriptedQMP: QMPCommandRunner, Sendable {
     }
 
     private let state = Mutex(State())
+    let greeting: QMPGreeting
+
+    init(version: QMPVersion = QMPVersion(major: 7, minor: 2, micro: 0)) {
+        greeting = QMPGreeting(version: version, capabilities: [])
+    }
+
+    /// Closing ends every event stream, as the real connection does.
+    func close() async { disconnect() }
 
     /// Expect `command` (with exactly these arguments when given), answer `reply`, then emit `events`.
     func expect(_ command: String, _ arguments: JSONObject? = nil, _ reply: Reply = .ok(),
-                then events: [QMPEvent] = []) {
-        state.withLock { $0.script.append(Expectation(command: command, arguments: arguments, reply: reply, events: events)) }
+                then events: [QMPEvent] = [], effect: (@Sendable () -> Void)? = nil) {
+        state.withLock {
+            $0.script.append(Expectation(command: command, arguments: arguments, reply: reply, events: events,
+                                         effect: effect))
+        }
     }
 
     static func deviceDeleted(_ device: String) -> QMPEvent {
@@ -67,6 +80,7 @@ final class ScriptedQMP: QMPCommandRunner, Sendable {
         guard let expectation, failure == nil else {
             throw .commandFailed(command: command, errorClass: "CommandNotFound", desc: "not in the script")
         }
+        expectation.effect?()
         let subscribers = state.withLock { $0.subscribers }
         for event in expectation.events { for s in subscribers { s.yield(event) } }
         switch expectation.reply {

@@ -18,8 +18,8 @@ extension ManagedVM {
     func listenForIncoming(_ request: IncomingRequest, tlsDirectory: String) async throws(ControlError) -> IncomingReply {
         guard let vm = running else { throw .internalError("the incoming QEMU is not running") }
         let qmp = vm.qmp
-        func send(_ step: MigrationCommand) async throws(ControlError) {
-            do { _ = try await qmp.execute(step.command, step.arguments.isEmpty ? nil : step.arguments) } catch {
+        func send(_ step: QMPStep) async throws(ControlError) {
+            do { try await qmp.send(step) } catch {
                 throw .qmpFailed(error, command: step.command)
             }
         }
@@ -48,7 +48,7 @@ extension ManagedVM {
         }
         // Port 0: QEMU picked one; query-migrate tells which.
         let info: JSONValue
-        do { info = try await qmp.execute("query-migrate") } catch { throw .qmpFailed(error) }
+        do { info = try await qmp.queryMigrate() } catch { throw .qmpFailed(error) }
         guard let address = info["socket-address"]?[0], let port = address["port"]?.stringValue ?? address["port"]?.intValue.map({ String($0) })
         else { throw .internalError("QEMU did not report its incoming migration port") }
         reply.uri = "tcp:\(request.listenHost):\(port)"
@@ -64,18 +64,14 @@ extension ManagedVM {
         // Precopy: wait until this side has loaded the whole state (usually already so when the source's
         // `completed` arrives). Subscribe first, then ask once, so a MIGRATION event in between is not missed.
         let events = vm.qmp.events(["MIGRATION"])
-        let reply = (try? await vm.qmp.execute("query-migrate", nil, timeout: .seconds(5))) ?? [:]
-        if let status = try Self.incomingSettled(MigrationProgress(queryMigrate: reply).status, name: name), !status {
+        let progress = (try? await vm.qmp.migrationProgress(timeout: .seconds(5))) ?? MigrationProgress()
+        if let status = try Self.incomingSettled(progress.status, name: name), !status {
             try await Self.waitForIncomingEnd(events, name: name, timeout: .seconds(30))
         }
-        _ = try? await vm.qmp.execute(MigrationPlan.nbdServerStop().command)
-        do { _ = try await vm.qmp.execute(MigrationPlan.resume().command) } catch { throw .qmpFailed(error) }
-        state = .running
-        record.state = .running
-        record.desiredRunning = true
+        _ = try? await vm.qmp.send(MigrationPlan.nbdServerStop())
+        do { try await vm.qmp.send(MigrationPlan.resume()) } catch { throw .qmpFailed(error) }
         record.startedAt = Date().timeIntervalSince1970
-        persist()
-        await hub.publish(vm: name, .migratedIn)
+        await feed(.incomingCommitted)
     }
 
     /// Whether an incoming migration in `status` can be committed now (true), needs waiting (false), or
@@ -120,11 +116,7 @@ extension ManagedVM {
 
     /// Abort: QEMU goes; the caller removes the folder.
     func abortIncoming() async {
-        guard let vm = running else { return }
-        exitRequested = true
-        vm.process.signal(SIGKILL)
-        _ = await vm.process.waitForExit(timeout: .seconds(10))
-        await finishExit(generation: generation, status: nil, note: "incoming migration aborted")
+        await end(note: "incoming migration aborted")
     }
 
     /// A port the kernel considers free right now (bind to port 0, read it, close).

@@ -36,7 +36,7 @@ extension ManagedVM {
         guard let vm = running else { throw .conflict("\(name) has no QEMU running") }
         let previous = state
         let destination = "\(endpoint.host):\(endpoint.port)"
-        state = .migrating
+        await feed(.migrationStarted)
         outgoing = OutgoingMigration(destination: destination)
         await hub.publish(vm: name, .migrationStarted, ["to": .string(destination)])
 
@@ -47,20 +47,24 @@ extension ManagedVM {
         let setup = MigrationRunSetup(name: name, options: options, incoming: incoming,
                                       disks: allDisks().map(MigrationDisk.init), tlsDirectory: tlsDirectory,
                                       tlsHostname: endpoint.host, sourceWasRunning: previous != .paused)
-        let run = MigrationRun(
+        let migration = MigrationRun(
             setup, qmp: vm.qmp, peer: peer, ticks: MigrationRun.ticker(every: Self.migrationProgressInterval),
             progress: { [weak self] progress in
                 onProgress(progress)
                 await self?.noteMigrationProgress(progress)
             },
-            willStopSource: { [weak self] in await self?.noteExitRequested() })
-        outgoing?.run = run
-        let outcome = await run.run()
+            willStopSource: { [weak self] in await self?.feed(.endRequested(note: "migrated to \(destination)")) })
+        outgoing?.run = migration
+        let outcome = await migration.run()
         outgoing = nil
 
         if outcome.state == .completed {
-            if await vm.process.waitForExit(timeout: .seconds(10)) == nil { vm.process.signal(SIGKILL) }
-            await finishExit(generation: generation, status: nil, note: "migrated to \(destination)")
+            var status = await vm.process.waitForExit(timeout: .seconds(10))
+            if status == nil {
+                vm.process.signal(SIGKILL)
+                status = await vm.process.waitForExit(timeout: .seconds(10))
+            }
+            await processEnded(vm, status: status ?? .unknown)
             await hub.publish(vm: name, .migrated, ["to": .string(destination)])
             let final = outcome.final
             return MigrationResult(name: name, destination: destination, totalMilliseconds: final?.totalTimeMs,
@@ -68,11 +72,7 @@ extension ManagedVM {
                                    transferredBytes: final?.ramTransferred.map { UInt64(max(0, $0)) })
         }
         let error = failureError(outcome)
-        if running != nil, outcome.failure?.consequence != .ownerUnknown {
-            state = previous == .paused ? .paused : .running
-        } else if running != nil {
-            state = .paused
-        }
+        await feed(.migrationRolledBack(ownerUnknown: outcome.failure?.consequence == .ownerUnknown))
         var data: JSONObject = ["reason": .string(error.message)]
         if outcome.failure?.consequence == .guestLost { data["postcopy"] = true }
         if let consequence = outcome.failure?.consequence { data["consequence"] = .string(consequence.rawValue) }
@@ -124,7 +124,6 @@ extension ManagedVM {
         await hub.publish(vm: name, .migrationProgress, JSONValue(encoding: progress))
     }
 
-    private func noteExitRequested() { exitRequested = true }
 
     /// Virtual size of each disk by id (`query-block`), for the destination to create its images.
     private func diskSizes(_ vm: RunningVM) async -> [String: UInt64] {

@@ -102,7 +102,7 @@ extension ManagedVM {
                 + "\(ByteSize(bytes: memorySize)) (the memory of \(name))")
         }
         guard let vm = running else { throw .conflict("\(name) has no QEMU running") }
-        do { _ = try await vm.qmp.execute("balloon", ["value": .int(Int64(bytes))]) } catch {
+        do { try await vm.qmp.setBalloon(bytes: bytes) } catch {
             throw .qmpFailed(error)
         }
         balloonTarget = bytes
@@ -125,7 +125,7 @@ extension ManagedVM {
             if let n = value.intValue, n >= 0 { stats[key] = n }  // -1: the guest did not report it
         }
         let updated = reply["last-update"]?.intValue.flatMap { $0 > 0 ? Double($0) : nil }
-        let actual = (try? await vm.qmp.execute("query-balloon"))?["actual"]?.intValue.map(UInt64.init)
+        let actual = try? await vm.qmp.queryBalloon()
         return GuestStats(name: name, balloonBytes: actual, balloonTargetBytes: balloonTarget, autoBalloon: autoBalloon,
                           lastUpdate: updated, stats: stats)
     }
@@ -134,7 +134,7 @@ extension ManagedVM {
     func balloonObservation() async -> BalloonPolicy.VM? {
         guard autoBalloon, let balloon = config.profile.memory.balloon, let vm = running,
             currentState == .running || currentState == .migrating,
-            let actual = (try? await vm.qmp.execute("query-balloon", timeout: .seconds(2)))?["actual"]?.intValue
+            let actual = try? await vm.qmp.queryBalloon(timeout: .seconds(2))
         else { return nil }
         let stats = try? await vm.qmp.execute(
             "qom-get", ["path": .string(Self.balloonQOMPath), "property": "guest-stats"], timeout: .seconds(2))
@@ -202,7 +202,7 @@ extension ManagedVM {
     func hostRow() async -> HostReport.Row {
         let actual: UInt64?
         if let vm = running, config.profile.memory.balloon != nil {
-            actual = (try? await vm.qmp.execute("query-balloon", timeout: .seconds(2)))?["actual"]?.intValue.map(UInt64.init)
+            actual = try? await vm.qmp.queryBalloon(timeout: .seconds(2))
         } else {
             actual = nil
         }

@@ -1,3 +1,4 @@
+import CorralControl
 import CorralCore
 import Foundation
 import CorralModel
@@ -7,46 +8,53 @@ import Profiles
 import QEMUCommand
 import QMP
 
-/// One supervised VM: its record and configuration, the QEMU process and QMP connection
-/// while it runs, exit monitoring and the restart policy. Every operation goes through
-/// `queue`, so operations on one VM never interleave.
+/// Everything that exists only while one QEMU runs: created when it is adopted (started, reattached), dropped when
+/// it exits. Nothing here outlives its QEMU by accident.
+struct RunSession: Sendable {
+    var vm: RunningVM
+    /// Reads the QEMU's events (QMP) into the actor.
+    var pump: Task<Void, Never>
+    /// Waits for the QEMU process to end.
+    var monitor: Task<Void, Never>
+    /// Devices whose unplug the guest has not confirmed yet, by device id or QOM path.
+    var pendingUnplugs: [String: PendingUnplug] = [:]
+    /// The balloon target last sent to QEMU (by `corral balloon` or the policy).
+    var balloonTarget: UInt64?
+    /// A vCPU was unplugged from this QEMU (see `ManagedVM.checkPlugAllowed`).
+    var cpuUnplugged = false
+    /// Set while this VM is being migrated away (source side).
+    var outgoing: ManagedVM.OutgoingMigration?
+}
+
+/// One supervised VM: its record and configuration, the QEMU process and QMP connection while it runs, exit
+/// monitoring and the restart policy. The lifecycle decisions are `VMLifecycle`'s (pure); this actor performs
+/// them. Every operation goes through `queue`, so operations on one VM never interleave.
 public actor ManagedVM {
     public nonisolated let name: String
     nonisolated let paths: VMPaths
     nonisolated let queue = OperationQueue()
     private let store: VMStore
     let hub: EventHub
-    let launcher: VMLauncher
-    private let restartEngine: RestartPolicyEngine
+    let launcher: any VMLaunching
     let unplugTimeout: Duration
     let logger: Logger
-
-    var record: VMRecord
-    var config: LiveConfig
-    var running: RunningVM?
-    /// Devices whose unplug the guest has not confirmed yet, by device id or QOM path.
-    var pendingUnplugs: [String: PendingUnplug] = [:]
     /// Per-VM cgroups (nil when the host has none we can use).
     let cgroups: CGroupManager?
-    /// The balloon target last sent to QEMU (by `corral balloon` or the policy).
-    var balloonTarget: UInt64?
+
+    /// The fields of `vm.json` that are not the lifecycle's (name, profile, accel, creation, auto balloon, the
+    /// current QEMU's pid and start); `persistedRecord` adds the lifecycle's.
+    var record: VMRecord
+    var config: LiveConfig
+    private(set) var lifecycle: VMLifecycle
+    private(set) var run: RunSession?
     /// Called when an incoming VM's QEMU dies before it was committed (the manager forgets it).
     var onIncomingLost: (@Sendable (String) async -> Void)?
-    /// Set while this VM is being migrated away (source side).
-    var outgoing: OutgoingMigration?
-    /// A vCPU was unplugged from the current QEMU (see `ManagedVM.plugAfterCPUUnplugProblem`).
-    var cpuUnpluggedThisRun = false
-    /// Bumped for every QEMU started or adopted, so a late exit report of an old one is ignored.
-    var generation = 0
-    private var monitor: Task<Void, Never>?
-    private var pump: Task<Void, Never>?
-    /// Set by stop/kill/remove before they end QEMU: the coming exit is not a failure.
-    var exitRequested = false
-    /// The guest powered off on its own (QMP SHUTDOWN, guest=true).
-    private var guestShutdown = false
-    var state: VMState
+    /// The timer of a pending automatic restart.
+    private var restartTimer: Task<Void, Never>?
+    /// What was last written to `vm.json` (a write that would not change it is skipped).
+    private var lastPersisted: VMRecord?
 
-    init(record: VMRecord, config: LiveConfig, paths: VMPaths, hub: EventHub, launcher: VMLauncher,
+    init(record: VMRecord, config: LiveConfig, paths: VMPaths, hub: EventHub, launcher: any VMLaunching,
          restartEngine: RestartPolicyEngine, unplugTimeout: Duration, cgroups: CGroupManager? = nil, logger: Logger) {
         self.cgroups = cgroups
         self.name = record.name
@@ -54,121 +62,138 @@ public actor ManagedVM {
         self.store = VMStore(paths: paths)
         self.record = record
         self.config = config
-        self.state = record.state == .running || record.state == .paused ? .stopped : record.state
+        self.lifecycle = VMLifecycle(recorded: record.state, desiredRunning: record.desiredRunning,
+                                     lastExit: record.lastExit, restartCount: record.restartCount,
+                                     restartTimes: record.restartTimes, policy: config.profile.restart,
+                                     engine: restartEngine)
         self.hub = hub
         self.launcher = launcher
-        self.restartEngine = restartEngine
         self.unplugTimeout = unplugTimeout
         var logger = logger
         logger[metadataKey: "vm"] = "\(record.name)"
         self.logger = logger
     }
 
-    var currentState: VMState { state }
+    var currentState: VMState { lifecycle.vmState }
+    var state: VMState { lifecycle.vmState }
+    var running: RunningVM? { run?.vm }
+    var pendingUnplugs: [String: PendingUnplug] {
+        get { run?.pendingUnplugs ?? [:] }
+        set { run?.pendingUnplugs = newValue }
+    }
+    var balloonTarget: UInt64? {
+        get { run?.balloonTarget }
+        set { run?.balloonTarget = newValue }
+    }
+    var cpuUnpluggedThisRun: Bool {
+        get { run?.cpuUnplugged ?? false }
+        set { run?.cpuUnplugged = newValue }
+    }
+    var outgoing: OutgoingMigration? {
+        get { run?.outgoing }
+        set { run?.outgoing = newValue }
+    }
 
     // MARK: Operations (callers run these inside `queue`)
 
     /// Launches QEMU. On failure the VM is left as it was (stopped/crashed) and nothing runs.
     /// `configStaged`: `up` has just staged live.json with this config.
     func launch(paused: Bool, incoming: String? = nil, configStaged: Bool = false) async throws(ControlError) {
-        let previous = state
-        state = .starting
-        var request = StartRequest(config: config, accel: record.accel, paths: paths, startPaused: paused,
+        try await launch(incoming != nil ? .incoming : paused ? .paused : .run, incoming: incoming,
+                         configStaged: configStaged)
+    }
+
+    private func launch(_ kind: StartKind, incoming: String? = nil, configStaged: Bool = false)
+        async throws(ControlError)
+    {
+        restartTimer?.cancel()
+        restartTimer = nil
+        // An automatic restart is already `starting`: the lifecycle's `restartDue` put it there.
+        if kind != .restart { await feed(.start(kind)) }
+        var request = StartRequest(config: config, accel: record.accel, paths: paths, startPaused: kind == .paused,
                                    incoming: incoming)
-        let expected: VMState = incoming != nil ? .incoming : paused ? .paused : .running
-        request.onSpawn = spawnHook(expecting: expected)
+        request.onSpawn = spawnHook(expecting: lifecycle.recordedState)
         request.liveConfigWritten = configStaged
         let vm: RunningVM
         do {
             vm = try await launcher.start(request)
         } catch {
-            state = previous
-            record.lastExit = "start failed: \(error.reason)"
-            persist()
-            await hub.publish(vm: name, .startFailed, ["reason": .string(error.reason)])
+            await feed(.startFailed(reason: error.reason))
             throw .startFailed(reason: error.description.split(separator: "\n").first.map(String.init) ?? error.reason,
                                qemuOutput: error.qemuOutput)
         }
         let status = (try? await vm.qmp.queryStatus())?.status
-        adopt(vm, state: incoming != nil ? .incoming : status == "running" ? .running : .paused)
+        record.pid = vm.process.pid
         record.startedAt = vm.startedAt
-        record.desiredRunning = true
-        // The spawn hook wrote this very record while QEMU started, unless QEMU came up in another state or a
-        // write in between (or the hook's) failed.
-        if (try? store.loadRecord()) != record { persist() }
+        // The spawn hook wrote this very record while QEMU started (so the persist below is skipped unless
+        // QEMU came up in another state or a write failed).
+        lastPersisted = try? store.loadRecord()
+        adopt(vm)
+        await feed(.started(pid: vm.process.pid, qemuStatus: status))
         await applyTuning()
-        await hub.publish(vm: name, .started, ["pid": .int(Int64(vm.process.pid))])
     }
 
     /// Takes over a QEMU that survived a daemon restart. False when it is not ours or QMP does not answer.
-    ///
-    /// The pid comes from `vm.json`, or else from QEMU's own pid file: a daemon that died between spawning QEMU
-    /// and the spawn hook's durable write of its pid left a running QEMU that only the pid file names.
     func reattach() async -> Bool {
-        let recordedPid = record.pid
-        guard let pid = recordedPid ?? Self.pidFromFile(paths.pidFile), let process = ProcessHandle.adopt(pid: pid),
-            Self.commandLine(of: pid).contains(paths.qmpSocket)
+        guard let vm = await launcher.reattach(name: name, recordedPid: record.pid, paths: paths, accel: record.accel,
+                                               recordedStart: record.startedAt)
         else { return false }
-        let transcript = TranscriptWriter(path: paths.transcript)
-        guard let qmp = try? await QMPClient.connect(
-            socketPath: paths.qmpSocket, connectTimeout: .seconds(5), logger: logger,
-            transcript: transcript.map { writer in
-                { @Sendable (entry: QMPTranscriptEntry) -> Void in
-                    writer.append(direction: entry.direction.rawValue, text: entry.text,
-                                  at: Date(timeIntervalSince1970: entry.time))
-                }
-            })
-        else { return false }
-        let status = (try? await qmp.queryStatus())?.status
-        let startedAt = record.startedAt ?? Self.modificationTime(paths.pidFile) ?? Date().timeIntervalSince1970
-        let vm = RunningVM(name: name, process: process, qmp: qmp, paths: paths, accel: record.accel, argv: [],
-                           startedAt: startedAt)
-        adopt(vm, state: status == "paused" || status == "prelaunch" ? .paused : .running)
-        if recordedPid == nil {
-            // Found through the pid file: the start had got that far, so the VM is meant to run, since QEMU
-            // wrote the file.
-            record.desiredRunning = true
-            record.startedAt = startedAt
-            logger.warning("took over a QEMU the daemon had started but not recorded", metadata: ["pid": "\(pid)"])
+        if record.pid == nil {
+            logger.warning("took over a QEMU the daemon had started but not recorded",
+                           metadata: ["pid": "\(vm.process.pid)"])
         }
-        persist()
-        cgroupPlacement()(pid)
+        let status = (try? await vm.qmp.queryStatus())?.status
+        record.pid = vm.process.pid
+        record.startedAt = vm.startedAt
+        adopt(vm)
+        await feed(.reattached(pid: vm.process.pid, qemuStatus: status))
+        cgroupPlacement()(vm.process.pid)
         await applyTuning()
-        await hub.publish(vm: name, .reattached, ["pid": .int(Int64(pid))])
         return true
+    }
+
+    /// The recorded QEMU is gone: it died while no daemon watched. The restart policy decides.
+    func recoverAfterDaemonRestart() async {
+        record.pid = nil
+        record.startedAt = nil
+        await feed(.foundDead)
     }
 
     func stop(timeout: Duration) async throws(ControlError) {
         try check(.stop)
         guard let vm = running else { return }
-        exitRequested = true
-        let (_, method) = await VMShutdown.stop(vm, timeout: timeout)
-        let note = "stopped by corral (\(method.rawValue))"
-        await finishExit(generation: generation, status: nil, note: note)
-        // The exit monitor may have cleaned up first; either way, say how it stopped.
-        record.lastExit = note
-        persist()
+        await feed(.endRequested(note: "stopped by corral"))
+        let (status, method) = await VMShutdown.stop(vm, timeout: timeout)
+        await processEnded(vm, status: status)
+        // The exit monitor may have noticed first; either way, say how it stopped.
+        await feed(.exitExplained(note: "stopped by corral (\(method.rawValue))"))
     }
 
     func kill() async throws(ControlError) {
         try check(.kill)
+        guard running != nil else { return }
+        await end(note: "killed by corral")
+    }
+
+    /// Ends the current QEMU with SIGKILL, on purpose: `note` becomes the VM's last exit.
+    func end(note: String) async {
         guard let vm = running else { return }
-        exitRequested = true
+        await feed(.endRequested(note: note))
         vm.process.signal(SIGKILL)
-        _ = await vm.process.waitForExit(timeout: .seconds(10))
-        await finishExit(generation: generation, status: nil, note: "killed by corral")
+        let status = await vm.process.waitForExit(timeout: .seconds(10)) ?? .unknown
+        await processEnded(vm, status: status)
     }
 
     func pause() async throws(ControlError) {
         try check(.pause)
         do { try await running?.qmp.stop() } catch { throw .qmpFailed(error) }
-        state = .paused
+        await feed(.pausedByRequest)
     }
 
     func resume() async throws(ControlError) {
         try check(.resume)
         do { try await running?.qmp.cont() } catch { throw .qmpFailed(error) }
-        state = .running
+        await feed(.resumedByRequest)
     }
 
     func qmp(_ command: String, _ arguments: JSONObject?) async throws(ControlError) -> JSONValue {
@@ -183,12 +208,13 @@ public actor ManagedVM {
 
     /// Stops supervising without touching QEMU (daemon shutdown).
     func detach() async {
-        monitor?.cancel()
-        pump?.cancel()
-        monitor = nil
-        pump = nil
-        if let vm = running { await vm.qmp.close() }
-        running = nil
+        restartTimer?.cancel()
+        restartTimer = nil
+        guard let session = run else { return }
+        run = nil
+        session.monitor.cancel()
+        session.pump.cancel()
+        await session.vm.qmp.close()
     }
 
     func markRemoved() async {
@@ -202,11 +228,8 @@ public actor ManagedVM {
     func status() async -> VMStatus {
         let profile = config.profile
         var balloon: UInt64?
-        if let vm = running, profile.memory.balloon != nil,
-            let reply = try? await vm.qmp.execute("query-balloon", timeout: .seconds(2)),
-            let actual = reply["actual"]?.intValue
-        {
-            balloon = UInt64(actual)
+        if let vm = running, profile.memory.balloon != nil {
+            balloon = try? await vm.qmp.queryBalloon(timeout: .seconds(2))
         }
         let disks = profile.disks + config.hotplugged.disks.map(\.disk)
         let nics = profile.nics + config.hotplugged.nics.map(\.nic)
@@ -226,168 +249,109 @@ public actor ManagedVM {
                 .init(id: $0.id, mac: $0.mac ?? DeviceProps.stableMAC(vmName: name, nicID: $0.id), mode: $0.mode.rawValue)
             },
             qmpSocket: paths.qmpSocket, serialLog: paths.serialLog,
-            restartCount: record.restartCount, lastExit: record.lastExit,
+            restartCount: lifecycle.restartCount, lastExit: lifecycle.lastExit,
             unplugPending: pendingUnplugs.keys.sorted(),
             migration: outgoing.map { OutgoingMigrationInfo(to: $0.destination, progress: $0.progress) })
     }
 
-    // MARK: Exit handling
+    // MARK: The lifecycle
 
-    /// Decides what a VM that died while the daemon was away becomes.
-    func recoverAfterDaemonRestart() async -> RestartDecision {
-        let cause = ExitCause.failure("QEMU exited while the daemon was not running")
-        record.pid = nil
-        record.lastExit = "QEMU exited while the daemon was not running"
-        return await decideAfterExit(cause)
-    }
-
-    private func adopt(_ vm: RunningVM, state newState: VMState) {
-        generation += 1
-        let current = generation
-        running = vm
-        state = newState
-        cpuUnpluggedThisRun = false
-        exitRequested = false
-        guestShutdown = false
-        record.pid = vm.process.pid
-        record.state = newState
-        let events = vm.qmp.events()
-        pump = Task { [weak self] in
-            for await event in events {
-                await self?.handle(event)
+    /// Feeds one observation to the lifecycle and performs what it asks, in order.
+    func feed(_ input: VMLifecycle.Input) async {
+        let actions: [VMLifecycle.Action]
+        do {
+            actions = try lifecycle.handle(input, now: Date().timeIntervalSince1970)
+        } catch {
+            logger.error("ignored an observation the lifecycle does not expect", metadata: ["error": "\(error)"])
+            return
+        }
+        for action in actions {
+            switch action {
+            case .persist:
+                persist()
+            case .publish(let event, let data):
+                await hub.publish(vm: name, event, data)
+            case .endRun(let note):
+                await endRun(note: note)
+            case .scheduleRestart(let delay, let generation):
+                scheduleRestart(after: delay, generation: generation)
+            case .relaunch:
+                do { try await launch(.restart) } catch {
+                    logger.error("automatic restart failed", metadata: ["error": "\(error)"])
+                }
+            case .forgetIncoming:
+                await onIncomingLost?(name)
             }
         }
-        monitor = Task { [weak self] in
-            guard let status = await vm.process.waitForExitOrCancel() else { return }
-            await self?.processExited(generation: current, status: status)
-        }
     }
 
-    private func handle(_ event: QMPEvent) async {
+    private func adopt(_ vm: RunningVM) {
+        let generation = lifecycle.generation + 1
+        let events = vm.qmp.events(nil)
+        let pump = Task { [weak self] in
+            for await event in events {
+                await self?.handle(event, generation: generation)
+            }
+        }
+        let monitor = Task { [weak self] in
+            guard let status = await vm.process.waitForExitOrCancel() else { return }
+            await self?.processExited(generation: generation, status: status)
+        }
+        run = RunSession(vm: vm, pump: pump, monitor: monitor)
+    }
+
+    private func handle(_ event: QMPEvent, generation: Int) async {
+        guard generation == lifecycle.generation, run != nil else { return }
         await hub.publish(CorralEvent(time: event.timestamp, vm: name, name: .qmp(event.name),
                                       data: event.data.isNull ? nil : event.data))
-        if event.name == "SHUTDOWN", event.data["guest"]?.boolValue == true {
-            guestShutdown = true
-        }
         if event.name == "DEVICE_DELETED",
             let device = pendingUnplugs.keys.first(where: { HotplugExecutor.event(event, confirmsDeletionOf: $0) })
         {
             await completePendingUnplug(device)
         }
-        if let next = Lifecycle.state(after: event.name, from: state) {
-            state = next
-            record.state = next
-            persist()
-        }
+        await feed(.qmpEvent(name: event.name, guest: event.data["guest"]?.boolValue))
     }
 
-    /// Called by the monitor when QEMU's process ends, whoever caused it.
-    private func processExited(generation exited: Int, status: ExitStatus) async {
-        guard exited == generation, running != nil else { return }
-        if state == .incoming {
-            // A destination that lost its stream: nothing to restart, nothing to keep.
-            exitRequested = true
-            await finishExit(generation: exited, status: status, note: "incoming migration failed (QEMU \(status))")
-            await onIncomingLost?(name)
-            return
-        }
-        let cause: ExitCause
-        if exitRequested {
-            cause = .requested
-        } else if guestShutdown {
-            cause = .guestShutdown
-        } else {
-            cause = .failure("QEMU \(status)")
-        }
-        let note: String
-        switch cause {
-        case .requested: note = "stopped by corral"
-        case .guestShutdown: note = "guest powered off"
-        case .failure(let why): note = why
-        }
-        await finishExit(generation: exited, status: status, note: note)
-        if exitRequested { return }
-        let decision = await decideAfterExit(cause)
-        if case .restart(let delay) = decision {
-            let current = generation
-            Task { [weak self] in
-                try? await Task.sleep(for: delay)
-                guard let self else { return }
-                await self.queue.run { await self.restartIfStillDown(expectedGeneration: current) }
-            }
-        }
+    /// The exit monitor: QEMU's process ended, whoever caused it.
+    private func processExited(generation: Int, status: ExitStatus) async {
+        await feed(.exited(generation: generation, status: "\(status)"))
     }
 
-    /// Cleans up after QEMU ended: QMP closed, socket and pid file removed, state recorded.
-    func finishExit(generation exited: Int, status: ExitStatus?, note: String) async {
-        guard exited == generation, let vm = running else { return }
-        // Every state change happens before the first suspension, so a concurrent stop/kill
-        // resuming in between sees a finished exit and its own note is the last word.
-        running = nil
-        pendingUnplugs = [:]
-        balloonTarget = nil
-        monitor?.cancel()
-        monitor = nil
-        pump = nil
+    /// An operation saw `vm`'s QEMU end (stop, kill): the same observation as the monitor's, whichever comes first.
+    func processEnded(_ vm: RunningVM, status: ExitStatus) async {
+        guard let current = running, current.process.pid == vm.process.pid else { return }
+        await feed(.exited(generation: lifecycle.generation, status: "\(status)"))
+    }
+
+    /// Cleans up after QEMU ended: QMP closed, socket and pid file removed, cgroup removed, the run dropped.
+    private func endRun(note: String) async {
+        guard let session = run else { return }
+        run = nil
+        session.monitor.cancel()
+        session.pump.cancel()
         FileOps.remove(paths.qmpSocket)
         FileOps.remove(paths.pidFile)
-        state = .stopped
-        record.state = .stopped
         record.pid = nil
         record.startedAt = nil
-        record.lastExit = note
-        if exitRequested { record.desiredRunning = false }
-        persist()
         removeCGroup()
         logger.info("qemu exited", metadata: ["note": "\(note)"])
-        await vm.qmp.close()
-        await hub.publish(vm: name, .stopped, ["reason": .string(note)])
+        await session.vm.qmp.close()
     }
 
-    private func decideAfterExit(_ cause: ExitCause) async -> RestartDecision {
-        let now = Date().timeIntervalSince1970
-        let decision = restartEngine.decide(
-            policy: config.profile.restart, cause: cause, recentRestarts: record.restartTimes, now: now)
-        switch decision {
-        case .stayDown(let final):
-            state = final
-            record.state = final
-            record.desiredRunning = false
-            if final == .crashed { await hub.publish(vm: name, .crashed, ["reason": .string(record.lastExit ?? "")]) }
-        case .giveUp(let why):
-            state = .crashed
-            record.state = .crashed
-            record.desiredRunning = false
-            record.lastExit = (record.lastExit.map { $0 + "; " } ?? "") + why
-            await hub.publish(vm: name, .crashed, ["reason": .string(why)])
-        case .restart:
-            record.restartTimes = record.restartTimes.filter { now - $0 < restartEngine.window } + [now]
+    /// The one place an automatic restart is scheduled: after `delay`, in the VM's queue, if nothing changed.
+    private func scheduleRestart(after delay: Duration, generation: Int) {
+        restartTimer?.cancel()
+        restartTimer = Task { [weak self] in
+            do { try await Task.sleep(for: delay) } catch { return }
+            guard let self else { return }
+            await self.restartTimerFired()
+            await self.queue.run { await self.feed(.restartDue(generation: generation)) }
         }
-        persist()
-        return decision
     }
 
-    /// The delayed half of an automatic restart; skipped when someone started or removed the VM meanwhile.
-    func restartIfStillDown(expectedGeneration: Int) async {
-        guard generation == expectedGeneration, running == nil, state == .stopped || state == .crashed else { return }
-        do {
-            try await launch(paused: false)
-            record.restartCount += 1
-            persist()
-            await hub.publish(vm: name, .restarted, ["restartCount": .int(Int64(record.restartCount))])
-        } catch {
-            logger.error("automatic restart failed", metadata: ["error": "\(error)"])
-            let decision = await decideAfterExit(.failure(error.message))
-            if case .restart(let delay) = decision {
-                let current = generation
-                Task { [weak self] in
-                    try? await Task.sleep(for: delay)
-                    guard let self else { return }
-                    await self.queue.run { await self.restartIfStillDown(expectedGeneration: current) }
-                }
-            }
-        }
-    }
+    /// The timer's task now runs the restart itself: it is no timer to cancel any more (a launch cancels a
+    /// pending one, and must not cancel the very task that launches).
+    private func restartTimerFired() { restartTimer = nil }
 
     // MARK: Helpers
 
@@ -397,7 +361,7 @@ public actor ManagedVM {
     private func spawnHook(expecting expected: VMState) -> @Sendable (Int32, Double) -> Void {
         let place = cgroupPlacement()
         let store = store
-        let record = record
+        let record = persistedRecord
         let logger = logger
         return { pid, time in
             do {
@@ -410,30 +374,28 @@ public actor ManagedVM {
     }
 
     func check(_ operation: VMOperation) throws(ControlError) {
-        if let refusal = Lifecycle.refusal(operation, vm: name, state: state) { throw .conflict(refusal) }
+        if let refusal = lifecycle.refusal(operation, vm: name) { throw .conflict(refusal) }
+    }
+
+    /// `vm.json` as it follows from the lifecycle and the current QEMU.
+    var persistedRecord: VMRecord {
+        var out = record
+        out.state = lifecycle.recordedState
+        out.desiredRunning = lifecycle.desiredRunning
+        out.lastExit = lifecycle.lastExit
+        out.restartCount = lifecycle.restartCount
+        out.restartTimes = lifecycle.restartTimes
+        return out
     }
 
     func persist() {
+        let current = persistedRecord
+        guard current != lastPersisted else { return }
         do {
-            try store.save(record)
+            try store.save(current)
+            lastPersisted = current
         } catch {
             logger.error("cannot save vm.json", metadata: ["error": "\(error)"])
         }
-    }
-
-    /// The pid QEMU wrote with `-pidfile`; nil when there is none.
-    static func pidFromFile(_ path: String) -> Int32? {
-        guard let text = (try? FileOps.readText(path)) ?? nil else { return nil }
-        return Int32(text.trimmingCharacters(in: .whitespacesAndNewlines))
-    }
-
-    /// Seconds since 1970 of a file's last change; nil when it does not exist.
-    static func modificationTime(_ path: String) -> Double? {
-        (try? FileManager.default.attributesOfItem(atPath: path)[.modificationDate] as? Date)?.timeIntervalSince1970
-    }
-
-    static func commandLine(of pid: Int32) -> String {
-        guard let bytes = (try? FileOps.read("/proc/\(pid)/cmdline")) ?? nil else { return "" }
-        return String(decoding: bytes.map { $0 == 0 ? UInt8(ascii: " ") : $0 }, as: UTF8.self)
     }
 }

@@ -13,7 +13,7 @@ import QEMUCommand
 public actor VMManager: VMControl {
     public nonisolated let stateRoot: String
     let hub = EventHub()
-    let launcher: VMLauncher
+    let launcher: any VMLaunching
     /// Reaches peer daemons for migration; set by the API layer.
     var peerConnector: MigrationPeerConnector?
     let options: DaemonOptions
@@ -26,7 +26,7 @@ public actor VMManager: VMControl {
     var balloonPolicy = BalloonPolicy()
     var ksmPolicy = KSMPolicy()
 
-    init(stateRoot: String, launcher: VMLauncher, options: DaemonOptions,
+    init(stateRoot: String, launcher: any VMLaunching, options: DaemonOptions,
          peerConnector: MigrationPeerConnector? = nil, logger: Logger) {
         self.stateRoot = stateRoot
         self.peerConnector = peerConnector
@@ -50,8 +50,15 @@ public actor VMManager: VMControl {
     public static func open(stateRoot: String, logger: Logger = Logger(label: "corral.daemon"),
                             options: DaemonOptions = DaemonOptions(),
                             peerConnector: MigrationPeerConnector? = nil) async throws -> VMManager {
+        try await open(stateRoot: stateRoot, launcher: VMLauncher(logger: logger), options: options,
+                       peerConnector: peerConnector, logger: logger)
+    }
+
+    /// The same with another way to get QEMUs running (unit tests script them).
+    static func open(stateRoot: String, launcher: any VMLaunching, options: DaemonOptions,
+                     peerConnector: MigrationPeerConnector?, logger: Logger) async throws -> VMManager {
         try FileOps.makeFolder(stateRoot + "/vms")
-        let manager = VMManager(stateRoot: stateRoot, launcher: VMLauncher(logger: logger), options: options,
+        let manager = VMManager(stateRoot: stateRoot, launcher: launcher, options: options,
                                 peerConnector: peerConnector, logger: logger)
         await manager.loadExisting()
         return manager
@@ -102,10 +109,7 @@ public actor VMManager: VMControl {
             }
             // Its QEMU is gone (or is not ours any more): the restart policy decides.
             FileOps.remove(paths.qmpSocket)
-            let decision = await vm.recoverAfterDaemonRestart()
-            if case .restart = decision {
-                await vm.queue.run { await vm.restartIfStillDown(expectedGeneration: 0) }
-            }
+            await vm.queue.run { await vm.recoverAfterDaemonRestart() }
         }
     }
 

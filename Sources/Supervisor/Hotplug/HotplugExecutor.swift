@@ -27,14 +27,14 @@ public enum HotplugError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// Runs hotplug steps over QMP; when one fails, undoes the completed ones in reverse order.
 public struct HotplugExecutor: Sendable {
-    public var qmp: any QMPCommandRunner
+    public var qmp: any QMPMonitor
     /// How long to wait for DEVICE_DELETED after `device_del`.
     public var unplugTimeout: Duration
     /// Attempts for steps that QEMU refuses while a node is still in use.
     public var inUseRetries: Int
     public var retryDelay: Duration
 
-    public init(qmp: any QMPCommandRunner, unplugTimeout: Duration = .seconds(20), inUseRetries: Int = 10,
+    public init(qmp: any QMPMonitor, unplugTimeout: Duration = .seconds(20), inUseRetries: Int = 10,
                 retryDelay: Duration = .milliseconds(100)) {
         self.qmp = qmp
         self.unplugTimeout = unplugTimeout
@@ -71,7 +71,7 @@ public struct HotplugExecutor: Sendable {
         var attempt = 0
         while true {
             do {
-                _ = try await qmp.execute(step.command, step.arguments, timeout: nil)
+                try await qmp.send(step)
                 break
             } catch {
                 attempt += 1

@@ -77,7 +77,7 @@ public actor MigrationRun {
     }
 
     public let setup: MigrationRunSetup
-    private let qmp: any QMPCommandRunner
+    private let qmp: any QMPMonitor
     private let peer: any MigrationPeer
     private let ticks: AsyncStream<Void>?
     private let progressSink: ProgressSink
@@ -98,7 +98,7 @@ public actor MigrationRun {
     private var timers: [Task<Void, Never>] = []
 
     /// `ticks`: one `query-migrate` per element while QEMU migrates (`MigrationRun.ticker(every:)`); nil: no polling.
-    public init(_ setup: MigrationRunSetup, qmp: any QMPCommandRunner, peer: any MigrationPeer,
+    public init(_ setup: MigrationRunSetup, qmp: any QMPMonitor, peer: any MigrationPeer,
                 ticks: AsyncStream<Void>?, progress: @escaping ProgressSink = { _ in },
                 willStopSource: @escaping StopHook = {}) {
         self.setup = setup
@@ -340,11 +340,11 @@ public actor MigrationRun {
 
         case .abandonMirrors:
             for step in MigrationPlan.finishMirrors(setup.disks, force: true) {
-                _ = try? await qmp.execute(step.command, step.arguments, timeout: nil)
+                _ = try? await qmp.send(step)
             }
             await waitForJobsGone(setup.disks.map(\.mirrorJobID))
             for step in MigrationPlan.removeNBDClients(setup.disks) {
-                _ = try? await qmp.execute(step.command, step.arguments, timeout: nil)
+                _ = try? await qmp.send(step)
             }
             return nil
 
@@ -378,7 +378,7 @@ public actor MigrationRun {
                 await progressSink(progress)
             }
             await willStopSource()
-            _ = try? await qmp.execute("quit", nil, timeout: .seconds(3))
+            try? await qmp.quit(timeout: .seconds(3))
             return nil
 
         case .reportProgress(let progress):
@@ -392,9 +392,9 @@ public actor MigrationRun {
     }
 
     /// Runs one command; a failure becomes the machine's `commandFailed` (and the first `cause`).
-    private func send(_ step: MigrationCommand) async -> MigrationInput? {
+    private func send(_ step: QMPStep) async -> MigrationInput? {
         do {
-            _ = try await qmp.execute(step.command, step.arguments.isEmpty ? nil : step.arguments, timeout: nil)
+            try await qmp.send(step)
             return nil
         } catch {
             cause = cause ?? .qmp(QMPFailure(error, command: step.command))

@@ -1,6 +1,7 @@
 import CorralModel
 import Foundation
 import JSON
+import CorralCore
 import QMP
 
 extension QMPFailure {
@@ -37,5 +38,18 @@ extension JSONValue {
             let decoded = try? JSONDecoder().decode(JSONValue.self, from: data)
         else { self = .null; return }
         self = decoded
+    }
+}
+
+extension QMPMonitor {
+    /// Sends one step of a pure plan (hotplug, migration) as it is: command and arguments (none when empty).
+    @discardableResult
+    func send(_ step: QMPStep, timeout: Duration? = nil) async throws(QMPError) -> JSONValue {
+        try await execute(step.command, step.arguments.isEmpty ? nil : step.arguments, timeout: timeout)
+    }
+
+    /// `query-migrate`, parsed.
+    func migrationProgress(timeout: Duration? = nil) async throws(QMPError) -> MigrationProgress {
+        MigrationProgress(queryMigrate: try await queryMigrate(timeout: timeout))
     }
 }
