@@ -141,6 +141,34 @@ import Glibc
         await second.shutdown()
     }
 
+    /// `corral pause` is recorded in `vm.json` at once (not only when QEMU's STOP event arrives), and a new
+    /// daemon finds the VM paused on the same QEMU, its guest frozen until it is resumed.
+    @Test func aPausedVMStaysPausedAcrossADaemonRestart() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("d5")
+        defer { Guest.cleanUp(root) }
+        let state = root + "/state"
+        let first = try await VMManager.open(stateRoot: state)
+        let up = try await first.up(UpRequest(profile: try Guest.writeProfile(in: root, name: "sleepy")))
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 1 }
+        #expect(try await first.pause("sleepy").state == .paused)
+        let record = try JSONDecoder().decode(VMRecord.self, from: Data(contentsOf: URL(fileURLWithPath: state + "/vms/sleepy/vm.json")))
+        #expect(record.state == .paused, "vm.json says paused as soon as pause answered")
+        await first.shutdown()
+
+        let second = try await VMManager.open(stateRoot: state)
+        let found = try await second.status("sleepy")
+        #expect(found.state == .paused && found.pid == up.pid)
+        let reply = try await second.qmp("sleepy", command: "query-status", arguments: nil)
+        #expect(reply["status"]?.stringValue == "paused", "QEMU agrees")
+        let resumed = try await second.resume("sleepy")
+        #expect(resumed.state == .running)
+        let before = HeartbeatWait.last(in: up.serialLog)?.n ?? 0
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n > before }
+        _ = try await second.kill("sleepy")
+        await second.shutdown()
+    }
+
     /// A daemon that dies after spawning QEMU but before the spawn hook has recorded its pid left a `vm.json`
     /// without a pid. The next daemon finds the QEMU through its pid file and takes it over instead of
     /// leaving it running unowned (where `corral start` would launch a second QEMU on the same disks).

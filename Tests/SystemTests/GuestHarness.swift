@@ -130,6 +130,13 @@ struct Heartbeat: Equatable {
 }
 
 enum HeartbeatWait {
+    /// The last heartbeat the guest has written so far.
+    static func last(in log: String) -> Heartbeat? {
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").reversed().lazy
+            .compactMap { Heartbeat(line: $0.trimmingCharacters(in: .whitespacesAndNewlines)) }.first
+    }
+
     struct TimedOut: Error, CustomStringConvertible {
         var log: String
         var description: String { "no matching CORRAL-HB line; serial log tail:\n\(log)" }

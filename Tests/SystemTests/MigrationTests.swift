@@ -25,12 +25,6 @@ import Testing
         return Pair(source: source, destination: destination, root: root)
     }
 
-    func lastHeartbeat(_ log: String) -> Heartbeat? {
-        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").reversed().lazy
-            .compactMap { Heartbeat(line: $0.trimmingCharacters(in: .whitespacesAndNewlines)) }.first
-    }
-
     @Test func precopyMovesTheRunningGuestWithoutASecondBoot() async throws {
         try Guest.requireBuilt()
         let p = try await pair("mig1")
@@ -42,7 +36,7 @@ import Testing
         _ = try await p.source.addDisk("mover", DiskAddRequest(id: "extra", file: p.root + "/extra.qcow2", size: "8M"))
         _ = try await p.source.setCPUs("mover", count: 2)
         _ = try await HeartbeatWait.first(in: up.serialLog) { $0.disks == ["vda", "vdb"] && $0.cpus == 2 }
-        let beforeN = lastHeartbeat(up.serialLog)?.n ?? 0
+        let beforeN = HeartbeatWait.last(in: up.serialLog)?.n ?? 0
 
         let result = try await p.source.migrateAndWait("mover", MigrateRequest(to: "127.0.0.1:7000"))
         #expect(result.destination == "127.0.0.1:7000")
@@ -89,7 +83,7 @@ import Testing
         #expect(outcome.contains("cancelled"), "\(outcome)")
         let status = try await p.source.status("stay")
         #expect(status.state == .running && status.pid == up.pid)
-        let n = lastHeartbeat(up.serialLog)?.n ?? 0
+        let n = HeartbeatWait.last(in: up.serialLog)?.n ?? 0
         _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n > n + 1 }
         #expect(await p.destination.list().isEmpty, "the destination leaves nothing behind")
         #expect(try FileManager.default.contentsOfDirectory(atPath: p.root + "/b/vms").isEmpty)
