@@ -22,6 +22,12 @@ private func jobEvent(_ name: String, _ job: String, error: String? = nil) -> QM
     return QMPEvent(name: name, data: .object(data), timestamp: 0)
 }
 
+/// QEMU's report of a failed read or write of a block job, sent as it happens.
+private func jobError(_ job: String, operation: String, action: String) -> QMPEvent {
+    QMPEvent(name: "BLOCK_JOB_ERROR",
+             data: ["device": .string(job), "operation": .string(operation), "action": .string(action)], timestamp: 0)
+}
+
 /// The destination daemon: records what it is told; each call can be made to wait or fail.
 final class FakePeer: MigrationPeer, Sendable {
     struct State {
@@ -114,6 +120,16 @@ struct Harness {
                            willStopSource: { counter.withLock { $0 += 1 } })
     }
 
+    /// A `--with-storage` migration of `disks`: the destination exports them over NBD; the source setup is expected.
+    static func withStorage(_ disks: [String]) -> Harness {
+        let h = Harness(MigrationOptions(withStorage: true), disks: disks)
+        h.peer.state.withLock {
+            $0.prepareResult = .success(IncomingReply(uri: "tcp:127.0.0.1:4444", nbdHost: "127.0.0.1", nbdPort: 10809))
+        }
+        h.expectSourceSetup(MigrationOptions(withStorage: true))
+        return h
+    }
+
     func start() -> Task<MigrationRunOutcome, Never> {
         let run = self.run
         return Task { await run.run() }
@@ -174,11 +190,7 @@ private let completedReply: JSONValue = [
 
     @Test func storageWaitsForEveryMirrorToCompleteBeforeContinuing() async {
         let disks = ["fmt-root", "fmt-data"]
-        let h = Harness(MigrationOptions(withStorage: true), disks: disks)
-        h.peer.state.withLock {
-            $0.prepareResult = .success(IncomingReply(uri: "tcp:127.0.0.1:4444", nbdHost: "127.0.0.1", nbdPort: 10809))
-        }
-        h.expectSourceSetup(MigrationOptions(withStorage: true))
+        let h = Harness.withStorage(disks)
         h.qmp.expect("blockdev-add")
         h.qmp.expect("blockdev-mirror", ["job-id": "mirror-fmt-root", "device": "fmt-root", "target": "nbd-root", "sync": "full"],
                      .ok(), then: [jobEvent("BLOCK_JOB_READY", "mirror-fmt-root")])
@@ -251,11 +263,7 @@ private let completedReply: JSONValue = [
     }
 
     @Test func whileMirroringTheMirrorsAreAbandonedAndQEMUIsNotAskedToMigrate() async {
-        let h = Harness(MigrationOptions(withStorage: true), disks: ["fmt-root"])
-        h.peer.state.withLock {
-            $0.prepareResult = .success(IncomingReply(uri: "tcp:127.0.0.1:4444", nbdHost: "127.0.0.1", nbdPort: 10809))
-        }
-        h.expectSourceSetup(MigrationOptions(withStorage: true))
+        let h = Harness.withStorage(["fmt-root"])
         h.qmp.expect("blockdev-add")
         h.qmp.expect("blockdev-mirror")
         h.qmp.expect("block-job-cancel", ["device": "mirror-fmt-root", "force": true])
@@ -291,11 +299,7 @@ private let completedReply: JSONValue = [
     }
 
     @Test func whileSwitchingOverTheMirrorsAreAbandonedAndThePausedSourceResumed() async {
-        let h = Harness(MigrationOptions(withStorage: true), disks: ["fmt-root"])
-        h.peer.state.withLock {
-            $0.prepareResult = .success(IncomingReply(uri: "tcp:127.0.0.1:4444", nbdHost: "127.0.0.1", nbdPort: 10809))
-        }
-        h.expectSourceSetup(MigrationOptions(withStorage: true))
+        let h = Harness.withStorage(["fmt-root"])
         h.qmp.expect("blockdev-add")
         h.qmp.expect("blockdev-mirror", nil, .ok(), then: [jobEvent("BLOCK_JOB_READY", "mirror-fmt-root")])
         h.qmp.expect("migrate", nil, .ok(), then: [migrationEvent("active"), migrationEvent("pre-switchover")])
@@ -428,11 +432,7 @@ private let completedReply: JSONValue = [
     }
 
     @Test func aMirrorErrorAbandonsTheMirrorsAndAbortsTheDestination() async {
-        let h = Harness(MigrationOptions(withStorage: true), disks: ["fmt-root"])
-        h.peer.state.withLock {
-            $0.prepareResult = .success(IncomingReply(uri: "tcp:127.0.0.1:4444", nbdHost: "127.0.0.1", nbdPort: 10809))
-        }
-        h.expectSourceSetup(MigrationOptions(withStorage: true))
+        let h = Harness.withStorage(["fmt-root"])
         h.qmp.expect("blockdev-add")
         h.qmp.expect("blockdev-mirror", nil, .ok(),
                      then: [jobEvent("BLOCK_JOB_COMPLETED", "mirror-fmt-root", error: "Input/output error")])
@@ -442,6 +442,29 @@ private let completedReply: JSONValue = [
         let outcome = await h.start().value
         #expect(outcome.state == .failed("mirror of fmt-root failed: Input/output error"))
         #expect(outcome.failure?.consequence == .sourceKeepsRunning)
+        #expect(h.peer.calls == ["prepare", "abort"])
+        #expect(!h.qmp.sent.contains("migrate"))
+        h.qmp.verify()
+    }
+
+    @Test func aMirrorWriteErrorIsNoticedFromBLOCK_JOB_ERRORAlone() async {
+        // A write to the NBD target fails: QEMU says so at once with BLOCK_JOB_ERROR. BLOCK_JOB_COMPLETED comes
+        // only once the job has wound down, which over a dead link can take long: here, not before corral
+        // cancels the job.
+        let h = Harness.withStorage(["fmt-root"])
+        h.qmp.expect("blockdev-add")
+        h.qmp.expect("blockdev-mirror", nil, .ok(), then: [jobError("mirror-fmt-root", operation: "write", action: "report")])
+        h.qmp.expect("block-job-cancel", ["device": "mirror-fmt-root", "force": true], .ok(),
+                     then: [jobEvent("BLOCK_JOB_COMPLETED", "mirror-fmt-root", error: "Input/output error")])
+        h.qmp.expect("query-block-jobs", nil, .ok([]))
+        h.qmp.expect("blockdev-del", ["node-name": "nbd-root"])
+        let task = h.start()
+        await h.waitUntil("the mirror error ended the migration") { await h.run.state.isTerminal }
+        // A run that missed the error would wait for ever: take its QEMU away so the test ends.
+        if await !h.run.state.isTerminal { h.qmp.disconnect() }
+        let outcome = await task.value
+        #expect(outcome.state == .failed("mirror of fmt-root failed: write error on the mirror"))
+        #expect(outcome.failure?.consequence == .sourceKeepsRunning && outcome.owner == .source)
         #expect(h.peer.calls == ["prepare", "abort"])
         #expect(!h.qmp.sent.contains("migrate"))
         h.qmp.verify()
