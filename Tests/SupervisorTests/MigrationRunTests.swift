@@ -201,18 +201,28 @@ private let completedReply: JSONValue = [
         h.qmp.expect("block-job-cancel", ["device": "mirror-fmt-root"], .ok(),
                      then: [jobEvent("BLOCK_JOB_COMPLETED", "mirror-fmt-root")])
         h.qmp.expect("block-job-cancel", ["device": "mirror-fmt-data"])
+        // The poll the test asks for while the data mirror still copies its last writes.
+        h.qmp.expect("query-migrate", nil, .ok(["status": "pre-switchover", "ram": ["transferred": 1000, "remaining": 0]]))
         h.qmp.expect("blockdev-del", ["node-name": "nbd-root"])
         h.qmp.expect("blockdev-del", ["node-name": "nbd-data"])
         h.qmp.expect("migrate-continue", ["state": "pre-switchover"], .ok(),
                      then: [migrationEvent("device"), migrationEvent("completed")])
         h.qmp.expect("query-migrate", nil, .ok(completedReply))
         h.qmp.expect("quit")
+        // The machine (a value) once it has taken the root mirror's BLOCK_JOB_COMPLETED.
+        var rootFinished = MigrationStateMachine(options: MigrationOptions(withStorage: true), disks: disks)
+        for input: MigrationInput in [.start, .destinationReady(uri: "tcp:127.0.0.1:4444"), .storageReady(disk: "fmt-root"),
+                                      .storageReady(disk: "fmt-data"), .migrationEvent(.setup), .migrationEvent(.active),
+                                      .migrationEvent(.preSwitchover), .storageFinished(disk: "fmt-root")] {
+            _ = try? rootFinished.handle(input)
+        }
         let task = h.start()
-        await h.waitUntil("both mirrors asked to finish") { h.qmp.sent.filter { $0 == "block-job-cancel" }.count == 2 }
-        await h.waitForState(.switchingOver)
-        // One mirror is still copying its last writes: the switch-over must wait for it.
-        try? await Task.sleep(for: .milliseconds(50))
-        #expect(!h.qmp.sent.contains("migrate-continue"))
+        await h.waitUntil("the root mirror's completion taken") { await h.run.machine == rootFinished }
+        // Inputs are handled one at a time, each with all its actions: once the poll queued now has sent
+        // query-migrate, everything the root mirror's completion led to has been sent too.
+        h.ticks.yield()
+        await h.waitForSent("query-migrate")
+        #expect(!h.qmp.sent.contains("migrate-continue"), "the data mirror still copies its last writes: the switch-over waits")
         h.qmp.emit([jobEvent("BLOCK_JOB_COMPLETED", "mirror-fmt-data")])
         let outcome = await task.value
         #expect(outcome.state == .completed && outcome.owner == .destination)
