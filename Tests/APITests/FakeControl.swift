@@ -298,11 +298,13 @@ extension FakeControl: TuningControl {
     }
 }
 
-/// A control object that offers only the lifecycle (like an older daemon, or a peer that
-/// does not hotplug): the hotplug and tuning routes must answer 501.
-struct LifecycleOnlyControl: VMControl {
-    let inner: FakeControl
+/// A fake that answers every `VMControl` call with what its `inner` fake answers; what it adds (or leaves out)
+/// is its own.
+protocol ForwardingVMControl: VMControl {
+    var inner: FakeControl { get }
+}
 
+extension ForwardingVMControl {
     func up(_ request: UpRequest) async throws(ControlError) -> VMStatus { try await inner.up(request) }
     func list() async -> [VMStatus] { await inner.list() }
     func status(_ name: String) async throws(ControlError) -> VMStatus { try await inner.status(name) }
@@ -321,4 +323,10 @@ struct LifecycleOnlyControl: VMControl {
     func events(vm: String?, history: Int, follow: Bool) async -> AsyncStream<CorralEvent> {
         await inner.events(vm: vm, history: history, follow: follow)
     }
+}
+
+/// A control object that offers only the lifecycle (like an older daemon, or a peer that
+/// does not hotplug): the hotplug and tuning routes must answer 501.
+struct LifecycleOnlyControl: ForwardingVMControl {
+    let inner: FakeControl
 }

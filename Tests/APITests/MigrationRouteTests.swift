@@ -7,9 +7,9 @@ import Profiles
 import Supervisor
 import Testing
 
-/// A `VMControl` + `MigrationControl` over `FakeControl`: `migrate` publishes the events a real
-/// daemon would (started, progress…, migrated/failed) and answers from a script.
-actor FakeMigrationControl: VMControl, MigrationControl {
+/// A `VMControl` + `MigrationControl` over `FakeControl` (its lifecycle answers are the inner fake's): `migrate`
+/// publishes the events a real daemon would (started, progress…, migrated/failed) and answers from a script.
+actor FakeMigrationControl: ForwardingVMControl, MigrationControl {
     enum Call: Equatable {
         case migrate(String, MigrateRequest)
         case cancel(String)
@@ -35,26 +35,6 @@ actor FakeMigrationControl: VMControl, MigrationControl {
     }
 
     func setPeerFailure(_ error: ControlError?) { peerFailure = error }
-
-    // VMControl: the inner fake's.
-    func up(_ request: UpRequest) async throws(ControlError) -> VMStatus { try await inner.up(request) }
-    func list() async -> [VMStatus] { await inner.list() }
-    func status(_ name: String) async throws(ControlError) -> VMStatus { try await inner.status(name) }
-    func start(_ name: String) async throws(ControlError) -> VMStatus { try await inner.start(name) }
-    func stop(_ name: String, timeout: Duration) async throws(ControlError) -> VMStatus {
-        try await inner.stop(name, timeout: timeout)
-    }
-    func kill(_ name: String) async throws(ControlError) -> VMStatus { try await inner.kill(name) }
-    func remove(_ name: String, force: Bool) async throws(ControlError) { try await inner.remove(name, force: force) }
-    func pause(_ name: String) async throws(ControlError) -> VMStatus { try await inner.pause(name) }
-    func resume(_ name: String) async throws(ControlError) -> VMStatus { try await inner.resume(name) }
-    func qmp(_ name: String, command: String, arguments: JSONObject?) async throws(ControlError) -> JSONValue {
-        try await inner.qmp(name, command: command, arguments: arguments)
-    }
-    func serialLog(_ name: String) async throws(ControlError) -> String { try await inner.serialLog(name) }
-    func events(vm: String?, history: Int, follow: Bool) async -> AsyncStream<CorralEvent> {
-        await inner.events(vm: vm, history: history, follow: follow)
-    }
 
     // MigrationControl.
     func migrate(_ name: String, _ request: MigrateRequest) async throws(ControlError) -> MigrationResult {
