@@ -2,6 +2,7 @@
 import Foundation
 import Synchronization
 import Testing
+import UnixSockets
 
 #if canImport(Glibc)
 import Glibc
@@ -31,19 +32,7 @@ final class ScriptedHTTPServer: Sendable {
         self.requestRead = requestRead
         self.hungUp = hungUp
         path = FileManager.default.temporaryDirectory.path + "/corral-http-\(getpid())-\(UUID().uuidString.prefix(8)).sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        listener = fd
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(bound == 0 && listen(fd, 4) == 0, "bind/listen \(path): \(String(cString: strerror(errno)))")
+        listener = try UnixStreamListen.listen(path: path)
         let listener = self.listener
         Thread.detachNewThread { [self] in
             defer {
@@ -188,16 +177,7 @@ struct HTTPCallTests {
         }
         // A socket file nobody listens on.
         let stale = FileManager.default.temporaryDirectory.path + "/corral-stale-\(getpid()).sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: Array(stale.utf8) + [0])
-        }
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        close(fd)
+        close(try UnixStreamListen.bind(path: stale))
         defer { unlink(stale) }
         await #expect(throws: HTTPTransportError.connect(.connect(errno: ECONNREFUSED))) {
             _ = try await HTTPCall.send(HTTPRequest(method: "GET", target: "/"), to: .unixSocket(stale),
