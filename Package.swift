@@ -4,7 +4,7 @@ import PackageDescription
 // Layering (README "How it is built"):
 //   JSON  ─ pure JSON value type + canonical encoder (used by argv and QMP)
 //   CorralModel ─ pure values the daemon and its clients share: requests, statuses, errors, the profile enums
-//   UnixSockets ─ connecting AF_UNIX stream sockets (the one sockaddr_un builder)
+//   UnixSockets ─ connecting and listening AF_UNIX stream sockets (the one sockaddr_un builder)
 //   CJSONC ─ json-c headers;  QMP ─ json-c codec, stream decoder, QMPClient (effects: one socket)
 //   Profiles ─ pure YAML → validated Profile;  QEMUCommand ─ pure LiveConfig → argv + device props
 //   CorralCore ─ pure policies, plans and state machines (lifecycle, restart, balloon, KSM, admission, hotplug,
@@ -44,7 +44,7 @@ let package = Package(
         .target(name: "JSON"),
         // What the daemon and its clients both speak: pure values, no I/O, no Foundation.
         .target(name: "CorralModel", dependencies: ["JSON"]),
-        // Connecting AF_UNIX stream sockets: the one sockaddr_un builder.
+        // Connecting and listening AF_UNIX stream sockets: the one sockaddr_un builder.
         .target(name: "UnixSockets"),
         // Linux calls Swift cannot import directly (variadic syscall(2), spawn macros).
         .target(name: "CSupport"),
@@ -98,21 +98,21 @@ let package = Package(
         ], path: "Sources/CorralBench"),
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
-        .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON"]),
+        .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON", "UnixSockets"]),
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles", "CorralModel"]),
         .testTarget(name: "QEMUCommandTests", dependencies: ["QEMUCommand", "Profiles", "CorralModel", "JSON"]),
-        .testTarget(name: "CorralWireTests", dependencies: ["CorralWire", "CorralModel", "JSON"]),
+        .testTarget(name: "CorralWireTests", dependencies: ["CorralWire", "CorralModel", "JSON", "UnixSockets"]),
         .testTarget(name: "CorralCLITests", dependencies: ["CorralCLI", "CorralModel"]),
         .testTarget(name: "CorralCoreTests", dependencies: ["CorralCore", "CorralModel", "Profiles", "QEMUCommand", "JSON"]),
         .testTarget(name: "APITests", dependencies: [
-            "API", "CorralWire", "CorralModel", "CorralControl", "Supervisor", "LogTail", "Profiles", "JSON",
+            "API", "CorralWire", "CorralModel", "CorralControl", "Supervisor", "LogTail", "Profiles", "JSON", "UnixSockets",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "SupervisorTests", dependencies: [
             "Supervisor", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",
         ]),
         .testTarget(name: "SystemTests", dependencies: [
-            "Supervisor", "CorralCore", "CorralControl", "LogTail", "CorralModel", "QMP", "Profiles", "QEMUCommand", "JSON",
+            "Supervisor", "CorralCore", "CorralControl", "LogTail", "CorralModel", "QMP", "Profiles", "QEMUCommand", "JSON", "UnixSockets",
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 import JSON
 import Logging
+import UnixSockets
 
 #if canImport(Glibc)
 import Glibc
@@ -27,7 +28,7 @@ public actor QMPClient {
     private init(greeting: QMPGreeting, connection: QMPConnection, defaultTimeout: Duration) {
         self.greeting = greeting
         self.connection = connection
-        self.socketPath = connection.socket.path
+        self.socketPath = connection.path
         self.defaultTimeout = defaultTimeout
     }
 
@@ -52,7 +53,7 @@ public actor QMPClient {
         logger[metadataKey: "qmp.socket"] = "\(socketPath)"
 
         let socket = try await connectWithRetry(path: socketPath, timeout: connectTimeout)
-        let connection = QMPConnection(socket: socket, logger: logger, transcript: transcript)
+        let connection = QMPConnection(socket: socket, path: socketPath, logger: logger, transcript: transcript)
         connection.startReader()
 
         let greetingTimer = Task.detached {
@@ -84,7 +85,7 @@ public actor QMPClient {
         return client
     }
 
-    private static func connectWithRetry(path: String, timeout: Duration) async throws(QMPError) -> UnixSocket {
+    private static func connectWithRetry(path: String, timeout: Duration) async throws(QMPError) -> StreamSocket {
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: timeout)
         // QEMU creates its socket some tens of milliseconds after it starts, and a start waits on exactly that:
@@ -93,13 +94,14 @@ public actor QMPClient {
         var delay = Duration.milliseconds(1)
         while true {
             let code: Int32
-            do throws(UnixSocket.ConnectError) {
-                return try UnixSocket.connect(path: path)
+            do throws(UnixStreamConnect.Failure) {
+                return try StreamSocket.connect(path: path)
             } catch {
-                switch error {
-                case .failed(let reason): throw .connectFailed(path: path, reason: reason)
-                case .notYet(let errno): code = errno
+                // Worth retrying: the socket does not exist yet, or nobody listens on it yet.
+                guard case .connect(let errno) = error, errno == ENOENT || errno == ECONNREFUSED else {
+                    throw .connectFailed(path: path, reason: error.message)
                 }
+                code = errno
             }
             let remaining = clock.now.duration(to: deadline)
             guard remaining > .zero else {

@@ -1,6 +1,7 @@
 import JSON
 import Logging
 import Synchronization
+import UnixSockets
 
 /// Layer 3's engine: one QMP socket, a reader thread, and the table of calls waiting for replies.
 ///
@@ -32,7 +33,9 @@ final class QMPConnection: Sendable {
         var endReason: String?
     }
 
-    let socket: UnixSocket
+    let socket: StreamSocket
+    /// The monitor socket's path.
+    let path: String
     private let logger: Logger
     private let transcript: (@Sendable (QMPTranscriptEntry) -> Void)?
     private let state = Mutex(State())
@@ -47,8 +50,9 @@ final class QMPConnection: Sendable {
     static let readBufferSize = 64 * 1024
     static let maximumAbandonedIDs = 4096
 
-    init(socket: UnixSocket, logger: Logger, transcript: (@Sendable (QMPTranscriptEntry) -> Void)?) {
+    init(socket: StreamSocket, path: String, logger: Logger, transcript: (@Sendable (QMPTranscriptEntry) -> Void)?) {
         self.socket = socket
+        self.path = path
         self.logger = logger
         self.transcript = transcript
     }
@@ -73,17 +77,20 @@ final class QMPConnection: Sendable {
         var decoder = QMPStreamDecoder()
         var messages: [JSONValue] = []
         while true {
-            let count = socket.read(into: buffer)
+            let count: Int
+            do throws(StreamSocket.Failure) {
+                count = try socket.read(into: buffer)
+            } catch {
+                guard case .io(let code) = error else { return "the QMP socket was shut down" }
+                return "reading the QMP socket failed (\(errnoText(code)))"
+            }
             if count == 0 {
                 if !greeting.isFulfilled {
                     greeting.fulfill(.failure(.connectFailed(
-                        path: socket.path,
+                        path: path,
                         reason: "QEMU closed the connection before sending the QMP greeting")))
                 }
                 return "QEMU closed the QMP connection (EOF)"
-            }
-            if count < 0 {
-                return "reading the QMP socket failed (\(errnoText(Int32(-count))))"
             }
             messages.removeAll(keepingCapacity: true)
             let bytes = UnsafeBufferPointer(start: buffer.baseAddress!.assumingMemoryBound(to: UInt8.self), count: count)
@@ -218,14 +225,13 @@ final class QMPConnection: Sendable {
             transcript(QMPTranscriptEntry(direction: .sent, text: String(decoding: bytes.dropLast(), as: UTF8.self),
                                           time: wallClockSeconds()))
         }
-        let written: Result<Void, SocketWriteError> = bytes.withUnsafeBytes { buffer in
-            Result { () throws(SocketWriteError) in try socket.write(buffer) }
-        }
+        let written = Result { () throws(StreamSocket.Failure) in try socket.write(bytes) }
         if case .failure(let error) = written {
             let reason: String
-            switch error {
-            case .closed: reason = ended.isFulfilled ? "the QMP connection is closed" : "the QMP socket is closed"
-            case .failed(let code): reason = "writing to the QMP socket failed (\(errnoText(code)))"
+            if case .io(let code) = error {
+                reason = "writing to the QMP socket failed (\(errnoText(code)))"
+            } else {
+                reason = ended.isFulfilled ? "the QMP connection is closed" : "the QMP socket is closed"
             }
             abandon(id: id, because: .disconnected(command: command, reason: reason))
             return
@@ -307,7 +313,7 @@ final class QMPConnection: Sendable {
             pending.continuation.resume(returning: .failure(.disconnected(command: pending.command, reason: reason)))
         }
         for subscriber in taken.subscribers.values { subscriber.continuation.finish() }
-        greeting.fulfill(.failure(.connectFailed(path: socket.path, reason: reason)))
+        greeting.fulfill(.failure(.connectFailed(path: path, reason: reason)))
         ended.fulfill(reason)
     }
 

@@ -2,7 +2,7 @@
 import Glibc
 #endif
 
-/// Connecting an `AF_UNIX` stream socket to a path: the one place that builds a `sockaddr_un`.
+/// Connecting an `AF_UNIX` stream socket to a path (`UnixStreamListen` is the other side).
 /// QMP's socket, the daemon client, the daemon's stale-socket probe and the benchmark harness all start here.
 public enum UnixStreamConnect {
     public enum Failure: Error, Sendable, Equatable {
@@ -24,28 +24,20 @@ public enum UnixStreamConnect {
     }
 
     /// The longest path a Unix socket address holds.
-    public static var maxPathBytes: Int { MemoryLayout.size(ofValue: sockaddr_un().sun_path) - 1 }
+    public static var maxPathBytes: Int { UnixAddress.maxPathBytes }
 
     /// A new close-on-exec stream socket connected to `path` (EINTR retried). The caller owns and closes it.
     public static func connect(path: String) throws(Failure) -> Int32 {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        guard bytes.count <= maxPathBytes else { throw .pathTooLong(bytes: bytes.count, limit: maxPathBytes) }
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
+        guard path.utf8.count <= maxPathBytes else { throw .pathTooLong(bytes: path.utf8.count, limit: maxPathBytes) }
         let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .socket(errno: errno) }
-        var result: Int32
-        repeat {
-            result = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                    Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-                }
-            }
-        } while result != 0 && errno == EINTR
+        let result = UnixAddress.with(path: path) { address, length in
+            var result: Int32
+            repeat {
+                result = Glibc.connect(fd, address, length)
+            } while result != 0 && errno == EINTR
+            return result
+        }
         guard result == 0 else {
             let code = errno
             close(fd)

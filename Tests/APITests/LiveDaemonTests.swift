@@ -11,6 +11,7 @@ import CorralControl
 import LogTail
 import Supervisor
 import Testing
+import UnixSockets
 
 /// The daemon on real listeners: the Unix socket through `CorralClient`, and the token rule on TCP.
 @Suite(.timeLimit(.minutes(1))) struct LiveDaemonTests {
@@ -165,7 +166,7 @@ import Testing
 
     @Test func aStaleSocketFileIsReplaced() async throws {
         let path = DaemonHarness.tempSocketPath()
-        DaemonHarness.makeStaleSocket(at: path)
+        close(try UnixStreamListen.bind(path: path))  // what a daemon killed with SIGKILL leaves
         #expect(DaemonHarness.isSocket(path))
         try await DaemonHarness.run(fake, socketPath: path) { daemon in
             try await CorralClient.withClient(.unixSocket(path)) { client in

@@ -2,18 +2,20 @@
 import Foundation
 import Synchronization
 import Testing
+import UnixSockets
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// A one-connection HTTP server on a Unix socket whose every move is scripted: what it answers, in which pieces,
-/// and when it stops answering. It records the request it read and whether the client hung up.
+/// and when it stops answering. It records the request it read, and tells when it has read it and when the client
+/// hung up.
 final class ScriptedHTTPServer: Sendable {
     enum Step: Sendable {
         case send(String)
         case pause(milliseconds: Int)
-        /// Waits until the client closes its end (read returns 0), then records that.
+        /// Waits until the client closes its end (read returns 0), then says so (`clientHungUp()`).
         case awaitHangUp
         case close
     }
@@ -21,30 +23,28 @@ final class ScriptedHTTPServer: Sendable {
     let path: String
     private let listener: Int32
     let request = Mutex<String?>(nil)
-    let clientHungUp = Mutex(false)
-    private let finished = Mutex(false)
+    private let requestRead: AsyncStream<Void>
+    private let hungUp: AsyncStream<Void>
 
     init(_ steps: [Step]) throws {
+        let (requestRead, announceRequest) = AsyncStream<Void>.makeStream()
+        let (hungUp, announceHangUp) = AsyncStream<Void>.makeStream()
+        self.requestRead = requestRead
+        self.hungUp = hungUp
         path = FileManager.default.temporaryDirectory.path + "/corral-http-\(getpid())-\(UUID().uuidString.prefix(8)).sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        listener = fd
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        try #require(bound == 0 && listen(fd, 4) == 0, "bind/listen \(path): \(String(cString: strerror(errno)))")
+        listener = try UnixStreamListen.listen(path: path)
         let listener = self.listener
         Thread.detachNewThread { [self] in
+            defer {
+                announceRequest.finish()
+                announceHangUp.finish()
+            }
             let fd = accept(listener, nil, nil)
             guard fd >= 0 else { return }
             defer { Glibc.close(fd) }
-            self.request.withLock { $0 = Self.readRequest(fd) }
+            let text = Self.readRequest(fd)
+            self.request.withLock { $0 = text }
+            announceRequest.yield()
             for step in steps {
                 switch step {
                 case .send(let text):
@@ -58,12 +58,26 @@ final class ScriptedHTTPServer: Sendable {
                         let count = read(fd, &byte, 1)
                         if count <= 0 { break }
                     }
-                    self.clientHungUp.withLock { $0 = true }
+                    announceHangUp.yield()
                 case .close:
                     return
                 }
             }
         }
+    }
+
+    /// Returns once the whole request has been read: the client now waits for the head. False if the server
+    /// ended without reading one.
+    func requestArrived() async -> Bool {
+        for await _ in requestRead { return true }
+        return false
+    }
+
+    /// Returns once the client has closed its end (for `.awaitHangUp`). False if the server ended without
+    /// seeing that.
+    func clientHungUp() async -> Bool {
+        for await _ in hungUp { return true }
+        return false
     }
 
     deinit {
@@ -141,8 +155,7 @@ struct HTTPCallTests {
         // The stream (and its iterator) go away here: the connection must close.
         _ = consume iterator
         _ = consume response
-        for _ in 0..<200 where !server.clientHungUp.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(server.clientHungUp.withLock { $0 }, "the client closed the connection")
+        #expect(await server.clientHungUp(), "the client closed the connection")
     }
 
     @Test func cancellingTheTaskWhileWaitingForTheHeadEndsTheCall() async throws {
@@ -150,11 +163,10 @@ struct HTTPCallTests {
         let call = Task { () async throws(HTTPTransportError) -> HTTPStreamingResponse in
             try await Self.get(server, timeout: nil)
         }
-        try await Task.sleep(for: .milliseconds(100))
+        #expect(await server.requestArrived(), "the request was sent: the call now waits for the head")
         call.cancel()
         await #expect(throws: HTTPTransportError.cancelled) { _ = try await call.value }
-        for _ in 0..<200 where !server.clientHungUp.withLock({ $0 }) { try await Task.sleep(for: .milliseconds(10)) }
-        #expect(server.clientHungUp.withLock { $0 })
+        #expect(await server.clientHungUp())
     }
 
     @Test func nothingAtThePathOrAStaleSocketIsAConnectFailure() async throws {
@@ -165,16 +177,7 @@ struct HTTPCallTests {
         }
         // A socket file nobody listens on.
         let stale = FileManager.default.temporaryDirectory.path + "/corral-stale-\(getpid()).sock"
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0)
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: Array(stale.utf8) + [0])
-        }
-        _ = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        close(fd)
+        close(try UnixStreamListen.bind(path: stale))
         defer { unlink(stale) }
         await #expect(throws: HTTPTransportError.connect(.connect(errno: ECONNREFUSED))) {
             _ = try await HTTPCall.send(HTTPRequest(method: "GET", target: "/"), to: .unixSocket(stale),

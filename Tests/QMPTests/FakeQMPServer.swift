@@ -3,6 +3,7 @@ import JSON
 import QMP
 import Synchronization
 import Testing
+import UnixSockets
 
 #if canImport(Glibc)
 import Glibc
@@ -98,7 +99,7 @@ final class FakeQMPServer: Sendable {
         try FileManager.default.createDirectory(at: self.directory, withIntermediateDirectories: true)
         path = self.directory.appendingPathComponent("qmp.sock").path
         var initial = State(greeting: greeting)
-        initial.listener = try Self.listen(path: path)
+        initial.listener = try UnixStreamListen.listen(path: path)
         state = Mutex(initial)
         (received, receivedContinuation) = AsyncStream<String>.makeStream(bufferingPolicy: .unbounded)
         if handshake { expect("qmp_capabilities", arguments: .none, .reply([:])) }
@@ -351,27 +352,6 @@ final class FakeQMPServer: Sendable {
             "data": data,
         ]
         return event.compactText + "\r\n"
-    }
-
-    private static func listen(path: String) throws -> Int32 {
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { throw POSIXError(.init(rawValue: errno) ?? .EIO) }
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            let bytes = Array(path.utf8)
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
-        }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
-        }
-        guard bound == 0, Glibc.listen(fd, 4) == 0 else {
-            let code = errno
-            Glibc.close(fd)
-            throw POSIXError(.init(rawValue: code) ?? .EIO)
-        }
-        return fd
     }
 }
 

@@ -24,6 +24,12 @@ private func jobEvent(_ name: String, _ job: String, error: String? = nil) -> QM
     return QMPEvent(name: name, data: .object(data), timestamp: 0)
 }
 
+/// QEMU's report of a failed read or write of a block job, sent as it happens.
+private func jobError(_ job: String, operation: String, action: String) -> QMPEvent {
+    QMPEvent(name: "BLOCK_JOB_ERROR",
+             data: ["device": .string(job), "operation": .string(operation), "action": .string(action)], timestamp: 0)
+}
+
 /// The destination daemon: records what it is told; each call can be made to wait or fail.
 final class FakePeer: MigrationPeer, Sendable {
     struct State {
@@ -116,6 +122,16 @@ struct Harness {
                            willStopSource: { counter.withLock { $0 += 1 } })
     }
 
+    /// A `--with-storage` migration of `disks`: the destination exports them over NBD; the source setup is expected.
+    static func withStorage(_ disks: [String]) -> Harness {
+        let h = Harness(MigrationOptions(withStorage: true), disks: disks)
+        h.peer.state.withLock {
+            $0.prepareResult = .success(IncomingReply(uri: "tcp:127.0.0.1:4444", nbdHost: "127.0.0.1", nbdPort: 10809))
+        }
+        h.expectSourceSetup(MigrationOptions(withStorage: true))
+        return h
+    }
+
     func start() -> Task<MigrationRunOutcome, Never> {
         let run = self.run
         return Task { await run.run() }
@@ -176,11 +192,7 @@ private let completedReply: JSONValue = [
 
     @Test func storageWaitsForEveryMirrorToCompleteBeforeContinuing() async {
         let disks = ["fmt-root", "fmt-data"]
-        let h = Harness(MigrationOptions(withStorage: true), disks: disks)
-        h.peer.state.withLock {
-            $0.prepareResult = .success(IncomingReply(uri: "tcp:127.0.0.1:4444", nbdHost: "127.0.0.1", nbdPort: 10809))
-        }
-        h.expectSourceSetup(MigrationOptions(withStorage: true))
+        let h = Harness.withStorage(disks)
         h.qmp.expect("blockdev-add")
         h.qmp.expect("blockdev-mirror", ["job-id": "mirror-fmt-root", "device": "fmt-root", "target": "nbd-root", "sync": "full"],
                      .ok(), then: [jobEvent("BLOCK_JOB_READY", "mirror-fmt-root")])
@@ -191,18 +203,28 @@ private let completedReply: JSONValue = [
         h.qmp.expect("block-job-cancel", ["device": "mirror-fmt-root"], .ok(),
                      then: [jobEvent("BLOCK_JOB_COMPLETED", "mirror-fmt-root")])
         h.qmp.expect("block-job-cancel", ["device": "mirror-fmt-data"])
+        // The poll the test asks for while the data mirror still copies its last writes.
+        h.qmp.expect("query-migrate", nil, .ok(["status": "pre-switchover", "ram": ["transferred": 1000, "remaining": 0]]))
         h.qmp.expect("blockdev-del", ["node-name": "nbd-root"])
         h.qmp.expect("blockdev-del", ["node-name": "nbd-data"])
         h.qmp.expect("migrate-continue", ["state": "pre-switchover"], .ok(),
                      then: [migrationEvent("device"), migrationEvent("completed")])
         h.qmp.expect("query-migrate", nil, .ok(completedReply))
         h.qmp.expect("quit")
+        // The machine (a value) once it has taken the root mirror's BLOCK_JOB_COMPLETED.
+        var rootFinished = MigrationStateMachine(options: MigrationOptions(withStorage: true), disks: disks)
+        for input: MigrationInput in [.start, .destinationReady(uri: "tcp:127.0.0.1:4444"), .storageReady(disk: "fmt-root"),
+                                      .storageReady(disk: "fmt-data"), .migrationEvent(.setup), .migrationEvent(.active),
+                                      .migrationEvent(.preSwitchover), .storageFinished(disk: "fmt-root")] {
+            _ = try? rootFinished.handle(input)
+        }
         let task = h.start()
-        await h.waitUntil("both mirrors asked to finish") { h.qmp.sent.filter { $0 == "block-job-cancel" }.count == 2 }
-        await h.waitForState(.switchingOver)
-        // One mirror is still copying its last writes: the switch-over must wait for it.
-        try? await Task.sleep(for: .milliseconds(50))
-        #expect(!h.qmp.sent.contains("migrate-continue"))
+        await h.waitUntil("the root mirror's completion taken") { await h.run.machine == rootFinished }
+        // Inputs are handled one at a time, each with all its actions: once the poll queued now has sent
+        // query-migrate, everything the root mirror's completion led to has been sent too.
+        h.ticks.yield()
+        await h.waitForSent("query-migrate")
+        #expect(!h.qmp.sent.contains("migrate-continue"), "the data mirror still copies its last writes: the switch-over waits")
         h.qmp.emit([jobEvent("BLOCK_JOB_COMPLETED", "mirror-fmt-data")])
         let outcome = await task.value
         #expect(outcome.state == .completed && outcome.owner == .destination)
@@ -253,11 +275,7 @@ private let completedReply: JSONValue = [
     }
 
     @Test func whileMirroringTheMirrorsAreAbandonedAndQEMUIsNotAskedToMigrate() async {
-        let h = Harness(MigrationOptions(withStorage: true), disks: ["fmt-root"])
-        h.peer.state.withLock {
-            $0.prepareResult = .success(IncomingReply(uri: "tcp:127.0.0.1:4444", nbdHost: "127.0.0.1", nbdPort: 10809))
-        }
-        h.expectSourceSetup(MigrationOptions(withStorage: true))
+        let h = Harness.withStorage(["fmt-root"])
         h.qmp.expect("blockdev-add")
         h.qmp.expect("blockdev-mirror")
         h.qmp.expect("block-job-cancel", ["device": "mirror-fmt-root", "force": true])
@@ -293,11 +311,7 @@ private let completedReply: JSONValue = [
     }
 
     @Test func whileSwitchingOverTheMirrorsAreAbandonedAndThePausedSourceResumed() async {
-        let h = Harness(MigrationOptions(withStorage: true), disks: ["fmt-root"])
-        h.peer.state.withLock {
-            $0.prepareResult = .success(IncomingReply(uri: "tcp:127.0.0.1:4444", nbdHost: "127.0.0.1", nbdPort: 10809))
-        }
-        h.expectSourceSetup(MigrationOptions(withStorage: true))
+        let h = Harness.withStorage(["fmt-root"])
         h.qmp.expect("blockdev-add")
         h.qmp.expect("blockdev-mirror", nil, .ok(), then: [jobEvent("BLOCK_JOB_READY", "mirror-fmt-root")])
         h.qmp.expect("migrate", nil, .ok(), then: [migrationEvent("active"), migrationEvent("pre-switchover")])
@@ -447,11 +461,7 @@ private let completedReply: JSONValue = [
     }
 
     @Test func aMirrorErrorAbandonsTheMirrorsAndAbortsTheDestination() async {
-        let h = Harness(MigrationOptions(withStorage: true), disks: ["fmt-root"])
-        h.peer.state.withLock {
-            $0.prepareResult = .success(IncomingReply(uri: "tcp:127.0.0.1:4444", nbdHost: "127.0.0.1", nbdPort: 10809))
-        }
-        h.expectSourceSetup(MigrationOptions(withStorage: true))
+        let h = Harness.withStorage(["fmt-root"])
         h.qmp.expect("blockdev-add")
         h.qmp.expect("blockdev-mirror", nil, .ok(),
                      then: [jobEvent("BLOCK_JOB_COMPLETED", "mirror-fmt-root", error: "Input/output error")])
@@ -461,6 +471,29 @@ private let completedReply: JSONValue = [
         let outcome = await h.start().value
         #expect(outcome.state == .failed("mirror of fmt-root failed: Input/output error"))
         #expect(outcome.failure?.consequence == .sourceKeepsRunning)
+        #expect(h.peer.calls == ["prepare", "abort"])
+        #expect(!h.qmp.sent.contains("migrate"))
+        h.qmp.verify()
+    }
+
+    @Test func aMirrorWriteErrorIsNoticedFromBLOCK_JOB_ERRORAlone() async {
+        // A write to the NBD target fails: QEMU says so at once with BLOCK_JOB_ERROR. BLOCK_JOB_COMPLETED comes
+        // only once the job has wound down, which over a dead link can take long: here, not before corral
+        // cancels the job.
+        let h = Harness.withStorage(["fmt-root"])
+        h.qmp.expect("blockdev-add")
+        h.qmp.expect("blockdev-mirror", nil, .ok(), then: [jobError("mirror-fmt-root", operation: "write", action: "report")])
+        h.qmp.expect("block-job-cancel", ["device": "mirror-fmt-root", "force": true], .ok(),
+                     then: [jobEvent("BLOCK_JOB_COMPLETED", "mirror-fmt-root", error: "Input/output error")])
+        h.qmp.expect("query-block-jobs", nil, .ok([]))
+        h.qmp.expect("blockdev-del", ["node-name": "nbd-root"])
+        let task = h.start()
+        await h.waitUntil("the mirror error ended the migration") { await h.run.state.isTerminal }
+        // A run that missed the error would wait for ever: take its QEMU away so the test ends.
+        if await !h.run.state.isTerminal { h.qmp.disconnect() }
+        let outcome = await task.value
+        #expect(outcome.state == .failed("mirror of fmt-root failed: write error on the mirror"))
+        #expect(outcome.failure?.consequence == .sourceKeepsRunning && outcome.owner == .source)
         #expect(h.peer.calls == ["prepare", "abort"])
         #expect(!h.qmp.sent.contains("migrate"))
         h.qmp.verify()

@@ -2,7 +2,7 @@ import CorralModel
 import JSON
 import CorralControl
 import CorralCore
-import Supervisor
+@testable import Supervisor
 import Testing
 
 @Suite struct OperationQueueTests {
@@ -14,27 +14,32 @@ import Testing
     @Test func operationsNeverInterleaveAndRunInArrivalOrder() async {
         let queue = OperationQueue()
         let log = Log()
+        let (gate, open) = AsyncStream<Void>.makeStream()
         await withTaskGroup(of: Void.self) { group in
-            for i in 0..<20 {
+            // Operation 0 holds the queue until the gate opens, so every other one has to wait for its turn.
+            group.addTask {
+                await queue.run {
+                    await log.add("begin 0")
+                    for await _ in gate { break }
+                    await log.add("end 0")
+                }
+            }
+            while await log.entries.isEmpty { await Task.yield() }
+            for i in 1..<20 {
                 group.addTask {
                     await queue.run {
                         await log.add("begin \(i)")
                         await Task.yield()
-                        try? await Task.sleep(for: .milliseconds(1))
                         await log.add("end \(i)")
                     }
                 }
-                // Let each task reach the queue before the next is created.
-                try? await Task.sleep(for: .milliseconds(2))
+                // Operation i is waiting before i + 1 is created: the arrival order is 1, 2, 3…
+                while await queue.waitingCount < i { await Task.yield() }
             }
+            open.yield()
         }
-        let entries = await log.entries
-        #expect(entries.count == 40)
-        for pair in stride(from: 0, to: entries.count, by: 2) {
-            let begin = entries[pair].dropFirst(6)
-            #expect(entries[pair + 1] == "end \(begin)", "an operation interleaved with another: \(entries)")
-        }
-        #expect(entries.first == "begin 0")
+        let expected = (0..<20).flatMap { ["begin \($0)", "end \($0)"] }
+        #expect(await log.entries == expected, "one at a time, in arrival order")
     }
 
     @Test func aThrowingOperationReleasesTheQueue() async throws {

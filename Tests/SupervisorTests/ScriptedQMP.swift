@@ -9,7 +9,8 @@ import Testing
 
 /// A strict in-memory QMP monitor: commands must arrive exactly in script order; an unexpected
 /// command or an expectation never used is a test failure (checked by `verify()`). A reply can
-/// be followed by events (e.g. DEVICE_DELETED), delivered to current subscribers.
+/// be followed by events (e.g. DEVICE_DELETED), delivered to current subscribers whose name filter
+/// takes them, as `QMPClient.events(_:)` does.
 final class ScriptedQMP: QMPMonitor, Sendable {
     enum Reply: Sendable {
         case ok(JSONValue = [:])
@@ -29,7 +30,13 @@ final class ScriptedQMP: QMPMonitor, Sendable {
         var script: [Expectation] = []
         var failures: [String] = []
         var sent: [String] = []
-        var subscribers: [AsyncStream<QMPEvent>.Continuation] = []
+        var subscribers: [Subscriber] = []
+    }
+
+    private struct Subscriber {
+        /// nil: every event.
+        var names: Set<String>?
+        var continuation: AsyncStream<QMPEvent>.Continuation
     }
 
     private let state = Mutex(State())
@@ -81,8 +88,7 @@ final class ScriptedQMP: QMPMonitor, Sendable {
             throw .commandFailed(command: command, errorClass: "CommandNotFound", desc: "not in the script")
         }
         expectation.effect?()
-        let subscribers = state.withLock { $0.subscribers }
-        for event in expectation.events { for s in subscribers { s.yield(event) } }
+        emit(expectation.events)
         switch expectation.reply {
         case .ok(let value): return value
         case .error(let cls, let desc): throw .commandFailed(command: command, errorClass: cls, desc: desc)
@@ -91,14 +97,16 @@ final class ScriptedQMP: QMPMonitor, Sendable {
 
     func events(_ names: Set<String>?) -> AsyncStream<QMPEvent> {
         let (stream, continuation) = AsyncStream<QMPEvent>.makeStream(bufferingPolicy: .unbounded)
-        state.withLock { $0.subscribers.append(continuation) }
+        state.withLock { $0.subscribers.append(Subscriber(names: names, continuation: continuation)) }
         return stream
     }
 
     /// Delivers events now, as QEMU does between replies.
     func emit(_ events: [QMPEvent]) {
         let subscribers = state.withLock { $0.subscribers }
-        for event in events { for s in subscribers { s.yield(event) } }
+        for event in events {
+            for s in subscribers where s.names?.contains(event.name) ?? true { s.continuation.yield(event) }
+        }
     }
 
     /// The monitor goes away (QEMU exited): every event stream finishes.
@@ -107,7 +115,7 @@ final class ScriptedQMP: QMPMonitor, Sendable {
             defer { state.subscribers = [] }
             return state.subscribers
         }
-        for s in subscribers { s.finish() }
+        for s in subscribers { s.continuation.finish() }
     }
 
     /// Records a test issue for every unexpected command and every expectation left unused.

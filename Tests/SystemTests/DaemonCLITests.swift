@@ -5,6 +5,7 @@ import CorralCore
 import LogTail
 import Supervisor
 import Testing
+import UnixSockets
 
 #if canImport(Glibc)
 import Glibc
@@ -121,22 +122,13 @@ import Glibc
 
     /// 0 when something accepts connections at `path`, else connect(2)'s errno.
     static func connectErrno(_ path: String) -> Int32 {
-        var address = sockaddr_un()
-        address.sun_family = sa_family_t(AF_UNIX)
-        let bytes = Array(path.utf8)
-        withUnsafeMutableBytes(of: &address.sun_path) { raw in
-            raw.copyBytes(from: bytes)
-            raw[bytes.count] = 0
+        do {
+            close(try UnixStreamConnect.connect(path: path))
+            return 0
+        } catch {
+            guard case .connect(let code) = error else { return EINVAL }
+            return code
         }
-        let fd = socket(AF_UNIX, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
-        guard fd >= 0 else { return errno }
-        defer { close(fd) }
-        let result = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) {
-                connect(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size))
-            }
-        }
-        return result == 0 ? 0 : errno
     }
 
     static func isSocket(_ path: String) -> Bool {

@@ -13,25 +13,6 @@ import Glibc
 
 /// The daemon core (VMManager) in-process, with real QEMU under TCG and the test guest.
 @Suite(.serialized) struct DaemonTests {
-    /// Waits for the first event named `name` of `vm` (after subscribing, so none is missed).
-    func waitForEvent(_ manager: VMManager, vm: String, _ name: CorralEventName,
-                      within limit: Duration = .seconds(60)) async -> CorralEvent? {
-        let events = await manager.events(vm: vm, history: 0)
-        return await withTaskGroup(of: CorralEvent?.self) { group in
-            group.addTask {
-                for await event in events where event.name == name { return event }
-                return nil
-            }
-            group.addTask {
-                try? await Task.sleep(for: limit)
-                return nil
-            }
-            let first = await group.next() ?? nil
-            group.cancelAll()
-            return first
-        }
-    }
-
     @Test func upStatusStopRemove() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("d1")
@@ -86,10 +67,10 @@ import Glibc
         let a = try await manager.up(UpRequest(profile: flaky))
         let b = try await manager.up(UpRequest(profile: fragile))
 
-        async let restarted = waitForEvent(manager, vm: "flaky", "restarted")
-        try await Task.sleep(for: .milliseconds(100))
+        let flakyEvents = await manager.events(vm: "flaky", history: 0)
         kill(a.pid!, SIGKILL)
-        #expect(await restarted != nil, "on-failure restarts a QEMU killed from outside")
+        #expect(await EventWait.first(in: flakyEvents) { $0.name == "restarted" } != nil,
+                "on-failure restarts a QEMU killed from outside")
         let after = try await manager.status("flaky")
         #expect(after.state == .running)
         #expect(after.restartCount == 1)
@@ -98,10 +79,9 @@ import Glibc
         let beats = try await HeartbeatWait.first(in: after.serialLog) { $0.n >= 1 }
         #expect(beats.n >= 1)
 
-        async let crashed = waitForEvent(manager, vm: "fragile", "crashed")
-        try await Task.sleep(for: .milliseconds(100))
+        let fragileEvents = await manager.events(vm: "fragile", history: 0)
         kill(b.pid!, SIGKILL)
-        #expect(await crashed != nil)
+        #expect(await EventWait.first(in: fragileEvents) { $0.name == "crashed" } != nil)
         let down = try await manager.status("fragile")
         #expect(down.state == .crashed)
         #expect(down.restartCount == 0 && down.pid == nil)

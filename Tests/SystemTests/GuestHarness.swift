@@ -1,4 +1,5 @@
 import Foundation
+import CorralModel
 import JSON
 import Profiles
 import QEMUCommand
@@ -154,6 +155,27 @@ enum HeartbeatWait {
             throw TimedOut(log: String(text.suffix(1500)))
         }
         return found
+    }
+}
+
+enum EventWait {
+    /// The first event in `events` that satisfies `predicate`, or nil when the stream ends or `limit` passes first.
+    /// Subscribe (`VMManager.events`) before causing the event, so it cannot be missed.
+    static func first(in events: AsyncStream<CorralEvent>, within limit: Duration = .seconds(60),
+                      where predicate: @escaping @Sendable (CorralEvent) -> Bool) async -> CorralEvent? {
+        await withTaskGroup(of: CorralEvent?.self) { group in
+            group.addTask {
+                for await event in events where predicate(event) { return event }
+                return nil
+            }
+            group.addTask {
+                try? await Task.sleep(for: limit)
+                return nil
+            }
+            let first = await group.next() ?? nil
+            group.cancelAll()
+            return first
+        }
     }
 }
 

@@ -66,14 +66,16 @@ import Testing
         let up = try await p.source.up(UpRequest(profile: try Guest.writeProfile(in: p.root, name: "stay")))
         _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
         let slow = MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(bandwidthBytesPerSecond: 1 << 20))
+        let events = await p.source.events(vm: "stay", history: 0)
         let migration = Task { () -> String in
             let failure = await controlError { () async throws(ControlError) in _ = try await p.source.migrateAndWait("stay", slow) }
             return failure?.message ?? "completed"
         }
-        for _ in 0..<100 where try await p.source.status("stay").state != .migrating {
-            try await Task.sleep(for: .milliseconds(100))
+        // QEMU streams the guest's RAM (at 1 MiB/s, for a good while yet).
+        let streaming = await EventWait.first(in: events) {
+            $0.name == "migration-progress" && $0.data?["status"]?.stringValue == "active"
         }
-        try await Task.sleep(for: .seconds(1))
+        #expect(streaming != nil, "a progress report says QEMU is migrating")
         let during = try await p.source.status("stay")
         #expect(during.state == .migrating)
         #expect(during.migration?.to == "127.0.0.1:7000", "status shows the migration")

@@ -4,6 +4,7 @@ import FoundationEssentials
 import Foundation
 #endif
 import Synchronization
+import UnixSockets
 
 /// Where an HTTP server listens.
 package enum HTTPEndpoint: Sendable, Equatable {
@@ -147,8 +148,13 @@ package final class HTTPCall: Sendable {
         let connection: StreamSocket
         do throws(SocketFailure) {
             switch endpoint {
-            case .unixSocket(let path): connection = try StreamSocket.connect(unixPath: path)
-            case .tcp(let host, let port): connection = try StreamSocket.connect(host: host, port: port, timeout: connectTimeout)
+            case .unixSocket(let path):
+                do throws(UnixStreamConnect.Failure) {
+                    connection = try StreamSocket.connect(path: path)
+                } catch {
+                    throw SocketFailure(error)
+                }
+            case .tcp(let host, let port): connection = try TCPConnect.connect(host: host, port: port, timeout: connectTimeout)
             }
         } catch {
             throw .connect(error)
@@ -161,10 +167,10 @@ package final class HTTPCall: Sendable {
 
         var decoder = HTTPResponseDecoder()
         var headSeen = false
-        do throws(SocketFailure) {
+        do throws(StreamSocket.Failure) {
             try connection.write(request.serialized(host: endpoint.hostHeader))
         } catch {
-            throw error == .shutDown ? .cancelled : .io(error)
+            throw error == .shutDown ? .cancelled : .io(SocketFailure(error))
         }
         while true {
             while let event = try mapParse({ () throws(HTTPParseError) in try decoder.next() }) {
@@ -179,10 +185,10 @@ package final class HTTPCall: Sendable {
                 }
             }
             let bytes: [UInt8]
-            do throws(SocketFailure) {
+            do throws(StreamSocket.Failure) {
                 bytes = try connection.read(deadline: headSeen ? bodyDeadline : headDeadline)
             } catch {
-                throw error == .shutDown ? .cancelled : .io(error)
+                throw error == .shutDown ? .cancelled : .io(SocketFailure(error))
             }
             if bytes.isEmpty {
                 _ = try mapParse({ () throws(HTTPParseError) in try decoder.endOfInput() })

@@ -6,6 +6,9 @@ public actor OperationQueue {
 
     public init() {}
 
+    /// How many operations wait for their turn (not counting the one running).
+    var waitingCount: Int { waiters.count }
+
     public func run<T: Sendable, E: Error>(_ body: @Sendable () async throws(E) -> T) async throws(E) -> T {
         await acquire()
         defer { release() }
