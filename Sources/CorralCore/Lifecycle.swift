@@ -40,7 +40,8 @@ public enum Lifecycle {
     public static func state(after event: String, from current: VMState) -> VMState? {
         switch (event, current) {
         case ("STOP", .running): return .paused
-        case ("RESUME", .paused), ("RESUME", .starting), ("RESUME", .incoming): return .running
+        // Not from `incoming`: the commit's own `cont` resumes it, and only the commit makes it the owner.
+        case ("RESUME", .paused), ("RESUME", .starting): return .running
         default: return nil
         }
     }

@@ -110,6 +110,7 @@ final class FakeLauncher: VMLaunching {
     }
 
     var startCount: Int { state.withLock { $0.requests.count } }
+    var requests: [StartRequest] { state.withLock { $0.requests } }
     var unusedStarts: Int { state.withLock { $0.starts.count } }
 
     func start(_ request: StartRequest) async throws(StartError) -> RunningVM {

@@ -13,7 +13,7 @@ import Testing
 /// The daemon core without QEMU: `VMManager` and `ManagedVM` over a scripted launcher, fake processes and the
 /// strict scripted QMP monitor. Restart policy, reattach, pause/resume, the stop timeout, and a QEMU that dies in
 /// each phase.
-@Suite struct ManagedVMTests {
+@Suite(.timeLimit(.minutes(1))) struct ManagedVMTests {
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
     /// Short delays so restarts happen at once; the cap as the daemon's.
     static let options = DaemonOptions(
@@ -249,8 +249,9 @@ import Testing
         let paths = VMPaths(folder: scene.root + "/incoming")
         try FileManager.default.createDirectory(atPath: paths.folder, withIntermediateDirectories: true)
         let profile = try ProfileLoader().load(path: scene.profile)
+        let hub = EventHub()
         let vm = ManagedVM(record: VMRecord(name: "web", profilePath: nil, accel: .tcg, now: 0),
-                           config: LiveConfig(profile: profile), paths: paths, hub: EventHub(), launcher: launcher,
+                           config: LiveConfig(profile: profile), paths: paths, hub: hub, launcher: launcher,
                            restartEngine: Self.options.restartEngine, unplugTimeout: .seconds(1), logger: Self.quiet)
         let lost = Mutex<[String]>([])
         let (done, finished) = AsyncStream<Void>.makeStream()
@@ -260,6 +261,12 @@ import Testing
         }
         try await vm.launch(paused: true, incoming: "defer")
         #expect(await vm.currentState == VMState.incoming)
+        let request = try #require(launcher.requests.last)
+        #expect(request.startPaused && request.incoming == "defer", "-S: the guest must not run before the commit")
+        let events = await hub.subscribe(vm: "web", history: 0)
+        qemu.qmp.emit([QMPEvent(name: "RESUME", data: [:], timestamp: 1)])
+        for await event in events where event.name == "RESUME" { break }
+        #expect(await vm.status().state == .incoming, "only the commit makes it run here")
         qemu.process.exit(.exited(1))
         for await _ in done { break }
         #expect(lost.withLock { $0 } == ["web"])

@@ -110,8 +110,9 @@ public actor ManagedVM {
         restartTimer = nil
         // An automatic restart is already `starting`: the lifecycle's `restartDue` put it there.
         if kind != .restart { await feed(.start(kind)) }
-        var request = StartRequest(config: config, accel: record.accel, paths: paths, startPaused: kind == .paused,
-                                   incoming: incoming)
+        // A migration destination starts paused too (`-S`): the guest runs there only at the commit.
+        var request = StartRequest(config: config, accel: record.accel, paths: paths,
+                                   startPaused: kind == .paused || kind == .incoming, incoming: incoming)
         request.onSpawn = spawnHook(expecting: lifecycle.recordedState)
         request.liveConfigWritten = configStaged
         let vm: RunningVM
