@@ -39,11 +39,7 @@ extension CorralAPI {
             let name = try Self.name(context)
             let body = try await Self.decodeBody(MigrateRequest.self, request, context)
             // What can be refused at once gets a proper HTTP status instead of a streamed error line.
-            let problems = body.options.problems()
-            guard problems.isEmpty else { throw ControlError.invalidRequest(problems.joined(separator: "; ")) }
-            guard DaemonAddress.parseHostPort(body.to) != nil else {
-                throw ControlError.invalidRequest("to must be HOST:PORT of the destination daemon, got '\(body.to)'")
-            }
+            do throws(RequestProblems) { try body.validate() } catch { throw ControlError(error) }
             _ = try await control.status(name)
             // Subscribe before starting, so no progress event is missed.
             let events = await control.events(vm: name, history: 0)

@@ -23,10 +23,8 @@ struct CorralDaemonMain: AsyncParsableCommand {
         let socketPath = flags.socket.resolved
         do {
             var tcp: DaemonConfiguration.TCPListener?
-            if let listen = flags.listen, let tokenFile = flags.tokenFile,
-                let address = DaemonAddress.parseHostPort(listen)
-            {
-                tcp = .init(host: address.host, port: address.port, token: try BearerToken.load(file: tokenFile))
+            if let listen = flags.listen, let tokenFile = flags.tokenFile {
+                tcp = .init(address: listen, token: try BearerToken.load(file: tokenFile))
             }
             // Before touching the state: a second daemon must not take over the first one's VMs.
             try CorralDaemon.prepareSocket(socketPath)
@@ -40,7 +38,7 @@ struct CorralDaemonMain: AsyncParsableCommand {
                 onListening: { listener in
                     switch listener {
                     case .unixSocket(let path): logger.info("listening", metadata: ["socket": "\(path)"])
-                    case .tcp(let host, let port): logger.info("listening", metadata: ["tcp": "\(host):\(port)"])
+                    case .tcp(let address): logger.info("listening", metadata: ["tcp": "\(address)"])
                     }
                 })
             try await daemon.runUntilSignalled()

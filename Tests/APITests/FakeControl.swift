@@ -4,7 +4,8 @@ import JSON
 import Profiles
 import Supervisor
 
-/// A `VMControl` that records every call and answers from a script.
+/// A `VMControl` that records every call and answers from a script. Like the daemon, it refuses a request
+/// that fails its `validate()` (the routes only decode).
 actor FakeControl: VMControl {
     enum Call: Equatable {
         case up(UpRequest)
@@ -101,6 +102,7 @@ actor FakeControl: VMControl {
 
     func up(_ request: UpRequest) async throws(ControlError) -> VMStatus {
         calls.append(.up(request))
+        do { try request.validate() } catch { throw ControlError(error) }
         if let failure { throw failure }
         let name = request.name ?? "vm"
         let status = FakeControl.status(name, state: request.paused ? .paused : .running)
@@ -196,8 +198,8 @@ extension FakeControl: HotplugControl {
     func setCPUs(_ name: String, count: Int) async throws(ControlError) -> VMStatus {
         record(.setCPUs(name, count))
         var status = try lookUp(name)
-        guard count <= status.cpus.max else {
-            throw .invalidRequest("\(name) can have at most \(status.cpus.max) vCPUs, asked for \(count)")
+        guard (1...status.cpus.max).contains(count) else {
+            throw .invalidRequest("COUNT: \(count) is outside 1…\(status.cpus.max)")
         }
         status.cpus.online = count
         update(status)
@@ -206,6 +208,7 @@ extension FakeControl: HotplugControl {
 
     func addDisk(_ name: String, _ request: DiskAddRequest) async throws(ControlError) -> VMStatus {
         record(.addDisk(name, request))
+        do { try request.validate() } catch { throw ControlError(error) }
         var status = try lookUp(name)
         status.disks.append(.init(id: request.id, file: request.file, format: request.format?.rawValue ?? "qcow2",
                                   readonly: request.readonly, bus: request.bus?.rawValue ?? "virtio-blk"))
@@ -224,6 +227,7 @@ extension FakeControl: HotplugControl {
 
     func addNIC(_ name: String, _ request: NICAddRequest) async throws(ControlError) -> VMStatus {
         record(.addNIC(name, request))
+        do { try request.validate() } catch { throw ControlError(error) }
         var status = try lookUp(name)
         status.nics.append(.init(id: request.id, mac: request.mac ?? "52:54:00:aa:bb:cc",
                                  mode: request.mode?.rawValue ?? "user"))
@@ -241,6 +245,7 @@ extension FakeControl: HotplugControl {
 
     func addMemory(_ name: String, _ request: MemoryAddRequest) async throws(ControlError) -> VMStatus {
         record(.addMemory(name, request))
+        do { try request.validate() } catch { throw ControlError(error) }
         return try lookUp(name)
     }
 
@@ -268,6 +273,7 @@ extension FakeControl: TuningControl {
 
     func setTuning(_ name: String, _ request: TuningRequest) async throws(ControlError) -> VMStatus {
         record(.setTuning(name, request))
+        do { try request.validate() } catch { throw ControlError(error) }
         return try lookUp(name)
     }
 

@@ -4,17 +4,18 @@ import FoundationEssentials
 import Foundation
 #endif
 import Synchronization
+import CorralModel
 
 /// Where an HTTP server listens.
 package enum HTTPEndpoint: Sendable, Equatable {
     case unixSocket(String)
-    case tcp(host: String, port: Int)
+    case tcp(HostPort)
 
     /// The Host header's value.
     var hostHeader: String {
         switch self {
         case .unixSocket: return "localhost"
-        case .tcp(let host, let port): return (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+        case .tcp(let address): return address.description
         }
     }
 }
@@ -148,7 +149,8 @@ package final class HTTPCall: Sendable {
         do throws(SocketFailure) {
             switch endpoint {
             case .unixSocket(let path): connection = try StreamSocket.connect(unixPath: path)
-            case .tcp(let host, let port): connection = try StreamSocket.connect(host: host, port: port, timeout: connectTimeout)
+            case .tcp(let address):
+                connection = try StreamSocket.connect(host: address.host, port: address.port, timeout: connectTimeout)
             }
         } catch {
             throw .connect(error)

@@ -19,18 +19,18 @@ extension ManagedVM {
     /// How often the source asks `query-migrate` for progress figures (the end comes from MIGRATION events).
     static let migrationProgressInterval: Duration = .milliseconds(250)
 
-    func migrateOut(_ request: MigrateRequest, to endpoint: MigrationEndpoint, peer: any MigrationPeer,
+    /// `request` has passed `validate()` (`VMManager.migrate`).
+    func migrateOut(_ request: MigrateRequest, peer: any MigrationPeer,
                     tlsDirectory: String) async throws(ControlError) -> MigrationResult {
         try check(.migrate)
         let options = request.options
-        let problems = options.problems()
-        guard problems.isEmpty else { throw .invalidRequest(problems.joined(separator: "; ")) }
+        let endpoint = request.to
         if options.tls, !FileOps.exists(tlsDirectory + "/ca-cert.pem") {
             throw .invalidRequest("--tls needs certificates in \(tlsDirectory) (ca-cert.pem, client-cert.pem, client-key.pem)")
         }
         guard let vm = running else { throw .conflict("\(name) has no QEMU running") }
         let previous = state
-        let destination = "\(endpoint.host):\(endpoint.port)"
+        let destination = endpoint.description
         state = .migrating
         outgoing = OutgoingMigration(destination: destination)
         await hub.publish(vm: name, .corral, "migration-started", ["to": .string(destination)])

@@ -21,11 +21,11 @@ extension VMManager: MigrationControl {
         guard let connector = peerConnector else {
             throw .internalError("this daemon has no way to reach other daemons (no peer connector)")
         }
-        let endpoint = try Self.parseHostPort(request.to)
-        let peer = connector(endpoint.host, endpoint.port, request.token)
+        do { try request.validate() } catch { throw ControlError(error) }
+        let peer = connector(request.to, request.token)
         let tls = tlsDirectory
         let result = try await vm.queue.run { () async throws(ControlError) -> MigrationResult in
-            try await vm.migrateOut(request, to: endpoint, peer: peer, tlsDirectory: tls)
+            try await vm.migrateOut(request, peer: peer, tlsDirectory: tls)
         }
         // The destination owns the VM now: forget it here.
         if vms[name] === vm {
@@ -46,12 +46,16 @@ extension VMManager: MigrationControl {
     public func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply {
         var config = request.config
         let name = config.profile.name
-        guard VMManager.isValidName(name) else { throw .invalidRequest("'\(name)' is not a valid VM name") }
+        guard VMName.isValid(name) else { throw .invalidRequest("'\(name)' is not a valid VM name (\(VMName.rule))") }
         if let existing = vms[name] {
             throw .conflict("a VM named \(name) already exists here (\(await existing.currentState.rawValue))")
         }
         let problems = request.options.problems()
         guard problems.isEmpty else { throw .invalidRequest(problems.joined(separator: "; ")) }
+        let listen: HostPort
+        do { listen = try HostPort(host: request.listenHost, port: 0) } catch {
+            throw .invalidRequest("listenHost: \(error.description)")
+        }
         guard HostProbe.findExecutable(config.profile.qemu.binary) != nil else {
             throw .refused("QEMU binary '\(config.profile.qemu.binary)' is not installed on this host")
         }
@@ -110,7 +114,7 @@ extension VMManager: MigrationControl {
                     }
                 }
                 try await vm.launch(paused: true, incoming: "defer")
-                return try await vm.listenForIncoming(request, tlsDirectory: tls)
+                return try await vm.listenForIncoming(request, listen: listen, tlsDirectory: tls)
             }
         } catch {
             await vm.abortIncoming()
@@ -142,13 +146,6 @@ extension VMManager: MigrationControl {
             logger.warning("incoming QEMU output", metadata: ["vm": "\(name)", "qemu": "\(output.joined(separator: " | "))"])
         }
         FileOps.removeTree(vm.paths.folder)
-    }
-
-    static func parseHostPort(_ text: String) throws(ControlError) -> MigrationEndpoint {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (1...65535).contains(port), colon != text.startIndex
-        else { throw .invalidRequest("--to: '\(text)' is not HOST:PORT") }
-        return MigrationEndpoint(host: String(text[..<colon]), port: port)
     }
 }
 

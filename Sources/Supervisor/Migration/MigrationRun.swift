@@ -305,7 +305,11 @@ public actor MigrationRun {
             guard let host = reply?.nbdHost, let port = reply?.nbdPort else {
                 return commandFailed("blockdev-mirror", "the destination did not export the disks over NBD")
             }
-            let steps = MigrationPlan.startMirrors(setup.disks, nbd: MigrationEndpoint(host: host, port: port),
+            let nbd: HostPort
+            do { nbd = try HostPort(host: host, port: port) } catch {
+                return commandFailed("blockdev-mirror", "the destination's NBD address: \(error.description)")
+            }
+            let steps = MigrationPlan.startMirrors(setup.disks, nbd: nbd,
                                                    tlsCredsID: tlsAdded ? MigrationPlan.tlsCredsID : nil)
             for step in steps {
                 if let failed = await send(step) { return failed }
