@@ -98,6 +98,7 @@ let package = Package(
         ], path: "Sources/CorralBench"),
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
+        .testTarget(name: "CorralModelTests", dependencies: ["CorralModel"]),
         .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON", "UnixSockets"]),
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles", "CorralModel"]),
         .testTarget(name: "QEMUCommandTests", dependencies: ["QEMUCommand", "Profiles", "CorralModel", "JSON"]),

@@ -51,9 +51,6 @@ public struct CorralAPI: Sendable {
         }
         v1.post("vms") { request, context in
             let up = try await Self.decodeBody(UpRequest.self, request, context)
-            guard up.profile.hasPrefix("/") else {
-                throw ControlError.invalidRequest("profile must be an absolute path on the daemon's host, got \(up.profile)")
-            }
             return try Reply.json(try await control.up(up), status: .created)
         }
         v1.get("vms/:name") { _, context in

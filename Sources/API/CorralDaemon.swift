@@ -1,3 +1,4 @@
+import CorralModel
 import Hummingbird
 import Logging
 import NIOCore
@@ -24,12 +25,11 @@ public enum DaemonError: Error, Sendable, Equatable, CustomStringConvertible {
 public struct DaemonConfiguration: Sendable {
     /// The optional TCP listener: every request must carry the token.
     public struct TCPListener: Sendable, Equatable {
-        public var host: String
-        public var port: Int
+        /// Port 0: the kernel picks one (reported by `DaemonListener.tcp`).
+        public var address: HostPort
         public var token: String
-        public init(host: String, port: Int, token: String) {
-            self.host = host
-            self.port = port
+        public init(address: HostPort, token: String) {
+            self.address = address
             self.token = token
         }
     }
@@ -46,7 +46,8 @@ public struct DaemonConfiguration: Sendable {
 /// A listener the daemon opened, reported once it accepts connections.
 public enum DaemonListener: Sendable, Equatable {
     case unixSocket(String)
-    case tcp(host: String, port: Int)
+    /// The listener's address with the port it actually got.
+    case tcp(HostPort)
 }
 
 /// The daemon: the API on the Unix socket (and optionally TCP), plus the supervisor loop, as one
@@ -123,10 +124,11 @@ public struct CorralDaemon: Service {
         if let tcp = configuration.tcp {
             let app = Application(
                 router: api.router(token: tcp.token),
-                configuration: .init(address: .hostname(tcp.host, port: tcp.port), serverName: nil),
+                configuration: .init(address: .hostname(tcp.address.host, port: tcp.address.port), serverName: nil),
                 onServerRunning: { channel in
                     DaemonSocket.closeListenersOnExec()
-                    await onListening(.tcp(host: tcp.host, port: channel.localAddress?.port ?? tcp.port))
+                    let port = channel.localAddress?.port ?? tcp.address.port
+                    await onListening(.tcp((try? tcp.address.with(port: port)) ?? tcp.address))
                 },
                 logger: logger)
             services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup,

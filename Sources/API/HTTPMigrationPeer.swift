@@ -7,19 +7,13 @@ import CorralControl
 /// Every failure becomes a `ControlError` whose message names the destination
 /// ("destination 192.0.2.2:7070: …"), so the user of `corral migrate` knows which side spoke.
 public struct HTTPMigrationPeer: MigrationPeer {
-    public let host: String
-    public let port: Int
+    /// The destination daemon's TCP API: `192.0.2.2:7070`, `[2001:db8::2]:7070` in messages.
+    public let address: HostPort
     public let token: String?
 
-    public init(host: String, port: Int, token: String?) {
-        self.host = host
-        self.port = port
+    public init(address: HostPort, token: String?) {
+        self.address = address
         self.token = token
-    }
-
-    /// `192.0.2.2:7070`, `[2001:db8::2]:7070`.
-    public var address: String {
-        (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
     }
 
     public func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply {
@@ -36,7 +30,7 @@ public struct HTTPMigrationPeer: MigrationPeer {
 
     /// One client per call: a migration makes three calls at most, minutes apart.
     private func calling<T: Sendable>(_ body: (CorralClient) async throws -> T) async throws(ControlError) -> T {
-        let endpoint = CorralClient.Endpoint.tcp(host: host, port: port, token: token ?? "")
+        let endpoint = CorralClient.Endpoint.tcp(address, token: token ?? "")
         do {
             return try await CorralClient.withClient(endpoint, body)
         } catch {

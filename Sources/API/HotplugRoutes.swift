@@ -10,15 +10,10 @@ extension CorralAPI {
 
         v1.post("vms/:name/cpus") { request, context in
             let body = try await Self.decodeBody(CPUCountRequest.self, request, context)
-            guard body.count >= 1 else { throw ControlError.invalidRequest("count must be at least 1, got \(body.count)") }
             return try Reply.json(try await control.setCPUs(Self.name(context), count: body.count))
         }
         v1.post("vms/:name/disks") { request, context in
             let body = try await Self.decodeBody(DiskAddRequest.self, request, context)
-            try Self.requireID(body.id)
-            guard body.file.hasPrefix("/") else {
-                throw ControlError.invalidRequest("file must be an absolute path on the daemon's host, got \(body.file)")
-            }
             return try Reply.json(try await control.addDisk(Self.name(context), body), status: .created)
         }
         v1.delete("vms/:name/disks/:id") { request, context in
@@ -29,7 +24,6 @@ extension CorralAPI {
         }
         v1.post("vms/:name/nics") { request, context in
             let body = try await Self.decodeBody(NICAddRequest.self, request, context)
-            try Self.requireID(body.id)
             return try Reply.json(try await control.addNIC(Self.name(context), body), status: .created)
         }
         v1.delete("vms/:name/nics/:id") { _, context in
@@ -37,16 +31,10 @@ extension CorralAPI {
         }
         v1.post("vms/:name/memory") { request, context in
             let body = try await Self.decodeBody(MemoryAddRequest.self, request, context)
-            if let id = body.id { try Self.requireID(id) }
             return try Reply.json(try await control.addMemory(Self.name(context), body), status: .created)
         }
         v1.delete("vms/:name/memory/:id") { _, context in
             return try Reply.json(try await control.removeMemory(Self.name(context), id: Self.parameter("id", context)))
         }
-    }
-
-    /// Device ids become path segments of the DELETE routes, so they must not be empty.
-    static func requireID(_ id: String) throws(ControlError) {
-        guard !id.isEmpty else { throw .invalidRequest("id must not be empty") }
     }
 }

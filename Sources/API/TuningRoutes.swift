@@ -10,7 +10,6 @@ extension CorralAPI {
 
         v1.post("vms/:name/balloon") { request, context in
             let body = try await Self.decodeBody(BalloonRequest.self, request, context)
-            guard !body.size.isEmpty else { throw ControlError.invalidRequest("size must not be empty") }
             return try Reply.json(try await control.balloon(Self.name(context), size: body.size))
         }
         v1.get("vms/:name/stats") { _, context in
@@ -18,10 +17,6 @@ extension CorralAPI {
         }
         v1.post("vms/:name/tuning") { request, context in
             let body = try await Self.decodeBody(TuningRequest.self, request, context)
-            guard body != TuningRequest() else {
-                throw ControlError.invalidRequest("give at least one of cpuWeight, cpuQuotaPercent, balloonMin, "
-                    + "memoryShares, autoBalloon")
-            }
             return try Reply.json(try await control.setTuning(Self.name(context), body))
         }
         v1.get("host") { _, _ in

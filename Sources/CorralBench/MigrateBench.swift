@@ -376,7 +376,7 @@ func runMigrateBench(_ arguments: [String]) async {
     let bench = MigrateBench(root: stateDir, profilePath: profilePath, profile: profile,
                              source: source, destination: destination)
     let stamps = bench.stamps
-    await source.setPeerConnector { _, _, _ in StampingPeer(inner: LocalMigrationPeer(destination), stamps: stamps) }
+    await source.setPeerConnector { _, _ in StampingPeer(inner: LocalMigrationPeer(destination), stamps: stamps) }
 
     for round in 1...max(1, rounds) {
         if round % 2 == 1 {

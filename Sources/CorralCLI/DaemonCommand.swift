@@ -1,4 +1,5 @@
 import ArgumentParser
+import CorralModel
 import CorralWire
 
 /// `corral daemon`'s flags, parsed and checked the same way by `corral` (which then hands over to the daemon
@@ -7,8 +8,10 @@ package struct DaemonFlags: ParsableArguments {
     @OptionGroup package var stateDir: StateDirOption
     @OptionGroup package var socket: DaemonSocketOption
 
-    @Option(help: "Also listen on TCP, HOST:PORT (e.g. 192.0.2.10:7070); needs --token-file.")
-    package var listen: String?
+    @Option(help: ArgumentHelp(
+        "Also listen on TCP (e.g. 192.0.2.10:7070, [2001:db8::10]:7070; port 0: any free port); needs --token-file.",
+        valueName: "HOST:PORT"), transform: { try HostPort(parsing: $0) })
+    package var listen: HostPort?
 
     @Option(help: "File whose first line is the bearer token TCP clients must present.")
     package var tokenFile: String?
@@ -48,10 +51,7 @@ package struct DaemonFlags: ParsableArguments {
         if !hostRoot.isEmpty && !hostRoot.hasPrefix("/") {
             throw ValidationError("--host-root must be an absolute path, got \(hostRoot)")
         }
-        if let listen {
-            guard DaemonAddress.parseHostPort(listen) != nil else {
-                throw ValidationError("--listen must be HOST:PORT, got \(listen)")
-            }
+        if listen != nil {
             guard tokenFile != nil else { throw ValidationError("--listen needs --token-file") }
         } else if tokenFile != nil {
             throw ValidationError("--token-file only applies with --listen")
@@ -62,7 +62,7 @@ package struct DaemonFlags: ParsableArguments {
     /// executable sees exactly what `corral daemon` decided, whatever its environment).
     package var arguments: [String] {
         var arguments = ["--state-dir", stateDir.resolved, "--socket", socket.resolved]
-        if let listen { arguments += ["--listen", listen] }
+        if let listen { arguments += ["--listen", listen.description] }
         if let tokenFile { arguments += ["--token-file", tokenFile] }
         if let cpuOvercommit { arguments += ["--cpu-overcommit", "\(cpuOvercommit)"] }
         if let memoryOvercommit { arguments += ["--memory-overcommit", "\(memoryOvercommit)"] }

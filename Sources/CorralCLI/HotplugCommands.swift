@@ -19,13 +19,10 @@ enum SizeArgument {
     }
 }
 
-/// Device ids; the daemon checks the rest (QEMU's id rules, uniqueness).
-enum DeviceID {
-    static func check(_ id: String, _ what: String) throws {
-        guard !id.isEmpty else { throw ValidationError("\(what) must not be empty") }
-        guard !id.contains(where: { $0 == "/" || $0.isWhitespace }) else {
-            throw ValidationError("\(what) must not contain '/' or spaces, got \(id)")
-        }
+extension DeviceID {
+    /// An id argument of an unplug command (`ID`, `--remove`): the syntax every device id has.
+    static func check(_ id: String, _ flag: String) throws {
+        if let problem = problem(id, flag: flag) { throw ValidationError(problem) }
     }
 }
 
@@ -75,16 +72,18 @@ struct DiskAddCommand: AsyncParsableCommand {
     @Flag(help: "Print the VM's status as JSON.") var json = false
     @OptionGroup var socket: DaemonSocketOption
 
+    /// With `--file` made absolute: the daemon has its own working folder.
+    var request: DiskAddRequest {
+        DiskAddRequest(id: id, file: ClientPath.absolute(file), format: format, size: size, readonly: readonly, bus: bus)
+    }
+
     func validate() throws {
-        try DeviceID.check(id, "--id")
         if file.isEmpty { throw ValidationError("--file must not be empty") }
-        if let size { try SizeArgument.check(size, "--size") }
-        if size != nil && readonly { throw ValidationError("--readonly makes no sense for a new, empty image (--size)") }
+        do { try request.validate() } catch { throw error.validationError }
     }
 
     func run() async throws {
-        let request = DiskAddRequest(id: id, file: ClientPath.absolute(file), format: format, size: size,
-                                     readonly: readonly, bus: bus)
+        let request = self.request
         let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.addDisk(name, request) }
         if json { return try JSONOutput.print(status) }
         guard let disk = status.disks.first(where: { $0.id == id }) else {
@@ -136,22 +135,16 @@ struct NICAddCommand: AsyncParsableCommand {
     @Flag(help: "Print the VM's status as JSON.") var json = false
     @OptionGroup var socket: DaemonSocketOption
 
+    var request: NICAddRequest {
+        NICAddRequest(id: id, mode: mode, bridge: bridge, ifname: ifname, mac: mac, model: model)
+    }
+
     func validate() throws {
-        try DeviceID.check(id, "--id")
-        let effective = mode ?? .user
-        if bridge != nil && effective != .bridge { throw ValidationError("--bridge needs --mode bridge") }
-        if ifname != nil && effective != .tap { throw ValidationError("--ifname needs --mode tap") }
-        if effective == .bridge && bridge == nil { throw ValidationError("--mode bridge needs --bridge BR") }
-        if let mac {
-            let parts = mac.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 6, parts.allSatisfy({ $0.count == 2 && $0.allSatisfy(\.isHexDigit) }) else {
-                throw ValidationError("--mac must look like 52:54:00:12:34:56, got \(mac)")
-            }
-        }
+        do { try request.validate() } catch { throw error.validationError }
     }
 
     func run() async throws {
-        let request = NICAddRequest(id: id, mode: mode, bridge: bridge, ifname: ifname, mac: mac, model: model)
+        let request = self.request
         let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.addNIC(name, request) }
         if json { return try JSONOutput.print(status) }
         guard let nic = status.nics.first(where: { $0.id == id }) else {
@@ -197,8 +190,7 @@ struct MemoryCommand: AsyncParsableCommand {
         case (nil, nil): throw ValidationError("give --add SIZE or --remove ID")
         case (_?, _?): throw ValidationError("--add and --remove exclude each other")
         case (let size?, nil):
-            try SizeArgument.check(size, "--add")
-            if let id { try DeviceID.check(id, "--id") }
+            do { try MemoryAddRequest(id: id, size: size).validate() } catch { throw error.validationError }
         case (nil, let id?):
             try DeviceID.check(id, "--remove")
             if self.id != nil { throw ValidationError("--id applies to --add; give the DIMM to unplug as --remove ID") }

@@ -31,7 +31,8 @@ struct MigrateCommand: AsyncParsableCommand {
     @Argument(help: "VM name.")
     var name: String
 
-    @Option(help: ArgumentHelp("The destination daemon's TCP API.", valueName: "HOST:PORT"))
+    @Option(help: ArgumentHelp("The destination daemon's TCP API (an IPv6 address in brackets: [2001:db8::2]:7070).",
+                               valueName: "HOST:PORT"))
     var to: String?
 
     @Option(help: "File whose first line is the destination daemon's bearer token.")
@@ -109,7 +110,7 @@ struct MigrateCommand: AsyncParsableCommand {
             }
             throw CorralClientError.transport("the daemon ended the migration stream without a result")
         }
-        if !json { Terminal.out(Self.summary(result, to: to)) }
+        if !json { Terminal.out(Self.summary(result, to: request.to)) }
     }
 
     /// The options as given on the command line (bandwidth not yet parsed).
@@ -134,12 +135,12 @@ struct MigrateCommand: AsyncParsableCommand {
         var messages: [String]
     }
 
-    /// Builds the request and reports every problem at once (the daemon checks the same again).
+    /// Builds the request and reports every problem at once: the command line's own (`--to` that is not
+    /// HOST:PORT, `--bandwidth`, `--token-file`), then `MigrateRequest.validate()`'s, which the daemon checks again.
     static func request(to: String, tokenFile: String?, options given: Options) -> Result<MigrateRequest, Problems> {
         var problems: [String] = []
-        if DaemonAddress.parseHostPort(to) == nil {
-            problems.append("--to must be HOST:PORT of the destination daemon, got '\(to)'")
-        }
+        var destination: HostPort?
+        do { destination = try HostPort(parsing: to) } catch { problems.append("--to: \(error.description)") }
         var options = MigrationOptions(downtimeMs: given.downtimeMs, postcopy: given.postcopy,
                                        multifdChannels: given.multifd, autoConverge: given.autoConverge,
                                        xbzrle: given.xbzrle, withStorage: given.withStorage, tls: given.tls,
@@ -150,13 +151,17 @@ struct MigrateCommand: AsyncParsableCommand {
             case .failure(let problem): problems.append(problem.messages[0])
             }
         }
-        problems += options.problems()
         var token: String?
         if let tokenFile {
             do { token = try BearerToken.load(file: tokenFile) } catch { problems.append("--token-file: \(error.description)") }
         }
+        guard let destination else {
+            return .failure(Problems(messages: problems + options.problems()))
+        }
+        let request = MigrateRequest(to: destination, token: token, options: options)
+        do { try request.validate() } catch { problems += error.messages }
         guard problems.isEmpty else { return .failure(Problems(messages: problems)) }
-        return .success(MigrateRequest(to: to, token: token, options: options))
+        return .success(request)
     }
 
     /// `100M/s` or `100M` → bytes per second (binary units, like every corral size).
@@ -175,7 +180,7 @@ struct MigrateCommand: AsyncParsableCommand {
     }
 
     /// `web migrated to 192.0.2.2:7070 in 3.4 s (downtime 12 ms)`.
-    static func summary(_ result: MigrationResult, to: String) -> String {
+    static func summary(_ result: MigrationResult, to: HostPort) -> String {
         var line = "\(result.name) migrated to \(to)"
         if let ms = result.totalMilliseconds { line += " in \(ms / 1000).\((ms % 1000) / 100) s" }
         if let downtime = result.downtimeMilliseconds { line += " (downtime \(downtime) ms)" }

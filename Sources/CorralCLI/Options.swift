@@ -16,6 +16,11 @@ package struct AccelOption: ParsableArguments {
 
 extension Accel: ExpressibleByArgument {}
 
+extension RequestProblems {
+    /// How a command's `validate()` reports what its request's `validate()` found: one problem per line.
+    var validationError: ValidationError { ValidationError(messages.joined(separator: "\n")) }
+}
+
 /// Where VM state lives: --state-dir, then CORRAL_STATE_DIR, then /var/lib/corral.
 package struct StateDirOption: ParsableArguments {
     @Option(name: .long, help: "State root (default: $CORRAL_STATE_DIR or /var/lib/corral).")

@@ -69,17 +69,20 @@ struct CPUQuota: ExpressibleByArgument, Equatable {
 }
 
 struct SetCommand: AsyncParsableCommand {
+    /// `1…10000`
+    static let weights = "\(OvercommitLimits.cpuWeight.lowerBound)…\(OvercommitLimits.cpuWeight.upperBound)"
+
     static let configuration = CommandConfiguration(
         commandName: "set",
         abstract: "Change a running VM's overcommit tuning live.",
         discussion: """
-            --cpu-weight is the cgroup CPU weight (1…10000, default 100); --cpu-quota caps the VM at P% of one
+            --cpu-weight is the cgroup CPU weight (\(weights), default 100); --cpu-quota caps the VM at P% of one
             host CPU (none removes the cap); --balloon-min is the least memory the automatic policy leaves the
             guest; --memory-shares weighs this VM against others when the policy takes memory back.
             """)
 
     @Argument(help: "VM name.") var name: String
-    @Option(help: "cgroup CPU weight, 1…10000.") var cpuWeight: Int?
+    @Option(help: "cgroup CPU weight, \(SetCommand.weights).") var cpuWeight: Int?
     @Option(help: ArgumentHelp("CPU cap in percent of one host CPU (e.g. 150%), or none.", valueName: "P%|none"))
     var cpuQuota: CPUQuota?
     @Option(help: "Least memory the automatic balloon leaves the guest (e.g. 256M).") var balloonMin: String?
@@ -94,17 +97,7 @@ struct SetCommand: AsyncParsableCommand {
     }
 
     func validate() throws {
-        if request == TuningRequest() {
-            throw ValidationError(
-                "give at least one of --cpu-weight, --cpu-quota, --balloon-min, --memory-shares, --auto-balloon")
-        }
-        if let cpuWeight, !(1...10_000).contains(cpuWeight) {
-            throw ValidationError("--cpu-weight must be between 1 and 10000, got \(cpuWeight)")
-        }
-        if let memoryShares, memoryShares < 1 {
-            throw ValidationError("--memory-shares must be at least 1, got \(memoryShares)")
-        }
-        if let balloonMin { try SizeArgument.check(balloonMin, "--balloon-min") }
+        do { try request.validate() } catch { throw error.validationError }
     }
 
     func run() async throws {

@@ -34,9 +34,17 @@ struct UpCommand: ParsableCommand {
 
     @OptionGroup var socket: DaemonSocketOption
 
+    /// With the profile's path made absolute: the daemon reads it on its own host.
+    var request: UpRequest {
+        UpRequest(profile: ClientPath.absolute(profile), name: name, accel: accel, paused: paused)
+    }
+
+    func validate() throws {
+        do { try request.validate() } catch { throw error.validationError }
+    }
+
     func run() throws {
-        let absolute = ClientPath.absolute(profile)
-        let request = UpRequest(profile: absolute, name: name, accel: accel, paused: paused)
+        let request = self.request
         let status = try DaemonCall.runBlocking(socket: socket.resolved) { try $0.up(request) }
         if json { try JSONOutput.print(status) } else { Terminal.out(status.name) }
     }

@@ -40,14 +40,16 @@ extension MigrationControl {
     }
 }
 
-/// Makes a peer for `host:port` with an optional bearer token.
-public typealias MigrationPeerConnector = @Sendable (_ host: String, _ port: Int, _ token: String?) -> any MigrationPeer
+/// Makes a peer for the daemon at `destination` with an optional bearer token.
+public typealias MigrationPeerConnector = @Sendable (_ destination: HostPort, _ token: String?) -> any MigrationPeer
+
 
 public struct IncomingRequest: Sendable, Codable, Equatable {
     public var config: LiveConfig
     public var accel: ResolvedAccel
     public var options: MigrationOptions
-    /// The address the source reached this daemon at; QEMU listens there for the stream.
+    /// The address the source reached this daemon at (`HostPort.host`: no brackets); QEMU listens there for the
+    /// stream.
     public var listenHost: String
     /// Virtual sizes of the source's disks by disk id (for `--with-storage`).
     public var diskSizes: [String: UInt64]
@@ -63,9 +65,9 @@ public struct IncomingRequest: Sendable, Codable, Equatable {
 }
 
 public struct IncomingReply: Sendable, Codable, Equatable {
-    /// Where the source sends the migration stream, e.g. `tcp:192.0.2.2:49152`.
+    /// Where the source sends the migration stream, e.g. `tcp:192.0.2.2:49152`, `tcp:[2001:db8::2]:49152`.
     public var uri: String
-    /// NBD server for `--with-storage`: host, port and the export name per disk id.
+    /// NBD server for `--with-storage`: host (no brackets), port and the export name per disk id.
     public var nbdHost: String?
     public var nbdPort: Int?
     public var exports: [String: String]

@@ -2,17 +2,14 @@ import CorralModel
 import Profiles
 import QEMUCommand
 
-/// Pure checks for hotplug requests. Each failure is one message naming the field,
-/// the bad value and what is allowed; nothing is changed when a check fails.
+/// Pure checks for hotplug requests: first the request's own `validate()` (what the CLI checks too), then what
+/// depends on the VM. Each failure is one message naming the field, the bad value and what is allowed; nothing
+/// is changed when a check fails.
 public enum HotplugValidation {
-    /// Device ids as profiles allow them: `[a-zA-Z][a-zA-Z0-9_-]{0,31}`.
-    public static func isValidID(_ id: String) -> Bool {
-        guard let first = id.unicodeScalars.first, id.unicodeScalars.count <= 32,
-            ("a"..."z").contains(first) || ("A"..."Z").contains(first)
-        else { return false }
-        return id.unicodeScalars.allSatisfy {
-            ("a"..."z").contains($0) || ("A"..."Z").contains($0) || ("0"..."9").contains($0) || $0 == "-" || $0 == "_"
-        }
+    /// The request's own problems, as one refusal.
+    static func validated(_ validate: () throws(RequestProblems) -> Void) -> HotplugRefusal? {
+        do { try validate() } catch { return HotplugRefusal(error.description) }
+        return nil
     }
 
     /// Every disk, NIC and DIMM id in use (profile and hotplugged).
@@ -23,8 +20,8 @@ public enum HotplugValidation {
             + config.hotplugged.memory.map(\.id))
     }
 
+    /// A syntactically valid id (`validate()`) that no device of the VM uses yet.
     static func checkNewID(_ id: String, _ config: LiveConfig) -> String? {
-        guard isValidID(id) else { return "--id: '\(id)' must match [a-zA-Z][a-zA-Z0-9_-]{0,31}" }
         guard !usedIDs(config).contains(id) else { return "--id: '\(id)' is already used by a device of \(config.profile.name)" }
         return nil
     }
@@ -40,20 +37,12 @@ public enum HotplugValidation {
     }
 
     public static func disk(_ request: DiskAddRequest, config: LiveConfig, fileExists: Bool) -> Result<Disk, HotplugRefusal> {
+        if let refusal = validated(request.validate) { return .failure(refusal) }
         if let problem = checkNewID(request.id, config) { return .failure(HotplugRefusal(problem)) }
-        guard request.file.hasPrefix("/") else {
-            return .failure(HotplugRefusal("--file: '\(request.file)' must be an absolute path"))
-        }
-        var size: ByteSize?
-        if let text = request.size {
-            do { size = try ByteSize(parsing: text) } catch {
-                return .failure(HotplugRefusal("--size: \(error.description)"))
-            }
+        let size = request.size.flatMap { try? ByteSize(parsing: $0) }
+        if size != nil {
             if fileExists {
                 return .failure(HotplugRefusal("--file: \(request.file) already exists; drop --size to attach it as it is"))
-            }
-            if request.readonly {
-                return .failure(HotplugRefusal("--readonly with --size would create an empty read-only disk"))
             }
         } else if !fileExists {
             return .failure(HotplugRefusal("--file: \(request.file) does not exist; give --size to create it"))
@@ -69,20 +58,10 @@ public enum HotplugValidation {
     }
 
     public static func nic(_ request: NICAddRequest, config: LiveConfig) -> Result<NIC, HotplugRefusal> {
+        if let refusal = validated(request.validate) { return .failure(refusal) }
         if let problem = checkNewID(request.id, config) { return .failure(HotplugRefusal(problem)) }
         let mode = request.mode ?? .user
-        if mode == .bridge, request.bridge == nil { return .failure(HotplugRefusal("--bridge is required with --mode bridge")) }
-        if mode == .tap, request.ifname == nil { return .failure(HotplugRefusal("--ifname is required with --mode tap")) }
-        var mac: String?
-        if let given = request.mac {
-            guard let normalized = normalizedMAC(given) else {
-                return .failure(HotplugRefusal("--mac: '\(given)' is not a MAC address like 52:54:00:12:34:56"))
-            }
-            guard let first = UInt8(normalized.prefix(2), radix: 16), first & 1 == 0 else {
-                return .failure(HotplugRefusal("--mac: '\(given)' is a multicast address; the first octet must be even"))
-            }
-            mac = normalized
-        }
+        let mac = request.mac.flatMap(MACAddress.normalized)
         let allMACs = (config.profile.nics + config.hotplugged.nics.map(\.nic)).map {
             $0.mac ?? DeviceProps.stableMAC(vmName: config.profile.name, nicID: $0.id)
         }
@@ -94,20 +73,14 @@ public enum HotplugValidation {
                             bridge: request.bridge, ifname: request.ifname))
     }
 
-    /// Linux onlines hotplugged memory in 128 MiB blocks on x86-64.
-    public static let memoryBlock = ByteSize.mib(128)
-
     public static func memory(_ request: MemoryAddRequest, config: LiveConfig) -> Result<PluggedMemory, HotplugRefusal> {
+        if let refusal = validated(request.validate) { return .failure(refusal) }
         let memory = config.profile.memory
-        let size: ByteSize
-        do { size = try ByteSize(parsing: request.size) } catch {
-            return .failure(HotplugRefusal("--add: \(error.description)"))
+        guard let size = try? ByteSize(parsing: request.size) else {
+            return .failure(HotplugRefusal("--add: '\(request.size)' is not a size"))  // validate() said it is
         }
         guard let max = memory.max, memory.slots > 0 else {
             return .failure(HotplugRefusal("\(config.profile.name) has no memory hotplug: set memory.max and memory.slots in its profile"))
-        }
-        guard size.bytes > 0, size.bytes % memoryBlock.bytes == 0 else {
-            return .failure(HotplugRefusal("--add: \(size) is not a multiple of \(memoryBlock) (the guest's memory block size)"))
         }
         let plugged = config.hotplugged.memory
         guard plugged.count < memory.slots else {
@@ -128,12 +101,6 @@ public enum HotplugValidation {
             return HotplugRefusal("COUNT: \(count) is outside 1…\(profile.cpu.max) (cpu.max of \(profile.name))")
         }
         return nil
-    }
-
-    static func normalizedMAC(_ text: String) -> String? {
-        let parts = text.lowercased().split(separator: ":", omittingEmptySubsequences: false)
-        guard parts.count == 6, parts.allSatisfy({ $0.count == 2 && UInt8($0, radix: 16) != nil }) else { return nil }
-        return parts.joined(separator: ":")
     }
 }
 

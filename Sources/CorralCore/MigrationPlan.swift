@@ -3,21 +3,9 @@ import JSON
 import Profiles
 import QEMUCommand
 
-/// A TCP address of a migration or NBD listener.
-public struct MigrationEndpoint: Codable, Sendable, Hashable {
-    public var host: String
-    public var port: Int
-
-    public init(host: String, port: Int) {
-        self.host = host
-        self.port = port
-    }
-
-    /// QEMU's migration URI: `tcp:HOST:PORT`, an IPv6 literal in brackets (`tcp:[::1]:4444`).
-    public var uri: String {
-        let h = host.contains(":") && !host.hasPrefix("[") ? "[\(host)]" : host
-        return "tcp:\(h):\(port)"
-    }
+extension HostPort {
+    /// QEMU's migration URI for this address: `tcp:HOST:PORT`, an IPv6 literal in brackets (`tcp:[::1]:4444`).
+    public var migrationURI: String { "tcp:" + description }
 }
 
 /// Which side of a TLS connection a `tls-creds-x509` object serves. The migration destination and
@@ -95,7 +83,7 @@ public enum MigrationPlan {
 
     /// On the destination QEMU (started with `-incoming defer -S`): capabilities, parameters,
     /// then `migrate-incoming`. With `--tls` the creds object (`tlsCredsID`) must exist already.
-    public static func destinationSetup(options: MigrationOptions, listen: MigrationEndpoint,
+    public static func destinationSetup(options: MigrationOptions, listen: HostPort,
                                         tlsCredsID: String?) -> [QMPStep] {
         var params: JSONObject = [:]
         if let channels = options.multifdChannels { params["multifd-channels"] = .int(Int64(channels)) }
@@ -103,7 +91,7 @@ public enum MigrationPlan {
         return [
             setCapabilities(destinationCapabilities(options)),
             QMPStep("migrate-set-parameters", params),
-            QMPStep("migrate-incoming", ["uri": .string(listen.uri)]),
+            QMPStep("migrate-incoming", ["uri": .string(listen.migrationURI)]),
         ]
     }
 
@@ -147,10 +135,10 @@ public enum MigrationPlan {
 
     // MARK: Storage (`--with-storage`)
 
-    /// On the destination: the NBD server the source mirrors into.
-    public static func nbdServerStart(host: String, port: Int, tlsCredsID: String?) -> QMPStep {
+    /// On the destination: the NBD server the source mirrors into (QEMU takes the host without brackets).
+    public static func nbdServerStart(_ address: HostPort, tlsCredsID: String?) -> QMPStep {
         var args: JSONObject = [
-            "addr": ["type": "inet", "data": ["host": .string(host), "port": .string(String(port))]],
+            "addr": ["type": "inet", "data": ["host": .string(address.host), "port": .string(String(address.port))]],
         ]
         if let tlsCredsID { args["tls-creds"] = .string(tlsCredsID) }
         return QMPStep("nbd-server-start", args)
@@ -171,7 +159,7 @@ public enum MigrationPlan {
     public static func nbdServerStop() -> QMPStep { QMPStep("nbd-server-stop") }
 
     /// On the source: a block node that is the NBD client of one destination export.
-    public static func nbdClientAdd(nodeName: String, server: MigrationEndpoint, exportName: String,
+    public static func nbdClientAdd(nodeName: String, server: HostPort, exportName: String,
                                     tlsCredsID: String?) -> QMPStep {
         var args: JSONObject = [
             "driver": "nbd",
@@ -212,7 +200,7 @@ public enum MigrationPlan {
     }
 
     /// Source, per disk: the NBD client node, then the mirror into it.
-    public static func startMirrors(_ disks: [MigrationDisk], nbd: MigrationEndpoint,
+    public static func startMirrors(_ disks: [MigrationDisk], nbd: HostPort,
                                     tlsCredsID: String?) -> [QMPStep] {
         disks.flatMap { disk in
             [

@@ -1,11 +1,11 @@
 /// `corral migrate`'s request (`POST /v1/vms/{name}/migrate`).
 public struct MigrateRequest: Sendable, Codable, Equatable {
-    /// The destination daemon's TCP API, `HOST:PORT`.
-    public var to: String
+    /// The destination daemon's TCP API (`HOST:PORT`, `[IPV6]:PORT` on the wire).
+    public var to: HostPort
     public var token: String?
     public var options: MigrationOptions
 
-    public init(to: String, token: String? = nil, options: MigrationOptions = MigrationOptions()) {
+    public init(to: HostPort, token: String? = nil, options: MigrationOptions = MigrationOptions()) {
         self.to = to
         self.token = token
         self.options = options

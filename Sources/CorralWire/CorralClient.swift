@@ -40,7 +40,7 @@ public enum CorralClientError: Error, Sendable, Equatable, CustomStringConvertib
 public struct CorralClient: Sendable {
     public enum Endpoint: Sendable, Equatable {
         case unixSocket(String)
-        case tcp(host: String, port: Int, token: String)
+        case tcp(HostPort, token: String)
     }
 
     public let endpoint: Endpoint
@@ -239,8 +239,8 @@ public struct CorralClient: Sendable {
         switch endpoint {
         case .unixSocket(let path):
             target = .unixSocket(path)
-        case .tcp(let host, let port, let token):
-            target = .tcp(host: host, port: port)
+        case .tcp(let address, let token):
+            target = .tcp(address)
             headers.append(("Authorization", "Bearer \(token)"))
         }
         return (HTTPRequest(method: method, target: path, headers: headers, body: body.map { Array($0) }), target)
@@ -288,7 +288,7 @@ public struct CorralClient: Sendable {
         let place: String
         switch endpoint {
         case .unixSocket(let socket): place = socket
-        case .tcp(let host, let port, _): place = (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+        case .tcp(let address, _): place = address.description
         }
         switch (endpoint, error) {
         case (.unixSocket(let socket), .connect(.connect(let code))):

@@ -1,4 +1,4 @@
-/// Where a client finds a daemon: its Unix socket (local) or `HOST:PORT` (a peer's TCP listener).
+/// Where a client finds the local daemon: its Unix socket. (A peer's TCP listener is a `HostPort`.)
 public enum DaemonAddress {
     public static let defaultSocketPath = "/run/corral/corral.sock"
 
@@ -7,15 +7,5 @@ public enum DaemonAddress {
         if let option, !option.isEmpty { return option }
         if let env = environment["CORRAL_SOCKET"], !env.isEmpty { return env }
         return defaultSocketPath
-    }
-
-    /// Parses `HOST:PORT` (`[v6]:PORT` for IPv6); nil when it is not one.
-    public static func parseHostPort(_ text: String) -> (host: String, port: Int)? {
-        guard let colon = text.lastIndex(of: ":") else { return nil }
-        var host = String(text[..<colon])
-        guard let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else { return nil }
-        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        guard !host.isEmpty else { return nil }
-        return (host, port)
     }
 }

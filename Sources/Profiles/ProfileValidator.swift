@@ -7,7 +7,6 @@ extension ProfileChecker {
     static let maxCPUs = 255
     static let maxMemorySlots = 256
     static let maxHotplugSlots = 32
-    static let maxCPUWeight = 10000
     /// Highest host CPU number `cpu.pinning` accepts: glibc's `cpu_set_t` holds CPUs 0…1023.
     static let maxHostCPU = 1023
     /// Huge page size `memory.hugepages` assumes (x86-64's default hugetlbfs page size).
@@ -66,9 +65,8 @@ extension ProfileChecker {
     }
 
     mutating func validateName(_ profile: Profile) {
-        guard given("name"), usable("name"), !Syntax.isProfileName(profile.name) else { return }
-        problem("name", "'\(profile.name)' is not a valid name (lower-case letters, digits and '-', "
-            + "starting with a letter or digit, at most 63 characters)")
+        guard given("name"), usable("name"), !VMName.isValid(profile.name) else { return }
+        problem("name", "'\(profile.name)' is not a valid name (\(VMName.rule))")
     }
 
     mutating func validateMachine(_ profile: Profile) {
@@ -142,17 +140,19 @@ extension ProfileChecker {
             problem("overcommit.memoryShares", "\(overcommit.memoryShares) is less than 1")
         }
         if usable("overcommit.cpuWeight") {
-            if overcommit.cpuWeight < 1 {
-                problem("overcommit.cpuWeight", "\(overcommit.cpuWeight) is less than 1")
-            } else if overcommit.cpuWeight > Self.maxCPUWeight {
-                problem("overcommit.cpuWeight", "\(overcommit.cpuWeight) is more than \(Self.maxCPUWeight)")
+            let weights = OvercommitLimits.cpuWeight
+            if overcommit.cpuWeight < weights.lowerBound {
+                problem("overcommit.cpuWeight", "\(overcommit.cpuWeight) is less than \(weights.lowerBound)")
+            } else if overcommit.cpuWeight > weights.upperBound {
+                problem("overcommit.cpuWeight", "\(overcommit.cpuWeight) is more than \(weights.upperBound)")
             }
         }
         if let quota = overcommit.cpuQuotaPercent, usable("overcommit.cpuQuota") {
-            if quota < 1 {
+            let quotas = OvercommitLimits.cpuQuotaPercent
+            if quota < quotas.lowerBound {
                 problem("overcommit.cpuQuota", "\(quota)% must be more than 0%")
-            } else if quota > Self.maxCPUs * 100 {
-                problem("overcommit.cpuQuota", "\(quota)% is more than \(Self.maxCPUs * 100)% "
+            } else if quota > quotas.upperBound {
+                problem("overcommit.cpuQuota", "\(quota)% is more than \(quotas.upperBound)% "
                     + "(\(Self.maxCPUs) CPUs, the vCPU limit)")
             }
         }
@@ -242,18 +242,17 @@ extension ProfileChecker {
             let nic = profile.nics[index]
             let path = "nics[\(index)]"
             if let mac = nic.mac, usable(path + ".mac") {
-                if !Syntax.isMACAddress(mac) {
+                if !MACAddress.isValid(mac) {
                     problem(path + ".mac", "'\(mac)' is not a MAC address (six hex pairs like 52:54:00:12:34:56)")
-                } else if !Syntax.isUnicastMAC(mac) {
+                } else if !MACAddress.isUnicast(mac) {
                     problem(path + ".mac", "'\(mac)' is a multicast address; the first octet must be even")
                 } else {
                     profile.nics[index].mac = mac.lowercased()
                 }
             }
             for (key, name) in [("bridge", nic.bridge), ("ifname", nic.ifname)] {
-                if let name, usable(path + "." + key), !Syntax.isInterfaceName(name) {
-                    problem(path + "." + key, "'\(name)' is not a valid interface name "
-                        + "(1-15 characters, no '/', ':', ',' or whitespace)")
+                if let name, usable(path + "." + key), !InterfaceName.isValid(name) {
+                    problem(path + "." + key, "'\(name)' is not a valid interface name (\(InterfaceName.rule))")
                 }
             }
             guard usable(path + ".mode") else { continue }
@@ -280,9 +279,8 @@ extension ProfileChecker {
             + profile.nics.enumerated().map { ("nics[\($0.offset)]", $0.element.id) }
         var firstUser: [String: String] = [:]
         for (path, id) in devices where usable(path + ".id") {
-            if !Syntax.isDeviceID(id) {
-                problem(path + ".id", "'\(id)' is not a valid device id "
-                    + "(a letter, then up to 31 letters, digits, '_' or '-')")
+            if !DeviceID.isValid(id) {
+                problem(path + ".id", "'\(id)' is not a valid device id (\(DeviceID.rule))")
             } else if let other = firstUser[id] {
                 problem(path + ".id", "'\(id)' is already used by \(other)")
             } else {
@@ -312,30 +310,15 @@ extension ProfileChecker {
     }
 }
 
-/// Syntax of names and identifiers, checked by hand (no regex engine needed for these).
+/// Syntax of the profile-only identifiers, checked by hand (no regex engine needed for these). Names that requests
+/// carry too (VM names, device ids, MACs, interface names) are defined in CorralModel (`Identifiers.swift`).
 enum Syntax {
-    static func isLowerAlnum(_ c: Character) -> Bool {
-        ("a"..."z").contains(c) || ("0"..."9").contains(c)
-    }
-
     static func isASCIILetter(_ c: Character) -> Bool {
         ("a"..."z").contains(c) || ("A"..."Z").contains(c)
     }
 
     static func isASCIIDigit(_ c: Character) -> Bool {
         ("0"..."9").contains(c)
-    }
-
-    /// `[a-z0-9][a-z0-9-]{0,62}`
-    static func isProfileName(_ name: String) -> Bool {
-        guard let first = name.first, isLowerAlnum(first), name.count <= 63 else { return false }
-        return name.allSatisfy { isLowerAlnum($0) || $0 == "-" }
-    }
-
-    /// `[a-zA-Z][a-zA-Z0-9_-]{0,31}`
-    static func isDeviceID(_ id: String) -> Bool {
-        guard let first = id.first, isASCIILetter(first), id.count <= 32 else { return false }
-        return id.allSatisfy { isASCIILetter($0) || isASCIIDigit($0) || $0 == "_" || $0 == "-" }
     }
 
     /// q35, pc, pc-q35-X.Y, pc-i440fx-X.Y
@@ -352,23 +335,5 @@ enum Syntax {
     static func isCPUModel(_ model: String) -> Bool {
         guard let first = model.first, isASCIILetter(first) || isASCIIDigit(first) else { return false }
         return model.allSatisfy { isASCIILetter($0) || isASCIIDigit($0) || $0 == "." || $0 == "_" || $0 == "-" }
-    }
-
-    /// `xx:xx:xx:xx:xx:xx`, hex digits in either case.
-    static func isMACAddress(_ mac: String) -> Bool {
-        let octets = mac.split(separator: ":", omittingEmptySubsequences: false)
-        return octets.count == 6 && octets.allSatisfy { $0.count == 2 && $0.allSatisfy(\.isHexDigit) }
-    }
-
-    /// The group bit (lowest bit of the first octet) is clear.
-    static func isUnicastMAC(_ mac: String) -> Bool {
-        guard let first = mac.split(separator: ":").first, let octet = UInt8(first, radix: 16) else { return false }
-        return octet & 1 == 0
-    }
-
-    /// Linux interface names: 1–15 bytes, not `.` or `..`, no `/`, `:`, whitespace; no `,` (QEMU option syntax).
-    static func isInterfaceName(_ name: String) -> Bool {
-        guard !name.isEmpty, name.utf8.count <= 15, name != ".", name != ".." else { return false }
-        return !name.contains { $0 == "/" || $0 == ":" || $0 == "," || $0.isWhitespace }
     }
 }

@@ -24,17 +24,15 @@ struct CorralDaemonMain: AsyncParsableCommand {
         let socketPath = flags.socket.resolved
         do {
             var tcp: DaemonConfiguration.TCPListener?
-            if let listen = flags.listen, let tokenFile = flags.tokenFile,
-                let address = DaemonAddress.parseHostPort(listen)
-            {
-                tcp = .init(host: address.host, port: address.port, token: try BearerToken.load(file: tokenFile))
+            if let listen = flags.listen, let tokenFile = flags.tokenFile {
+                tcp = .init(address: listen, token: try BearerToken.load(file: tokenFile))
             }
             // Before touching the state: a second daemon must not take over the first one's VMs.
             try CorralDaemon.prepareSocket(socketPath)
             // Migrations reach other daemons over their TCP API with the token the user gave.
             let manager = try await VMManager.open(
                 stateRoot: flags.stateDir.resolved, logger: logger, options: flags.options,
-                peerConnector: { host, port, token in HTTPMigrationPeer(host: host, port: port, token: token) })
+                peerConnector: { destination, token in HTTPMigrationPeer(address: destination, token: token) })
             let daemon = CorralDaemon(
                 configuration: DaemonConfiguration(socketPath: socketPath, tcp: tcp),
                 control: manager,
@@ -43,7 +41,7 @@ struct CorralDaemonMain: AsyncParsableCommand {
                 onListening: { listener in
                     switch listener {
                     case .unixSocket(let path): logger.info("listening", metadata: ["socket": "\(path)"])
-                    case .tcp(let host, let port): logger.info("listening", metadata: ["tcp": "\(host):\(port)"])
+                    case .tcp(let address): logger.info("listening", metadata: ["tcp": "\(address)"])
                     }
                 })
             try await daemon.runUntilSignalled()

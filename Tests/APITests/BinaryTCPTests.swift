@@ -97,8 +97,8 @@ import Glibc
         let address = try #require(line.split(separator: " ").first { $0.hasPrefix("tcp=127.0.0.1:") })
         let port = try #require(Int(address.split(separator: ":").last ?? ""))
 
-        let right = CorralClient.Endpoint.tcp(host: "127.0.0.1", port: port, token: "correct-horse-battery")
-        let wrong = CorralClient.Endpoint.tcp(host: "127.0.0.1", port: port, token: "correct-horse-batterx")
+        let right = CorralClient.Endpoint.tcp(try HostPort(host: "127.0.0.1", port: port), token: "correct-horse-battery")
+        let wrong = CorralClient.Endpoint.tcp(try HostPort(host: "127.0.0.1", port: port), token: "correct-horse-batterx")
 
         let up = try await CorralClient.withClient(right) { try await $0.up(UpRequest(profile: profile)) }
         #expect(up.state == .running)

@@ -1,4 +1,5 @@
 import API
+import CorralModel
 import CorralWire
 import Foundation
 import Logging
@@ -48,7 +49,7 @@ struct DaemonHarness {
         let daemon = CorralDaemon(
             configuration: DaemonConfiguration(
                 socketPath: socketPath,
-                tcp: token.map { .init(host: "127.0.0.1", port: 0, token: $0) }),
+                tcp: token.map { .init(address: "127.0.0.1:0", token: $0) }),
             control: control,
             supervise: {
                 await probe.markStarted()
@@ -65,7 +66,7 @@ struct DaemonHarness {
             var tcpPort: Int?
             var waiting = token == nil ? 1 : 2
             for await listener in listening {
-                if case .tcp(_, let port) = listener { tcpPort = port }
+                if case .tcp(let address) = listener { tcpPort = address.port }
                 waiting -= 1
                 if waiting == 0 { break }
             }

@@ -6,7 +6,8 @@ import CorralControl
 import LogTail
 import Supervisor
 
-/// A `DaemonControl` that records every call and answers from a script.
+/// A `DaemonControl` that records every call and answers from a script. Like the daemon, it refuses a request
+/// that fails its `validate()` (the routes only decode).
 actor FakeControl: VMControl {
     enum Call: Equatable {
         case up(UpRequest)
@@ -114,6 +115,7 @@ actor FakeControl: VMControl {
 
     func up(_ request: UpRequest) async throws(ControlError) -> VMStatus {
         calls.append(.up(request))
+        do { try request.validate() } catch { throw ControlError(error) }
         if let failure { throw failure }
         let name = request.name ?? "vm"
         let status = FakeControl.status(name, state: request.paused ? .paused : .running)
@@ -209,8 +211,8 @@ extension FakeControl: HotplugControl {
     func setCPUs(_ name: String, count: Int) async throws(ControlError) -> VMStatus {
         record(.setCPUs(name, count))
         var status = try lookUp(name)
-        guard count <= status.cpus.max else {
-            throw .invalidRequest("\(name) can have at most \(status.cpus.max) vCPUs, asked for \(count)")
+        guard (1...status.cpus.max).contains(count) else {
+            throw .invalidRequest("COUNT: \(count) is outside 1…\(status.cpus.max)")
         }
         status.cpus.online = count
         update(status)
@@ -219,6 +221,7 @@ extension FakeControl: HotplugControl {
 
     func addDisk(_ name: String, _ request: DiskAddRequest) async throws(ControlError) -> VMStatus {
         record(.addDisk(name, request))
+        do { try request.validate() } catch { throw ControlError(error) }
         var status = try lookUp(name)
         status.disks.append(.init(id: request.id, file: request.file, format: request.format?.rawValue ?? "qcow2",
                                   readonly: request.readonly, bus: request.bus?.rawValue ?? "virtio-blk"))
@@ -237,6 +240,7 @@ extension FakeControl: HotplugControl {
 
     func addNIC(_ name: String, _ request: NICAddRequest) async throws(ControlError) -> VMStatus {
         record(.addNIC(name, request))
+        do { try request.validate() } catch { throw ControlError(error) }
         var status = try lookUp(name)
         status.nics.append(.init(id: request.id, mac: request.mac ?? "52:54:00:aa:bb:cc",
                                  mode: request.mode?.rawValue ?? "user"))
@@ -254,6 +258,7 @@ extension FakeControl: HotplugControl {
 
     func addMemory(_ name: String, _ request: MemoryAddRequest) async throws(ControlError) -> VMStatus {
         record(.addMemory(name, request))
+        do { try request.validate() } catch { throw ControlError(error) }
         return try lookUp(name)
     }
 
@@ -281,6 +286,7 @@ extension FakeControl: TuningControl {
 
     func setTuning(_ name: String, _ request: TuningRequest) async throws(ControlError) -> VMStatus {
         record(.setTuning(name, request))
+        do { try request.validate() } catch { throw ControlError(error) }
         return try lookUp(name)
     }
 
@@ -324,17 +330,16 @@ extension FakeControl: MigrationControl {
     func migrate(_ name: String, _ request: MigrateRequest) async throws(ControlError) -> AsyncStream<MigrationUpdate> {
         record(.migrate(name, request))
         _ = try lookUp(name)
-        let problems = request.options.problems()
-        guard problems.isEmpty else { throw .invalidRequest(problems.joined(separator: "; ")) }
+        do { try request.validate() } catch { throw ControlError(error) }
         let (stream, sink) = AsyncStream<MigrationUpdate>.makeStream()
-        push(CorralEvent(time: 1, vm: name, name: .migrationStarted, data: ["to": .string(request.to)]))
+        push(CorralEvent(time: 1, vm: name, name: .migrationStarted, data: ["to": .string(request.to.description)]))
         for progress in migrationProgress {
             push(CorralEvent(time: 1, vm: name, name: .migrationProgress))
             sink.yield(.progress(progress))
         }
         switch migrationOutcome {
         case .success(let result):
-            push(CorralEvent(time: 1, vm: name, name: .migrated, data: ["to": .string(request.to)]))
+            push(CorralEvent(time: 1, vm: name, name: .migrated, data: ["to": .string(request.to.description)]))
             sink.yield(.completed(result))
         case .failure(let error):
             push(CorralEvent(time: 1, vm: name, name: .migrationFailed, data: ["reason": .string(error.message)]))

@@ -32,20 +32,20 @@ import Testing
         try JSONDecoder().decode(type, from: Data(response.body.readableBytesView))
     }
 
-    @Test func cpusSetsTheCountAndRefusesZero() async throws {
+    @Test func cpusSetsTheCountAndTheControlRefusesZero() async throws {
         try await withApp { client in
             let ok = try await post(client, "/v1/vms/web/cpus", #"{"count": 3}"#)
             #expect(ok.status == .ok)
             #expect(try decode(VMStatus.self, ok).cpus == .init(online: 3, max: 4))
             let zero = try await post(client, "/v1/vms/web/cpus", #"{"count": 0}"#)
-            #expect(zero.status == .badRequest)
-            #expect(try decode(ErrorBody.self, zero).message == "count must be at least 1, got 0")
+            #expect(zero.status == .badRequest, "the control's own refusal keeps its status")
+            #expect(try decode(ErrorBody.self, zero).message == "COUNT: 0 is outside 1…4")
             let tooMany = try await post(client, "/v1/vms/web/cpus", #"{"count": 9}"#)
-            #expect(tooMany.status == .badRequest, "the control's own refusal keeps its status")
+            #expect(tooMany.status == .badRequest)
             let missing = try await post(client, "/v1/vms/ghost/cpus", #"{"count": 2}"#)
             #expect(missing.status == .notFound)
         }
-        #expect(await fake.calls == [.setCPUs("web", 3), .setCPUs("web", 9), .setCPUs("ghost", 2)])
+        #expect(await fake.calls == [.setCPUs("web", 3), .setCPUs("web", 0), .setCPUs("web", 9), .setCPUs("ghost", 2)])
     }
 
     @Test func diskAddAnswers201AndNeedsAnAbsoluteFile() async throws {
@@ -57,12 +57,14 @@ import Testing
             #expect(disk == .init(id: "d1", file: "/srv/d1.qcow2", format: "qcow2", readonly: false, bus: "nvme"))
             let relative = try await post(client, "/v1/vms/web/disks", #"{"id":"d2","file":"d2.qcow2","readonly":false}"#)
             #expect(relative.status == .badRequest)
-            #expect(try decode(ErrorBody.self, relative).message.contains("absolute"))
+            #expect(try decode(ErrorBody.self, relative).message
+                == "--file: 'd2.qcow2' must be an absolute path (on the daemon's host)")
             let badBus = try await post(client, "/v1/vms/web/disks", #"{"id":"d3","file":"/x","readonly":false,"bus":"ide"}"#)
             #expect(badBus.status == .badRequest)
         }
         #expect(await fake.calls == [
             .addDisk("web", DiskAddRequest(id: "d1", file: "/srv/d1.qcow2", size: "16M", bus: .nvme)),
+            .addDisk("web", DiskAddRequest(id: "d2", file: "d2.qcow2")),
         ])
     }
 
@@ -97,6 +99,8 @@ import Testing
             #expect(dimm.status == .created)
             let emptyID = try await post(client, "/v1/vms/web/memory", #"{"id":"","size":"512M"}"#)
             #expect(emptyID.status == .badRequest)
+            #expect(try decode(ErrorBody.self, emptyID).message
+                == "--id: '' is not a valid device id (a letter, then up to 31 letters, digits, '_' or '-')")
             let noSize = try await post(client, "/v1/vms/web/memory", #"{"id":"dimm0"}"#)
             #expect(try decode(ErrorBody.self, noSize).message == "missing field `size`")
             let gone = try await client.execute(uri: "/v1/vms/web/memory/dimm0", method: .delete)
@@ -106,6 +110,7 @@ import Testing
             .addNIC("web", NICAddRequest(id: "n1", mode: .bridge, bridge: "br0", model: .e1000e)),
             .removeNIC("web", id: "n1"),
             .addMemory("web", MemoryAddRequest(size: "512M")),
+            .addMemory("web", MemoryAddRequest(id: "", size: "512M")),
             .removeMemory("web", id: "dimm0"),
         ])
     }
@@ -121,13 +126,15 @@ import Testing
             #expect(tuning.status == .ok)
             let nothing = try await post(client, "/v1/vms/web/tuning", "{}")
             #expect(nothing.status == .badRequest)
+            #expect(try decode(ErrorBody.self, nothing).message
+                == "give at least one of --cpu-weight, --cpu-quota, --balloon-min, --memory-shares, --auto-balloon")
             let host = try await client.execute(uri: "/v1/host", method: .get)
             #expect(host.status == .ok)
             #expect(try decode(HostReport.self, host) == FakeControl.hostReport)
         }
         #expect(await fake.calls == [
             .balloon("web", size: "384M"), .stats("web"),
-            .setTuning("web", TuningRequest(cpuWeight: 200, autoBalloon: false)), .host,
+            .setTuning("web", TuningRequest(cpuWeight: 200, autoBalloon: false)), .setTuning("web", TuningRequest()), .host,
         ])
     }
 
@@ -136,9 +143,13 @@ import Testing
         try await DaemonHarness.run(fake) { daemon in
             try await CorralClient.withClient(.unixSocket(daemon.socketPath)) { client in
                 #expect(try await client.setCPUs("web", count: 2).cpus.online == 2)
-                let disk = DiskAddRequest(id: "d/1", file: "/srv/d1.raw", format: .raw, readonly: true)
-                #expect(try await client.addDisk("web", disk).disks.map(\.id) == ["root", "d/1"])
-                #expect(try await client.removeDisk("web", id: "d/1", deleteImage: true).disks.map(\.id) == ["root"])
+                let disk = DiskAddRequest(id: "d1", file: "/srv/d1.raw", format: .raw, readonly: true)
+                #expect(try await client.addDisk("web", disk).disks.map(\.id) == ["root", "d1"])
+                #expect(try await client.removeDisk("web", id: "d1", deleteImage: true).disks.map(\.id) == ["root"])
+                // An id that needs escaping in the path arrives whole.
+                await #expect(throws: ControlError.notFound("web has no disk d/1")) {
+                    try await client.removeDisk("web", id: "d/1", deleteImage: false)
+                }
                 #expect(try await client.addNIC("web", NICAddRequest(id: "n1")).nics.count == 2)
                 #expect(try await client.removeNIC("web", id: "n1").unplugPending == ["n1"])
                 _ = try await client.addMemory("web", MemoryAddRequest(id: "m1", size: "256M"))
@@ -154,8 +165,8 @@ import Testing
         }
         #expect(await fake.calls == [
             .setCPUs("web", 2),
-            .addDisk("web", DiskAddRequest(id: "d/1", file: "/srv/d1.raw", format: .raw, readonly: true)),
-            .removeDisk("web", id: "d/1", deleteImage: true),
+            .addDisk("web", DiskAddRequest(id: "d1", file: "/srv/d1.raw", format: .raw, readonly: true)),
+            .removeDisk("web", id: "d1", deleteImage: true), .removeDisk("web", id: "d/1", deleteImage: false),
             .addNIC("web", NICAddRequest(id: "n1")), .removeNIC("web", id: "n1"),
             .addMemory("web", MemoryAddRequest(id: "m1", size: "256M")), .removeMemory("web", id: "m1"),
             .balloon("web", size: "384M"), .stats("web"), .setTuning("web", TuningRequest(cpuQuotaPercent: 0)),

@@ -146,11 +146,12 @@ import UnixSockets
             #expect(outcomes.map(\.0) == [401, 401, 401, 200])
             #expect(outcomes[0].1.contains(#""error":"unauthorized""#))
             // The typed client carries the token, and names a refusal.
-            try await CorralClient.withClient(.tcp(host: "127.0.0.1", port: port, token: "correct-horse")) { client in
+            let address = try HostPort(host: "127.0.0.1", port: port)
+            try await CorralClient.withClient(.tcp(address, token: "correct-horse")) { client in
                 let names = try await client.list().map(\.name)
                 #expect(names == ["web"])
             }
-            try await CorralClient.withClient(.tcp(host: "127.0.0.1", port: port, token: "nope")) { client in
+            try await CorralClient.withClient(.tcp(address, token: "nope")) { client in
                 await #expect(throws: CorralClientError.unauthorized("this listener needs Authorization: Bearer <token>")) {
                     try await client.status("web")
                 }

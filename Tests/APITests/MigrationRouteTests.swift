@@ -2,6 +2,8 @@ import API
 import CorralModel
 import CorralWire
 import Foundation
+import Hummingbird
+import HummingbirdTesting
 import JSON
 import Profiles
 import CorralControl
@@ -99,8 +101,36 @@ import Testing
             await #expect(throws: ControlError.invalidRequest(bad.options.problems().joined(separator: "; "))) {
                 _ = try await client.migrate("web", bad)
             }
+            await #expect(throws: ControlError.invalidRequest(
+                "--to: port 0 cannot be connected to: give the destination daemon's port (1…65535)")) {
+                _ = try await client.migrate("web", MigrateRequest(to: "192.0.2.2:0"))
+            }
         }
-        #expect(await control.calls == [.migrate("ghost", Self.request), .migrate("web", bad)])
+        #expect(await control.calls == [.migrate("ghost", Self.request), .migrate("web", bad),
+                                        .migrate("web", MigrateRequest(to: "192.0.2.2:0"))])
+    }
+
+    /// `to` is a `HostPort` on the wire: a body whose `to` is not one does not decode, and the message says why.
+    @Test func aDestinationThatIsNotHostPortDoesNotDecode() async throws {
+        let control = fake()
+        let app = Application(router: CorralAPI(control: control).router())
+        let messages = try await app.test(.router) { client in
+            var messages: [String] = []
+            for to in ["2001:db8::2:7070", "192.0.2.2", "[2001:db8::2]:70000"] {
+                let response = try await client.execute(
+                    uri: "/v1/vms/web/migrate", method: .post, headers: [.contentType: "application/json"],
+                    body: ByteBuffer(string: #"{"to":"\#(to)","options":{}}"#))
+                #expect(response.status == .badRequest)
+                messages.append(try JSONDecoder().decode(ErrorBody.self, from: Data(response.body.readableBytesView)).message)
+            }
+            return messages
+        }
+        #expect(messages == [
+            "field `to`: '2001:db8::2:7070' has more than one ':': an IPv6 address goes in brackets, e.g. [2001:db8::2]:7070",
+            "field `to`: '192.0.2.2' has no port: expected HOST:PORT or [IPV6]:PORT, e.g. 192.0.2.2:7070 or [2001:db8::2]:7070",
+            "field `to`: port 70000 is outside 0…65535",
+        ])
+        #expect(await control.calls.isEmpty, "nothing reached migrate")
     }
 
     @Test func cancelAnswers204() async throws {
@@ -117,7 +147,7 @@ import Testing
         let incoming = Self.incoming()
         try await DaemonHarness.run(control, token: "s3cret") { harness in
             let port = try #require(harness.tcpPort)
-            let peer = HTTPMigrationPeer(host: "127.0.0.1", port: port, token: "s3cret")
+            let peer = HTTPMigrationPeer(address: try HostPort(host: "127.0.0.1", port: port), token: "s3cret")
             #expect(try await peer.prepareIncoming(incoming) == IncomingReply(uri: "tcp:192.0.2.2:49152"))
             #expect(try await peer.commitIncoming("web").name == "web")
             try await peer.abortIncoming("web")
@@ -137,7 +167,7 @@ import Testing
             await control.setPeerFailure(nil)
 
             for token: String? in ["wrong", nil] {
-                let intruder = HTTPMigrationPeer(host: "127.0.0.1", port: port, token: token)
+                let intruder = HTTPMigrationPeer(address: try HostPort(host: "127.0.0.1", port: port), token: token)
                 let why = token == nil ? "wants a token" : "refused the token"
                 await #expect(throws: ControlError.refused("destination 127.0.0.1:\(port): the daemon \(why); "
                     + "pass the destination's token file with --token-file")) {
@@ -154,7 +184,7 @@ import Testing
     @Test func httpPeerWithNothingListeningIsUnreachableNamingIt() async throws {
         // A port from the kernel, closed again: nothing listens there.
         let port = try await DaemonHarness.run(fake(), token: "x") { harness in try #require(harness.tcpPort) }
-        let peer = HTTPMigrationPeer(host: "127.0.0.1", port: port, token: "x")
+        let peer = HTTPMigrationPeer(address: try HostPort(host: "127.0.0.1", port: port), token: "x")
         do {
             _ = try await peer.abortIncoming("web")
             Issue.record("a closed port answered")
@@ -166,6 +196,6 @@ import Testing
             #expect(message.hasPrefix("destination 127.0.0.1:\(port): "), "\(message)")
             #expect(message.contains("Connection refused"), "\(message)")
         }
-        #expect(HTTPMigrationPeer(host: "2001:db8::2", port: 7070, token: nil).address == "[2001:db8::2]:7070")
+        #expect(HTTPMigrationPeer(address: "[2001:db8::2]:7070", token: nil).address.description == "[2001:db8::2]:7070")
     }
 }

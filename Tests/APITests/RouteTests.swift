@@ -65,6 +65,7 @@ import Testing
                                                     paused: true))])
     }
 
+    /// The route only decodes; the control's `validate()` refusal keeps its status and message.
     @Test func upRefusesARelativeProfilePath() async throws {
         try await withApp { client in
             let response = try await client.execute(uri: "/v1/vms", method: .post, headers: Self.jsonHeaders,
@@ -72,9 +73,9 @@ import Testing
             #expect(response.status == .badRequest)
             let error = try errorBody(response)
             #expect(error.error == "invalid-request")
-            #expect(error.message.contains("absolute"))
+            #expect(error.message == "PROFILE: 'web.yaml' must be an absolute path on the daemon's host")
         }
-        #expect(await fake.calls.isEmpty)
+        #expect(await fake.calls == [.up(UpRequest(profile: "web.yaml"))])
     }
 
     @Test func statusOfKnownAndUnknownVM() async throws {

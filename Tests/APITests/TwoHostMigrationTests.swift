@@ -25,7 +25,7 @@ enum TwoHostEnvironment {
 }
 
 /// Two real `corral daemon`s, one per network namespace (`scripts/netns-hosts`: 192.0.2.1 and
-/// 192.0.2.2), driven through the real `corral` binary. The CLI reaches each daemon over its Unix
+/// 192.0.2.2, or 2001:db8::1 and 2001:db8::2), driven through the real `corral` binary. The CLI reaches each daemon over its Unix
 /// socket (sockets cross namespaces); the daemons and their QEMUs reach each other only over TCP.
 /// Needs root (namespaces) and the test guest; each test tears everything down.
 @Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: TwoHostEnvironment.usable))
@@ -35,6 +35,8 @@ struct TwoHostMigrationTests {
     static let prefix = "ct\(getpid() % 100_000)"
     static let hostA = "192.0.2.1"
     static let hostB = "192.0.2.2"
+    static let hostA6 = "2001:db8::1"
+    static let hostB6 = "2001:db8::2"
     static let port = 7070
     static var destination: String { "\(hostB):\(port)" }
     static let vm = "vm"
@@ -47,6 +49,8 @@ struct TwoHostMigrationTests {
     struct Hosts {
         var root: String
         var tokenFile: String
+        /// B's TCP API as `--to` takes it: `192.0.2.2:7070`, or `[2001:db8::2]:7070` over IPv6.
+        var destination: String
         var a: ProcessHandle
         var b: ProcessHandle
 
@@ -122,8 +126,9 @@ struct TwoHostMigrationTests {
 
     // MARK: Setup and teardown
 
-    /// Namespaces up, one daemon in each, `body`, then every process of the test killed and everything removed.
-    static func withHosts(_ body: (Hosts) async throws -> Void) async throws {
+    /// Namespaces up, one daemon in each (listening on the hosts' IPv6 addresses with `ipv6`), `body`, then every
+    /// process of the test killed and everything removed.
+    static func withHosts(ipv6: Bool = false, _ body: (Hosts) async throws -> Void) async throws {
         guard FileManager.default.fileExists(atPath: BinaryTCPTests.kernel),
             FileManager.default.fileExists(atPath: BinaryTCPTests.initrd)
         else {
@@ -147,26 +152,28 @@ struct TwoHostMigrationTests {
         let tokenFile = root + "/token"
         try "two-hosts-secret\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
 
-        func startDaemon(_ side: String, address: String) async throws -> ProcessHandle {
+        func startDaemon(_ side: String, address: HostPort) async throws -> ProcessHandle {
             let log = root + "/daemon-\(side).log"
             let handle = try ProcessLauncher.launch(LaunchSpec(
                 executable: ip,
                 arguments: ["netns", "exec", "\(prefix)-\(side)", BinaryTCPTests.binary, "daemon",
                             "--state-dir", root + "/state-\(side)", "--socket", root + "/\(side).sock",
-                            "--listen", "\(address):\(port)", "--token-file", tokenFile,
+                            "--listen", "\(address)", "--token-file", tokenFile,
                             "--no-ksm", "--no-auto-balloon"],
                 outputFile: log))
             let listening = await BinaryTCPTests.firstLine(in: log, within: .seconds(60)) {
-                $0.contains("tcp=\(address):\(port)") && $0.contains("listening")
+                $0.split(separator: " ").contains("tcp=\(address)") && $0.contains("listening")
             }
             if listening == nil {
                 let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-                throw Failed(description: "daemon \(side) did not listen on \(address):\(port):\n\(text)")
+                throw Failed(description: "daemon \(side) did not listen on \(address):\n\(text)")
             }
             return handle
         }
-        let a = try await startDaemon("a", address: hostA)
-        let b = try await startDaemon("b", address: hostB)
+        let addressA = try HostPort(host: ipv6 ? hostA6 : hostA, port: port)
+        let addressB = try HostPort(host: ipv6 ? hostB6 : hostB, port: port)
+        let a = try await startDaemon("a", address: addressA)
+        let b = try await startDaemon("b", address: addressB)
         // The Unix socket is published after TCP may already listen: wait for both.
         for side in ["a", "b"] {
             let socket = root + "/\(side).sock"
@@ -176,7 +183,7 @@ struct TwoHostMigrationTests {
             }
             if ready == nil { throw Failed(description: "daemon \(side) did not publish \(socket)") }
         }
-        try await body(Hosts(root: root, tokenFile: tokenFile, a: a, b: b))
+        try await body(Hosts(root: root, tokenFile: tokenFile, destination: addressB.description, a: a, b: b))
     }
 
     // MARK: Heartbeats
@@ -263,14 +270,14 @@ struct TwoHostMigrationTests {
         }
 
         let migrate = try await hosts.corral(
-            ["migrate", vm, "--to", destination, "--token-file", hosts.tokenFile] + extra, socket: hosts.socketA)
+            ["migrate", vm, "--to", hosts.destination, "--token-file", hosts.tokenFile] + extra, socket: hosts.socketA)
         follower.stop()
         await watch.value
         transcript.stop()
         let lines = await recording.value
 
         try #require(migrate.status == .exited(0), "\(migrate)")
-        #expect(migrate.output.contains("\(vm) migrated to \(destination) in "), "\(migrate)")
+        #expect(migrate.output.contains("\(vm) migrated to \(hosts.destination) in "), "\(migrate)")
         #expect(try await hosts.list(hosts.socketA).isEmpty)
         let onB = try await hosts.list(hosts.socketB)
         #expect(onB.map(\.name) == [vm])
@@ -351,6 +358,89 @@ struct TwoHostMigrationTests {
             #expect(files.count == 1)
             #expect(files.allSatisfy { $0.hasPrefix(hosts.stateB + "/") }, "\(files)")
             #expect(files.allSatisfy { FileManager.default.fileExists(atPath: $0) }, "\(files)")
+        }
+    }
+
+    /// IPv6 between the hosts (2001:db8::1 and 2001:db8::2): both daemons listen on `[2001:db8::N]:7070`, and
+    /// `corral migrate --to [2001:db8::2]:7070 --with-storage` carries the guest and its disk over — the peer calls,
+    /// the migration stream (`tcp:[2001:db8::2]:PORT`) and the NBD mirror (host `2001:db8::2`, a free port found
+    /// on that address) all go over IPv6. The source writes the destination once, in brackets: in its status while
+    /// migrating, in its events and in the result; never `[[…]]`.
+    @Test func ipv6DestinationCarriesTheGuestAndItsDisk() async throws {
+        try await Self.withHosts(ipv6: true) { hosts in
+            let destination = "[2001:db8::2]:7070"
+            #expect(hosts.destination == destination)
+            let source = try await hosts.upOnA(disk: hosts.root + "/only-a/data.qcow2")
+            #expect(source.state == .running)
+            let highest = HighestHeartbeat()
+            let (follower, watch) = Self.follow(hosts.serialA, into: highest)
+            let transcript = LogFollower(path: hosts.transcriptA)
+            let recording = Task {
+                var lines: [TranscriptLine] = []
+                for await text in transcript.lines() {
+                    if let line = TranscriptLine(text) { lines.append(line) }
+                }
+                return lines
+            }
+
+            // Held to 8 MiB/s, so the source's status can be read while the migration runs.
+            let output = hosts.root + "/migrate-v6.out"
+            let migrate = try hosts.migrateInBackground(
+                [Self.vm, "--to", destination, "--token-file", hosts.tokenFile, "--with-storage", "--bandwidth", "8M",
+                 "--json"], output: output)
+            let progressing = await BinaryTCPTests.firstLine(in: output, within: .seconds(120)) {
+                $0.hasPrefix(#"{"progress":"#) || $0.contains(#""error":"#)
+            }
+            try #require(progressing?.hasPrefix(#"{"progress":"#) == true,
+                         "no progress: \((try? String(contentsOfFile: output, encoding: .utf8)) ?? "")")
+            let during = try await hosts.corral(["status", Self.vm, "--json"], socket: hosts.socketA)
+            let migrating = try JSONDecoder().decode(VMStatus.self, from: Data(during.output.utf8))
+            #expect(migrating.state == .migrating, "\(during)")
+            #expect(migrating.migration?.to == destination, "\(during)")
+
+            let ended = await migrate.waitForExit(timeout: .seconds(300))
+            follower.stop()
+            await watch.value
+            transcript.stop()
+            let lines = await recording.value
+            let stream = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+            try #require(ended == .exited(0), "\(stream)")
+            let last = try #require(stream.split(separator: "\n").last)
+            let outcome = try JSONDecoder().decode(MigrationStreamMessage.self, from: Data(last.utf8))
+            #expect(outcome.result?.destination == destination, "\(last)")
+
+            // The same guest runs on B, on its own copy of the disk.
+            #expect(try await hosts.list(hosts.socketA).isEmpty)
+            let onB = try JSONDecoder().decode(VMStatus.self, from: Data(
+                try await hosts.corral(["status", Self.vm, "--json"], socket: hosts.socketB).output.utf8))
+            #expect(onB.state == .running)
+            #expect(onB.disks.map(\.file).allSatisfy { $0.hasPrefix(hosts.stateB + "/") }, "\(onB.disks)")
+            let lastOnA = highest.highest
+            #expect(lastOnA >= 0, "no heartbeat seen on A")
+            let firstOnB = try await Self.heartbeat(in: hosts.serialB) { _ in true }
+            #expect(firstOnB > lastOnA, "B's first heartbeat \(firstOnB) is not after A's last \(lastOnA)")
+            let serialB = try String(contentsOfFile: hosts.serialB, encoding: .utf8)
+            #expect(!serialB.contains("corral-init: ready"), "the guest booted again on B:\n\(serialB.suffix(1500))")
+            _ = try await Self.heartbeat(in: hosts.serialB) { $0 > firstOnB + 2 }
+
+            // What A's QEMU was told: the stream to a bracketed IPv6 URI, the NBD client to the bare address.
+            let uri = Self.sent("migrate", in: lines).last?["uri"]?.stringValue ?? ""
+            #expect(uri.hasPrefix("tcp:[2001:db8::2]:") && !uri.contains("[["), "\(uri)")
+            let nbd = Self.sent("blockdev-add", in: lines).compactMap { $0["server"] }
+            #expect(!nbd.isEmpty && nbd.allSatisfy { $0["host"]?.stringValue == "2001:db8::2" }, "\(nbd)")
+
+            // A's events name the destination once, in brackets.
+            let events = try await hosts.corral(["events", Self.vm, "--no-follow", "--history", "500", "--json"],
+                                                socket: hosts.socketA)
+            let decoded = events.output.split(separator: "\n").compactMap {
+                try? JSONDecoder().decode(CorralEvent.self, from: Data($0.utf8))
+            }
+            let named = decoded.filter { ["migration-started", "migrated"].contains($0.name) }
+            #expect(named.map(\.name) == ["migration-started", "migrated"], "\(events)")
+            #expect(named.allSatisfy { $0.data?["to"]?.stringValue == destination }, "\(events)")
+            for text in [stream, events.output, during.output] {
+                #expect(!text.contains("[["), "\(text)")
+            }
         }
     }
 

@@ -15,7 +15,7 @@ import Testing
 
     @Test func destinationSetupPlainPrecopy() {
         let steps = MigrationPlan.destinationSetup(options: MigrationOptions(),
-                                                   listen: MigrationEndpoint(host: "192.0.2.2", port: 49152),
+                                                   listen: "192.0.2.2:49152",
                                                    tlsCredsID: nil)
         #expect(steps.map(\.command) == ["migrate-set-capabilities", "migrate-set-parameters", "migrate-incoming"])
         #expect(caps(steps[0]) == ["events": true, "postcopy-ram": false, "multifd": false,
@@ -26,7 +26,7 @@ import Testing
 
     @Test func destinationSetupMatchesSourceOnlyWhereItMust() {
         let options = MigrationOptions(multifdChannels: 4, autoConverge: true, tls: true)
-        let steps = MigrationPlan.destinationSetup(options: options, listen: MigrationEndpoint(host: "::1", port: 7),
+        let steps = MigrationPlan.destinationSetup(options: options, listen: "[::1]:7",
                                                    tlsCredsID: "corral-mig-tls")
         #expect(caps(steps[0]) == ["events": true, "postcopy-ram": false, "multifd": true,
                                    "late-block-activate": true])
@@ -61,7 +61,7 @@ import Testing
         #expect(caps(steps[0])["xbzrle"] == true)
         #expect(steps[1].arguments["tls-hostname"] == "")
         let dest = MigrationPlan.destinationSetup(options: MigrationOptions(postcopy: true),
-                                                  listen: MigrationEndpoint(host: "h", port: 1), tlsCredsID: nil)
+                                                  listen: "h:1", tlsCredsID: nil)
         #expect(caps(dest[0])["postcopy-ram"] == true)
     }
 
@@ -76,10 +76,13 @@ import Testing
     }
 
     @Test func nbdServerAndExports() {
-        #expect(MigrationPlan.nbdServerStart(host: "192.0.2.2", port: 10809, tlsCredsID: nil)
+        #expect(MigrationPlan.nbdServerStart("192.0.2.2:10809", tlsCredsID: nil)
             == QMPStep("nbd-server-start",
                                 ["addr": ["type": "inet", "data": ["host": "192.0.2.2", "port": "10809"]]]))
-        #expect(MigrationPlan.nbdServerStart(host: "h", port: 1, tlsCredsID: "t").arguments["tls-creds"] == "t")
+        // QEMU's InetSocketAddress takes an IPv6 host without brackets.
+        #expect(MigrationPlan.nbdServerStart("[2001:db8::2]:10809", tlsCredsID: nil).arguments["addr"]?["data"]
+            == ["host": "2001:db8::2", "port": "10809"])
+        #expect(MigrationPlan.nbdServerStart("h:1", tlsCredsID: "t").arguments["tls-creds"] == "t")
         #expect(MigrationPlan.blockExportAdd(nodeName: "fmt-root", exportName: "fmt-root")
             == QMPStep("block-export-add", ["type": "nbd", "id": "export-fmt-root", "node-name": "fmt-root",
                                                      "name": "fmt-root", "writable": true]))
@@ -90,7 +93,7 @@ import Testing
         #expect(disk.exportName == "fmt-root")
         #expect(disk.nbdClientNode == "nbd-root")
         #expect(disk.mirrorJobID == "mirror-fmt-root")
-        let nbd = MigrationEndpoint(host: "192.0.2.2", port: 10809)
+        let nbd: HostPort = "192.0.2.2:10809"
         let steps = MigrationPlan.startMirrors([disk], nbd: nbd, tlsCredsID: nil)
         #expect(steps == [
             QMPStep("blockdev-add", ["driver": "nbd", "node-name": "nbd-root",
@@ -100,6 +103,8 @@ import Testing
                                                  "target": "nbd-root", "sync": "full"]),
         ])
         #expect(MigrationPlan.startMirrors([disk], nbd: nbd, tlsCredsID: "t")[0].arguments["tls-creds"] == "t")
+        #expect(MigrationPlan.startMirrors([disk], nbd: "[2001:db8::2]:10809", tlsCredsID: nil)[0].arguments["server"]
+            == ["type": "inet", "host": "2001:db8::2", "port": "10809"])
         #expect(MigrationPlan.finishMirrors([disk], force: false)
             == [QMPStep("block-job-cancel", ["device": "mirror-fmt-root"])])
         #expect(MigrationPlan.finishMirrors([disk], force: true)
@@ -128,10 +133,11 @@ import Testing
             == false)
     }
 
-    @Test func endpointURIs() {
-        #expect(MigrationEndpoint(host: "192.0.2.1", port: 1).uri == "tcp:192.0.2.1:1")
-        #expect(MigrationEndpoint(host: "fe80::1", port: 2).uri == "tcp:[fe80::1]:2")
-        #expect(MigrationEndpoint(host: "[::1]", port: 3).uri == "tcp:[::1]:3")
-        #expect(MigrationEndpoint(host: "host-b", port: 4).uri == "tcp:host-b:4")
+    @Test func migrationURIsBracketIPv6Once() throws {
+        #expect(try HostPort(host: "192.0.2.1", port: 1).migrationURI == "tcp:192.0.2.1:1")
+        #expect(try HostPort(host: "fe80::1", port: 2).migrationURI == "tcp:[fe80::1]:2")
+        #expect(try HostPort(parsing: "[::1]:3").migrationURI == "tcp:[::1]:3")
+        #expect(try HostPort(host: "host-b", port: 4).migrationURI == "tcp:host-b:4")
+        #expect(try HostPort(host: "2001:db8::2", port: 0).migrationURI == "tcp:[2001:db8::2]:0")
     }
 }

@@ -1,3 +1,4 @@
+import CorralModel
 @testable import CorralWire
 import Foundation
 import Synchronization
@@ -207,7 +208,7 @@ struct HTTPCallTests {
         let port = Int(UInt16(bigEndian: address.sin_port))
         close(fd)
         await #expect(throws: HTTPTransportError.connect(.connect(errno: ECONNREFUSED))) {
-            _ = try await HTTPCall.send(HTTPRequest(method: "GET", target: "/"), to: .tcp(host: "127.0.0.1", port: port),
+            _ = try await HTTPCall.send(HTTPRequest(method: "GET", target: "/"), to: .tcp(try HostPort(host: "127.0.0.1", port: port)),
                                         timeout: .seconds(1), timeoutCoversBody: true)
         }
     }

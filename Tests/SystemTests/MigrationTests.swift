@@ -21,7 +21,7 @@ import Testing
         let root = Guest.tempFolder(tag)
         let source = try await VMManager.open(stateRoot: root + "/a")
         let destination = try await VMManager.open(stateRoot: root + "/b")
-        await source.setPeerConnector { _, _, _ in LocalMigrationPeer(destination) }
+        await source.setPeerConnector { _, _ in LocalMigrationPeer(destination) }
         return Pair(source: source, destination: destination, root: root)
     }
 
@@ -242,7 +242,7 @@ import Testing
     func pair(_ root: String, sourceTLS: String, destinationTLS: String) async throws -> (VMManager, VMManager) {
         let source = try await VMManager.open(stateRoot: root + "/a", options: DaemonOptions(tlsDirectory: sourceTLS))
         let destination = try await VMManager.open(stateRoot: root + "/b", options: DaemonOptions(tlsDirectory: destinationTLS))
-        await source.setPeerConnector { _, _, _ in LocalMigrationPeer(destination) }
+        await source.setPeerConnector { _, _ in LocalMigrationPeer(destination) }
         return (source, destination)
     }
 
@@ -267,7 +267,7 @@ import Testing
 
         // The right CA on both sides: the stream is encrypted and the migration completes.
         let right = try await VMManager.open(stateRoot: root + "/c", options: DaemonOptions(tlsDirectory: certs))
-        await source.setPeerConnector { _, _, _ in LocalMigrationPeer(right) }
+        await source.setPeerConnector { _, _ in LocalMigrationPeer(right) }
         let before = try await HeartbeatWait.first(in: up.serialLog) { _ in true }
         _ = try await source.migrateAndWait("secret", MigrateRequest(to: "127.0.0.1:7000", options: MigrationOptions(tls: true)))
         let moved = try await right.status("secret")

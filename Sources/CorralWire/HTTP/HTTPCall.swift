@@ -4,18 +4,19 @@ import FoundationEssentials
 import Foundation
 #endif
 import Synchronization
+import CorralModel
 import UnixSockets
 
 /// Where an HTTP server listens.
 package enum HTTPEndpoint: Sendable, Equatable {
     case unixSocket(String)
-    case tcp(host: String, port: Int)
+    case tcp(HostPort)
 
     /// The Host header's value.
     var hostHeader: String {
         switch self {
         case .unixSocket: return "localhost"
-        case .tcp(let host, let port): return (host.contains(":") ? "[\(host)]" : host) + ":\(port)"
+        case .tcp(let address): return address.description
         }
     }
 }
@@ -154,7 +155,8 @@ package final class HTTPCall: Sendable {
                 } catch {
                     throw SocketFailure(error)
                 }
-            case .tcp(let host, let port): connection = try TCPConnect.connect(host: host, port: port, timeout: connectTimeout)
+            case .tcp(let address):
+                connection = try TCPConnect.connect(host: address.host, port: address.port, timeout: connectTimeout)
             }
         } catch {
             throw .connect(error)

@@ -14,8 +14,10 @@ extension ManagedVM {
         onIncomingLost = handler
     }
 
-    /// Sets capabilities, starts listening for the stream (and, with storage, the NBD exports).
-    func listenForIncoming(_ request: IncomingRequest, tlsDirectory: String) async throws(ControlError) -> IncomingReply {
+    /// Sets capabilities, starts listening for the stream (and, with storage, the NBD exports) on `listen`'s host;
+    /// `listen.port` is 0, QEMU picks the stream's port.
+    func listenForIncoming(_ request: IncomingRequest, listen: HostPort,
+                           tlsDirectory: String) async throws(ControlError) -> IncomingReply {
         guard let vm = running else { throw .internalError("the incoming QEMU is not running") }
         let qmp = vm.qmp
         func send(_ step: QMPStep) async throws(ControlError) {
@@ -34,24 +36,25 @@ extension ManagedVM {
         }
         var reply = IncomingReply(uri: "")
         if request.options.withStorage {
-            let port = try Self.freeTCPPort(host: request.listenHost)
-            try await send(MigrationPlan.nbdServerStart(host: request.listenHost, port: port, tlsCredsID: tlsID))
+            let nbd = try Self.freeTCPPort(on: listen)
+            try await send(MigrationPlan.nbdServerStart(nbd, tlsCredsID: tlsID))
             let disks = allDisks().map(MigrationDisk.init)
             for step in MigrationPlan.exportDisks(disks) { try await send(step) }
-            reply.nbdHost = request.listenHost
-            reply.nbdPort = port
+            reply.nbdHost = nbd.host
+            reply.nbdPort = nbd.port
             for disk in allDisks() { reply.exports[disk.id] = MigrationDisk(disk).exportName }
         }
-        let listen = MigrationEndpoint(host: request.listenHost, port: 0)
         for step in MigrationPlan.destinationSetup(options: request.options, listen: listen, tlsCredsID: tlsID) {
             try await send(step)
         }
         // Port 0: QEMU picked one; query-migrate tells which.
         let info: JSONValue
         do { info = try await qmp.queryMigrate() } catch { throw .qmpFailed(error) }
-        guard let address = info["socket-address"]?[0], let port = address["port"]?.stringValue ?? address["port"]?.intValue.map({ String($0) })
+        guard let address = info["socket-address"]?[0],
+            let port = address["port"]?.stringValue.flatMap({ Int($0) }) ?? address["port"]?.intValue.map({ Int($0) }),
+            let stream = try? listen.with(port: port)
         else { throw .internalError("QEMU did not report its incoming migration port") }
-        reply.uri = "tcp:\(request.listenHost):\(port)"
+        reply.uri = stream.migrationURI
         await hub.publish(vm: name, .incomingReady, ["uri": .string(reply.uri)])
         return reply
     }
@@ -119,25 +122,39 @@ extension ManagedVM {
         await end(note: "incoming migration aborted")
     }
 
-    /// A port the kernel considers free right now (bind to port 0, read it, close).
-    static func freeTCPPort(host: String) throws(ControlError) -> Int {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+    /// `address`'s host with a TCP port the kernel considers free right now (bind to port 0, read it, close).
+    /// IPv4, IPv6 or a name (its first address).
+    static func freeTCPPort(on address: HostPort) throws(ControlError) -> HostPort {
+        var hints = addrinfo()
+        hints.ai_family = AF_UNSPEC
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_PASSIVE
+        var list: UnsafeMutablePointer<addrinfo>?
+        let resolved = getaddrinfo(address.host, "0", &hints, &list)
+        guard resolved == 0, let first = list?.pointee else {
+            throw .refused("cannot listen on \(address.host): \(String(cString: gai_strerror(resolved)))")
+        }
+        defer { freeaddrinfo(list) }
+        let fd = socket(first.ai_family, Int32(SOCK_STREAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
         guard fd >= 0 else { throw .internalError("socket(): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = 0
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else {
-            throw .invalidRequest("'\(host)' is not an IPv4 address this daemon can listen on")
+        guard bind(fd, first.ai_addr, first.ai_addrlen) == 0 else {
+            throw .refused("cannot listen on \(address.host): \(String(cString: strerror(errno)))")
         }
-        let bound = withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw .refused("cannot listen on \(host): \(String(cString: strerror(errno)))") }
-        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &address) {
+        var bound = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &bound) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
         }
-        return Int(UInt16(bigEndian: address.sin_port))
+        guard named == 0 else { throw .internalError("getsockname(): \(String(cString: strerror(errno)))") }
+        let networkOrder: in_port_t = withUnsafePointer(to: &bound) { storage in
+            if Int32(storage.pointee.ss_family) == AF_INET6 {
+                return storage.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_port }
+            }
+            return storage.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_port }
+        }
+        do { return try address.with(port: Int(UInt16(bigEndian: networkOrder))) } catch {
+            throw .internalError("free port for \(address.host): \(error.description)")
+        }
     }
 }

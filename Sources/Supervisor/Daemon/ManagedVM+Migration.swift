@@ -21,21 +21,21 @@ extension ManagedVM {
     /// How often the source asks `query-migrate` for progress figures (the end comes from MIGRATION events).
     static let migrationProgressInterval: Duration = .milliseconds(250)
 
-    /// `onProgress` gets every progress figure as it comes (the caller streams it to `corral migrate`).
-    func migrateOut(_ request: MigrateRequest, to endpoint: MigrationEndpoint, peer: any MigrationPeer,
-                    tlsDirectory: String, onProgress: @escaping @Sendable (MigrationProgress) -> Void = { _ in })
+    /// `request` has passed `validate()` (`VMManager.migrate`). `onProgress` gets every progress figure as it comes
+    /// (the caller streams it to `corral migrate`).
+    func migrateOut(_ request: MigrateRequest, peer: any MigrationPeer, tlsDirectory: String,
+                    onProgress: @escaping @Sendable (MigrationProgress) -> Void = { _ in })
         async throws(ControlError) -> MigrationResult
     {
         try check(.migrate)
         let options = request.options
-        let problems = options.problems()
-        guard problems.isEmpty else { throw .invalidRequest(problems.joined(separator: "; ")) }
+        let endpoint = request.to
         if options.tls, !FileOps.exists(tlsDirectory + "/ca-cert.pem") {
             throw .invalidRequest("--tls needs certificates in \(tlsDirectory) (ca-cert.pem, client-cert.pem, client-key.pem)")
         }
         guard let vm = running else { throw .conflict("\(name) has no QEMU running") }
         let previous = state
-        let destination = "\(endpoint.host):\(endpoint.port)"
+        let destination = endpoint.description
         await feed(.migrationStarted)
         outgoing = OutgoingMigration(destination: destination)
         await hub.publish(vm: name, .migrationStarted, ["to": .string(destination)])

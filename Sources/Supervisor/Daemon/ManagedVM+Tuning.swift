@@ -159,20 +159,12 @@ extension ManagedVM {
 
     // MARK: Live tuning
 
+    /// `request` has passed `validate()` (`VMManager.setTuning`); what is left to check depends on the VM.
     func setTuning(_ request: TuningRequest) async throws(ControlError) {
         var overcommit = config.profile.overcommit
-        if let weight = request.cpuWeight {
-            guard (1...10000).contains(weight) else { throw .invalidRequest("--cpu-weight: \(weight) is outside 1…10000") }
-            overcommit.cpuWeight = weight
-        }
-        if let quota = request.cpuQuotaPercent {
-            guard (0...25500).contains(quota) else { throw .invalidRequest("--cpu-quota: \(quota)% is outside 0…25500% (0 removes it)") }
-            overcommit.cpuQuotaPercent = quota == 0 ? nil : quota
-        }
-        if let shares = request.memoryShares {
-            guard shares >= 1 else { throw .invalidRequest("--memory-shares: \(shares) must be at least 1") }
-            overcommit.memoryShares = shares
-        }
+        if let weight = request.cpuWeight { overcommit.cpuWeight = weight }
+        if let quota = request.cpuQuotaPercent { overcommit.cpuQuotaPercent = quota == 0 ? nil : quota }
+        if let shares = request.memoryShares { overcommit.memoryShares = shares }
         var balloon = config.profile.memory.balloon
         if let text = request.balloonMin {
             guard balloon != nil else { throw .invalidRequest("\(name) has no balloon device: add memory.balloon to its profile") }

@@ -25,21 +25,19 @@ extension VMManager: MigrationControl {
         guard let connector = peerConnector else {
             throw .internalError("this daemon has no way to reach other daemons (no peer connector)")
         }
-        let problems = request.options.problems()
-        guard problems.isEmpty else { throw .invalidRequest(problems.joined(separator: "; ")) }
-        let endpoint = try Self.parseHostPort(request.to)
+        do { try request.validate() } catch { throw ControlError(error) }
         // Refused now when it cannot start (the VM's queue checks again when the migration's turn comes).
         if let refusal = Lifecycle.refusal(.migrate, vm: name, state: await vm.currentState) {
             throw .conflict(refusal)
         }
-        let peer = connector(endpoint.host, endpoint.port, request.token)
+        let peer = connector(request.to, request.token)
         let tls = tlsDirectory
         // Only the newest progress matters to a slow reader; the outcome, sent last, is never dropped.
         let (updates, sink) = AsyncStream<MigrationUpdate>.makeStream(bufferingPolicy: .bufferingNewest(64))
         let job = Task { () async -> Void in
             do throws(ControlError) {
                 let result = try await vm.queue.run { () async throws(ControlError) -> MigrationResult in
-                    try await vm.migrateOut(request, to: endpoint, peer: peer, tlsDirectory: tls) { progress in
+                    try await vm.migrateOut(request, peer: peer, tlsDirectory: tls) { progress in
                         sink.yield(.progress(progress))
                     }
                 }
@@ -75,12 +73,16 @@ extension VMManager: MigrationControl {
     public func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply {
         var config = request.config
         let name = config.profile.name
-        guard VMManager.isValidName(name) else { throw .invalidRequest("'\(name)' is not a valid VM name") }
+        guard VMName.isValid(name) else { throw .invalidRequest("'\(name)' is not a valid VM name (\(VMName.rule))") }
         if let existing = vms[name] {
             throw .conflict("a VM named \(name) already exists here (\(await existing.currentState.rawValue))")
         }
         let problems = request.options.problems()
         guard problems.isEmpty else { throw .invalidRequest(problems.joined(separator: "; ")) }
+        let listen: HostPort
+        do { listen = try HostPort(host: request.listenHost, port: 0) } catch {
+            throw .invalidRequest("listenHost: \(error.description)")
+        }
         guard HostProbe.findExecutable(config.profile.qemu.binary) != nil else {
             throw .refused("QEMU binary '\(config.profile.qemu.binary)' is not installed on this host")
         }
@@ -139,7 +141,7 @@ extension VMManager: MigrationControl {
                     }
                 }
                 try await vm.launch(paused: true, incoming: "defer")
-                return try await vm.listenForIncoming(request, tlsDirectory: tls)
+                return try await vm.listenForIncoming(request, listen: listen, tlsDirectory: tls)
             }
         } catch {
             await vm.abortIncoming()
@@ -171,13 +173,6 @@ extension VMManager: MigrationControl {
             logger.warning("incoming QEMU output", metadata: ["vm": "\(name)", "qemu": "\(output.joined(separator: " | "))"])
         }
         FileOps.removeTree(vm.paths.folder)
-    }
-
-    static func parseHostPort(_ text: String) throws(ControlError) -> MigrationEndpoint {
-        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]),
-            (1...65535).contains(port), colon != text.startIndex
-        else { throw .invalidRequest("--to: '\(text)' is not HOST:PORT") }
-        return MigrationEndpoint(host: String(text[..<colon]), port: port)
     }
 }
 

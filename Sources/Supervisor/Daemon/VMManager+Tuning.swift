@@ -17,7 +17,8 @@ extension VMManager: TuningControl {
     }
 
     public func setTuning(_ name: String, _ request: TuningRequest) async throws(ControlError) -> VMStatus {
-        try await queued(name) { vm throws(ControlError) in try await vm.setTuning(request) }
+        do { try request.validate() } catch { throw ControlError(error) }
+        return try await queued(name) { vm throws(ControlError) in try await vm.setTuning(request) }
     }
 
     public func host() async -> HostReport {

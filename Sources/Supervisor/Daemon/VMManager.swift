@@ -116,18 +116,14 @@ public actor VMManager: VMControl {
     // MARK: VMControl
 
     public func up(_ request: UpRequest) async throws(ControlError) -> VMStatus {
+        do { try request.validate() } catch { throw ControlError(error) }
         var profile: Profile
         do {
             profile = try ProfileLoader().load(path: request.profile)
         } catch {
             throw .invalidProfile(error.diagnostics)
         }
-        if let name = request.name {
-            guard VMManager.isValidName(name) else {
-                throw .invalidRequest("--name: '\(name)' must match [a-z0-9][a-z0-9-]{0,62}")
-            }
-            profile.name = name
-        }
+        if let name = request.name { profile.name = name }
         let name = profile.name
         if let existing = vms[name] {
             throw .conflict("a VM named \(name) already exists (\(await existing.currentState.rawValue)): "
@@ -261,11 +257,5 @@ public actor VMManager: VMControl {
             throw .notFound("no VM named \(name)\(vms.isEmpty ? "" : " (known: \(vms.keys.sorted().joined(separator: ", ")))")")
         }
         return vm
-    }
-
-    static func isValidName(_ name: String) -> Bool {
-        guard let first = name.utf8.first, name.utf8.count <= 63 else { return false }
-        func ok(_ c: UInt8) -> Bool { (c >= 97 && c <= 122) || (c >= 48 && c <= 57) }
-        return ok(first) && name.utf8.allSatisfy { ok($0) || $0 == UInt8(ascii: "-") }
     }
 }

@@ -305,11 +305,13 @@ public actor MigrationRun {
 
         case .startMirrors:
             guard let host = reply?.nbdHost, let port = reply?.nbdPort else {
-                let reason = "the destination did not export the disks over NBD"
-                cause = cause ?? .qmp(QMPFailure(command: "blockdev-mirror", desc: reason))
-                return .commandFailed(command: "blockdev-mirror", reason: reason)
+                return mirrorRefused("the destination did not export the disks over NBD")
             }
-            let steps = MigrationPlan.startMirrors(setup.disks, nbd: MigrationEndpoint(host: host, port: port),
+            let nbd: HostPort
+            do { nbd = try HostPort(host: host, port: port) } catch {
+                return mirrorRefused("the destination's NBD address: \(error.description)")
+            }
+            let steps = MigrationPlan.startMirrors(setup.disks, nbd: nbd,
                                                    tlsCredsID: tlsAdded ? MigrationPlan.tlsCredsID : nil)
             for step in steps {
                 if let failed = await send(step) { return failed }
@@ -389,6 +391,12 @@ public actor MigrationRun {
             failure = (reason, consequence)
             return nil
         }
+    }
+
+    /// The mirrors cannot start: a failure of `blockdev-mirror` before it is sent.
+    private func mirrorRefused(_ reason: String) -> MigrationInput {
+        cause = cause ?? .qmp(QMPFailure(command: "blockdev-mirror", desc: reason))
+        return .commandFailed(command: "blockdev-mirror", reason: reason)
     }
 
     /// Runs one command; a failure becomes the machine's `commandFailed` (and the first `cause`).
