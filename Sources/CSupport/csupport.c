@@ -19,3 +19,110 @@ int corral_spawn_closefrom(void *actions, int lowest) {
 short corral_posix_spawn_setsid(void) {
     return POSIX_SPAWN_SETSID;
 }
+
+#include <fcntl.h>
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <stdio.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <net/if.h>
+#include <linux/if_tun.h>
+#include <linux/sockios.h>
+
+static int corral_ifreq(const char *name, struct ifreq *ifr) {
+    if (strlen(name) >= IFNAMSIZ) return -ENAMETOOLONG;
+    memset(ifr, 0, sizeof(*ifr));
+    strncpy(ifr->ifr_name, name, IFNAMSIZ - 1);
+    return 0;
+}
+
+static int corral_ctl_socket(void) {
+    int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    return fd < 0 ? -errno : fd;
+}
+
+int corral_tap_open(const char *name, int vnet_hdr, int multi_queue) {
+    struct ifreq ifr;
+    int err = corral_ifreq(name, &ifr);
+    if (err) return err;
+    ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+    if (vnet_hdr) ifr.ifr_flags |= IFF_VNET_HDR;
+    if (multi_queue) ifr.ifr_flags |= IFF_MULTI_QUEUE;
+    int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+        int saved = errno;
+        close(fd);
+        return -saved;
+    }
+    return fd;
+}
+
+int corral_if_index(const char *name) {
+    if (strlen(name) >= IFNAMSIZ) return -ENAMETOOLONG;
+    unsigned int index = if_nametoindex(name);
+    return index == 0 ? -ENODEV : (int)index;
+}
+
+int corral_if_mtu(const char *name) {
+    struct ifreq ifr;
+    int err = corral_ifreq(name, &ifr);
+    if (err) return err;
+    int sock = corral_ctl_socket();
+    if (sock < 0) return sock;
+    int rc = ioctl(sock, SIOCGIFMTU, &ifr) < 0 ? -errno : ifr.ifr_mtu;
+    close(sock);
+    return rc;
+}
+
+int corral_if_set_mtu(const char *name, int mtu) {
+    struct ifreq ifr;
+    int err = corral_ifreq(name, &ifr);
+    if (err) return err;
+    ifr.ifr_mtu = mtu;
+    int sock = corral_ctl_socket();
+    if (sock < 0) return sock;
+    int rc = ioctl(sock, SIOCSIFMTU, &ifr) < 0 ? -errno : 0;
+    close(sock);
+    return rc;
+}
+
+int corral_if_up(const char *name) {
+    struct ifreq ifr;
+    int err = corral_ifreq(name, &ifr);
+    if (err) return err;
+    int sock = corral_ctl_socket();
+    if (sock < 0) return sock;
+    int rc = 0;
+    if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) {
+        rc = -errno;
+    } else {
+        ifr.ifr_flags |= IFF_UP;
+        if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) rc = -errno;
+    }
+    close(sock);
+    return rc;
+}
+
+int corral_bridge_add(const char *bridge, int ifindex) {
+    struct ifreq ifr;
+    int err = corral_ifreq(bridge, &ifr);
+    if (err) return err;
+    ifr.ifr_ifindex = ifindex;
+    int sock = corral_ctl_socket();
+    if (sock < 0) return sock;
+    int rc = ioctl(sock, SIOCBRADDIF, &ifr) < 0 ? -errno : 0;
+    close(sock);
+    return rc;
+}
+
+int corral_is_bridge(const char *name) {
+    char path[128];
+    if (strlen(name) >= IFNAMSIZ || strchr(name, '/')) return 0;
+    snprintf(path, sizeof path, "/sys/class/net/%s/bridge", name);
+    struct stat st;
+    return stat(path, &st) == 0 ? 1 : 0;
+}

@@ -246,19 +246,26 @@ public struct NIC: Sendable, Equatable, Codable {
     /// "52:54:00:xx:xx:xx" style, lower case; nil means a stable MAC derived from VM name + NIC id.
     public var mac: String?
     public var model: NICModel
-    /// Host bridge for `mode: bridge`.
+    /// Host bridge for `mode: bridge`: corral makes a tap, attaches it there and hands QEMU its descriptor.
     public var bridge: String?
-    /// Host tap device name for `mode: tap` (created beforehand by the operator).
+    /// Host tap device for `mode: tap`, created beforehand by the operator; without it corral makes the tap
+    /// (attached to nothing) and hands QEMU its descriptor.
     public var ifname: String?
+    /// virtio-net queue pairs on a tap corral makes (1…16); nil: the boot vCPU count, at most 8.
+    public var queues: Int?
+    /// vhost-net for a tap corral makes; nil: when the host has /dev/vhost-net.
+    public var vhost: Bool?
 
     public init(id: String, mode: NICMode = .user, mac: String? = nil, model: NICModel = .virtioNet,
-                bridge: String? = nil, ifname: String? = nil) {
+                bridge: String? = nil, ifname: String? = nil, queues: Int? = nil, vhost: Bool? = nil) {
         self.id = id
         self.mode = mode
         self.mac = mac
         self.model = model
         self.bridge = bridge
         self.ifname = ifname
+        self.queues = queues
+        self.vhost = vhost
     }
 }
 

@@ -259,10 +259,21 @@ extension ProfileChecker {
             switch nic.mode {
             case .bridge where nic.bridge == nil && usable(path + ".bridge"):
                 problem(path + ".mode", "bridge needs 'bridge' (the host bridge to attach to)")
-            case .tap where nic.ifname == nil && usable(path + ".ifname"):
-                problem(path + ".mode", "tap needs 'ifname' (the host tap device)")
             default:
                 break
+            }
+            let ownTap = nic.mode == .bridge || (nic.mode == .tap && nic.ifname == nil)
+            if let queues = nic.queues, usable(path + ".queues") {
+                if !ownTap {
+                    problem(path + ".queues", "is only used on a tap corral makes (mode bridge, or tap without ifname)")
+                } else if nic.model != .virtioNet {
+                    problem(path + ".queues", "needs model virtio-net (model is \(nic.model.rawValue))")
+                } else if !(1...16).contains(queues) {
+                    problem(path + ".queues", "must be between 1 and 16, got \(queues)")
+                }
+            }
+            if nic.vhost != nil, usable(path + ".vhost"), !ownTap || nic.model != .virtioNet {
+                problem(path + ".vhost", "is only used with model virtio-net on a tap corral makes (mode bridge, or tap without ifname)")
             }
             if nic.bridge != nil && nic.mode != .bridge {
                 problem(path + ".bridge", "is only used with mode bridge (mode is \(nic.mode.rawValue))")

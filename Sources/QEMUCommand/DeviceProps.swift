@@ -161,20 +161,21 @@ public enum DeviceProps {
         switch nic.mode {
         case .user:
             break
-        case .tap:
-            // The operator creates the tap beforehand; QEMU must not run ifup/ifdown scripts.
+        case .tap, .bridge:
+            // An operator's tap by name (QEMU must not run ifup/ifdown scripts). Taps corral makes (mode bridge,
+            // tap without ifname) are passed as descriptors instead: `TapPlan.netdev`.
+            props["type"] = "tap"
             if let ifname = nic.ifname { props["ifname"] = .string(ifname) }
             props["script"] = "no"
             props["downscript"] = "no"
-        case .bridge:
-            // Uses QEMU's setuid bridge helper, which checks /etc/qemu/bridge.conf.
-            if let bridge = nic.bridge { props["br"] = .string(bridge) }
         }
         return props
     }
 
     /// The guest side of a NIC: `virtio-net-pci` or `e1000e`, with the profile's MAC or a stable one.
-    public static func nicDevice(_ nic: NIC, vmName: String, bus: String?, addr: String? = nil) -> JSONObject {
+    /// `queues`: the tap's queue pairs (`TapPlan`), > 1 turns on virtio-net multiqueue.
+    public static func nicDevice(_ nic: NIC, vmName: String, bus: String?, addr: String? = nil,
+                                 queues: Int? = nil) -> JSONObject {
         var device: JSONObject = [
             "driver": .string(nic.model == .virtioNet ? "virtio-net-pci" : "e1000e"),
             "id": .string(nicDeviceID(nic)),
@@ -182,6 +183,11 @@ public enum DeviceProps {
         place(&device, bus: bus, addr: addr)
         device["netdev"] = .string(netdevID(nic))
         device["mac"] = .string(nic.mac ?? stableMAC(vmName: vmName, nicID: nic.id))
+        if let queues, queues > 1, nic.model == .virtioNet {
+            // Multiqueue: one MSI-X vector per queue each way, one for config, one for control.
+            device["mq"] = true
+            device["vectors"] = .int(Int64(2 * queues + 2))
+        }
         return device
     }
 

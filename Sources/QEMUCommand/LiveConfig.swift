@@ -101,9 +101,12 @@ public struct RuntimeOptions: Sendable, Equatable {
     public var startPaused: Bool
     /// `-incoming VALUE`, e.g. `defer` on a migration destination.
     public var incoming: String?
+    /// The host has /dev/vhost-net: taps corral makes use vhost unless a NIC says otherwise.
+    public var vhostNet: Bool
 
     public init(accel: ResolvedAccel, qmpSocket: String, serialLog: String? = nil, pidFile: String? = nil,
-                startPaused: Bool = false, incoming: String? = nil) {
+                startPaused: Bool = false, incoming: String? = nil, vhostNet: Bool = false) {
+        self.vhostNet = vhostNet
         self.accel = accel
         self.qmpSocket = qmpSocket
         self.serialLog = serialLog

@@ -73,8 +73,13 @@ public enum QEMUArgv {
         for disk in profile.disks + pluggedDisks {
             for node in DeviceProps.diskNodes(disk) { args += ["-blockdev", text(node)] }
         }
+        let taps = TapPlan.entries(config, vhostAvailable: runtime.vhostNet)
         for nic in profile.nics + config.hotplugged.nics.map(\.nic) {
-            args += ["-netdev", text(DeviceProps.netdev(nic))]
+            if let tap = taps.first(where: { $0.nicID == nic.id }) {
+                args += ["-netdev", text(TapPlan.netdev(nic, tap))]
+            } else {
+                args += ["-netdev", text(DeviceProps.netdev(nic))]
+            }
         }
         if let ram = DeviceProps.bootRAMBackend(profile.memory) { args += ["-object", text(ram)] }
         for dimm in config.hotplugged.memory {
@@ -98,7 +103,9 @@ public enum QEMUArgv {
         }
         for (index, nic) in profile.nics.enumerated() {
             let place = layout.nics[index]
-            args += ["-device", text(DeviceProps.nicDevice(nic, vmName: profile.name, bus: place.bus, addr: place.addr))]
+            let queues = taps.first(where: { $0.nicID == nic.id })?.queues
+            args += ["-device", text(DeviceProps.nicDevice(nic, vmName: profile.name, bus: place.bus, addr: place.addr,
+                                                           queues: queues))]
         }
         if let balloon = profile.memory.balloon, let place = layout.balloon {
             args += ["-device", text(DeviceProps.balloonDevice(balloon, bus: place.bus, addr: place.addr))]
@@ -111,8 +118,9 @@ public enum QEMUArgv {
         }
         for plugged in config.hotplugged.nics {
             let place = layout.placement(forPort: plugged.port)
+            let queues = taps.first(where: { $0.nicID == plugged.nic.id })?.queues
             args += ["-device", text(DeviceProps.nicDevice(plugged.nic, vmName: profile.name, bus: place.bus,
-                                                           addr: place.addr))]
+                                                           addr: place.addr, queues: queues))]
         }
         for dimm in config.hotplugged.memory {
             args += ["-device", text(DeviceProps.memoryDevice(dimm))]

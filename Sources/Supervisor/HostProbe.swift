@@ -17,6 +17,11 @@ public enum HostProbe {
         }
     }
 
+    /// vhost-net is there to be used (taps corral makes then get it unless the profile says `vhost: false`).
+    public static func vhostNetUsable(_ device: String = "/dev/vhost-net") -> Bool {
+        kvmUsable(device)
+    }
+
     public static func kvmUsable(_ device: String = "/dev/kvm") -> Bool {
         let fd = open(device, O_RDWR | O_CLOEXEC)
         guard fd >= 0 else { return false }

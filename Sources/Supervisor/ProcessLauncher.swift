@@ -17,6 +17,8 @@ public struct LaunchSpec: Sendable, Equatable {
     public var outputFile: String?
     /// Start a new session so the process survives its parent and ignores the terminal's Ctrl-C.
     public var detach: Bool
+    /// Descriptors handed to the child: key = the number the child finds it at (3 and up), value = ours.
+    public var passing: [Int32: Int32] = [:]
 
     public init(executable: String, arguments: [String], outputFile: String? = nil, detach: Bool = false) {
         self.executable = executable
@@ -230,8 +232,19 @@ public enum ProcessLauncher {
         let output = spec.outputFile ?? "/dev/null"
         posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Handed-over descriptors go where the child expects them. Ours are first copied above every target (and
+        // close-on-exec), so placing one never overwrites another that is still to be placed.
+        let highest = spec.passing.keys.max() ?? 2
+        var copies: [Int32] = []
+        defer { for copy in copies { close(copy) } }
+        for (target, source) in spec.passing.sorted(by: { $0.key < $1.key }) {
+            let copy = fcntl(source, F_DUPFD_CLOEXEC, highest + 1)
+            guard copy >= 0 else { throw LaunchError(executable: spec.executable, errno: errno) }
+            copies.append(copy)
+            posix_spawn_file_actions_adddup2(&actions, copy, target)
+        }
         // Nothing else we hold (QMP connections, API listeners, other VMs' sockets) reaches the child.
-        _ = withUnsafeMutablePointer(to: &actions) { corral_spawn_closefrom($0, 3) }
+        _ = withUnsafeMutablePointer(to: &actions) { corral_spawn_closefrom($0, highest + 1) }
 
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)

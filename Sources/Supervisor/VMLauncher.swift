@@ -34,7 +34,8 @@ public struct StartRequest: Sendable {
         RuntimeOptions(
             accel: accel, qmpSocket: paths.qmpSocket,
             serialLog: config.profile.serial == .log ? paths.serialLog : nil,
-            pidFile: paths.pidFile, startPaused: startPaused, incoming: incoming)
+            pidFile: paths.pidFile, startPaused: startPaused, incoming: incoming,
+            vhostNet: HostProbe.vhostNetUsable())
     }
 }
 
@@ -123,12 +124,23 @@ public struct VMLauncher: VMLaunching {
             throw fail(error.description)
         }
 
-        let argv = QEMUArgv.build(request.config, request.runtimeOptions)
+        let runtime = request.runtimeOptions
+        let argv = QEMUArgv.build(request.config, runtime)
+        // The taps the argv names by descriptor: made and opened here, handed to QEMU, our copies closed at once.
+        let taps: OpenedTaps
+        do {
+            taps = try TapDevices.open(TapPlan.entries(request.config, vhostAvailable: runtime.vhostNet))
+        } catch {
+            provisioner.rollback(created)
+            throw fail(error.description)
+        }
         let outputStart = Self.fileSize(paths.qemuOutput)
         let process: ProcessHandle
         do {
+            defer { taps.closeAll() }
             var spec = LaunchSpec(argv: argv, outputFile: paths.qemuOutput, detach: request.detach)
             spec.path = binary
+            spec.passing = taps.descriptors
             process = try ProcessLauncher.launch(spec)
         } catch {
             provisioner.rollback(created)

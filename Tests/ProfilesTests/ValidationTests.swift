@@ -154,8 +154,10 @@ struct BrokenField: Sendable, CustomTestStringConvertible {
                     "web.yaml:26:9: disks[1].id: 'root' is already used by disks[0]"),
         BrokenField("bridge mode without bridge", [34: "#"],
                     "web.yaml:33:11: nics[1].mode: bridge needs 'bridge' (the host bridge to attach to)"),
-        BrokenField("tap mode without ifname", [33: "    mode: tap", 34: "#"],
-                    "web.yaml:33:11: nics[1].mode: tap needs 'ifname' (the host tap device)"),
+        BrokenField("queues out of range", [34: "    bridge: br0\n    queues: 17"],
+                    "web.yaml:35:13: nics[1].queues: must be between 1 and 16, got 17"),
+        BrokenField("queues on an operator's tap", [33: "    mode: tap", 34: "    ifname: tap0\n    queues: 2"],
+                    "web.yaml:35:13: nics[1].queues: is only used on a tap corral makes (mode bridge, or tap without ifname)"),
         BrokenField("ifname syntax", [33: "    mode: tap", 34: "    ifname: tap/0"],
                     "web.yaml:34:13: nics[1].ifname: 'tap/0' is not a valid interface name "
                         + "(1-15 characters, no '/', ':', ',' or whitespace)"),

@@ -110,7 +110,6 @@ struct DevicePropsTests {
         (NIC(id: "n", mode: .user), ["type": "user", "id": "net-n"] as [String: TestJSON]),
         (NIC(id: "n", mode: .tap, ifname: "tap-web0"),
          ["type": "tap", "id": "net-n", "ifname": "tap-web0", "script": "no", "downscript": "no"]),
-        (NIC(id: "n", mode: .bridge, bridge: "br0"), ["type": "bridge", "id": "net-n", "br": "br0"]),
     ])
     func netdevs(nic: NIC, expected: [String: TestJSON]) {
         #expect(decoded(DeviceProps.netdev(nic)) == expected)

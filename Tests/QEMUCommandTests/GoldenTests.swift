@@ -34,8 +34,10 @@ struct GoldenTests {
             return
         }
         let accel: ResolvedAccel = profile.accel == .tcg ? .tcg : .kvm
+        // A KVM host is assumed to have /dev/vhost-net too: taps corral makes then carry vhost descriptors.
         let runtime = RuntimeOptions(accel: accel, qmpSocket: "/run/corral/vms/\(profile.name)/qmp.sock",
-                                     serialLog: "/var/lib/corral/vms/\(profile.name)/serial.log")
+                                     serialLog: "/var/lib/corral/vms/\(profile.name)/serial.log",
+                                     vhostNet: accel == .kvm)
         let actual = Self.render(QEMUArgv.build(LiveConfig(profile: profile), runtime))
 
         let goldenURL = Self.goldenDir.appendingPathComponent(name + ".args")

@@ -12,4 +12,27 @@ int corral_spawn_closefrom(void *actions, int lowest);
 /// POSIX_SPAWN_SETSID, a macro Swift cannot import.
 short corral_posix_spawn_setsid(void);
 
+/// Opens /dev/net/tun and attaches it to the tap `name` (created if missing; a tap created here lives as long as a
+/// descriptor to it is open). `vnet_hdr` asks for IFF_VNET_HDR (virtio-net offloads), `multi_queue` for
+/// IFF_MULTI_QUEUE (then call once per queue). Returns the descriptor (O_CLOEXEC) or -errno.
+int corral_tap_open(const char *name, int vnet_hdr, int multi_queue);
+
+/// The interface's index, or -errno (-ENODEV when there is none).
+int corral_if_index(const char *name);
+
+/// The interface's MTU, or -errno.
+int corral_if_mtu(const char *name);
+
+/// Sets the MTU; 0 or -errno.
+int corral_if_set_mtu(const char *name, int mtu);
+
+/// Sets IFF_UP; 0 or -errno.
+int corral_if_up(const char *name);
+
+/// Enslaves interface `ifindex` to the bridge `bridge` (SIOCBRADDIF); 0 or -errno.
+int corral_bridge_add(const char *bridge, int ifindex);
+
+/// 1 when `name` is a Linux bridge (it has /sys/class/net/NAME/bridge), 0 otherwise.
+int corral_is_bridge(const char *name);
+
 #endif

@@ -1,0 +1,112 @@
+import JSON
+import Profiles
+
+/// The descriptors QEMU gets for one NIC's tap: one per queue, and one `/dev/vhost-net` per queue with vhost.
+public struct TapFDs: Sendable, Equatable {
+    public var taps: [Int32]
+    public var vhosts: [Int32]
+
+    public init(taps: [Int32], vhosts: [Int32] = []) {
+        self.taps = taps
+        self.vhosts = vhosts
+    }
+}
+
+/// Pure: which NICs get a tap corral makes (mode `bridge`, and `tap` without an `ifname`), what it is called, how
+/// many queues and whether vhost-net, and which descriptor numbers QEMU finds them at. The launcher opens exactly
+/// these and places them at these numbers; the argv names the same numbers, so `corral argv` shows what a launch
+/// passes. QEMU never creates a tap, runs a helper or a script.
+public enum TapPlan {
+    public struct Entry: Sendable, Equatable {
+        public var nicID: String
+        /// The host tap's name (`TapPlan.tapName`).
+        public var ifname: String
+        /// The bridge to attach it to; nil for a tap attached to nothing (mode `tap`).
+        public var bridge: String?
+        public var queues: Int
+        public var vhost: Bool
+        /// Where QEMU finds the descriptors.
+        public var fds: TapFDs
+
+        public init(nicID: String, ifname: String, bridge: String?, queues: Int, vhost: Bool, fds: TapFDs) {
+            self.nicID = nicID
+            self.ifname = ifname
+            self.bridge = bridge
+            self.queues = queues
+            self.vhost = vhost
+            self.fds = fds
+        }
+    }
+
+    /// The first descriptor number handed to QEMU (0–2 are stdin, stdout, stderr).
+    public static let firstFD: Int32 = 3
+    /// Default queue pairs: the boot vCPU count, at most this.
+    public static let defaultMaxQueues = 8
+
+    /// True when corral makes this NIC's tap.
+    public static func makesTap(_ nic: NIC) -> Bool {
+        nic.mode == .bridge || (nic.mode == .tap && nic.ifname == nil)
+    }
+
+    public static func queues(_ nic: NIC, bootCPUs: Int) -> Int {
+        guard nic.model == .virtioNet else { return 1 }
+        return nic.queues ?? max(1, min(bootCPUs, defaultMaxQueues))
+    }
+
+    /// Every tap corral makes for `config` (profile NICs, then hotplugged ones), with descriptor numbers from
+    /// `firstFD` on: a NIC's tap queues, then its vhost descriptors, then the next NIC's.
+    public static func entries(_ config: LiveConfig, vhostAvailable: Bool, firstFD: Int32 = firstFD) -> [Entry] {
+        let profile = config.profile
+        var next = firstFD
+        var out: [Entry] = []
+        for nic in profile.nics + config.hotplugged.nics.map(\.nic) where makesTap(nic) {
+            let queues = queues(nic, bootCPUs: profile.cpu.count)
+            let vhost = nic.model == .virtioNet && (nic.vhost ?? vhostAvailable)
+            let taps = (0..<queues).map { next + Int32($0) }
+            next += Int32(queues)
+            var vhosts: [Int32] = []
+            if vhost {
+                vhosts = (0..<queues).map { next + Int32($0) }
+                next += Int32(queues)
+            }
+            out.append(Entry(nicID: nic.id, ifname: tapName(vmName: profile.name, nicID: nic.id),
+                             bridge: nic.mode == .bridge ? nic.bridge : nil, queues: queues, vhost: vhost,
+                             fds: TapFDs(taps: taps, vhosts: vhosts)))
+        }
+        return out
+    }
+
+    /// A stable host name for the tap of `nicID` in `vmName`, at most 15 bytes (IFNAMSIZ - 1): `cr`, 8 hex digits of
+    /// a hash of both names, `-`, and the start of the NIC id. The same VM and NIC always get the same name (on a
+    /// migration destination too); different ones differ unless the hash collides, which the daemon detects
+    /// (the name exists) and refuses.
+    public static func tapName(vmName: String, nicID: String) -> String {
+        let digest = SHA1.hash(Array("corral-tap".utf8) + [0] + Array(vmName.utf8) + [0] + Array(nicID.utf8))
+        let hash = digest.prefix(4).map(StableIDs.hexByte).joined()
+        let readable = nicID.utf8.prefix(4).map { byte -> Character in
+            let c = Character(UnicodeScalar(byte))
+            return c.isLetter || c.isNumber ? c : "_"
+        }
+        return "cr" + hash + "-" + String(readable)
+    }
+
+    /// The netdev of a tap corral made: descriptors instead of a name; never a script or a helper.
+    public static func netdev(_ nic: NIC, _ entry: Entry) -> JSONObject {
+        var props: JSONObject = ["type": "tap", "id": .string(DeviceProps.netdevID(nic))]
+        func list(_ fds: [Int32]) -> String { fds.map(String.init).joined(separator: ":") }
+        if entry.fds.taps.count == 1 {
+            props["fd"] = .string(list(entry.fds.taps))
+        } else {
+            props["fds"] = .string(list(entry.fds.taps))
+        }
+        if entry.vhost {
+            props["vhost"] = true
+            if entry.fds.vhosts.count == 1 {
+                props["vhostfd"] = .string(list(entry.fds.vhosts))
+            } else {
+                props["vhostfds"] = .string(list(entry.fds.vhosts))
+            }
+        }
+        return props
+    }
+}
