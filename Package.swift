@@ -45,7 +45,7 @@ let package = Package(
         // What the daemon and its clients both speak: pure values, no I/O, no Foundation.
         .target(name: "CorralModel", dependencies: ["JSON"]),
         // Connecting and listening AF_UNIX stream sockets: the one sockaddr_un builder.
-        .target(name: "UnixSockets"),
+        .target(name: "UnixSockets", dependencies: ["CSupport"]),
         // Linux calls Swift cannot import directly (variadic syscall(2), spawn macros).
         .target(name: "CSupport"),
         .target(name: "QMP", dependencies: [

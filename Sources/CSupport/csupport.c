@@ -126,3 +126,27 @@ int corral_is_bridge(const char *name) {
     struct stat st;
     return stat(path, &st) == 0 ? 1 : 0;
 }
+
+#include <sys/uio.h>
+
+long corral_send_with_fds(int sock, const void *buf, unsigned long len, const int *fds, int nfds) {
+    if (nfds < 0 || nfds > 64) return -EINVAL;
+    struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+    union {
+        char data[CMSG_SPACE(sizeof(int) * 64)];
+        struct cmsghdr align;
+    } control;
+    memset(&control, 0, sizeof control);
+    struct msghdr msg = { .msg_iov = &iov, .msg_iovlen = 1 };
+    if (nfds > 0) {
+        msg.msg_control = control.data;
+        msg.msg_controllen = CMSG_SPACE(sizeof(int) * nfds);
+        struct cmsghdr *cmsg = CMSG_FIRSTHDR(&msg);
+        cmsg->cmsg_level = SOL_SOCKET;
+        cmsg->cmsg_type = SCM_RIGHTS;
+        cmsg->cmsg_len = CMSG_LEN(sizeof(int) * nfds);
+        memcpy(CMSG_DATA(cmsg), fds, sizeof(int) * nfds);
+    }
+    ssize_t sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
+    return sent < 0 ? -errno : (long)sent;
+}

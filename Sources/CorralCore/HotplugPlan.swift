@@ -29,9 +29,16 @@ public enum HotplugPlanner {
 
     // MARK: NICs
 
-    public static func addNIC(_ nic: NIC, vmName: String, at placement: PCIPlacement) -> [QMPStep] {
-        let netdev = DeviceProps.netdev(nic)
-        let device = DeviceProps.nicDevice(nic, vmName: vmName, bus: placement.bus, addr: placement.addr)
+    /// `tap`: the tap corral made for it, its descriptors already handed to QEMU under `TapPlan.fdNames`.
+    public static func addNIC(_ nic: NIC, vmName: String, at placement: PCIPlacement,
+                              tap: TapPlan.Entry? = nil) -> [QMPStep] {
+        var netdev = DeviceProps.netdev(nic)
+        if let tap {
+            let names = TapPlan.fdNames(tap)
+            netdev = TapPlan.netdev(nic, taps: names.taps, vhosts: names.vhosts)
+        }
+        let device = DeviceProps.nicDevice(nic, vmName: vmName, bus: placement.bus, addr: placement.addr,
+                                           queues: tap?.queues)
         return [
             QMPStep("netdev_add", netdev, undo: [netdevDel(DeviceProps.netdevID(nic))]),
             QMPStep("device_add", device, undo: [deviceDel(DeviceProps.nicDeviceID(nic))]),

@@ -60,20 +60,30 @@ public enum TapPlan {
         var next = firstFD
         var out: [Entry] = []
         for nic in profile.nics + config.hotplugged.nics.map(\.nic) where makesTap(nic) {
-            let queues = queues(nic, bootCPUs: profile.cpu.count)
-            let vhost = nic.model == .virtioNet && (nic.vhost ?? vhostAvailable)
-            let taps = (0..<queues).map { next + Int32($0) }
-            next += Int32(queues)
-            var vhosts: [Int32] = []
-            if vhost {
-                vhosts = (0..<queues).map { next + Int32($0) }
-                next += Int32(queues)
-            }
-            out.append(Entry(nicID: nic.id, ifname: tapName(vmName: profile.name, nicID: nic.id),
-                             bridge: nic.mode == .bridge ? nic.bridge : nil, queues: queues, vhost: vhost,
-                             fds: TapFDs(taps: taps, vhosts: vhosts)))
+            let entry = entry(nic, vmName: profile.name, bootCPUs: profile.cpu.count, vhostAvailable: vhostAvailable,
+                              firstFD: next)
+            next += Int32(entry.fds.taps.count + entry.fds.vhosts.count)
+            out.append(entry)
         }
         return out
+    }
+
+    /// One NIC's tap (hotplug makes them one at a time), its descriptors numbered from `firstFD`.
+    public static func entry(_ nic: NIC, vmName: String, bootCPUs: Int, vhostAvailable: Bool,
+                             firstFD: Int32 = firstFD) -> Entry {
+        let queues = queues(nic, bootCPUs: bootCPUs)
+        let vhost = nic.model == .virtioNet && (nic.vhost ?? vhostAvailable)
+        let taps = (0..<queues).map { firstFD + Int32($0) }
+        let vhosts = vhost ? (0..<queues).map { firstFD + Int32(queues + $0) } : []
+        return Entry(nicID: nic.id, ifname: tapName(vmName: vmName, nicID: nic.id),
+                     bridge: nic.mode == .bridge ? nic.bridge : nil, queues: queues, vhost: vhost,
+                     fds: TapFDs(taps: taps, vhosts: vhosts))
+    }
+
+    /// The names a hotplug gives the descriptors it hands QEMU with `getfd` (QMP refers to them by name).
+    public static func fdNames(_ entry: Entry) -> (taps: [String], vhosts: [String]) {
+        (entry.fds.taps.indices.map { "tap-\(entry.nicID)-\($0)" },
+         entry.fds.vhosts.indices.map { "vhost-\(entry.nicID)-\($0)" })
     }
 
     /// A stable host name for the tap of `nicID` in `vmName`, at most 15 bytes (IFNAMSIZ - 1): `cr`, 8 hex digits of
@@ -90,22 +100,18 @@ public enum TapPlan {
         return "cr" + hash + "-" + String(readable)
     }
 
-    /// The netdev of a tap corral made: descriptors instead of a name; never a script or a helper.
+    /// The netdev of a tap corral made at launch: descriptors by number; never a name, a script or a helper.
     public static func netdev(_ nic: NIC, _ entry: Entry) -> JSONObject {
+        netdev(nic, taps: entry.fds.taps.map(String.init), vhosts: entry.fds.vhosts.map(String.init))
+    }
+
+    /// The netdev with descriptors named by `getfd` (hotplug) or numbered (launch).
+    public static func netdev(_ nic: NIC, taps: [String], vhosts: [String]) -> JSONObject {
         var props: JSONObject = ["type": "tap", "id": .string(DeviceProps.netdevID(nic))]
-        func list(_ fds: [Int32]) -> String { fds.map(String.init).joined(separator: ":") }
-        if entry.fds.taps.count == 1 {
-            props["fd"] = .string(list(entry.fds.taps))
-        } else {
-            props["fds"] = .string(list(entry.fds.taps))
-        }
-        if entry.vhost {
+        props[taps.count == 1 ? "fd" : "fds"] = .string(taps.joined(separator: ":"))
+        if !vhosts.isEmpty {
             props["vhost"] = true
-            if entry.fds.vhosts.count == 1 {
-                props["vhostfd"] = .string(list(entry.fds.vhosts))
-            } else {
-                props["vhostfds"] = .string(list(entry.fds.vhosts))
-            }
+            props[vhosts.count == 1 ? "vhostfd" : "vhostfds"] = .string(vhosts.joined(separator: ":"))
         }
         return props
     }

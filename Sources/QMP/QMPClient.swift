@@ -131,6 +131,14 @@ public actor QMPClient {
         try await connection.call(command, arguments, timeout: timeout ?? defaultTimeout).get()
     }
 
+    /// A command with descriptors attached (SCM_RIGHTS): QEMU's `getfd` and `add-fd` take them this way. The
+    /// caller keeps (and closes) its own copies.
+    public func execute(_ command: String, _ arguments: JSONObject?, timeout: Duration?, passing fds: [Int32])
+        async throws(QMPError) -> JSONValue
+    {
+        try await connection.call(command, arguments, timeout: timeout ?? defaultTimeout, passing: fds).get()
+    }
+
     /// A stream of events, all of them (`nil`) or only those named. Subscribe before triggering what you wait for.
     /// The stream buffers without limit and finishes when the connection ends.
     public nonisolated func events(_ names: Set<String>? = nil) -> AsyncStream<QMPEvent> {

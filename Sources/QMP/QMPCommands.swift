@@ -66,6 +66,16 @@ extension QMPMonitor {
         _ = try await execute("balloon", ["value": .int(Int64(clamping: bytes))], timeout: timeout)
     }
 
+    /// `getfd`: hands QEMU a descriptor under `name` (for `netdev_add … fd=name`); ours stays open.
+    public func getfd(_ name: String, _ fd: Int32, timeout: Duration? = nil) async throws(QMPError) {
+        _ = try await execute("getfd", ["fdname": .string(name)], timeout: timeout, passing: [fd])
+    }
+
+    /// `closefd`: drops a descriptor handed over with `getfd` that nothing used.
+    public func closefd(_ name: String, timeout: Duration? = nil) async throws(QMPError) {
+        _ = try await execute("closefd", ["fdname": .string(name)], timeout: timeout)
+    }
+
     /// `query-migrate`: the raw reply (the daemon parses it into its progress value).
     public func queryMigrate(timeout: Duration? = nil) async throws(QMPError) -> JSONValue {
         try await execute("query-migrate", nil, timeout: timeout)

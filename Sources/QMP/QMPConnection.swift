@@ -184,21 +184,23 @@ final class QMPConnection: Sendable {
 
     // MARK: Calls
 
-    func call(_ command: String, _ arguments: JSONObject?, timeout: Duration) async -> Reply {
+    /// `passing`: descriptors sent with the command (SCM_RIGHTS), for `getfd` and `add-fd`.
+    func call(_ command: String, _ arguments: JSONObject?, timeout: Duration, passing fds: [Int32] = []) async -> Reply {
         let id = state.withLock { state in
             defer { state.nextID += 1 }
             return state.nextID
         }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Reply, Never>) in
-                start(id: id, command: command, arguments: arguments, timeout: timeout, continuation: continuation)
+                start(id: id, command: command, arguments: arguments, timeout: timeout, passing: fds,
+                      continuation: continuation)
             }
         } onCancel: {
             abandon(id: id, because: .cancelled(command: command))
         }
     }
 
-    private func start(id: Int64, command: String, arguments: JSONObject?, timeout: Duration,
+    private func start(id: Int64, command: String, arguments: JSONObject?, timeout: Duration, passing fds: [Int32],
                        continuation: CheckedContinuation<Reply, Never>) {
         // Register before writing: the reply may arrive before `write` returns.
         let endReason: String? = state.withLock { state in
@@ -225,7 +227,7 @@ final class QMPConnection: Sendable {
             transcript(QMPTranscriptEntry(direction: .sent, text: String(decoding: bytes.dropLast(), as: UTF8.self),
                                           time: wallClockSeconds()))
         }
-        let written = Result { () throws(StreamSocket.Failure) in try socket.write(bytes) }
+        let written = Result { () throws(StreamSocket.Failure) in try socket.write(bytes, passing: fds) }
         if case .failure(let error) = written {
             let reason: String
             if case .io(let code) = error {

@@ -8,6 +8,9 @@ public protocol QMPMonitor: Sendable {
     var greeting: QMPGreeting { get }
     /// Runs one command; `timeout` nil means the connection's default.
     func execute(_ command: String, _ arguments: JSONObject?, timeout: Duration?) async throws(QMPError) -> JSONValue
+    /// The same with descriptors attached to the command (SCM_RIGHTS).
+    func execute(_ command: String, _ arguments: JSONObject?, timeout: Duration?, passing fds: [Int32])
+        async throws(QMPError) -> JSONValue
     /// Events, all (`nil`) or only those named; the stream finishes when the connection ends.
     func events(_ names: Set<String>?) -> AsyncStream<QMPEvent>
     /// Ends the connection; pending calls fail, event streams finish.

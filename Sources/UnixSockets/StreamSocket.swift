@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import CSupport
 import Synchronization
 
 /// A connected stream socket with blocking I/O: QMP's monitor connection and each HTTP call of the client.
@@ -75,13 +76,26 @@ public final class StreamSocket: Sendable {
         }
     }
 
-    /// Writes all of `bytes` (looping over partial writes and EINTR), never raising SIGPIPE.
-    public func write(_ bytes: UnsafeRawBufferPointer) throws(Failure) {
+    /// Writes all of `bytes` (looping over partial writes and EINTR), never raising SIGPIPE. `passing`: descriptors
+    /// sent along with the first byte (SCM_RIGHTS; QMP's `getfd` takes a descriptor this way).
+    public func write(_ bytes: UnsafeRawBufferPointer, passing fds: [Int32] = []) throws(Failure) {
         let failure: Failure? = writeLock.withLock { closed in
             if closed { return .closed }
             var offset = 0
+            var attach = fds
             while offset < bytes.count {
-                let sent = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+                let sent: Int
+                if attach.isEmpty {
+                    sent = send(fd, bytes.baseAddress! + offset, bytes.count - offset, Int32(MSG_NOSIGNAL))
+                } else {
+                    let rc = attach.withUnsafeBufferPointer {
+                        corral_send_with_fds(fd, bytes.baseAddress! + offset, UInt(bytes.count - offset),
+                                             $0.baseAddress, Int32($0.count))
+                    }
+                    if rc < 0 { errno = Int32(-rc) }
+                    sent = rc < 0 ? -1 : Int(rc)
+                    if sent > 0 { attach = [] }
+                }
                 if sent >= 0 {
                     offset += sent
                 } else if errno != EINTR {
@@ -94,8 +108,8 @@ public final class StreamSocket: Sendable {
         if let failure { throw failure }
     }
 
-    public func write(_ bytes: [UInt8]) throws(Failure) {
-        try bytes.withUnsafeBytes { raw in Result { () throws(Failure) in try write(raw) } }.get()
+    public func write(_ bytes: [UInt8], passing fds: [Int32] = []) throws(Failure) {
+        try bytes.withUnsafeBytes { raw in Result { () throws(Failure) in try write(raw, passing: fds) } }.get()
     }
 
     /// Ends both directions so a blocked read returns (and a blocked write fails). Any thread, any number of times.

@@ -30,6 +30,7 @@ final class ScriptedQMP: QMPMonitor, Sendable {
         var script: [Expectation] = []
         var failures: [String] = []
         var sent: [String] = []
+        var passed: [Int32] = []
         var subscribers: [Subscriber] = []
     }
 
@@ -99,6 +100,16 @@ final class ScriptedQMP: QMPMonitor, Sendable {
         let (stream, continuation) = AsyncStream<QMPEvent>.makeStream(bufferingPolicy: .unbounded)
         state.withLock { $0.subscribers.append(Subscriber(names: names, continuation: continuation)) }
         return stream
+    }
+
+    /// Descriptors sent with commands (`getfd`), in order, as the numbers the caller passed.
+    var passed: [Int32] { state.withLock { $0.passed } }
+
+    func execute(_ command: String, _ arguments: JSONObject?, timeout: Duration?, passing fds: [Int32])
+        async throws(QMPError) -> JSONValue
+    {
+        state.withLock { $0.passed += fds }
+        return try await execute(command, arguments, timeout: timeout)
     }
 
     /// Delivers events now, as QEMU does between replies.

@@ -12,6 +12,10 @@ int corral_spawn_closefrom(void *actions, int lowest);
 /// POSIX_SPAWN_SETSID, a macro Swift cannot import.
 short corral_posix_spawn_setsid(void);
 
+/// sendmsg(2) of `len` bytes with `nfds` descriptors attached (SCM_RIGHTS), MSG_NOSIGNAL. Returns the bytes sent
+/// (the descriptors go with the first byte) or -errno.
+long corral_send_with_fds(int sock, const void *buf, unsigned long len, const int *fds, int nfds);
+
 /// Opens /dev/net/tun and attaches it to the tap `name` (created if missing; a tap created here lives as long as a
 /// descriptor to it is open). `vnet_hdr` asks for IFF_VNET_HDR (virtio-net offloads), `multi_queue` for
 /// IFF_MULTI_QUEUE (then call once per queue). Returns the descriptor (O_CLOEXEC) or -errno.

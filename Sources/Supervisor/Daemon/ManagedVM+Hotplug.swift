@@ -4,6 +4,7 @@ import CorralModel
 import JSON
 import Profiles
 import QEMUCommand
+import QMP
 
 /// What to finish once the guest confirms an unplug that timed out.
 struct PendingUnplug: Sendable {
@@ -168,15 +169,43 @@ extension ManagedVM {
         case .failure(let r): throw refuse(r)
         }
         let placement = PCILayout(profile: config.profile).placement(forPort: port)
-        do { try await executor().run(HotplugPlanner.addNIC(nic, vmName: name, at: placement)) } catch let error as HotplugError {
-            throw failure(error)
-        } catch let error as ControlError {
-            throw error
+        let executor = try executor()
+        let tap = try await handOverTap(for: nic, to: executor.qmp)
+        do throws(HotplugError) {
+            try await executor.run(HotplugPlanner.addNIC(nic, vmName: name, at: placement, tap: tap?.entry))
         } catch {
-            throw .internalError("\(error)")
+            // Descriptors netdev_add did not take stay in QEMU's monitor: drop them, so the tap goes too.
+            for fdName in tap?.names ?? [] { try? await executor.qmp.closefd(fdName) }
+            throw failure(error)
         }
         config.hotplugged.nics.append(PluggedNIC(nic: nic, port: port))
         await saveConfig(.nicAdded, ["id": .string(nic.id), "mac": .string(nic.mac ?? ""), "port": .string(port)])
+    }
+
+    /// For a NIC whose tap corral makes: makes it (attached, up), hands QEMU every descriptor with `getfd` and closes
+    /// ours, so the tap lives exactly as long as QEMU holds it (netdev_del, or QEMU's exit, removes it).
+    private func handOverTap(for nic: NIC, to qmp: any QMPMonitor) async throws(ControlError)
+        -> (entry: TapPlan.Entry, names: [String])?
+    {
+        guard TapPlan.makesTap(nic) else { return nil }
+        let entry = TapPlan.entry(nic, vmName: name, bootCPUs: config.profile.cpu.count,
+                                  vhostAvailable: HostProbe.vhostNetUsable())
+        let opened: OpenedTaps
+        do { opened = try TapDevices.open([entry]) } catch { throw .refused(error.description) }
+        defer { opened.closeAll() }
+        let names = TapPlan.fdNames(entry)
+        var handed: [String] = []
+        for (fdName, number) in zip(names.taps + names.vhosts, entry.fds.taps + entry.fds.vhosts) {
+            guard let fd = opened.descriptors[number] else { continue }
+            do throws(QMPError) {
+                try await qmp.getfd(fdName, fd)
+                handed.append(fdName)
+            } catch {
+                for done in handed { try? await qmp.closefd(done) }
+                throw .qmpFailed(error, note: "the tap \(entry.ifname) was not kept")
+            }
+        }
+        return (entry, handed)
     }
 
     func removeNIC(id: String) async throws(ControlError) {
