@@ -133,6 +133,14 @@ public enum MigrationPlan {
     /// `cont`: resumes the source after a failure (when paused), or the destination on commit.
     public static func resume() -> QMPStep { QMPStep("cont") }
 
+    /// On the destination once its guest runs: gratuitous ARP/RARP from every NIC (`announce-self`), so switches
+    /// learn the guest's new port at once instead of when the guest next speaks. Five rounds, 50 ms apart at
+    /// first, then 150, 250, 350 ms (QEMU's step 100): early enough for a quick switch-over, late enough to cover a
+    /// switch that drops the first one while the port comes up.
+    public static func announce() -> QMPStep {
+        QMPStep("announce-self", ["initial": 50, "max": 550, "rounds": 5, "step": 100])
+    }
+
     // MARK: Storage (`--with-storage`)
 
     /// On the destination: the NBD server the source mirrors into (QEMU takes the host without brackets).

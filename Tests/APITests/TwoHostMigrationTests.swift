@@ -290,6 +290,12 @@ struct TwoHostMigrationTests {
         #expect(firstOnB > lastOnA, "B's first heartbeat \(firstOnB) is not after A's last \(lastOnA)")
         let serialB = try String(contentsOfFile: hosts.serialB, encoding: .utf8)
         #expect(!serialB.contains("corral-init: ready"), "the guest booted again on B:\n\(serialB.suffix(1500))")
+        // B announced the guest's new place to the network after it resumed it.
+        let transcriptB = try String(contentsOfFile: VMPaths(stateRoot: hosts.stateB, name: vm).transcript, encoding: .utf8)
+        let cont = transcriptB.range(of: #""execute":"cont""#)
+        let announce = transcriptB.range(of: #""execute":"announce-self""#)
+        #expect(cont != nil && announce != nil && cont!.lowerBound < announce!.lowerBound,
+                "B sends cont, then announce-self")
         // And it keeps running there.
         _ = try await heartbeat(in: hosts.serialB) { $0 > firstOnB + 2 }
         return lines

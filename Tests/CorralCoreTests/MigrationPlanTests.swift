@@ -72,6 +72,7 @@ import Testing
         #expect(MigrationPlan.continueAfterPreSwitchover()
             == QMPStep("migrate-continue", ["state": "pre-switchover"]))
         #expect(MigrationPlan.resume() == QMPStep("cont"))
+        #expect(MigrationPlan.announce() == QMPStep("announce-self", ["initial": 50, "max": 550, "rounds": 5, "step": 100]))
         #expect(MigrationPlan.nbdServerStop() == QMPStep("nbd-server-stop"))
     }
 

@@ -73,6 +73,10 @@ extension ManagedVM {
         }
         _ = try? await vm.qmp.send(MigrationPlan.nbdServerStop())
         do { try await vm.qmp.send(MigrationPlan.resume()) } catch { throw .qmpFailed(error) }
+        // The guest runs here now: tell the network (best effort; a failure changes nothing about who owns it).
+        if (try? await vm.qmp.send(MigrationPlan.announce())) == nil {
+            logger.warning("announce-self failed after the migration; switches learn the new port when the guest speaks")
+        }
         record.startedAt = Date().timeIntervalSince1970
         await feed(.incomingCommitted)
     }
