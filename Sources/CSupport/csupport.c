@@ -150,3 +150,102 @@ long corral_send_with_fds(int sock, const void *buf, unsigned long len, const in
     ssize_t sent = sendmsg(sock, &msg, MSG_NOSIGNAL);
     return sent < 0 ? -errno : (long)sent;
 }
+
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/if_link.h>
+
+struct corral_nl_request {
+    struct nlmsghdr header;
+    struct ifinfomsg info;
+    char attributes[512];
+};
+
+static struct rtattr *corral_nl_add(struct nlmsghdr *header, size_t capacity, unsigned short type,
+                                    const void *data, size_t length) {
+    size_t size = RTA_LENGTH(length);
+    if (NLMSG_ALIGN(header->nlmsg_len) + RTA_ALIGN(size) > capacity) return NULL;
+    struct rtattr *attribute = (struct rtattr *)((char *)header + NLMSG_ALIGN(header->nlmsg_len));
+    attribute->rta_type = type;
+    attribute->rta_len = (unsigned short)size;
+    if (length) memcpy(RTA_DATA(attribute), data, length);
+    header->nlmsg_len = NLMSG_ALIGN(header->nlmsg_len) + RTA_ALIGN(size);
+    return attribute;
+}
+
+static void corral_nl_end(struct nlmsghdr *header, struct rtattr *nest) {
+    nest->rta_len = (unsigned short)((char *)header + header->nlmsg_len - (char *)nest);
+}
+
+/// Sends one request and reads the kernel's ACK: 0 or -errno.
+static int corral_nl_talk(struct nlmsghdr *header) {
+    int sock = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE);
+    if (sock < 0) return -errno;
+    struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+    header->nlmsg_flags |= NLM_F_REQUEST | NLM_F_ACK;
+    header->nlmsg_seq = 1;
+    int rc = 0;
+    if (sendto(sock, header, header->nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof kernel) < 0) {
+        rc = -errno;
+    } else {
+        char reply[4096];
+        ssize_t n = recv(sock, reply, sizeof reply, 0);
+        if (n < 0) {
+            rc = -errno;
+        } else {
+            struct nlmsghdr *answer = (struct nlmsghdr *)reply;
+            if (NLMSG_OK(answer, (unsigned int)n) && answer->nlmsg_type == NLMSG_ERROR) {
+                struct nlmsgerr *error = (struct nlmsgerr *)NLMSG_DATA(answer);
+                rc = error->error;  /* 0 is the ACK, otherwise -errno */
+            } else {
+                rc = -EPROTO;
+            }
+        }
+    }
+    close(sock);
+    return rc;
+}
+
+int corral_macvtap_create(const char *name, const char *parent, const unsigned char *mac, unsigned int mode) {
+    if (strlen(name) >= IFNAMSIZ) return -ENAMETOOLONG;
+    int parent_index = corral_if_index(parent);
+    if (parent_index < 0) return parent_index;
+    struct corral_nl_request request;
+    memset(&request, 0, sizeof request);
+    request.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+    request.header.nlmsg_type = RTM_NEWLINK;
+    request.header.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+    request.info.ifi_family = AF_UNSPEC;
+    size_t capacity = sizeof request;
+    unsigned int link = (unsigned int)parent_index;
+    if (!corral_nl_add(&request.header, capacity, IFLA_LINK, &link, sizeof link)) return -E2BIG;
+    if (!corral_nl_add(&request.header, capacity, IFLA_IFNAME, name, strlen(name) + 1)) return -E2BIG;
+    if (!corral_nl_add(&request.header, capacity, IFLA_ADDRESS, mac, 6)) return -E2BIG;
+    struct rtattr *info = corral_nl_add(&request.header, capacity, IFLA_LINKINFO, NULL, 0);
+    if (!info) return -E2BIG;
+    if (!corral_nl_add(&request.header, capacity, IFLA_INFO_KIND, "macvtap", strlen("macvtap"))) return -E2BIG;
+    struct rtattr *data = corral_nl_add(&request.header, capacity, IFLA_INFO_DATA, NULL, 0);
+    if (!data) return -E2BIG;
+    if (!corral_nl_add(&request.header, capacity, IFLA_MACVLAN_MODE, &mode, sizeof mode)) return -E2BIG;
+    corral_nl_end(&request.header, data);
+    corral_nl_end(&request.header, info);
+    return corral_nl_talk(&request.header);
+}
+
+int corral_link_delete(const char *name) {
+    int index = corral_if_index(name);
+    if (index < 0) return index;
+    struct corral_nl_request request;
+    memset(&request, 0, sizeof request);
+    request.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+    request.header.nlmsg_type = RTM_DELLINK;
+    request.info.ifi_family = AF_UNSPEC;
+    request.info.ifi_index = index;
+    return corral_nl_talk(&request.header);
+}
+
+#include <sys/sysmacros.h>
+
+int corral_mknod_char(const char *path, unsigned int major, unsigned int minor) {
+    return mknod(path, S_IFCHR | 0600, makedev(major, minor)) == 0 ? 0 : -errno;
+}

@@ -11,6 +11,7 @@ extension DiskFormat: ExpressibleByArgument {}
 extension DiskBus: ExpressibleByArgument {}
 extension NICMode: ExpressibleByArgument {}
 extension NICModel: ExpressibleByArgument {}
+extension MacvtapMode: ExpressibleByArgument {}
 
 /// Checks a size argument (`512M`, `1G`) the way profiles spell sizes.
 enum SizeArgument {
@@ -127,16 +128,19 @@ struct NICAddCommand: AsyncParsableCommand {
 
     @Argument(help: "VM name.") var name: String
     @Option(help: "NIC id (unique in the VM).") var id: String
-    @Option(help: "user, tap or bridge (default user).") var mode: NICMode?
-    @Option(help: "Bridge to join (--mode bridge).") var bridge: String?
-    @Option(help: "Existing tap interface (--mode tap).") var ifname: String?
+    @Option(help: "user, tap, bridge or macvtap (default user).") var mode: NICMode?
+    @Option(help: "Bridge to join (--mode bridge); corral makes the tap.") var bridge: String?
+    @Option(help: "Existing tap interface (--mode tap); without it corral makes the tap.") var ifname: String?
+    @Option(help: "Host interface the macvtap sits on (--mode macvtap).") var parent: String?
+    @Option(help: "bridge, vepa, private or passthru (--mode macvtap; default bridge).") var macvtapMode: MacvtapMode?
     @Option(help: "MAC address (default: a stable 52:54:00 address from the VM name and id).") var mac: String?
     @Option(help: "virtio-net or e1000e (default virtio-net).") var model: NICModel?
     @Flag(help: "Print the VM's status as JSON.") var json = false
     @OptionGroup var socket: DaemonSocketOption
 
     var request: NICAddRequest {
-        NICAddRequest(id: id, mode: mode, bridge: bridge, ifname: ifname, mac: mac, model: model)
+        NICAddRequest(id: id, mode: mode, bridge: bridge, ifname: ifname, parent: parent, macvtapMode: macvtapMode,
+                      mac: mac, model: model)
     }
 
     func validate() throws {

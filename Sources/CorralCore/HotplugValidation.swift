@@ -70,7 +70,8 @@ public enum HotplugValidation {
             return .failure(HotplugRefusal("--mac: \(chosen) is already used by another NIC of \(config.profile.name)"))
         }
         return .success(NIC(id: request.id, mode: mode, mac: chosen, model: request.model ?? .virtioNet,
-                            bridge: request.bridge, ifname: request.ifname))
+                            bridge: request.bridge, ifname: request.ifname, parent: request.parent,
+                            macvtapMode: request.macvtapMode))
     }
 
     public static func memory(_ request: MemoryAddRequest, config: LiveConfig) -> Result<PluggedMemory, HotplugRefusal> {

@@ -26,16 +26,21 @@ public struct NICAddRequest: Sendable, Codable, Equatable {
     public var mode: NICMode?
     public var bridge: String?
     public var ifname: String?
+    /// `--mode macvtap`: the host interface it sits on, and how it shares it (nil: bridge).
+    public var parent: String?
+    public var macvtapMode: MacvtapMode?
     /// nil → a stable 52:54:00 MAC derived from the VM name and NIC id.
     public var mac: String?
     public var model: NICModel?
 
-    public init(id: String, mode: NICMode? = nil, bridge: String? = nil, ifname: String? = nil, mac: String? = nil,
-                model: NICModel? = nil) {
+    public init(id: String, mode: NICMode? = nil, bridge: String? = nil, ifname: String? = nil, parent: String? = nil,
+                macvtapMode: MacvtapMode? = nil, mac: String? = nil, model: NICModel? = nil) {
         self.id = id
         self.mode = mode
         self.bridge = bridge
         self.ifname = ifname
+        self.parent = parent
+        self.macvtapMode = macvtapMode
         self.mac = mac
         self.model = model
     }

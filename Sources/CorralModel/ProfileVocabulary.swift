@@ -17,6 +17,20 @@ public enum DiskBus: String, Sendable, Codable, CaseIterable {
 
 public enum NICMode: String, Sendable, Codable, CaseIterable {
     case user, tap, bridge
+    /// libvirt's `type='direct'`: a macvtap on a host interface (`parent`), made by the daemon.
+    case macvtap
+}
+
+/// How a macvtap shares its parent (the kernel's macvlan modes).
+public enum MacvtapMode: String, Sendable, Codable, CaseIterable {
+    /// Guests on the same parent reach each other directly, and the network.
+    case bridge
+    /// Everything goes out to the adjacent switch (reflective relay for guest-to-guest).
+    case vepa
+    /// Guests on the same parent never reach each other.
+    case `private`
+    /// One guest owns the parent.
+    case passthrough = "passthru"
 }
 
 public enum NICModel: String, Sendable, Codable, CaseIterable {

@@ -110,8 +110,10 @@ extension NICAddRequest {
         if bridge != nil, mode != .bridge { problems.append("--bridge needs --mode bridge") }
         if ifname != nil, mode != .tap { problems.append("--ifname needs --mode tap") }
         if mode == .bridge, bridge == nil { problems.append("--mode bridge needs --bridge BRIDGE") }
-        if mode == .tap, ifname == nil { problems.append("--mode tap needs --ifname TAP") }
-        for (flag, name) in [("--bridge", bridge), ("--ifname", ifname)] {
+        if parent != nil, mode != .macvtap { problems.append("--parent needs --mode macvtap") }
+        if macvtapMode != nil, mode != .macvtap { problems.append("--macvtap-mode needs --mode macvtap") }
+        if mode == .macvtap, parent == nil { problems.append("--mode macvtap needs --parent INTERFACE") }
+        for (flag, name) in [("--bridge", bridge), ("--ifname", ifname), ("--parent", parent)] {
             if let name, !InterfaceName.isValid(name) {
                 problems.append("\(flag): '\(name)' is not a valid interface name (\(InterfaceName.rule))")
             }

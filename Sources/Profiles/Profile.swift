@@ -251,13 +251,20 @@ public struct NIC: Sendable, Equatable, Codable {
     /// Host tap device for `mode: tap`, created beforehand by the operator; without it corral makes the tap
     /// (attached to nothing) and hands QEMU its descriptor.
     public var ifname: String?
+    /// The host interface a `mode: macvtap` NIC sits on.
+    public var parent: String?
+    /// The macvtap's mode; nil: bridge.
+    public var macvtapMode: MacvtapMode?
     /// virtio-net queue pairs on a tap corral makes (1…16); nil: the boot vCPU count, at most 8.
     public var queues: Int?
     /// vhost-net for a tap corral makes; nil: when the host has /dev/vhost-net.
     public var vhost: Bool?
 
     public init(id: String, mode: NICMode = .user, mac: String? = nil, model: NICModel = .virtioNet,
-                bridge: String? = nil, ifname: String? = nil, queues: Int? = nil, vhost: Bool? = nil) {
+                bridge: String? = nil, ifname: String? = nil, parent: String? = nil, macvtapMode: MacvtapMode? = nil,
+                queues: Int? = nil, vhost: Bool? = nil) {
+        self.parent = parent
+        self.macvtapMode = macvtapMode
         self.id = id
         self.mode = mode
         self.mac = mac

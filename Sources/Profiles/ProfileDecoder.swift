@@ -22,7 +22,7 @@ struct ProfileChecker {
     static let balloonKeys = ["min", "freePageReporting"]
     static let bootKeys = ["kernel", "initrd", "cmdline", "firmware"]
     static let diskKeys = ["id", "file", "format", "size", "bus", "cache", "readonly", "discard"]
-    static let nicKeys = ["id", "mode", "mac", "model", "bridge", "ifname", "queues", "vhost"]
+    static let nicKeys = ["id", "mode", "mac", "model", "bridge", "ifname", "parent", "macvtapMode", "queues", "vhost"]
     static let hotplugKeys = ["slots"]
     static let qemuKeys = ["binary"]
     static let overcommitKeys = ["memoryShares", "cpuWeight", "cpuQuota"]
@@ -347,6 +347,8 @@ struct ProfileChecker {
         if let model = choice(map, "model", path, NICModel.self) { nic.model = model }
         nic.bridge = string(map, "bridge", path)
         nic.ifname = string(map, "ifname", path)
+        nic.parent = string(map, "parent", path)
+        if let mode = choice(map, "macvtapMode", path, MacvtapMode.self) { nic.macvtapMode = mode }
         nic.queues = int(map, "queues", path)
         nic.vhost = bool(map, "vhost", path)
         return nic

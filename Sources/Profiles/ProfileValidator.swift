@@ -250,7 +250,7 @@ extension ProfileChecker {
                     profile.nics[index].mac = mac.lowercased()
                 }
             }
-            for (key, name) in [("bridge", nic.bridge), ("ifname", nic.ifname)] {
+            for (key, name) in [("bridge", nic.bridge), ("ifname", nic.ifname), ("parent", nic.parent)] {
                 if let name, usable(path + "." + key), !InterfaceName.isValid(name) {
                     problem(path + "." + key, "'\(name)' is not a valid interface name (\(InterfaceName.rule))")
                 }
@@ -259,13 +259,21 @@ extension ProfileChecker {
             switch nic.mode {
             case .bridge where nic.bridge == nil && usable(path + ".bridge"):
                 problem(path + ".mode", "bridge needs 'bridge' (the host bridge to attach to)")
+            case .macvtap where nic.parent == nil && usable(path + ".parent"):
+                problem(path + ".mode", "macvtap needs 'parent' (the host interface it sits on, e.g. eth0)")
             default:
                 break
             }
-            let ownTap = nic.mode == .bridge || (nic.mode == .tap && nic.ifname == nil)
+            if nic.parent != nil && nic.mode != .macvtap {
+                problem(path + ".parent", "is only used with mode macvtap (mode is \(nic.mode.rawValue))")
+            }
+            if nic.macvtapMode != nil && nic.mode != .macvtap {
+                problem(path + ".macvtapMode", "is only used with mode macvtap (mode is \(nic.mode.rawValue))")
+            }
+            let ownTap = nic.mode == .bridge || nic.mode == .macvtap || (nic.mode == .tap && nic.ifname == nil)
             if let queues = nic.queues, usable(path + ".queues") {
                 if !ownTap {
-                    problem(path + ".queues", "is only used on a tap corral makes (mode bridge, or tap without ifname)")
+                    problem(path + ".queues", "is only used on a tap corral makes (mode bridge or macvtap, or tap without ifname)")
                 } else if nic.model != .virtioNet {
                     problem(path + ".queues", "needs model virtio-net (model is \(nic.model.rawValue))")
                 } else if !(1...16).contains(queues) {
@@ -273,7 +281,7 @@ extension ProfileChecker {
                 }
             }
             if nic.vhost != nil, usable(path + ".vhost"), !ownTap || nic.model != .virtioNet {
-                problem(path + ".vhost", "is only used with model virtio-net on a tap corral makes (mode bridge, or tap without ifname)")
+                problem(path + ".vhost", "is only used with model virtio-net on a tap corral makes (mode bridge or macvtap, or tap without ifname)")
             }
             if nic.bridge != nil && nic.mode != .bridge {
                 problem(path + ".bridge", "is only used with mode bridge (mode is \(nic.mode.rawValue))")

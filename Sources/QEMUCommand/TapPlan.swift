@@ -1,4 +1,5 @@
 import JSON
+import CorralModel
 import Profiles
 
 /// The descriptors QEMU gets for one NIC's tap: one per queue, and one `/dev/vhost-net` per queue with vhost.
@@ -21,21 +22,31 @@ public enum TapPlan {
         public var nicID: String
         /// The host tap's name (`TapPlan.tapName`).
         public var ifname: String
-        /// The bridge to attach it to; nil for a tap attached to nothing (mode `tap`).
+        /// The bridge to attach it to; nil for a tap attached to nothing (mode `tap`) or a macvtap.
         public var bridge: String?
+        /// For a macvtap: its parent interface, mode and MAC (the guest's, so the parent delivers its frames).
+        public var macvtap: Macvtap?
         public var queues: Int
         public var vhost: Bool
         /// Where QEMU finds the descriptors.
         public var fds: TapFDs
 
-        public init(nicID: String, ifname: String, bridge: String?, queues: Int, vhost: Bool, fds: TapFDs) {
+        public init(nicID: String, ifname: String, bridge: String?, macvtap: Macvtap? = nil, queues: Int, vhost: Bool,
+                    fds: TapFDs) {
             self.nicID = nicID
             self.ifname = ifname
             self.bridge = bridge
+            self.macvtap = macvtap
             self.queues = queues
             self.vhost = vhost
             self.fds = fds
         }
+    }
+
+    public struct Macvtap: Sendable, Equatable {
+        public var parent: String
+        public var mode: MacvtapMode
+        public var mac: String
     }
 
     /// The first descriptor number handed to QEMU (0–2 are stdin, stdout, stderr).
@@ -45,7 +56,7 @@ public enum TapPlan {
 
     /// True when corral makes this NIC's tap.
     public static func makesTap(_ nic: NIC) -> Bool {
-        nic.mode == .bridge || (nic.mode == .tap && nic.ifname == nil)
+        nic.mode == .bridge || nic.mode == .macvtap || (nic.mode == .tap && nic.ifname == nil)
     }
 
     public static func queues(_ nic: NIC, bootCPUs: Int) -> Int {
@@ -75,8 +86,13 @@ public enum TapPlan {
         let vhost = nic.model == .virtioNet && (nic.vhost ?? vhostAvailable)
         let taps = (0..<queues).map { firstFD + Int32($0) }
         let vhosts = vhost ? (0..<queues).map { firstFD + Int32(queues + $0) } : []
+        var macvtap: Macvtap?
+        if nic.mode == .macvtap, let parent = nic.parent {
+            macvtap = Macvtap(parent: parent, mode: nic.macvtapMode ?? .bridge,
+                              mac: nic.mac ?? DeviceProps.stableMAC(vmName: vmName, nicID: nic.id))
+        }
         return Entry(nicID: nic.id, ifname: tapName(vmName: vmName, nicID: nic.id),
-                     bridge: nic.mode == .bridge ? nic.bridge : nil, queues: queues, vhost: vhost,
+                     bridge: nic.mode == .bridge ? nic.bridge : nil, macvtap: macvtap, queues: queues, vhost: vhost,
                      fds: TapFDs(taps: taps, vhosts: vhosts))
     }
 

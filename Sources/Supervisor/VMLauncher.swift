@@ -143,6 +143,7 @@ public struct VMLauncher: VMLaunching {
             spec.passing = taps.descriptors
             process = try ProcessLauncher.launch(spec)
         } catch {
+            TapDevices.remove(taps.macvtaps)
             provisioner.rollback(created)
             throw fail(error.description)
         }
@@ -162,6 +163,7 @@ public struct VMLauncher: VMLaunching {
             let status = await process.terminate(grace: .seconds(2))
             FileOps.remove(paths.qmpSocket)
             FileOps.remove(paths.pidFile)
+            TapDevices.remove(taps.macvtaps)
             provisioner.rollback(created)
             let output = Self.outputLines(paths.qemuOutput, from: outputStart)
             let why = output.isEmpty ? reason : "QEMU \(status) during start"

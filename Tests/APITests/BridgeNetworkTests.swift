@@ -120,7 +120,11 @@ struct BridgeNetworkTests {
                      ["-n", namespace, "link", "set", "lo", "up"],
                      ["-n", namespace, "link", "add", "br0", "mtu", "1400", "type", "bridge"],
                      ["-n", namespace, "addr", "add", "198.51.100.1/24", "dev", "br0"],
-                     ["-n", namespace, "link", "set", "br0", "up"]] {
+                     ["-n", namespace, "link", "set", "br0", "up"],
+                     // A veth pair as the host interface macvtaps sit on.
+                     ["-n", namespace, "link", "add", "uplink0", "type", "veth", "peer", "name", "uplink0p"],
+                     ["-n", namespace, "link", "set", "uplink0", "up"],
+                     ["-n", namespace, "link", "set", "uplink0p", "up"]] {
             let result = try await ProcessLauncher.run(ip, args)
             try #require(result.status == .exited(0), "ip \(args.joined(separator: " ")): \(result.output)")
         }
@@ -194,6 +198,45 @@ struct BridgeNetworkTests {
             #expect(rm.status == .exited(0), "\(rm)")
             #expect(try await !host.exists(tap), "unplugged: the tap is gone")
             _ = try await host.corral(["rm", "--force", "plug"])
+        }
+    }
+
+    @Test func aMacvtapNICSitsOnItsParentWithTheGuestsMACAndGoesWithItsQEMU() async throws {
+        try await Self.withHost { host in
+            let name = TapPlan.tapName(vmName: "direct", nicID: "wan")
+            let up = try await host.corral(["up", try host.profile(
+                "direct", nics: "[ { id: wan, mode: macvtap, parent: uplink0, macvtapMode: vepa } ]", slots: 1)])
+            try #require(up.status == .exited(0), "\(up)")
+            let details = try await host.ipn(["-d", "link", "show", name])
+            #expect(details.contains("\(name)@uplink0"), "on its parent: \(details)")
+            #expect(details.contains("macvtap mode vepa"), "\(details)")
+            let mac = try await host.status("direct").nics.first?.mac
+            #expect(mac != nil && details.contains("link/ether \(mac!)"), "the guest's MAC: \(details)")
+            #expect(await Self.guestBooted(host.serial("direct")))
+            let seen = await BinaryTCPTests.firstLine(in: host.serial("direct"), within: .seconds(60)) {
+                $0.hasPrefix("CORRAL-HB") && $0.contains("nics=eth0")
+            }
+            #expect(seen != nil, "the guest sees the NIC")
+
+            // A hotplugged one, then unplugged: made and deleted with it.
+            let add = try await host.corral(["nic", "add", "direct", "--id", "wan2", "--mode", "macvtap",
+                                             "--parent", "uplink0"])
+            #expect(add.status == .exited(0), "\(add)")
+            let plugged = TapPlan.tapName(vmName: "direct", nicID: "wan2")
+            #expect(try await host.ipn(["-d", "link", "show", plugged]).contains("macvtap mode bridge"))
+            let rm = try await host.corral(["nic", "rm", "direct", "wan2"])
+            #expect(rm.status == .exited(0), "\(rm)")
+            #expect(try await !host.exists(plugged), "unplugged: the macvtap is deleted")
+
+            // Unlike a tap a macvtap outlives its descriptors: the daemon deletes it when QEMU is gone.
+            let kill = try await host.corral(["kill", "direct"])
+            #expect(kill.status == .exited(0), "\(kill)")
+            #expect(try await !host.exists(name), "no macvtap left after kill")
+
+            let lost = try await host.corral(["up", try host.profile("lost", nics: "[ { id: wan, mode: macvtap, parent: nope0 } ]")])
+            #expect(lost.status != .exited(0) && lost.output.contains("parent 'nope0' does not exist"), "\(lost)")
+            #expect(try await !host.exists(TapPlan.tapName(vmName: "lost", nicID: "wan")))
+            _ = try await host.corral(["rm", "direct"])
         }
     }
 }

@@ -150,7 +150,11 @@ import Testing
             == ["--mac: '01:00:5e:00:00:01' is a multicast address; the first octet must be even"])
 
         broken = NICAddRequest(id: "n1", mode: .tap, bridge: "br0")
-        #expect(problems(broken.validate) == ["--bridge needs --mode bridge", "--mode tap needs --ifname TAP"])
+        #expect(problems(broken.validate) == ["--bridge needs --mode bridge"])
+        broken = NICAddRequest(id: "n1", mode: .macvtap, macvtapMode: .vepa)
+        #expect(problems(broken.validate) == ["--mode macvtap needs --parent INTERFACE"])
+        broken = NICAddRequest(id: "n1", mode: .bridge, bridge: "br0", parent: "eth0")
+        #expect(problems(broken.validate) == ["--parent needs --mode macvtap"])
     }
 
     @Test func memoryAddRequest() {

@@ -157,7 +157,7 @@ struct BrokenField: Sendable, CustomTestStringConvertible {
         BrokenField("queues out of range", [34: "    bridge: br0\n    queues: 17"],
                     "web.yaml:35:13: nics[1].queues: must be between 1 and 16, got 17"),
         BrokenField("queues on an operator's tap", [33: "    mode: tap", 34: "    ifname: tap0\n    queues: 2"],
-                    "web.yaml:35:13: nics[1].queues: is only used on a tap corral makes (mode bridge, or tap without ifname)"),
+                    "web.yaml:35:13: nics[1].queues: is only used on a tap corral makes (mode bridge or macvtap, or tap without ifname)"),
         BrokenField("ifname syntax", [33: "    mode: tap", 34: "    ifname: tap/0"],
                     "web.yaml:34:13: nics[1].ifname: 'tap/0' is not a valid interface name "
                         + "(1-15 characters, no '/', ':', ',' or whitespace)"),

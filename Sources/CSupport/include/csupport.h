@@ -36,6 +36,16 @@ int corral_if_up(const char *name);
 /// Enslaves interface `ifindex` to the bridge `bridge` (SIOCBRADDIF); 0 or -errno.
 int corral_bridge_add(const char *bridge, int ifindex);
 
+/// Creates the macvtap `name` on `parent` with MAC `mac` (6 bytes) and macvlan mode `mode` (MACVLAN_MODE_*), over
+/// rtnetlink (RTM_NEWLINK). 0 or -errno (the kernel's answer).
+int corral_macvtap_create(const char *name, const char *parent, const unsigned char *mac, unsigned int mode);
+
+/// Deletes interface `name` over rtnetlink (RTM_DELLINK). 0 or -errno (-ENODEV when there is none).
+int corral_link_delete(const char *name);
+
+/// mknod(2) of a character device (mode 0600): 0 or -errno. (makedev is a macro Swift cannot import.)
+int corral_mknod_char(const char *path, unsigned int major, unsigned int minor);
+
 /// 1 when `name` is a Linux bridge (it has /sys/class/net/NAME/bridge), 0 otherwise.
 int corral_is_bridge(const char *name);
 

@@ -176,6 +176,7 @@ extension ManagedVM {
         } catch {
             // Descriptors netdev_add did not take stay in QEMU's monitor: drop them, so the tap goes too.
             for fdName in tap?.names ?? [] { try? await executor.qmp.closefd(fdName) }
+            if let entry = tap?.entry { TapDevices.removeMacvtaps(of: [entry]) }
             throw failure(error)
         }
         config.hotplugged.nics.append(PluggedNIC(nic: nic, port: port))
@@ -202,10 +203,19 @@ extension ManagedVM {
                 handed.append(fdName)
             } catch {
                 for done in handed { try? await qmp.closefd(done) }
+                TapDevices.removeMacvtaps(of: [entry])
                 throw .qmpFailed(error, note: "the tap \(entry.ifname) was not kept")
             }
         }
         return (entry, handed)
+    }
+
+    /// An unplugged NIC's macvtap goes (a tap went with netdev_del).
+    private func releaseNIC(_ id: String) {
+        guard let plugged = config.hotplugged.nics.first(where: { $0.nic.id == id }), TapPlan.makesTap(plugged.nic)
+        else { return }
+        TapDevices.removeMacvtaps(of: [TapPlan.entry(plugged.nic, vmName: name, bootCPUs: config.profile.cpu.count,
+                                                     vhostAvailable: false)])
     }
 
     func removeNIC(id: String) async throws(ControlError) {
@@ -218,6 +228,7 @@ extension ManagedVM {
             throw .notFound("\(name) has no NIC \(id)")
         }
         try await runRemoval(HotplugPlanner.removeNIC(plugged.nic), completion: .nic(id: id))
+        releaseNIC(id)
         config.hotplugged.nics.removeAll { $0.nic.id == id }
         await saveConfig(.nicRemoved, ["id": .string(id)])
     }
@@ -307,6 +318,7 @@ extension ManagedVM {
             finishDiskRemoval(id: id, deleteImage: deleteImage)
             (event, data) = (.diskRemoved, ["id": .string(id)])
         case .nic(let id):
+            releaseNIC(id)
             config.hotplugged.nics.removeAll { $0.nic.id == id }
             (event, data) = (.nicRemoved, ["id": .string(id)])
         case .memory(let id):

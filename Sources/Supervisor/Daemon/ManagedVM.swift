@@ -155,6 +155,7 @@ public actor ManagedVM {
 
     /// The recorded QEMU is gone: it died while no daemon watched. The restart policy decides.
     func recoverAfterDaemonRestart() async {
+        releaseNetwork()
         record.pid = nil
         record.startedAt = nil
         await feed(.foundDead)
@@ -332,11 +333,18 @@ public actor ManagedVM {
         session.pump.cancel()
         FileOps.remove(paths.qmpSocket)
         FileOps.remove(paths.pidFile)
+        releaseNetwork()
         record.pid = nil
         record.startedAt = nil
         removeCGroup()
         logger.info("qemu exited", metadata: ["note": "\(note)"])
         await session.vm.qmp.close()
+    }
+
+    /// What outlives a QEMU on the host side and must go with it: its macvtaps (its taps went with their last
+    /// descriptor on their own).
+    func releaseNetwork() {
+        TapDevices.removeMacvtaps(of: TapPlan.entries(config, vhostAvailable: false))
     }
 
     /// The one place an automatic restart is scheduled: after `delay`, in the VM's queue, if nothing changed.
