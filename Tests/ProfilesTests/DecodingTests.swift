@@ -236,15 +236,16 @@ import Testing
             accel: xen
             boot: { firmware: efi }
             disks: [{ file: a, size: 1G, format: vmdk, cache: wb }]
-            nics: [{ mode: macvtap, model: rtl8139 }]
+            nics: [{ mode: vde, model: rtl8139, macvtapMode: source }]
             """
         #expect(diagnostics("e.yaml", files: ["/vm/e.yaml": text]) == [
             "e.yaml:3:8: accel: 'xen' is not one of kvm, tcg, auto",
             "e.yaml:4:19: boot.firmware: 'efi' is not one of bios, uefi",
             "e.yaml:5:38: disks[0].format: 'vmdk' is not one of qcow2, raw",
             "e.yaml:5:51: disks[0].cache: 'wb' is not one of none, writeback, writethrough, directsync, unsafe",
-            "e.yaml:6:16: nics[0].mode: 'macvtap' is not one of user, tap, bridge",
-            "e.yaml:6:32: nics[0].model: 'rtl8139' is not one of virtio-net, e1000e",
+            "e.yaml:6:16: nics[0].mode: 'vde' is not one of user, tap, bridge, macvtap",
+            "e.yaml:6:28: nics[0].model: 'rtl8139' is not one of virtio-net, e1000e",
+            "e.yaml:6:50: nics[0].macvtapMode: 'source' is not one of bridge, vepa, private, passthru",
         ])
     }
 
