@@ -37,6 +37,7 @@ public struct CorralAPI: Sendable {
         addHotplugRoutes(v1)
         addTuningRoutes(v1)
         addMigrationRoutes(v1)
+        addNetworkRoutes(v1)
         return router
     }
 

@@ -249,3 +249,49 @@ int corral_link_delete(const char *name) {
 int corral_mknod_char(const char *path, unsigned int major, unsigned int minor) {
     return mknod(path, S_IFCHR | 0600, makedev(major, minor)) == 0 ? 0 : -errno;
 }
+
+#include <arpa/inet.h>
+#include <linux/if_addr.h>
+
+int corral_bridge_create(const char *name) {
+    if (strlen(name) >= IFNAMSIZ) return -ENAMETOOLONG;
+    struct corral_nl_request request;
+    memset(&request, 0, sizeof request);
+    request.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifinfomsg));
+    request.header.nlmsg_type = RTM_NEWLINK;
+    request.header.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+    request.info.ifi_family = AF_UNSPEC;
+    size_t capacity = sizeof request;
+    if (!corral_nl_add(&request.header, capacity, IFLA_IFNAME, name, strlen(name) + 1)) return -E2BIG;
+    struct rtattr *info = corral_nl_add(&request.header, capacity, IFLA_LINKINFO, NULL, 0);
+    if (!info) return -E2BIG;
+    if (!corral_nl_add(&request.header, capacity, IFLA_INFO_KIND, "bridge", strlen("bridge"))) return -E2BIG;
+    corral_nl_end(&request.header, info);
+    return corral_nl_talk(&request.header);
+}
+
+struct corral_addr_request {
+    struct nlmsghdr header;
+    struct ifaddrmsg info;
+    char attributes[128];
+};
+
+int corral_addr_add4(const char *name, unsigned int address, int prefix) {
+    int index = corral_if_index(name);
+    if (index < 0) return index;
+    struct corral_addr_request request;
+    memset(&request, 0, sizeof request);
+    request.header.nlmsg_len = NLMSG_LENGTH(sizeof(struct ifaddrmsg));
+    request.header.nlmsg_type = RTM_NEWADDR;
+    request.header.nlmsg_flags = NLM_F_CREATE | NLM_F_EXCL;
+    request.info.ifa_family = AF_INET;
+    request.info.ifa_prefixlen = (unsigned char)prefix;
+    request.info.ifa_index = (unsigned int)index;
+    unsigned int wire = htonl(address);
+    unsigned int broadcast = htonl(address | (prefix >= 32 ? 0u : (0xFFFFFFFFu >> prefix)));
+    size_t capacity = sizeof request;
+    if (!corral_nl_add(&request.header, capacity, IFA_LOCAL, &wire, sizeof wire)) return -E2BIG;
+    if (!corral_nl_add(&request.header, capacity, IFA_ADDRESS, &wire, sizeof wire)) return -E2BIG;
+    if (!corral_nl_add(&request.header, capacity, IFA_BROADCAST, &broadcast, sizeof broadcast)) return -E2BIG;
+    return corral_nl_talk(&request.header);
+}

@@ -33,6 +33,7 @@ public struct Corral: ParsableCommand {
             CPUCommand.self,
             DiskCommand.self,
             NICCommand.self,
+            NetworkCommand.self,
             MemoryCommand.self,
             BalloonCommand.self,
             StatsCommand.self,

@@ -128,7 +128,8 @@ struct NICAddCommand: AsyncParsableCommand {
 
     @Argument(help: "VM name.") var name: String
     @Option(help: "NIC id (unique in the VM).") var id: String
-    @Option(help: "user, tap, bridge or macvtap (default user).") var mode: NICMode?
+    @Option(help: "user, tap, bridge, macvtap or network (default user).") var mode: NICMode?
+    @Option(help: "Managed network to join (--mode network).") var network: String?
     @Option(help: "Bridge to join (--mode bridge); corral makes the tap.") var bridge: String?
     @Option(help: "Existing tap interface (--mode tap); without it corral makes the tap.") var ifname: String?
     @Option(help: "Host interface the macvtap sits on (--mode macvtap).") var parent: String?
@@ -139,8 +140,8 @@ struct NICAddCommand: AsyncParsableCommand {
     @OptionGroup var socket: DaemonSocketOption
 
     var request: NICAddRequest {
-        NICAddRequest(id: id, mode: mode, bridge: bridge, ifname: ifname, parent: parent, macvtapMode: macvtapMode,
-                      mac: mac, model: model)
+        NICAddRequest(id: id, mode: mode, bridge: bridge, ifname: ifname, network: network, parent: parent,
+                      macvtapMode: macvtapMode, mac: mac, model: model)
     }
 
     func validate() throws {

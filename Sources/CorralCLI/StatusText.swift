@@ -15,10 +15,11 @@ enum StatusText {
     }
 
     static func table(_ vms: [VMStatus]) -> [String] {
-        let header = ["NAME", "STATE", "PID", "CPUS", "MEMORY", "UPTIME", "RESTARTS"]
+        let header = ["NAME", "STATE", "PID", "CPUS", "MEMORY", "UPTIME", "RESTARTS", "ADDRESS"]
         let rows = vms.map { vm in
             [vm.name, vm.state.rawValue, vm.pid.map(String.init) ?? "-", "\(vm.cpus.online)/\(vm.cpus.max)",
-             bytes(vm.memory.sizeBytes), vm.uptimeSeconds.map(duration) ?? "-", "\(vm.restartCount)"]
+             bytes(vm.memory.sizeBytes), vm.uptimeSeconds.map(duration) ?? "-", "\(vm.restartCount)",
+             vm.nics.lazy.flatMap(\.addresses).first ?? "-"]
         }
         return aligned([header] + rows)
     }
@@ -41,7 +42,10 @@ enum StatusText {
         }
         if vm.disks.isEmpty { pairs.append(("disks", "-")) }
         for (index, nic) in vm.nics.enumerated() {
-            pairs.append((index == 0 ? "nics" : "", "\(nic.id) \(nic.mac) \(nic.mode)"))
+            var text = "\(nic.id) \(nic.mac) \(nic.mode)"
+            if let network = nic.network { text += " \(network)" }
+            if !nic.addresses.isEmpty { text += " " + nic.addresses.joined(separator: ", ") }
+            pairs.append((index == 0 ? "nics" : "", text))
         }
         if vm.nics.isEmpty { pairs.append(("nics", "-")) }
         pairs += [

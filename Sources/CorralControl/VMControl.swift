@@ -37,4 +37,14 @@ extension VMControl {
 }
 
 /// Everything the daemon offers, as the API serves it. The daemon's `VMManager` is one; API tests use a fake.
-public typealias DaemonControl = VMControl & HotplugControl & TuningControl & MigrationControl
+public typealias DaemonControl = VMControl & HotplugControl & TuningControl & MigrationControl & NetworkControl
+
+/// Managed networks (`corral network create|ls|show|rm`).
+public protocol NetworkControl: Sendable {
+    /// Creates the bridge, dnsmasq and (with NAT) the nftables table; refuses a name or subnet in use.
+    func createNetwork(_ request: NetworkCreateRequest) async throws(ControlError) -> NetworkInfo
+    func networks() async -> [NetworkInfo]
+    func network(_ name: String) async throws(ControlError) -> NetworkInfo
+    /// Removes everything the network is; refused while a VM has a NIC on it.
+    func removeNetwork(_ name: String) async throws(ControlError)
+}

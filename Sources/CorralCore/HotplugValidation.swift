@@ -70,7 +70,8 @@ public enum HotplugValidation {
             return .failure(HotplugRefusal("--mac: \(chosen) is already used by another NIC of \(config.profile.name)"))
         }
         return .success(NIC(id: request.id, mode: mode, mac: chosen, model: request.model ?? .virtioNet,
-                            bridge: request.bridge, ifname: request.ifname, parent: request.parent,
+                            bridge: request.bridge, ifname: request.ifname, network: request.network,
+                            parent: request.parent,
                             macvtapMode: request.macvtapMode))
     }
 

@@ -26,6 +26,8 @@ public struct NICAddRequest: Sendable, Codable, Equatable {
     public var mode: NICMode?
     public var bridge: String?
     public var ifname: String?
+    /// `--mode network`: the managed network.
+    public var network: String?
     /// `--mode macvtap`: the host interface it sits on, and how it shares it (nil: bridge).
     public var parent: String?
     public var macvtapMode: MacvtapMode?
@@ -33,8 +35,9 @@ public struct NICAddRequest: Sendable, Codable, Equatable {
     public var mac: String?
     public var model: NICModel?
 
-    public init(id: String, mode: NICMode? = nil, bridge: String? = nil, ifname: String? = nil, parent: String? = nil,
-                macvtapMode: MacvtapMode? = nil, mac: String? = nil, model: NICModel? = nil) {
+    public init(id: String, mode: NICMode? = nil, bridge: String? = nil, ifname: String? = nil, network: String? = nil,
+                parent: String? = nil, macvtapMode: MacvtapMode? = nil, mac: String? = nil, model: NICModel? = nil) {
+        self.network = network
         self.id = id
         self.mode = mode
         self.bridge = bridge

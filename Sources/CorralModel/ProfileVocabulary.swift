@@ -19,6 +19,8 @@ public enum NICMode: String, Sendable, Codable, CaseIterable {
     case user, tap, bridge
     /// libvirt's `type='direct'`: a macvtap on a host interface (`parent`), made by the daemon.
     case macvtap
+    /// On a managed network (`network: NAME`, `corral network create`): a tap on the network's bridge.
+    case network
 }
 
 /// How a macvtap shares its parent (the kernel's macvlan modes).

@@ -110,6 +110,11 @@ extension NICAddRequest {
         if bridge != nil, mode != .bridge { problems.append("--bridge needs --mode bridge") }
         if ifname != nil, mode != .tap { problems.append("--ifname needs --mode tap") }
         if mode == .bridge, bridge == nil { problems.append("--mode bridge needs --bridge BRIDGE") }
+        if network != nil, mode != .network { problems.append("--network needs --mode network") }
+        if mode == .network, network == nil { problems.append("--mode network needs --network NAME") }
+        if let network, !NetworkName.isValid(network) {
+            problems.append("--network: '\(network)' is not a network name (\(NetworkName.rule))")
+        }
         if parent != nil, mode != .macvtap { problems.append("--parent needs --mode macvtap") }
         if macvtapMode != nil, mode != .macvtap { problems.append("--macvtap-mode needs --mode macvtap") }
         if mode == .macvtap, parent == nil { problems.append("--mode macvtap needs --parent INTERFACE") }

@@ -60,10 +60,25 @@ public struct VMStatus: Sendable, Codable, Equatable {
         public var id: String
         public var mac: String
         public var mode: String
-        public init(id: String, mac: String, mode: String) {
+        /// The managed network it is on (`mode: network`).
+        public var network: String?
+        /// The guest's IPv4 addresses on this NIC, from the network's DHCP leases; empty when unknown.
+        public var addresses: [String]
+        public init(id: String, mac: String, mode: String, network: String? = nil, addresses: [String] = []) {
             self.id = id
             self.mac = mac
             self.mode = mode
+            self.network = network
+            self.addresses = addresses
+        }
+
+        public init(from decoder: any Decoder) throws {
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            id = try c.decode(String.self, forKey: .id)
+            mac = try c.decode(String.self, forKey: .mac)
+            mode = try c.decode(String.self, forKey: .mode)
+            network = try c.decodeIfPresent(String.self, forKey: .network)
+            addresses = try c.decodeIfPresent([String].self, forKey: .addresses) ?? []
         }
     }
 

@@ -189,6 +189,24 @@ public struct CorralClient: Sendable {
         try await call("GET", "/v1/host", as: HostReport.self)
     }
 
+    // MARK: Networks
+
+    public func createNetwork(_ request: NetworkCreateRequest) async throws -> NetworkInfo {
+        try await call("POST", "/v1/networks", body: request, as: NetworkInfo.self)
+    }
+
+    public func networks() async throws -> [NetworkInfo] {
+        try await call("GET", "/v1/networks", as: [NetworkInfo].self)
+    }
+
+    public func network(_ name: String) async throws -> NetworkInfo {
+        try await call("GET", "/v1/networks/" + Self.percentEncoded(name), as: NetworkInfo.self)
+    }
+
+    public func removeNetwork(_ name: String) async throws {
+        _ = try await collect(try await send("DELETE", "/v1/networks/" + Self.percentEncoded(name), body: nil))
+    }
+
     // MARK: Plumbing
 
     package func call<Reply: Decodable>(

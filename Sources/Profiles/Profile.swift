@@ -251,6 +251,8 @@ public struct NIC: Sendable, Equatable, Codable {
     /// Host tap device for `mode: tap`, created beforehand by the operator; without it corral makes the tap
     /// (attached to nothing) and hands QEMU its descriptor.
     public var ifname: String?
+    /// The managed network of a `mode: network` NIC (`corral network create`).
+    public var network: String?
     /// The host interface a `mode: macvtap` NIC sits on.
     public var parent: String?
     /// The macvtap's mode; nil: bridge.
@@ -261,8 +263,9 @@ public struct NIC: Sendable, Equatable, Codable {
     public var vhost: Bool?
 
     public init(id: String, mode: NICMode = .user, mac: String? = nil, model: NICModel = .virtioNet,
-                bridge: String? = nil, ifname: String? = nil, parent: String? = nil, macvtapMode: MacvtapMode? = nil,
-                queues: Int? = nil, vhost: Bool? = nil) {
+                bridge: String? = nil, ifname: String? = nil, network: String? = nil, parent: String? = nil,
+                macvtapMode: MacvtapMode? = nil, queues: Int? = nil, vhost: Bool? = nil) {
+        self.network = network
         self.parent = parent
         self.macvtapMode = macvtapMode
         self.id = id

@@ -22,7 +22,8 @@ struct ProfileChecker {
     static let balloonKeys = ["min", "freePageReporting"]
     static let bootKeys = ["kernel", "initrd", "cmdline", "firmware"]
     static let diskKeys = ["id", "file", "format", "size", "bus", "cache", "readonly", "discard"]
-    static let nicKeys = ["id", "mode", "mac", "model", "bridge", "ifname", "parent", "macvtapMode", "queues", "vhost"]
+    static let nicKeys = ["id", "mode", "mac", "model", "bridge", "ifname", "network", "parent", "macvtapMode", "queues",
+                          "vhost"]
     static let hotplugKeys = ["slots"]
     static let qemuKeys = ["binary"]
     static let overcommitKeys = ["memoryShares", "cpuWeight", "cpuQuota"]
@@ -347,6 +348,9 @@ struct ProfileChecker {
         if let model = choice(map, "model", path, NICModel.self) { nic.model = model }
         nic.bridge = string(map, "bridge", path)
         nic.ifname = string(map, "ifname", path)
+        nic.network = string(map, "network", path)
+        // `network: NAME` alone is enough: the mode follows.
+        if nic.network != nil, map["mode"] == nil { nic.mode = .network }
         nic.parent = string(map, "parent", path)
         if let mode = choice(map, "macvtapMode", path, MacvtapMode.self) { nic.macvtapMode = mode }
         nic.queues = int(map, "queues", path)

@@ -259,10 +259,19 @@ extension ProfileChecker {
             switch nic.mode {
             case .bridge where nic.bridge == nil && usable(path + ".bridge"):
                 problem(path + ".mode", "bridge needs 'bridge' (the host bridge to attach to)")
+            case .network where nic.network == nil && usable(path + ".network"):
+                problem(path + ".mode", "network needs 'network' (a managed network: corral network ls)")
             case .macvtap where nic.parent == nil && usable(path + ".parent"):
                 problem(path + ".mode", "macvtap needs 'parent' (the host interface it sits on, e.g. eth0)")
             default:
                 break
+            }
+            if let network = nic.network, usable(path + ".network") {
+                if nic.mode != .network {
+                    problem(path + ".network", "is only used with mode network (mode is \(nic.mode.rawValue))")
+                } else if !NetworkName.isValid(network) {
+                    problem(path + ".network", "'\(network)' is not a network name (\(NetworkName.rule))")
+                }
             }
             if nic.parent != nil && nic.mode != .macvtap {
                 problem(path + ".parent", "is only used with mode macvtap (mode is \(nic.mode.rawValue))")
@@ -270,7 +279,8 @@ extension ProfileChecker {
             if nic.macvtapMode != nil && nic.mode != .macvtap {
                 problem(path + ".macvtapMode", "is only used with mode macvtap (mode is \(nic.mode.rawValue))")
             }
-            let ownTap = nic.mode == .bridge || nic.mode == .macvtap || (nic.mode == .tap && nic.ifname == nil)
+            let ownTap = nic.mode == .bridge || nic.mode == .macvtap || nic.mode == .network
+                || (nic.mode == .tap && nic.ifname == nil)
             if let queues = nic.queues, usable(path + ".queues") {
                 if !ownTap {
                     problem(path + ".queues", "is only used on a tap corral makes (mode bridge or macvtap, or tap without ifname)")

@@ -161,7 +161,7 @@ public enum DeviceProps {
         switch nic.mode {
         case .user:
             break
-        case .tap, .bridge, .macvtap:
+        case .tap, .bridge, .macvtap, .network:
             // An operator's tap by name (QEMU must not run ifup/ifdown scripts). Taps corral makes (mode bridge,
             // tap without ifname) are passed as descriptors instead: `TapPlan.netdev`.
             props["type"] = "tap"

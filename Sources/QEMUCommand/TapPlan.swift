@@ -26,6 +26,8 @@ public enum TapPlan {
         public var bridge: String?
         /// For a macvtap: its parent interface, mode and MAC (the guest's, so the parent delivers its frames).
         public var macvtap: Macvtap?
+        /// For a NIC on a managed network: its name (`bridge` is the network's bridge).
+        public var network: String?
         public var queues: Int
         public var vhost: Bool
         /// Where QEMU finds the descriptors.
@@ -56,7 +58,7 @@ public enum TapPlan {
 
     /// True when corral makes this NIC's tap.
     public static func makesTap(_ nic: NIC) -> Bool {
-        nic.mode == .bridge || nic.mode == .macvtap || (nic.mode == .tap && nic.ifname == nil)
+        nic.mode == .bridge || nic.mode == .macvtap || nic.mode == .network || (nic.mode == .tap && nic.ifname == nil)
     }
 
     public static func queues(_ nic: NIC, bootCPUs: Int) -> Int {
@@ -91,9 +93,16 @@ public enum TapPlan {
             macvtap = Macvtap(parent: parent, mode: nic.macvtapMode ?? .bridge,
                               mac: nic.mac ?? DeviceProps.stableMAC(vmName: vmName, nicID: nic.id))
         }
-        return Entry(nicID: nic.id, ifname: tapName(vmName: vmName, nicID: nic.id),
-                     bridge: nic.mode == .bridge ? nic.bridge : nil, macvtap: macvtap, queues: queues, vhost: vhost,
-                     fds: TapFDs(taps: taps, vhosts: vhosts))
+        var bridge = nic.mode == .bridge ? nic.bridge : nil
+        var network: String?
+        if nic.mode == .network, let name = nic.network {
+            bridge = NetworkName.bridge(name)
+            network = name
+        }
+        var entry = Entry(nicID: nic.id, ifname: tapName(vmName: vmName, nicID: nic.id), bridge: bridge,
+                          macvtap: macvtap, queues: queues, vhost: vhost, fds: TapFDs(taps: taps, vhosts: vhosts))
+        entry.network = network
+        return entry
     }
 
     /// The names a hotplug gives the descriptors it hands QEMU with `getfd` (QMP refers to them by name).

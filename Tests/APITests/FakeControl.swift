@@ -60,6 +60,8 @@ actor FakeControl: VMControl {
     /// Answers of the peer operations.
     var incomingReply = IncomingReply(uri: "tcp:192.0.2.2:49152")
     var peerFailure: ControlError?
+    /// Networks the fake knows.
+    var fakeNetworks: [String: NetworkInfo] = [:]
 
     init(vms: [VMStatus] = []) {
         for vm in vms { self.vms[vm.name] = vm }
@@ -369,5 +371,30 @@ extension FakeControl: MigrationControl {
     func abortIncoming(_ name: String) async throws(ControlError) {
         record(.abortIncoming(name))
         if let peerFailure { throw peerFailure }
+    }
+}
+
+/// Networks as a fake: kept in memory, validated like the daemon's.
+extension FakeControl: NetworkControl {
+    func createNetwork(_ request: NetworkCreateRequest) async throws(ControlError) -> NetworkInfo {
+        do { try request.validate() } catch { throw ControlError(error) }
+        guard let spec = request.resolved() else { throw .invalidRequest("bad subnet") }
+        if fakeNetworks[spec.name] != nil { throw .conflict("a network named \(spec.name) already exists") }
+        let info = NetworkInfo(name: spec.name, bridge: spec.bridge, subnet: spec.subnet.description,
+                               gateway: spec.gateway.description, nat: spec.nat, dhcpRange: spec.dhcpRange.description,
+                               dnsmasqPid: 4242, state: "up", problem: nil, vms: [], leases: [:])
+        fakeNetworks[spec.name] = info
+        return info
+    }
+
+    func networks() async -> [NetworkInfo] { fakeNetworks.keys.sorted().compactMap { fakeNetworks[$0] } }
+
+    func network(_ name: String) async throws(ControlError) -> NetworkInfo {
+        guard let info = fakeNetworks[name] else { throw .notFound("no network named \(name)") }
+        return info
+    }
+
+    func removeNetwork(_ name: String) async throws(ControlError) {
+        guard fakeNetworks.removeValue(forKey: name) != nil else { throw .notFound("no network named \(name)") }
     }
 }

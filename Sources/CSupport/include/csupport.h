@@ -40,6 +40,13 @@ int corral_bridge_add(const char *bridge, int ifindex);
 /// rtnetlink (RTM_NEWLINK). 0 or -errno (the kernel's answer).
 int corral_macvtap_create(const char *name, const char *parent, const unsigned char *mac, unsigned int mode);
 
+/// Creates the Linux bridge `name` over rtnetlink (RTM_NEWLINK, kind bridge). 0 or -errno (-EEXIST when it exists).
+int corral_bridge_create(const char *name);
+
+/// Adds the IPv4 address `address` (host byte order) with `prefix` to `name` (RTM_NEWADDR). 0 or -errno
+/// (-EEXIST when it is there already).
+int corral_addr_add4(const char *name, unsigned int address, int prefix);
+
 /// Deletes interface `name` over rtnetlink (RTM_DELLINK). 0 or -errno (-ENODEV when there is none).
 int corral_link_delete(const char *name);
 

@@ -247,13 +247,23 @@ public actor ManagedVM {
             disks: disks.map {
                 .init(id: $0.id, file: $0.file, format: $0.format.rawValue, readonly: $0.readonly, bus: $0.bus.rawValue)
             },
-            nics: nics.map {
-                .init(id: $0.id, mac: $0.mac ?? DeviceProps.stableMAC(vmName: name, nicID: $0.id), mode: $0.mode.rawValue)
+            nics: nics.map { nic in
+                let mac = nic.mac ?? DeviceProps.stableMAC(vmName: name, nicID: nic.id)
+                let address = nic.network.flatMap { leases(of: $0)[mac.lowercased()] }
+                return .init(id: nic.id, mac: mac, mode: nic.mode.rawValue, network: nic.network,
+                             addresses: address.map { [$0] } ?? [])
             },
             qmpSocket: paths.qmpSocket, serialLog: paths.serialLog,
             restartCount: lifecycle.restartCount, lastExit: lifecycle.lastExit,
             unplugPending: pendingUnplugs.keys.sorted(),
             migration: outgoing.map { OutgoingMigrationInfo(to: $0.destination, progress: $0.progress) })
+    }
+
+    /// A managed network's DHCP leases (MAC → address), read from its lease file.
+    private func leases(of network: String) -> [String: String] {
+        let stateRoot = String(paths.folder.dropLast(("/vms/" + name).count))
+        let text = (try? FileOps.readText(NetworkPlan.Files(stateRoot: stateRoot, name: network).leases)) ?? nil
+        return DHCPLeases.parse(text ?? "")
     }
 
     // MARK: The lifecycle

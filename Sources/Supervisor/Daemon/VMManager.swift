@@ -20,6 +20,8 @@ public actor VMManager: VMControl {
     let cgroups: CGroupManager?
     let logger: Logger
     var vms: [String: ManagedVM] = [:]
+    /// Managed networks (bridges, dnsmasq, NAT).
+    let networkManager: NetworkManager
     /// Outgoing migrations in flight, by VM: they belong to the daemon, not to the request that started them.
     var migrations: [String: Task<Void, Never>] = [:]
     /// Policy state carried across ticks (hysteresis, idle counters).
@@ -27,8 +29,9 @@ public actor VMManager: VMControl {
     var ksmPolicy = KSMPolicy()
 
     init(stateRoot: String, launcher: any VMLaunching, options: DaemonOptions,
-         peerConnector: MigrationPeerConnector? = nil, logger: Logger) {
+         peerConnector: MigrationPeerConnector? = nil, networks: NetworkManager, logger: Logger) {
         self.stateRoot = stateRoot
+        self.networkManager = networks
         self.peerConnector = peerConnector
         self.launcher = launcher
         self.options = options
@@ -58,8 +61,10 @@ public actor VMManager: VMControl {
     static func open(stateRoot: String, launcher: any VMLaunching, options: DaemonOptions,
                      peerConnector: MigrationPeerConnector?, logger: Logger) async throws -> VMManager {
         try FileOps.makeFolder(stateRoot + "/vms")
+        // Networks first: a VM restarted while loading needs its network's bridge.
+        let networks = await NetworkManager.open(stateRoot: stateRoot, logger: logger)
         let manager = VMManager(stateRoot: stateRoot, launcher: launcher, options: options,
-                                peerConnector: peerConnector, logger: logger)
+                                peerConnector: peerConnector, networks: networks, logger: logger)
         await manager.loadExisting()
         return manager
     }
@@ -77,6 +82,7 @@ public actor VMManager: VMControl {
     /// Closes QMP connections and monitors; QEMU processes keep running.
     public func shutdown() async {
         for vm in vms.values { await vm.detach() }
+        await networkManager.shutdown()
         await hub.finishAll()
         logger.info("daemon detached from all VMs", metadata: ["count": "\(vms.count)"])
     }

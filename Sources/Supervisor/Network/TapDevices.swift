@@ -142,6 +142,10 @@ public enum TapDevices {
             try openVhosts(entry, into: &opened, vhostDevice: vhostDevice)
             return
         }
+        if let network = entry.network, let bridge = entry.bridge, corral_if_index(bridge) <= 0 {
+            throw fail("network '\(network)' does not exist on this host (corral network ls; "
+                + "corral network create \(network) --subnet …)")
+        }
         if let bridge = entry.bridge {
             guard corral_if_index(bridge) > 0 else {
                 throw fail("bridge '\(bridge)' does not exist on this host (create it first, e.g. "
