@@ -243,7 +243,7 @@ import Testing
             "e.yaml:4:19: boot.firmware: 'efi' is not one of bios, uefi",
             "e.yaml:5:38: disks[0].format: 'vmdk' is not one of qcow2, raw",
             "e.yaml:5:51: disks[0].cache: 'wb' is not one of none, writeback, writethrough, directsync, unsafe",
-            "e.yaml:6:16: nics[0].mode: 'vde' is not one of user, tap, bridge, macvtap",
+            "e.yaml:6:16: nics[0].mode: 'vde' is not one of user, tap, bridge, macvtap, network",
             "e.yaml:6:28: nics[0].model: 'rtl8139' is not one of virtio-net, e1000e",
             "e.yaml:6:50: nics[0].macvtapMode: 'source' is not one of bridge, vepa, private, passthru",
         ])
