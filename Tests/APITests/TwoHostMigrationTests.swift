@@ -210,7 +210,7 @@ struct TwoHostMigrationTests {
     /// Every heartbeat number in a file read now (the source's log is read before it is removed).
     static func heartbeats(in log: String) -> [Int] {
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").compactMap { heartbeatNumber(String($0)) }
+        return text.split(whereSeparator: \.isNewline).compactMap { heartbeatNumber(String($0)) }
     }
 
     /// Follows A's serial log while a migration runs and remembers the highest heartbeat seen.
@@ -346,7 +346,7 @@ struct TwoHostMigrationTests {
             #expect(status.cpus.online == 2)
             #expect(status.disks.map(\.id) == ["data", "extra"])
             // Heartbeats printed on B after the move: the guest still has both.
-            let lines = try String(contentsOfFile: hosts.serialB, encoding: .utf8).split(separator: "\n")
+            let lines = try String(contentsOfFile: hosts.serialB, encoding: .utf8).split(whereSeparator: \.isNewline)
                 .filter { $0.contains("CORRAL-HB") && $0.contains(" memkb=") }
             #expect(!lines.isEmpty)
             #expect(lines.allSatisfy { $0.contains(" cpus=2 ") && $0.contains(" disks=vda,vdb ") }, "\(lines.suffix(3))")

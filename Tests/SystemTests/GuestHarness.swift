@@ -101,18 +101,24 @@ enum Guest {
     }
 }
 
-/// One parsed `CORRAL-HB` heartbeat line printed by the test guest every 0.5 s.
+/// One parsed `CORRAL-HB` heartbeat line printed by the test guest every 0.5 s (docs/test-guest.md).
 struct Heartbeat: Equatable {
     var n: Int
     var cpus: Int
     var disks: [String]
     var nics: [String]
     var memKB: Int
+    /// The first IPv4 address of each NIC that has one (`ips=eth0:10.0.2.15,eth1:-` gives `["eth0": "10.0.2.15"]`).
+    var ips: [String: String]
+    /// The last `corral.ping=` result: "ok", "fail", or "-" (no ping asked for, or none finished yet);
+    /// nil when the line has no `ping=` field (a guest built before it existed).
+    var ping: String?
 
     init?(line: String) {
         guard let start = line.range(of: "CORRAL-HB ") else { return nil }
         var fields: [String: String] = [:]
-        for part in line[start.upperBound...].split(separator: " ") {
+        // A serial log line ends in "\r\n" (the tty's onlcr): the last field must not keep the "\r".
+        for part in line[start.upperBound...].trimmingCharacters(in: .whitespacesAndNewlines).split(separator: " ") {
             let pair = part.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
         }
@@ -127,6 +133,13 @@ struct Heartbeat: Equatable {
         self.disks = list("disks")
         self.nics = list("nics")
         self.memKB = mem
+        var ips: [String: String] = [:]
+        for entry in list("ips") {
+            let pair = entry.split(separator: ":", maxSplits: 1)
+            if pair.count == 2, pair[1] != "-" { ips[String(pair[0])] = String(pair[1]) }
+        }
+        self.ips = ips
+        self.ping = fields["ping"]
     }
 }
 
@@ -134,7 +147,7 @@ enum HeartbeatWait {
     /// The last heartbeat the guest has written so far.
     static func last(in log: String) -> Heartbeat? {
         let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
-        return text.split(separator: "\n").reversed().lazy
+        return text.split(whereSeparator: \.isNewline).reversed().lazy
             .compactMap { Heartbeat(line: $0.trimmingCharacters(in: .whitespacesAndNewlines)) }.first
     }
 

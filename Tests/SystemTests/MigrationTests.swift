@@ -51,7 +51,7 @@ import Testing
         #expect(after.disks == ["vda", "vdb"] && after.cpus == 2, "the guest still sees the hotplugged disk and vCPU")
         let destinationLog = try String(contentsOfFile: moved.serialLog, encoding: .utf8)
         #expect(!destinationLog.contains("corral-init: ready"), "no second boot on the destination")
-        let firstThere = destinationLog.split(separator: "\n").lazy
+        let firstThere = destinationLog.split(whereSeparator: \.isNewline).lazy
             .compactMap { Heartbeat(line: $0.trimmingCharacters(in: .whitespacesAndNewlines)) }.first
         #expect((firstThere?.n ?? 0) > beforeN, "the heartbeat counter continues")
         _ = try await p.destination.kill("mover")
