@@ -239,4 +239,128 @@ struct BridgeNetworkTests {
             _ = try await host.corral(["rm", "direct"])
         }
     }
+
+    /// The last heartbeat line of `vm` that satisfies `predicate`, waiting for it.
+    static func heartbeat(_ host: Host, _ vm: String, within limit: Duration = .seconds(120),
+                          where predicate: @escaping @Sendable (String) -> Bool) async -> String? {
+        await BinaryTCPTests.firstLine(in: host.serial(vm), within: limit) { $0.hasPrefix("CORRAL-HB") && predicate($0) }
+    }
+
+    @Test func twoVMsOnOneBridgeReachEachOtherAndTheHost() async throws {
+        try await Self.withHost { host in
+            for (name, address, peer) in [("left", "198.51.100.11", "198.51.100.12"),
+                                          ("right", "198.51.100.12", "198.51.100.11")] {
+                let up = try await host.corral(["up", try host.profile(
+                    name, nics: "[ { id: lan, mode: bridge, bridge: br0 } ]",
+                    cmdline: "corral.ip=\(address)/24 corral.ping=\(peer)")])
+                try #require(up.status == .exited(0), "\(up)")
+            }
+            // Each guest pings the other across the bridge, and the host (on br0) reaches both.
+            for name in ["left", "right"] {
+                let line = await Self.heartbeat(host, name) { $0.contains("ping=ok") }
+                #expect(line != nil, "\(name) never reached its peer: \((try? String(contentsOfFile: host.serial(name), encoding: .utf8).suffix(600)) ?? "")")
+            }
+            for address in ["198.51.100.11", "198.51.100.12"] {
+                let ping = try await ProcessLauncher.run(Self.ip, ["netns", "exec", Self.namespace, "ping", "-c", "2",
+                                                                   "-W", "2", address])
+                #expect(ping.status == .exited(0), "the host reaches \(address): \(ping.output)")
+            }
+            for name in ["left", "right"] { _ = try await host.corral(["rm", "--force", name]) }
+            #expect(try await host.ports(of: "br0").isEmpty, "no tap left")
+        }
+    }
+
+    @Test func aVMOnAManagedNATNetworkGetsADHCPAddressThatStatusShowsAndReachesItsGateway() async throws {
+        try await Self.withHost { host in
+            let create = try await host.corral(["network", "create", "lab", "--subnet", "203.0.113.0/24", "--nat",
+                                                "--dhcp-range", "203.0.113.50-203.0.113.60"])
+            try #require(create.status == .exited(0), "\(create)")
+            // The same subnet again is refused, naming the network it overlaps.
+            let clash = try await host.corral(["network", "create", "lab2", "--subnet", "203.0.113.128/25"])
+            #expect(clash.status != .exited(0) && clash.output.contains("overlaps network lab (203.0.113.0/24)"), "\(clash)")
+
+            let up = try await host.corral(["up", try host.profile(
+                "natty", nics: "[ { id: net0, network: lab } ]", cmdline: "corral.ping=203.0.113.1", slots: 1)])
+            try #require(up.status == .exited(0), "\(up)")
+            let leased = await Self.heartbeat(host, "natty") { $0.contains("ips=eth0:203.0.113.") && $0.contains("ping=ok") }
+            try #require(leased != nil, "no lease or no gateway: \((try? String(contentsOfFile: host.serial("natty"), encoding: .utf8).suffix(800)) ?? "")")
+            let guestAddress = try #require(leased?.split(separator: " ").first { $0.hasPrefix("ips=") }?
+                .dropFirst("ips=eth0:".count).split(separator: ",").first.map(String.init))
+            let inRange = (50...60).contains(Int(guestAddress.split(separator: ".").last ?? "") ?? 0)
+            #expect(inRange, "\(guestAddress) is from the DHCP range")
+
+            // status and ls show the address dnsmasq gave.
+            var shown: [String] = []
+            for _ in 0..<100 {
+                shown = try await host.status("natty").nics.first?.addresses ?? []
+                if !shown.isEmpty { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(shown == [guestAddress], "status shows the lease")
+            let ls = try await host.corral(["ls"])
+            #expect(ls.output.contains(guestAddress), "\(ls)")
+            let show = try await host.corral(["network", "show", "lab", "--json"])
+            let info = try JSONDecoder().decode(NetworkInfo.self, from: Data(show.output.utf8))
+            #expect(info.state == "up" && info.vms == ["natty"] && info.leases.values.contains(guestAddress), "\(show)")
+            #expect(try await host.ipn(["-o", "link", "show", "master", "cn-lab"]).contains(TapPlan.tapName(vmName: "natty", nicID: "net0")))
+            let ruleset = try await ProcessLauncher.run(Self.ip, ["netns", "exec", Self.namespace, "nft", "list", "table", "ip", "corral-lab"])
+            #expect(ruleset.output.contains("masquerade"), "\(ruleset.output)")
+
+            // Removing the network is refused while the VM uses it; afterwards nothing of it is left.
+            let busy = try await host.corral(["network", "rm", "lab"])
+            #expect(busy.status != .exited(0) && busy.output.contains("network lab is used by natty"), "\(busy)")
+            _ = try await host.corral(["rm", "--force", "natty"])
+            let rm = try await host.corral(["network", "rm", "lab"])
+            #expect(rm.status == .exited(0), "\(rm)")
+            #expect(try await !host.exists("cn-lab"), "the bridge is gone")
+            let gone = try await ProcessLauncher.run(Self.ip, ["netns", "exec", Self.namespace, "nft", "list", "table", "ip", "corral-lab"])
+            #expect(gone.status != .exited(0), "the NAT table is gone")
+            #expect(BinaryTCPTests.processes(mentioning: host.state + "/networks/lab").isEmpty, "dnsmasq is gone")
+        }
+    }
+
+    @Test func aHotpluggedNICOnABridgeGetsAnAddressFromTheNetwork() async throws {
+        try await Self.withHost { host in
+            // Not 198.51.100.0/24: br0 has that route, and an overlapping subnet is refused.
+            let clash = try await host.corral(["network", "create", "plug", "--subnet", "198.51.100.0/24"])
+            #expect(clash.output.contains("overlaps a route of this host (198.51.100.0/24)"), "\(clash)")
+            let create = try await host.corral(["network", "create", "plug", "--subnet", "203.0.113.0/24"])
+            try #require(create.status == .exited(0), "\(create)")
+            let up = try await host.corral(["up", try host.profile("late", nics: "[]", slots: 2)])
+            try #require(up.status == .exited(0), "\(up)")
+            #expect(await Self.guestBooted(host.serial("late")))
+            let add = try await host.corral(["nic", "add", "late", "--id", "net1", "--mode", "network", "--network", "plug"])
+            #expect(add.status == .exited(0), "\(add)")
+            let leased = await Self.heartbeat(host, "late") { $0.contains("ips=eth0:203.0.113.") }
+            #expect(leased != nil, "the hotplugged NIC got a lease")
+            _ = try await host.corral(["rm", "--force", "late"])
+            _ = try await host.corral(["network", "rm", "plug"])
+        }
+    }
+
+    @Test func aDaemonRestartKeepsDnsmasqAndTheGuestReachable() async throws {
+        try await Self.withHost { host in
+            let create = try await host.corral(["network", "create", "keep", "--subnet", "203.0.113.0/24"])
+            try #require(create.status == .exited(0), "\(create)")
+            let before = try JSONDecoder().decode(NetworkInfo.self, from: Data(
+                try await host.corral(["network", "show", "keep", "--json"]).output.utf8))
+            let up = try await host.corral(["up", try host.profile("stay", nics: "[ { id: net0, network: keep } ]")])
+            try #require(up.status == .exited(0), "\(up)")
+            let leased = await Self.heartbeat(host, "stay") { $0.contains("ips=eth0:203.0.113.") }
+            let address = try #require(leased?.split(separator: " ").first { $0.hasPrefix("ips=") }?
+                .dropFirst("ips=eth0:".count).split(separator: ",").first.map(String.init))
+
+            host.daemon.signal(SIGKILL)
+            _ = await host.daemon.waitForExit(timeout: .seconds(10))
+            host.daemon = try await Host.startDaemon(root: host.root, log: host.root + "/daemon2.log")
+            let after = try JSONDecoder().decode(NetworkInfo.self, from: Data(
+                try await host.corral(["network", "show", "keep", "--json"]).output.utf8))
+            #expect(after.dnsmasqPid == before.dnsmasqPid && after.dnsmasqPid != nil, "the same dnsmasq, found again")
+            #expect(after.state == "up")
+            let ping = try await ProcessLauncher.run(Self.ip, ["netns", "exec", Self.namespace, "ping", "-c", "2", "-W", "2", address])
+            #expect(ping.status == .exited(0), "the guest is still reachable: \(ping.output)")
+            _ = try await host.corral(["rm", "--force", "stay"])
+            _ = try await host.corral(["network", "rm", "keep"])
+        }
+    }
 }
