@@ -106,7 +106,8 @@ let package = Package(
         .testTarget(name: "CorralCLITests", dependencies: ["CorralCLI", "CorralModel"]),
         .testTarget(name: "CorralCoreTests", dependencies: ["CorralCore", "CorralModel", "Profiles", "QEMUCommand", "JSON"]),
         .testTarget(name: "APITests", dependencies: [
-            "API", "CorralWire", "CorralModel", "CorralControl", "Supervisor", "LogTail", "Profiles", "JSON", "UnixSockets",
+            "API", "CorralWire", "CorralModel", "CorralControl", "Supervisor", "LogTail", "Profiles", "QEMUCommand", "JSON",
+            "UnixSockets",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "SupervisorTests", dependencies: [

@@ -5,6 +5,7 @@ import Foundation
 import JSON
 import CorralControl
 import LogTail
+import QEMUCommand
 import Supervisor
 import Testing
 
@@ -85,7 +86,8 @@ struct TwoHostMigrationTests {
 
         /// Writes the guest's profile (TCG, 256M) with one disk image at `disk` and `cmdline` added to the kernel
         /// command line, and starts it on A.
-        func upOnA(disk: String, cmdline: String = "", cpu: String = "{ count: 1, max: 1 }", hotplugSlots: Int = 0)
+        func upOnA(disk: String, cmdline: String = "", cpu: String = "{ count: 1, max: 1 }", hotplugSlots: Int = 0,
+                   nics: String = "[]")
             async throws -> VMStatus
         {
             let profile = root + "/vm.yaml"
@@ -102,6 +104,7 @@ struct TwoHostMigrationTests {
                   initrd: \(BinaryTCPTests.initrd)
                   cmdline: "console=ttyS0 panic=-1 quiet\(cmdline.isEmpty ? "" : " " + cmdline)"
                 disks: [ { id: data, file: \(disk), size: 64M, cache: writeback } ]
+                nics: \(nics)
 
                 """.write(toFile: profile, atomically: true, encoding: .utf8)
             let result = try await corral(["up", profile, "--json"], socket: socketA)
@@ -315,6 +318,82 @@ struct TwoHostMigrationTests {
     static func capability(_ name: String, in lines: [TranscriptLine]) -> Bool? {
         sent("migrate-set-capabilities", in: lines).last?["capabilities"]?.arrayValue?
             .first { $0["capability"]?.stringValue == name }?["state"]?.boolValue
+    }
+
+    /// A bridge `br0` on each host, joined by a veth trunk: one L2 segment across both, A's side at
+    /// 198.51.100.1, B's at 198.51.100.2.
+    static func joinBridges() async throws {
+        let a = "\(prefix)-a", b = "\(prefix)-b"
+        let steps: [[String]] = [
+            ["-n", a, "link", "add", "br0", "type", "bridge"], ["-n", b, "link", "add", "br0", "type", "bridge"],
+            ["link", "add", "\(prefix)-ta", "type", "veth", "peer", "name", "\(prefix)-tb"],
+            ["link", "set", "\(prefix)-ta", "netns", a], ["link", "set", "\(prefix)-tb", "netns", b],
+            ["-n", a, "link", "set", "\(prefix)-ta", "master", "br0", "up"],
+            ["-n", b, "link", "set", "\(prefix)-tb", "master", "br0", "up"],
+            ["-n", a, "addr", "add", "198.51.100.1/24", "dev", "br0"], ["-n", b, "addr", "add", "198.51.100.2/24", "dev", "br0"],
+            ["-n", a, "link", "set", "br0", "up"], ["-n", b, "link", "set", "br0", "up"],
+        ]
+        for step in steps {
+            let result = try await ProcessLauncher.run(ip, step)
+            try #require(result.status == .exited(0), "ip \(step.joined(separator: " ")): \(result.output)")
+        }
+    }
+
+    /// The interfaces on `br0` of host `side`.
+    static func bridgePorts(_ side: String) async throws -> [String] {
+        let text = try await ProcessLauncher.run(ip, ["-n", "\(prefix)-\(side)", "-o", "link", "show", "master", "br0"]).output
+        return text.split(separator: "\n").compactMap {
+            $0.split(separator: ":").dropFirst().first.map { String($0.trimmingCharacters(in: .whitespaces).split(separator: "@")[0]) }
+        }
+    }
+
+    /// A guest on a bridge NIC migrates while host A pings it every 20 ms over the shared L2 segment: the migration
+    /// completes, B made the tap before its QEMU started, A's tap is gone, the guest answers from B, and the pings
+    /// lost during the move are counted (and reported: timing is not asserted).
+    @Test func aGuestOnABridgeKeepsItsAddressAcrossTheMoveWhileBeingPinged() async throws {
+        try await Self.withHosts { hosts in
+            try await Self.joinBridges()
+            let tap = TapPlan.tapName(vmName: Self.vm, nicID: "lan")
+            _ = try await hosts.upOnA(disk: hosts.root + "/shared/data.qcow2", cmdline: "corral.ip.eth0=198.51.100.10/24",
+                                      nics: "[ { id: lan, mode: bridge, bridge: br0 } ]")
+            #expect(try await Self.bridgePorts("a").contains(tap))
+            let first = try await ProcessLauncher.run(Self.ip, ["netns", "exec", "\(Self.prefix)-a", "ping", "-c", "1",
+                                                                "-W", "5", "198.51.100.10"])
+            try #require(first.status == .exited(0), "A reaches the guest before the move: \(first.output)")
+
+            let pingLog = hosts.root + "/ping.out"
+            let pinger = try ProcessLauncher.launch(LaunchSpec(
+                executable: Self.ip, arguments: ["netns", "exec", "\(Self.prefix)-a", "ping", "-i", "0.02", "-W", "1",
+                                                 "198.51.100.10"], outputFile: pingLog))
+            let migrate = try await hosts.corral(["migrate", Self.vm, "--to", hosts.destination, "--token-file",
+                                                  hosts.tokenFile], socket: hosts.socketA)
+            try #require(migrate.status == .exited(0), "\(migrate)")
+            // Pinging goes on until 25 more replies came (from B, half a second at 50/s), then ping prints its summary.
+            func replies() -> Int {
+                ((try? String(contentsOfFile: pingLog, encoding: .utf8)) ?? "").split(separator: "\n")
+                    .filter { $0.contains("bytes from") }.count
+            }
+            let atSwitch = replies()
+            let deadline = ContinuousClock.now + .seconds(60)
+            while replies() < atSwitch + 25, ContinuousClock.now < deadline {
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(replies() >= atSwitch + 25, "the guest answered again after the move")
+            pinger.signal(SIGINT)
+            _ = await pinger.waitForExit(timeout: .seconds(10))
+            let output = (try? String(contentsOfFile: pingLog, encoding: .utf8)) ?? ""
+            let summary = output.split(separator: "\n").first { $0.contains("packets transmitted") } ?? ""
+            let numbers = summary.split(separator: " ").compactMap { Int($0) }
+            let (sent, received) = (numbers.first ?? 0, numbers.dropFirst().first ?? 0)
+            print("migration with a bridge NIC: \(sent - received) of \(sent) pings at 50/s lost (\(summary))")
+            #expect(sent > 0 && received > 0, "\(summary)")
+
+            #expect(try await !Self.bridgePorts("a").contains(tap), "A's tap went with A's QEMU")
+            #expect(try await Self.bridgePorts("b").contains(tap), "B made the same tap on its bridge")
+            let there = try await ProcessLauncher.run(Self.ip, ["netns", "exec", "\(Self.prefix)-a", "ping", "-c", "3",
+                                                                "-W", "2", "198.51.100.10"])
+            #expect(there.status == .exited(0), "the guest answers from B, through the trunk: \(there.output)")
+        }
     }
 
     @Test func precopyWithSharedStorageContinuesTheGuestOnB() async throws {
