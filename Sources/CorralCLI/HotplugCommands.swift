@@ -38,7 +38,7 @@ struct CPUCommand: AsyncParsableCommand {
     @OptionGroup var socket: DaemonSocketOption
 
     func validate() throws {
-        if count < 1 { throw ValidationError("COUNT must be at least 1, got \(count)") }
+        do { try CPUCountRequest(count: count).validate() } catch { throw error.validationError }
     }
 
     func run() async throws {

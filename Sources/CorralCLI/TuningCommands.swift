@@ -18,7 +18,9 @@ struct BalloonCommand: AsyncParsableCommand {
     @Flag(help: "Print the VM's status as JSON.") var json = false
     @OptionGroup var socket: DaemonSocketOption
 
-    func validate() throws { try SizeArgument.check(size, "SIZE") }
+    func validate() throws {
+        do { try BalloonRequest(size: size).validate() } catch { throw error.validationError }
+    }
 
     func run() async throws {
         let status = try await DaemonCall.run(socket: socket.resolved) { try await $0.balloon(name, size: size) }

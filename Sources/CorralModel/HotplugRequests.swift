@@ -60,3 +60,27 @@ public struct MemoryAddRequest: Sendable, Codable, Equatable {
         self.size = size
     }
 }
+
+/// `corral cpu NAME COUNT` (`POST /v1/vms/{name}/cpus {"count": N}`).
+public struct CPUCountRequest: Sendable, Codable, Equatable {
+    public var count: Int
+    public init(count: Int) { self.count = count }
+
+    /// The count's own rule; the VM's `cpu.max` is checked by the daemon, which knows the profile.
+    public func validate() throws(RequestProblems) {
+        try RequestProblems.check(count < 1 ? ["COUNT must be at least 1, got \(count)"] : [])
+    }
+}
+
+/// `corral balloon NAME SIZE` (`POST /v1/vms/{name}/balloon {"size": "384M"}`).
+public struct BalloonRequest: Sendable, Codable, Equatable {
+    public var size: String
+    public init(size: String) { self.size = size }
+
+    /// A size corral reads (`384M`, `1G`); the VM's memory bounds are the daemon's to check.
+    public func validate() throws(RequestProblems) {
+        var problems: [String] = []
+        do { _ = try ByteSize(parsing: size) } catch { problems.append("SIZE: \(error.description)") }
+        try RequestProblems.check(problems)
+    }
+}

@@ -15,18 +15,6 @@ public struct StopRequest: Sendable, Codable, Equatable {
     public init(timeoutSeconds: Double? = nil) { self.timeoutSeconds = timeoutSeconds }
 }
 
-/// `POST /v1/vms/{name}/cpus {"count": N}`.
-public struct CPUCountRequest: Sendable, Codable, Equatable {
-    public var count: Int
-    public init(count: Int) { self.count = count }
-}
-
-/// `POST /v1/vms/{name}/balloon {"size": "384M"}`.
-public struct BalloonRequest: Sendable, Codable, Equatable {
-    public var size: String
-    public init(size: String) { self.size = size }
-}
-
 /// `POST /v1/vms/{name}/qmp` body.
 public struct QMPRequest: Sendable, Codable, Equatable {
     public var command: String

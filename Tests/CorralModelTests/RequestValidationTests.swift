@@ -157,6 +157,13 @@ import Testing
         #expect(problems(broken.validate) == ["--parent needs --mode macvtap"])
     }
 
+    @Test func cpuCountAndBalloonRequests() {
+        #expect(problems(CPUCountRequest(count: 2).validate) == [])
+        #expect(problems(CPUCountRequest(count: 0).validate) == ["COUNT must be at least 1, got 0"])
+        #expect(problems(BalloonRequest(size: "384M").validate) == [])
+        #expect(problems(BalloonRequest(size: "lots").validate).first?.hasPrefix("SIZE: ") == true)
+    }
+
     @Test func memoryAddRequest() {
         let valid = MemoryAddRequest(id: "dimm1", size: "256M")
         #expect(problems(valid.validate).isEmpty)

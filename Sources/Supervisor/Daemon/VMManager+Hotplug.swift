@@ -5,7 +5,8 @@ import Profiles
 /// Hotplug requests go through the VM's operation queue like every other operation.
 extension VMManager: HotplugControl {
     public func setCPUs(_ name: String, count: Int) async throws(ControlError) -> VMStatus {
-        try await queued(name) { vm throws(ControlError) in
+        do { try CPUCountRequest(count: count).validate() } catch { throw ControlError(error) }
+        return try await queued(name) { vm throws(ControlError) in
             let config = await vm.config
             let online = config.hotplugged.onlineCPUs ?? config.profile.cpu.count
             if count > online { try await self.admit(.init(vcpus: count - online, memory: 0), excluding: nil) }

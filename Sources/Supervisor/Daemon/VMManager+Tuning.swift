@@ -8,7 +8,8 @@ import QEMUCommand
 /// Overcommit at the daemon level: admission control, the balloon/KSM policy tick, `corral host`.
 extension VMManager: TuningControl {
     public func balloon(_ name: String, size: String) async throws(ControlError) -> VMStatus {
-        try await queued(name) { vm throws(ControlError) in try await vm.setBalloon(size) }
+        do { try BalloonRequest(size: size).validate() } catch { throw ControlError(error) }
+        return try await queued(name) { vm throws(ControlError) in try await vm.setBalloon(size) }
     }
 
     public func stats(_ name: String) async throws(ControlError) -> GuestStats {
