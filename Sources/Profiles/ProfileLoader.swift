@@ -112,6 +112,12 @@ private struct LoadContext {
             problem(extends.location, file: file, path: "extends", "circular extends: \(names)")
             return nil
         }
+        if lineage.count >= ProfileLimits.extendsChain {
+            problem(extends.location, file: file, path: "extends",
+                    "more than \(ProfileLimits.extendsChain) files in the extends chain; "
+                        + "a profile extends at most \(ProfileLimits.extendsChain - 1) others")
+            return nil
+        }
         guard source.exists(parent.absolute) else {
             problem(extends.location, file: file, path: "extends",
                     "\(parent.display) not found (looked for \(parent.absolute))")

@@ -33,6 +33,15 @@ public struct LocalFileSource: ProfileSource {
             throw ReadError(description: "no such file: \(absolutePath)")
         }
         if isDirectory.boolValue { throw ReadError(description: "\(absolutePath) is a folder, not a file") }
+        // Never read more than a profile may be: a huge file (or /dev/zero) is refused before it is read.
+        let size = (try? FileManager.default.attributesOfItem(atPath: absolutePath)[.size] as? NSNumber)?.intValue ?? 0
+        let regular = (try? FileManager.default.attributesOfItem(atPath: absolutePath)[.type] as? FileAttributeType)
+            == .typeRegular
+        guard regular else { throw ReadError(description: "\(absolutePath) is not a regular file") }
+        guard size <= ProfileLimits.fileBytes else {
+            throw ReadError(description: "\(absolutePath) is \(size) bytes; a profile is at most "
+                + "\(ProfileLimits.fileBytes / 1024) KiB")
+        }
         guard let data = FileManager.default.contents(atPath: absolutePath) else {
             throw ReadError(description: "cannot open \(absolutePath) (permission denied?)")
         }

@@ -105,9 +105,35 @@ struct TreeList: Sendable {
     var location: Location
 }
 
+/// What a profile may be at most. Each limit is far above any real profile (a few hundred nodes, a few levels)
+/// and far below what hurts the host: a refusal comes in milliseconds, naming the line.
+public enum ProfileLimits {
+    /// A profile file's size.
+    public static let fileBytes = 1 << 20
+    /// Nodes after YAML aliases are expanded: aliases are fine, a "billion laughs" is not.
+    public static let nodes = 20_000
+    /// Nesting of mappings and lists.
+    public static let depth = 32
+    /// Items in one list.
+    public static let listItems = 1_000
+    /// Files in an `extends` chain (the top file included).
+    public static let extendsChain = 8
+}
+
 enum TreeBuilder {
     /// Parses one file's text. Throws diagnostics for YAML syntax errors and non-scalar keys.
     static func parse(_ text: String, file: SourceFile) throws(ProfileErrors) -> TreeNode? {
+        if text.utf8.count > ProfileLimits.fileBytes {
+            throw ProfileErrors(diagnostics: [Diagnostic(
+                file: file.display, line: 0, column: 0, path: "",
+                message: "the profile is \(text.utf8.count) bytes; a profile is at most \(ProfileLimits.fileBytes / 1024) KiB")])
+        }
+        // The YAML library builds its tree recursively: refuse nesting it would choke on before it sees it.
+        if let deep = FlowDepth.firstTooDeep(text, limit: ProfileLimits.depth) {
+            throw ProfileErrors(diagnostics: [Diagnostic(
+                file: file.display, line: deep.line, column: deep.column, path: "",
+                message: "nested more than \(ProfileLimits.depth) levels deep; a profile is at most \(ProfileLimits.depth)")])
+        }
         let node: Node?
         do {
             node = try Yams.compose(yaml: text)
@@ -120,7 +146,12 @@ enum TreeBuilder {
         }
         guard let node else { return nil }
         var problems: [Diagnostic] = []
-        let tree = convert(node, file: file, problems: &problems)
+        var budget = Budget()
+        guard let tree = convert(node, file: file, problems: &problems, budget: &budget, depth: 0,
+                                 usedAt: location(node.mark, file))
+        else {
+            throw ProfileErrors(diagnostics: [budget.refusal!])
+        }
         if !problems.isEmpty { throw ProfileErrors(diagnostics: problems) }
         return tree
     }
@@ -151,13 +182,45 @@ enum TreeBuilder {
         Location(file: file, line: mark?.line ?? 1, column: mark?.column ?? 1)
     }
 
-    private static func convert(_ node: Node, file: SourceFile, problems: inout [Diagnostic]) -> TreeNode {
+    /// Counts the nodes the conversion makes: the YAML library shares an anchored node between its aliases, this
+    /// tree does not, so the count is what the aliases expand to.
+    struct Budget {
+        var nodes = 0
+        var refusal: Diagnostic?
+    }
+
+    /// nil once a limit is crossed (`budget.refusal` says which, at `usedAt`: where the expanding value is used, the
+    /// line of the alias, since an aliased node keeps its anchor's position).
+    private static func convert(_ node: Node, file: SourceFile, problems: inout [Diagnostic], budget: inout Budget,
+                                depth: Int, usedAt: Location) -> TreeNode? {
+        budget.nodes += 1
+        func refuse(_ message: String) -> TreeNode? {
+            budget.refusal = Diagnostic(file: file.display, line: usedAt.line, column: usedAt.column, path: "",
+                                        message: message)
+            return nil
+        }
+        if budget.nodes > ProfileLimits.nodes {
+            return refuse("the profile expands to more than \(ProfileLimits.nodes) values (YAML aliases copy what "
+                + "they name); refused")
+        }
+        if depth > ProfileLimits.depth {
+            return refuse("nested more than \(ProfileLimits.depth) levels deep; a profile is at most \(ProfileLimits.depth)")
+        }
         switch node {
         case .scalar(let scalar):
             return .scalar(TreeScalar(text: scalar.string, plain: scalar.style == .plain || scalar.style == .any,
                                       location: location(scalar.mark, file)))
         case .sequence(let sequence):
-            let items = sequence.map { convert($0, file: file, problems: &problems) }
+            if sequence.count > ProfileLimits.listItems {
+                return refuse("a list of \(sequence.count) items; lists in a profile have at most \(ProfileLimits.listItems)")
+            }
+            var items: [TreeNode] = []
+            for item in sequence {
+                guard let converted = convert(item, file: file, problems: &problems, budget: &budget, depth: depth + 1,
+                                              usedAt: usedAt)
+                else { return nil }
+                items.append(converted)
+            }
             return .list(TreeList(items: items, location: location(sequence.mark, file)))
         case .mapping(let mapping):
             var entries: [TreeEntry] = []
@@ -168,8 +231,12 @@ enum TreeBuilder {
                                                path: "", message: "keys must be plain names, not \(key.kindName)"))
                     continue
                 }
-                entries.append(TreeEntry(key: keyScalar.string, keyLocation: keyLocation,
-                                         value: convert(value, file: file, problems: &problems)))
+                // A key of an anchored mapping reached through an alias sits above the alias: keep the use site.
+                let use = keyLocation.line >= usedAt.line ? keyLocation : usedAt
+                guard let converted = convert(value, file: file, problems: &problems, budget: &budget,
+                                              depth: depth + 1, usedAt: use)
+                else { return nil }
+                entries.append(TreeEntry(key: keyScalar.string, keyLocation: keyLocation, value: converted))
             }
             return .map(TreeMap(entries: entries, location: location(mapping.mark, file)))
         case .alias(let alias):
@@ -243,5 +310,41 @@ extension Node {
         case .sequence: return "a list"
         case .alias: return "an alias"
         }
+    }
+}
+
+/// Flow-style nesting (`[[[…` and `{{{…`) counted on the text, outside quotes and comments, before the YAML library
+/// builds anything (it recurses once per level). Block nesting needs indentation, which the file size bounds.
+enum FlowDepth {
+    static func firstTooDeep(_ text: String, limit: Int) -> (line: Int, column: Int)? {
+        var depth = 0
+        var line = 1
+        var column = 0
+        var quote: UInt8?
+        var comment = false
+        for byte in text.utf8 {
+            column += 1
+            if byte == UInt8(ascii: "\n") {
+                line += 1
+                column = 0
+                comment = false
+                continue
+            }
+            if comment { continue }
+            if let open = quote {
+                if byte == open { quote = nil }
+                continue
+            }
+            switch byte {
+            case UInt8(ascii: "\""), UInt8(ascii: "'"): quote = byte
+            case UInt8(ascii: "#"): comment = true
+            case UInt8(ascii: "["), UInt8(ascii: "{"):
+                depth += 1
+                if depth > limit { return (line, column) }
+            case UInt8(ascii: "]"), UInt8(ascii: "}"): depth = max(0, depth - 1)
+            default: break
+            }
+        }
+        return nil
     }
 }

@@ -121,7 +121,9 @@ public actor VMManager: VMControl {
 
     // MARK: VMControl
 
-    public func up(_ request: UpRequest) async throws(ControlError) -> VMStatus {
+    /// Reading and validating the profile happens outside the manager's isolation: a slow or hostile profile never
+    /// delays `ls`, `status` or any request about another VM.
+    public nonisolated func up(_ request: UpRequest) async throws(ControlError) -> VMStatus {
         do { try request.validate() } catch { throw ControlError(error) }
         var profile: Profile
         do {
@@ -130,6 +132,10 @@ public actor VMManager: VMControl {
             throw .invalidProfile(error.diagnostics)
         }
         if let name = request.name { profile.name = name }
+        return try await up(profile, request)
+    }
+
+    private func up(_ profile: Profile, _ request: UpRequest) async throws(ControlError) -> VMStatus {
         let name = profile.name
         if let existing = vms[name] {
             throw .conflict("a VM named \(name) already exists (\(await existing.currentState.rawValue)): "
