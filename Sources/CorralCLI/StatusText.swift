@@ -54,6 +54,7 @@ enum StatusText {
             ("restarts", "\(vm.restartCount)"),
             ("last exit", vm.lastExit ?? "-"),
         ]
+        if let problem = vm.problem { pairs.append(("problem", problem)) }
         if !vm.unplugPending.isEmpty {
             pairs.append(("unplug pending", vm.unplugPending.joined(separator: ", ")))
         }

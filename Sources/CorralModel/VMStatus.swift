@@ -98,14 +98,17 @@ public struct VMStatus: Sendable, Codable, Equatable {
     public var lastExit: String?
     /// Devices asked to unplug whose release the guest has not confirmed (DEVICE_DELETED) yet.
     public var unplugPending: [String]
+    /// What is wrong with the VM when something is (a lost QMP monitor, a state folder that cannot be read).
+    public var problem: String?
     /// While `state` is `migrating`: where to and the latest progress (the same value `corral migrate` streams);
     /// absent otherwise.
     public var migration: OutgoingMigrationInfo?
 
     public init(name: String, state: VMState, pid: Int32?, accel: String, uptimeSeconds: Double?, cpus: CPUs,
                 memory: MemoryInfo, disks: [DiskInfo], nics: [NICInfo], qmpSocket: String, serialLog: String,
-                restartCount: Int, lastExit: String?, unplugPending: [String] = [],
+                restartCount: Int, lastExit: String?, unplugPending: [String] = [], problem: String? = nil,
                 migration: OutgoingMigrationInfo? = nil) {
+        self.problem = problem
         self.name = name
         self.state = state
         self.pid = pid

@@ -8,6 +8,8 @@ import UnixSockets
 /// The reader thread resumes the waiting call's continuation directly, under a `Mutex`, instead of hopping onto the
 /// `QMPClient` actor first: a reply costs one thread wake-up, not two. Everything here is safe from any thread.
 final class QMPConnection: Sendable {
+    /// Events a subscriber may fall behind by before the oldest are dropped.
+    static let eventBuffer = 4096
     typealias Reply = Result<JSONValue, QMPError>
 
     private struct Pending {
@@ -274,7 +276,9 @@ final class QMPConnection: Sendable {
     // MARK: Events
 
     func subscribe(_ names: Set<String>?) -> AsyncStream<QMPEvent> {
-        let (stream, continuation) = AsyncStream<QMPEvent>.makeStream(bufferingPolicy: .unbounded)
+        // Bounded: an event storm from a misbehaving QEMU costs a subscriber that falls behind its oldest events,
+        // never unbounded memory.
+        let (stream, continuation) = AsyncStream<QMPEvent>.makeStream(bufferingPolicy: .bufferingNewest(Self.eventBuffer))
         let key: UInt64? = state.withLock { state in
             guard state.endReason == nil else { return nil }
             state.nextSubscriber += 1

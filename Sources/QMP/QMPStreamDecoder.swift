@@ -11,6 +11,9 @@ import JSON
 /// The decoder owns a json-c tokener, so it is non-copyable: two copies can never share one parser state.
 public struct QMPStreamDecoder: ~Copyable {
     static let maximumDepth: Int32 = 256
+    /// The longest message accepted (QEMU's largest replies, e.g. `query-named-block-nodes` of many disks, stay far
+    /// below): an endless line from a misbehaving QEMU ends the connection instead of growing without bound.
+    public static let maximumMessageBytes = 8 << 20
     static let headLength = 48
     /// Strict JSON, several values per stream. Not `JSON_TOKENER_VALIDATE_UTF8`: in json-c 0.16 it rejects valid
     /// text when a multi-byte character falls on a read boundary (found by the one-byte-at-a-time test). Invalid
@@ -93,6 +96,12 @@ public struct QMPStreamDecoder: ~Copyable {
             } else if error == json_tokener_continue {
                 offset += length
                 bytesInMessage += length
+                if bytesInMessage > Self.maximumMessageBytes {
+                    let head = Self.printable(messageHead)
+                    reset()
+                    return .protocolError("a QMP message longer than \(Self.maximumMessageBytes >> 20) MiB from QEMU "
+                        + "(starting `\(head)`)")
+                }
             } else {
                 let position = bytesInMessage + json_tokener_get_parse_end(tokener)
                 let head = Self.printable(messageHead)

@@ -188,4 +188,24 @@ struct StreamDecoderTests {
         #expect(decoded.count == 2)
         #expect(decoded.first?["return"]?["data"]?.stringValue?.utf8.count == 1 << 20)
     }
+
+    /// An endless line (a string that never closes) is refused once it passes the limit, instead of growing json-c's
+    /// buffer without bound; the decoder is usable again afterwards.
+    @Test func anEndlessMessageIsRefusedAtTheLimit() throws {
+        var decoder = QMPStreamDecoder()
+        let chunk = [UInt8](repeating: UInt8(ascii: "a"), count: 1 << 20)
+        var failure: QMPError?
+        do {
+            _ = try decoder.feed(Array(#"{"return": ""#.utf8))
+            for _ in 0..<16 { _ = try decoder.feed(chunk) }
+        } catch {
+            failure = error
+        }
+        guard case .protocolError(let message)? = failure else {
+            Issue.record("no refusal: \(String(describing: failure))")
+            return
+        }
+        #expect(message.hasPrefix("a QMP message longer than 8 MiB from QEMU"), "\(message)")
+        #expect(try decoder.feed(Array(#"{"return": {}}"#.utf8)).count == 1)
+    }
 }

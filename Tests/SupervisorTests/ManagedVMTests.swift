@@ -274,4 +274,25 @@ import Testing
         #expect(await vm.status().lastExit == "incoming migration failed (QEMU exited with status 1)")
         qemu.qmp.verify()
     }
+
+    /// A QEMU whose QMP connection ends while it runs (it sent an endless line, say): the VM is marked, nothing is
+    /// killed or restarted.
+    @Test func aLostMonitorMarksTheVMAndTouchesNothingElse() async throws {
+        let scene = try Scene(restart: "always")
+        defer { scene.cleanUp() }
+        let launcher = FakeLauncher()
+        let qemu = launcher.willStart(pid: 7001)
+        let manager = try await scene.open(launcher)
+        _ = try await manager.up(UpRequest(profile: scene.profile))
+        qemu.qmp.disconnect()
+        var status = try await manager.status("web")
+        for _ in 0..<100 where status.problem == nil {
+            try await Task.sleep(for: .milliseconds(20))
+            status = try await manager.status("web")
+        }
+        #expect(status.problem?.hasPrefix("the QMP monitor was lost while QEMU runs") == true)
+        #expect(status.state == .running && status.pid == 7001, "still its QEMU, still running")
+        #expect(qemu.process.signals.isEmpty && launcher.startCount == 1, "nothing killed, nothing restarted")
+        await manager.shutdown()
+    }
 }

@@ -50,7 +50,9 @@ public actor EventHub {
     /// The last `history` events (of `vm`, or all), then (with `follow`) every new one; without `follow` the
     /// stream ends after the past ones.
     public func subscribe(vm: String?, history count: Int, follow: Bool = true) -> AsyncStream<CorralEvent> {
-        let (stream, continuation) = AsyncStream<CorralEvent>.makeStream(bufferingPolicy: .unbounded)
+        // Bounded per client: a reader that stops reading loses its oldest events, the daemon no memory.
+        let (stream, continuation) = AsyncStream<CorralEvent>.makeStream(
+            bufferingPolicy: .bufferingNewest(max(1024, min(count, 100_000))))
         let past = history.filter { vm == nil || $0.vm == vm }.suffix(max(0, count))
         for event in past { continuation.yield(event) }
         guard follow else {

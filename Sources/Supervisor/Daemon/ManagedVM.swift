@@ -22,6 +22,8 @@ struct RunSession: Sendable {
     var balloonTarget: UInt64?
     /// A vCPU was unplugged from this QEMU (see `ManagedVM.checkPlugAllowed`).
     var cpuUnplugged = false
+    /// The QMP connection ended while QEMU still ran (QEMU closed it or sent what corral refuses to read).
+    var monitorLost = false
     /// Set while this VM is being migrated away (source side).
     var outgoing: ManagedVM.OutgoingMigration?
 }
@@ -256,6 +258,8 @@ public actor ManagedVM {
             qmpSocket: paths.qmpSocket, serialLog: paths.serialLog,
             restartCount: lifecycle.restartCount, lastExit: lifecycle.lastExit,
             unplugPending: pendingUnplugs.keys.sorted(),
+            problem: run?.monitorLost == true
+                ? "the QMP monitor was lost while QEMU runs (see qmp.log); stop or kill the VM to recover" : nil,
             migration: outgoing.map { OutgoingMigrationInfo(to: $0.destination, progress: $0.progress) })
     }
 
@@ -304,6 +308,7 @@ public actor ManagedVM {
             for await event in events {
                 await self?.handle(event, generation: generation)
             }
+            await self?.monitorEnded(generation: generation)
         }
         let monitor = Task { [weak self] in
             guard let status = await vm.process.waitForExitOrCancel() else { return }
@@ -322,6 +327,17 @@ public actor ManagedVM {
             await completePendingUnplug(device)
         }
         await feed(.qmpEvent(name: event.name, guest: event.data["guest"]?.boolValue))
+    }
+
+    /// The event stream ended: QEMU exited (the exit monitor handles that), or the QMP connection was dropped while
+    /// QEMU runs (a misbehaving QEMU: an endless line, malformed data). The VM is marked; nothing else is touched.
+    private func monitorEnded(generation: Int) async {
+        guard generation == lifecycle.generation, let session = run, !Task.isCancelled else { return }
+        // Give a QEMU that is exiting the moment to be seen exiting.
+        if await session.vm.process.waitForExit(timeout: .milliseconds(500)) != nil { return }
+        guard generation == lifecycle.generation, run != nil else { return }
+        run?.monitorLost = true
+        logger.error("QMP monitor lost while QEMU runs", metadata: ["pid": "\(session.vm.process.pid)"])
     }
 
     /// The exit monitor: QEMU's process ended, whoever caused it.
