@@ -19,6 +19,8 @@ public struct UpRequest: Sendable, Codable, Equatable {
 
 public enum VMState: String, Sendable, Codable, CaseIterable {
     case starting, running, paused, stopped, crashed, migrating, incoming
+    /// Its state folder cannot be read (`problem` says why): listed so the operator sees it, removable, nothing else.
+    case broken
 }
 
 /// `status --json`: stable, documented fields (docs/api.md).

@@ -121,6 +121,55 @@ import Glibc
         await second.shutdown()
     }
 
+    /// Broken state on disk: the daemon starts, lists each broken VM with the reason, keeps every other VM (the
+    /// good one is reattached, same pid), and kills nothing it cannot prove is its QEMU (a pid file pointing at an
+    /// unrelated process leaves that process alone).
+    @Test func brokenStateFoldersAreListedWithTheReasonAndNothingElseIsTouched() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("d6")
+        defer { Guest.cleanUp(root) }
+        let state = root + "/state"
+        let first = try await VMManager.open(stateRoot: state)
+        let good = try await first.up(UpRequest(profile: try Guest.writeProfile(in: root, name: "good")))
+        await first.shutdown()
+        let fm = FileManager.default
+        let vms = state + "/vms"
+        // Garbage vm.json.
+        try fm.createDirectory(atPath: vms + "/garbage", withIntermediateDirectories: true)
+        try "{not json".write(toFile: vms + "/garbage/vm.json", atomically: true, encoding: .utf8)
+        // A truncated live.json.
+        try fm.createDirectory(atPath: vms + "/truncated", withIntermediateDirectories: true)
+        let record = try String(contentsOfFile: vms + "/good/vm.json", encoding: .utf8)
+        try record.replacingOccurrences(of: "\"good\"", with: "\"truncated\"")
+            .write(toFile: vms + "/truncated/vm.json", atomically: true, encoding: .utf8)
+        let live = try String(contentsOfFile: vms + "/good/live.json", encoding: .utf8)
+        try String(live.prefix(live.count / 2)).write(toFile: vms + "/truncated/live.json", atomically: true, encoding: .utf8)
+        // A record whose pid is an unrelated process.
+        let bystander = try ProcessLauncher.launch(LaunchSpec(executable: "/bin/sleep", arguments: ["300"]))
+        defer { bystander.signal(SIGKILL) }
+        try fm.createDirectory(atPath: vms + "/impostor", withIntermediateDirectories: true)
+        try record.replacingOccurrences(of: "\"good\"", with: "\"impostor\"")
+            .replacingOccurrences(of: "\"pid\" : \(good.pid!)", with: "\"pid\" : \(bystander.pid)")
+            .write(toFile: vms + "/impostor/vm.json", atomically: true, encoding: .utf8)
+        try live.write(toFile: vms + "/impostor/live.json", atomically: true, encoding: .utf8)
+        #expect(try String(contentsOfFile: vms + "/impostor/vm.json", encoding: .utf8).contains("\(bystander.pid)"),
+                "the impostor's record names the unrelated process")
+
+        let second = try await VMManager.open(stateRoot: state)
+        let listed = Dictionary(uniqueKeysWithValues: await second.list().map { ($0.name, $0) })
+        #expect(listed["good"]?.state == .running && listed["good"]?.pid == good.pid, "the good VM is reattached")
+        #expect(listed["garbage"]?.state == .broken)
+        #expect(listed["garbage"]?.problem?.hasPrefix("a state file is not valid JSON") == true, "\(listed["garbage"]?.problem ?? "")")
+        #expect(listed["truncated"]?.state == .broken)
+        #expect(listed["impostor"].map { $0.state == .crashed || $0.state == .stopped } == true, "not running: \(String(describing: listed["impostor"]?.state))")
+        #expect(bystander.exitStatus == nil && ProcessHandle.isAlive(bystander.pid), "the unrelated process lives")
+        await #expect(throws: ControlError.self) { try await second.start("garbage") }
+        try await second.remove("garbage", force: false)
+        #expect(!fm.fileExists(atPath: vms + "/garbage"), "rm removes a broken VM's folder")
+        _ = try await second.kill("good")
+        await second.shutdown()
+    }
+
     /// `corral pause` is recorded in `vm.json` at once (not only when QEMU's STOP event arrives), and a new
     /// daemon finds the VM paused on the same QEMU, its guest frozen until it is resumed.
     @Test func aPausedVMStaysPausedAcrossADaemonRestart() async throws {

@@ -76,7 +76,7 @@ extension ManagedVM {
     var committedLoad: Admission.Load? {
         switch currentState {
         case .starting, .running, .paused, .migrating, .incoming: return Admission.Load(config)
-        case .stopped, .crashed: return nil
+        case .stopped, .crashed, .broken: return nil
         }
     }
 

@@ -20,6 +20,8 @@ public actor VMManager: VMControl {
     let cgroups: CGroupManager?
     let logger: Logger
     var vms: [String: ManagedVM] = [:]
+    /// VM folders that cannot be read, by name: why. Listed, never touched except by `rm`.
+    var broken: [String: String] = [:]
     /// Managed networks (bridges, dnsmasq, NAT).
     let networkManager: NetworkManager
     /// Outgoing migrations in flight, by VM: they belong to the daemon, not to the request that started them.
@@ -93,8 +95,21 @@ public actor VMManager: VMControl {
         for name in names.sorted() {
             let paths = VMPaths(folder: folder + "/" + name)
             let store = VMStore(paths: paths)
-            guard let record = try? store.loadRecord(), let config = try? store.loadConfig() else {
-                logger.warning("skipping a VM folder without vm.json/live.json", metadata: ["folder": "\(paths.folder)"])
+            let record: VMRecord
+            let config: LiveConfig
+            do {
+                guard let loaded = try store.loadRecord() else { throw StateFileProblem("vm.json is missing") }
+                guard let live = try store.loadConfig() else { throw StateFileProblem("live.json is missing") }
+                guard loaded.name == name else {
+                    throw StateFileProblem("vm.json names another VM (\(loaded.name))")
+                }
+                (record, config) = (loaded, live)
+            } catch {
+                // Every other VM is loaded as usual; this one is listed with the reason, and no process is touched
+                // on its account (nothing proves which QEMU would be its).
+                let reason = StateFileProblem.describe(error)
+                broken[name] = reason
+                logger.error("cannot read a VM's state; listed as broken", metadata: ["vm": "\(name)", "why": "\(reason)"])
                 continue
             }
             await hub.load(from: store.eventsPath)
@@ -179,14 +194,28 @@ public actor VMManager: VMControl {
 
     public func list() async -> [VMStatus] {
         var result: [VMStatus] = []
-        for name in vms.keys.sorted() {
-            if let vm = vms[name] { result.append(await vm.status()) }
+        for name in Set(vms.keys).union(broken.keys).sorted() {
+            if let vm = vms[name] {
+                result.append(await vm.status())
+            } else if let reason = broken[name] {
+                result.append(brokenStatus(name, reason))
+            }
         }
         return result
     }
 
     public func status(_ name: String) async throws(ControlError) -> VMStatus {
-        await try vm(name).status()
+        if vms[name] == nil, let reason = broken[name] { return brokenStatus(name, reason) }
+        return await try vm(name).status()
+    }
+
+    /// What `ls`/`status` show of a VM whose folder cannot be read.
+    func brokenStatus(_ name: String, _ reason: String) -> VMStatus {
+        let paths = VMPaths(stateRoot: stateRoot, name: name)
+        return VMStatus(name: name, state: .broken, pid: nil, accel: "-", uptimeSeconds: nil,
+                        cpus: .init(online: 0, max: 0), memory: .init(sizeBytes: 0, maxBytes: 0, balloonBytes: nil),
+                        disks: [], nics: [], qmpSocket: paths.qmpSocket, serialLog: paths.serialLog, restartCount: 0,
+                        lastExit: nil, problem: "\(reason); corral rm \(name) removes its folder (\(paths.folder))")
     }
 
     public func start(_ name: String) async throws(ControlError) -> VMStatus {
@@ -214,6 +243,21 @@ public actor VMManager: VMControl {
     }
 
     public func remove(_ name: String, force: Bool) async throws(ControlError) {
+        if vms[name] == nil, broken[name] != nil {
+            let folder = VMPaths(stateRoot: stateRoot, name: name).folder
+            // A process whose command line names this folder is provably its QEMU: refused, or with --force killed.
+            let users = Self.processes(mentioning: folder + "/")
+            if !users.isEmpty {
+                guard force else {
+                    throw .conflict("a QEMU still uses \(folder) (pid \(users.map(String.init).joined(separator: ", "))); "
+                        + "corral rm --force \(name) kills it")
+                }
+                for pid in users { _ = Glibc.kill(pid, SIGKILL) }
+            }
+            broken[name] = nil
+            FileOps.removeTree(folder)
+            return
+        }
         let vm = try vm(name)
         try await vm.queue.run { () async throws(ControlError) in
             let state = await vm.currentState
@@ -265,9 +309,43 @@ public actor VMManager: VMControl {
     }
 
     func vm(_ name: String) throws(ControlError) -> ManagedVM {
+        if vms[name] == nil, let reason = broken[name] {
+            throw .conflict("\(name) is broken: \(reason); corral rm \(name) removes its folder")
+        }
         guard let vm = vms[name] else {
             throw .notFound("no VM named \(name)\(vms.isEmpty ? "" : " (known: \(vms.keys.sorted().joined(separator: ", ")))")")
         }
         return vm
+    }
+}
+
+extension VMManager {
+    /// Pids whose command line contains `text` (/proc), this process excluded.
+    static func processes(mentioning text: String) -> [Int32] {
+        let me = getpid()
+        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { Int32($0) }
+            .filter { $0 != me && VMLauncher.commandLine(of: $0).contains(text) }
+    }
+}
+
+/// Why a VM's state folder cannot be used, in words.
+struct StateFileProblem: Error, CustomStringConvertible {
+    var description: String
+    init(_ description: String) { self.description = description }
+
+    static func describe(_ error: any Error) -> String {
+        switch error {
+        case let problem as StateFileProblem: return problem.description
+        case let decoding as DecodingError:
+            switch decoding {
+            case .dataCorrupted(let context):
+                return "a state file is not valid JSON (\(context.underlyingError.map { "\($0)" } ?? context.debugDescription))"
+            case .keyNotFound(let key, _): return "a state file lacks '\(key.stringValue)'"
+            case .typeMismatch(_, let context), .valueNotFound(_, let context):
+                return "a state file has a wrong value at \(context.codingPath.map(\.stringValue).joined(separator: "."))"
+            @unknown default: return "a state file cannot be read: \(decoding)"
+            }
+        default: return "a state file cannot be read: \(error)"
+        }
     }
 }
