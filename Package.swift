@@ -71,6 +71,7 @@ let package = Package(
         .target(name: "API", dependencies: [
             "CorralWire", "CorralModel", "CorralControl", "LogTail", "JSON",
             .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -1,5 +1,6 @@
 import CorralModel
 import Hummingbird
+import HummingbirdCore
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -34,12 +35,34 @@ public struct DaemonConfiguration: Sendable {
         }
     }
 
+    /// What one client may cost a listener.
+    public struct Limits: Sendable, Equatable {
+        /// A connection that sends nothing (between requests, or in the middle of one) for this long is closed.
+        /// Streams (events, console, migrate) are not reads and are not cut.
+        public var idleTimeout: Duration
+        /// Open connections per listener; more wait in the kernel's backlog.
+        public var connections: Int
+        /// One header field, and all of a request's headers together.
+        public var headerBytes: Int
+        public var headerFields: Int
+
+        public init(idleTimeout: Duration = .seconds(30), connections: Int = 256, headerBytes: Int = 16 << 10,
+                    headerFields: Int = 64) {
+            self.idleTimeout = idleTimeout
+            self.connections = connections
+            self.headerBytes = headerBytes
+            self.headerFields = headerFields
+        }
+    }
+
     public var socketPath: String
     public var tcp: TCPListener?
+    public var limits: Limits
 
-    public init(socketPath: String, tcp: TCPListener? = nil) {
+    public init(socketPath: String, tcp: TCPListener? = nil, limits: Limits = Limits()) {
         self.socketPath = socketPath
         self.tcp = tcp
+        self.limits = limits
     }
 }
 
@@ -107,9 +130,17 @@ public struct CorralDaemon: Service {
                   successTerminationBehavior: .gracefullyShutdownGroup,
                   failureTerminationBehavior: .gracefullyShutdownGroup)
         ]
+        let limits = configuration.limits
+        let server = HTTPServerBuilder.http1(configuration: .init(
+            idleTimeout: .nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000
+                + limits.idleTimeout.components.attoseconds / 1_000_000_000),
+            httpDecoderConfiguration: .init(maxHeaderFieldSize: limits.headerBytes, maxHeaderListSize: limits.headerBytes,
+                                            maxHeaderFieldCount: limits.headerFields)))
         let unix = Application(
             router: api.router(),
-            configuration: .init(address: .unixDomainSocket(path: staging.bindPath), serverName: nil),
+            server: server,
+            configuration: .init(address: .unixDomainSocket(path: staging.bindPath), serverName: nil,
+                                 availableConnectionsDelegate: MaximumAvailableConnections(limits.connections)),
             onServerRunning: { _ in
                 DaemonSocket.closeListenersOnExec()
                 if let problem = staging.publish() {
@@ -124,7 +155,9 @@ public struct CorralDaemon: Service {
         if let tcp = configuration.tcp {
             let app = Application(
                 router: api.router(token: tcp.token),
-                configuration: .init(address: .hostname(tcp.address.host, port: tcp.address.port), serverName: nil),
+                server: server,
+                configuration: .init(address: .hostname(tcp.address.host, port: tcp.address.port), serverName: nil,
+                                     availableConnectionsDelegate: MaximumAvailableConnections(limits.connections)),
                 onServerRunning: { channel in
                     DaemonSocket.closeListenersOnExec()
                     let port = channel.localAddress?.port ?? tcp.address.port

@@ -42,6 +42,7 @@ struct DaemonHarness {
         _ control: any DaemonControl,
         socketPath: String = tempSocketPath(),
         token: String? = nil,
+        limits: DaemonConfiguration.Limits = .init(),
         probe: SupervisorProbe = SupervisorProbe(),
         _ body: @Sendable (DaemonHarness) async throws -> T
     ) async throws -> T {
@@ -49,7 +50,7 @@ struct DaemonHarness {
         let daemon = CorralDaemon(
             configuration: DaemonConfiguration(
                 socketPath: socketPath,
-                tcp: token.map { .init(address: "127.0.0.1:0", token: $0) }),
+                tcp: token.map { .init(address: "127.0.0.1:0", token: $0) }, limits: limits),
             control: control,
             supervise: {
                 await probe.markStarted()

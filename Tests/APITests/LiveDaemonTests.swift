@@ -226,4 +226,39 @@ import UnixSockets
         let calls = await fake.calls
         #expect(!calls.contains { if case .stop = $0 { true } else if case .kill = $0 { true } else { false } })
     }
+
+    /// A client that starts a request and then sends nothing is cut off after the idle timeout (it costs one
+    /// connection for that long, not forever); the daemon goes on answering everyone else.
+    @Test func aSlowClientIsCutOffAfterTheIdleTimeout() async throws {
+        try await DaemonHarness.run(fake, limits: .init(idleTimeout: .seconds(1))) { daemon in
+            let slow = try StreamSocket.connect(path: daemon.socketPath)
+            defer { slow.close() }
+            try slow.write(Array("GET /v1/vms HTTP/1.1\r\nHost: corral\r\n".utf8))
+            // Blocks until the daemon closes the connection (an empty read), or fails after 20 s.
+            let answer = try slow.read(deadline: .now + .seconds(20))
+            #expect(answer.isEmpty, "the half-sent request got no answer, the connection was closed")
+            let names = try await CorralClient.withClient(.unixSocket(daemon.socketPath)) { client in
+                try await client.list().map(\.name)
+            }
+            #expect(names == ["web"])
+        }
+    }
+
+    /// Headers beyond the limit are refused (the connection is answered with an error or closed), and the daemon goes on.
+    @Test func oversizedHeadersAreRefused() async throws {
+        try await DaemonHarness.run(fake, limits: .init(headerBytes: 4 << 10)) { daemon in
+            let client = try StreamSocket.connect(path: daemon.socketPath)
+            defer { client.close() }
+            let big = String(repeating: "x", count: 8 << 10)
+            try? client.write(Array("GET /v1/vms HTTP/1.1\r\nHost: corral\r\nX-Big: \(big)\r\n\r\n".utf8))
+            var reply: [UInt8] = []
+            while let chunk = try? client.read(deadline: .now + .seconds(20)), !chunk.isEmpty { reply += chunk }
+            let text = String(decoding: reply, as: UTF8.self)
+            #expect(!text.hasPrefix("HTTP/1.1 200"), "not served: \(text.prefix(80))")
+            let names = try await CorralClient.withClient(.unixSocket(daemon.socketPath)) { client in
+                try await client.list().map(\.name)
+            }
+            #expect(names == ["web"])
+        }
+    }
 }
