@@ -88,7 +88,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CorralLocal"),
         .executableTarget(name: "corrald", dependencies: [
-            "CorralCLI", "CorralWire", "CorralModel", "CorralControl", "API", "Supervisor",
+            "CorralCLI", "CorralWire", "CorralModel", "CorralControl", "API", "Supervisor", "UnixSockets",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -83,6 +83,7 @@ public struct CorralDaemon: Service {
     private let supervise: @Sendable () async -> Void
     private let logger: Logger
     private let onListening: @Sendable (DaemonListener) async -> Void
+    private let onStopping: @Sendable () -> Void
 
     /// - Parameters:
     ///   - supervise: runs until its task is cancelled (`VMManager.run()`).
@@ -92,13 +93,15 @@ public struct CorralDaemon: Service {
         control: any DaemonControl,
         supervise: @escaping @Sendable () async -> Void,
         logger: Logger,
-        onListening: @escaping @Sendable (DaemonListener) async -> Void = { _ in }
+        onListening: @escaping @Sendable (DaemonListener) async -> Void = { _ in },
+        onStopping: @escaping @Sendable () -> Void = {}
     ) {
         self.configuration = configuration
         self.control = control
         self.supervise = supervise
         self.logger = logger
         self.onListening = onListening
+        self.onStopping = onStopping
     }
 
     /// Checks the socket path before anything else happens (e.g. before the state is opened):
@@ -169,7 +172,12 @@ public struct CorralDaemon: Service {
         }
         // Services shut down in reverse order: the listeners first, then the supervisor.
         let group = ServiceGroup(configuration: .init(services: services, logger: logger))
-        try await group.run()
+        let onStopping = self.onStopping
+        try await withGracefulShutdownHandler {
+            try await group.run()
+        } onGracefulShutdown: {
+            onStopping()
+        }
     }
 }
 

@@ -5,6 +5,10 @@ import CorralCLI
 import CorralWire
 import Logging
 import Supervisor
+import UnixSockets
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// `corrald`: the daemon executable (`corral daemon` execs it with its flags). It alone links the HTTP server.
 @main
@@ -33,6 +37,9 @@ struct CorralDaemonMain: AsyncParsableCommand {
             let manager = try await VMManager.open(
                 stateRoot: flags.stateDir.resolved, logger: logger, options: flags.options,
                 peerConnector: { destination, token in HTTPMigrationPeer(address: destination, token: token) })
+            // systemd (Type=notify) hears READY=1 once every listener accepts connections; every VM was reattached
+            // before the listeners opened (VMManager.open).
+            let readiness = Readiness(listeners: tcp == nil ? 1 : 2)
             let daemon = CorralDaemon(
                 configuration: DaemonConfiguration(socketPath: socketPath, tcp: tcp),
                 control: manager,
@@ -43,7 +50,11 @@ struct CorralDaemonMain: AsyncParsableCommand {
                     case .unixSocket(let path): logger.info("listening", metadata: ["socket": "\(path)"])
                     case .tcp(let address): logger.info("listening", metadata: ["tcp": "\(address)"])
                     }
-                })
+                    if await readiness.listening() {
+                        ServiceNotify.send("READY=1\nSTATUS=serving \(socketPath)\nMAINPID=\(getpid())")
+                    }
+                },
+                onStopping: { ServiceNotify.send("STOPPING=1") })
             try await daemon.runUntilSignalled()
         } catch let error as DaemonError {
             Terminal.err("error: \(error.description)")
@@ -54,5 +65,16 @@ struct CorralDaemonMain: AsyncParsableCommand {
             Terminal.err("error: \(error)")
             throw ExitCode(ExitCodeValue.failure.rawValue)
         }
+    }
+}
+
+/// Counts listeners up to the number the daemon opens: true once, when the last one listens.
+actor Readiness {
+    private var remaining: Int
+    init(listeners: Int) { remaining = listeners }
+
+    func listening() -> Bool {
+        remaining -= 1
+        return remaining == 0
     }
 }

@@ -132,4 +132,50 @@ import Glibc
         daemon.signal(SIGTERM)
         #expect(await daemon.waitForExit(timeout: .seconds(60)) == .exited(0))
     }
+
+    /// systemd's Type=notify: the daemon says READY=1 once its socket answers, and STOPPING=1 when told to stop.
+    @Test func theDaemonTellsSystemdWhenItIsReadyAndWhenItStops() async throws {
+        var template = Array("/tmp/corral-ntf-XXXXXX".utf8CString)
+        let root = String(cString: mkdtemp(&template)!)
+        defer {
+            for pid in Self.processes(mentioning: root) { kill(pid, SIGKILL) }
+            FileOps.removeTree(root)
+        }
+        let notifyPath = root + "/notify.sock"
+        let fd = socket(AF_UNIX, Int32(SOCK_DGRAM.rawValue) | Int32(SOCK_CLOEXEC.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_un()
+        address.sun_family = sa_family_t(AF_UNIX)
+        withUnsafeMutableBytes(of: &address.sun_path) { raw in
+            raw.copyBytes(from: Array(notifyPath.utf8))
+            raw[notifyPath.utf8.count] = 0
+        }
+        let bound = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_un>.size)) }
+        }
+        try #require(bound == 0)
+        var timeout = timeval(tv_sec: 60, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        func receive() -> String? {
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            return n > 0 ? String(decoding: buffer.prefix(n), as: UTF8.self) : nil
+        }
+
+        let socketPath = root + "/corral.sock"
+        let daemon = try ProcessLauncher.launch(LaunchSpec(
+            executable: "/usr/bin/env",
+            arguments: ["NOTIFY_SOCKET=\(notifyPath)", Self.binary, "daemon", "--state-dir", root + "/state",
+                        "--socket", socketPath, "--no-ksm", "--no-auto-balloon"],
+            outputFile: root + "/daemon.log"))
+        let ready = receive()
+        #expect(ready?.split(separator: "\n").contains("READY=1") == true, "\(ready ?? "nothing")")
+        #expect(ready?.contains("MAINPID=\(daemon.pid)") == true, "corral daemon execs corrald in place: \(ready ?? "")")
+        let names = try await CorralClient.withClient(.unixSocket(socketPath)) { try await $0.list().map(\.name) }
+        #expect(names.isEmpty, "the socket answers once READY=1 was sent")
+        daemon.signal(SIGTERM)
+        #expect(receive() == "STOPPING=1")
+        #expect(await daemon.waitForExit(timeout: .seconds(30)) == .exited(0))
+    }
 }
