@@ -295,4 +295,24 @@ import Testing
         #expect(qemu.process.signals.isEmpty && launcher.startCount == 1, "nothing killed, nothing restarted")
         await manager.shutdown()
     }
+
+    /// A destination daemon that died during an incoming migration leaves an uncommitted VM: the next daemon kills
+    /// its QEMU (provably that folder's) and removes the folder, so the next migration of that VM is not refused.
+    @Test func anUncommittedIncomingMigrationIsClearedByTheNextDaemon() async throws {
+        let scene = try Scene()
+        defer { scene.cleanUp() }
+        let folder = scene.root + "/state/vms/web"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var record = VMRecord(name: "web", profilePath: nil, accel: .tcg, now: 0)
+        record.state = .incoming
+        record.desiredRunning = true
+        try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: folder + "/vm.json"))
+        // Stands in for the incoming QEMU: its command line names the folder.
+        let qemu = try ProcessLauncher.launch(LaunchSpec(executable: "/bin/sh", arguments: ["-c", "sleep 300", folder + "/qmp.sock"]))
+        let manager = try await scene.open(FakeLauncher())
+        #expect(await qemu.waitForExit(timeout: .seconds(10)) != nil, "its QEMU was killed")
+        #expect(!FileManager.default.fileExists(atPath: folder), "its folder is gone")
+        #expect(await manager.list().isEmpty)
+        await manager.shutdown()
+    }
 }

@@ -95,6 +95,14 @@ public actor VMManager: VMControl {
         for name in names.sorted() {
             let paths = VMPaths(folder: folder + "/" + name)
             let store = VMStore(paths: paths)
+            // An incoming migration that was never committed cannot be finished by a new daemon (the source has
+            // rolled back or will); its QEMU, provably this folder's, and its folder go.
+            if let pending = try? store.loadRecord(), pending.state == .incoming {
+                for pid in Self.processes(mentioning: paths.folder + "/") { _ = Glibc.kill(pid, SIGKILL) }
+                FileOps.removeTree(paths.folder)
+                logger.warning("removed an incoming migration that was never committed", metadata: ["vm": "\(name)"])
+                continue
+            }
             let record: VMRecord
             let config: LiveConfig
             do {
