@@ -28,6 +28,14 @@ public struct HTTPMigrationPeer: MigrationPeer {
         try await calling { try await $0.abortIncoming(name) }
     }
 
+    public func state(of name: String) async throws(ControlError) -> VMState? {
+        do {
+            return try await calling { try await $0.status(name).state }
+        } catch .notFound {
+            return nil
+        }
+    }
+
     /// One client per call: a migration makes three calls at most, minutes apart.
     private func calling<T: Sendable>(_ body: (CorralClient) async throws -> T) async throws(ControlError) -> T {
         let endpoint = CorralClient.Endpoint.tcp(address, token: token ?? "")

@@ -24,6 +24,15 @@ public protocol MigrationPeer: Sendable {
     func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply
     func commitIncoming(_ name: String) async throws(ControlError) -> VMStatus
     func abortIncoming(_ name: String) async throws(ControlError)
+    /// The VM's state on the peer; nil when the peer has no such VM (a restarted source resolves an interrupted
+    /// migration with it).
+    func state(of name: String) async throws(ControlError) -> VMState?
+}
+
+extension MigrationPeer {
+    public func state(of name: String) async throws(ControlError) -> VMState? {
+        throw .unreachable("this peer cannot be asked about \(name)")
+    }
 }
 
 extension MigrationControl {

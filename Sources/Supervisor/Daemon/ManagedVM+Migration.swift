@@ -38,6 +38,11 @@ extension ManagedVM {
         let destination = endpoint.description
         await feed(.migrationStarted)
         outgoing = OutgoingMigration(destination: destination)
+        // Journaled before the first step: a daemon that dies from here on finds out how it ended (see
+        // `resolveInterruptedMigration`).
+        record.migratingTo = MigrationJournal(destination: endpoint, token: request.token,
+                                              sourceWasRunning: previous != .paused)
+        persist()
         await hub.publish(vm: name, .migrationStarted, ["to": .string(destination)])
 
         var sizes: [String: UInt64] = [:]
@@ -47,6 +52,10 @@ extension ManagedVM {
         let setup = MigrationRunSetup(name: name, options: options, incoming: incoming,
                                       disks: allDisks().map(MigrationDisk.init), tlsDirectory: tlsDirectory,
                                       tlsHostname: endpoint.host, sourceWasRunning: previous != .paused)
+        defer {
+            record.migratingTo = nil
+            persist()
+        }
         let migration = MigrationRun(
             setup, qmp: vm.qmp, peer: peer, ticks: MigrationRun.ticker(every: Self.migrationProgressInterval),
             progress: { [weak self] progress in
@@ -141,4 +150,41 @@ extension ManagedVM {
     }
 
     func allDisks() -> [Disk] { config.profile.disks + config.hotplugged.disks.map(\.disk) }
+
+    enum InterruptedMigration: Equatable {
+        /// No journaled migration, or it was resolved with the guest running (or paused, as it was) here.
+        case keptHere
+        /// The destination runs the guest: this QEMU was ended, the manager forgets the VM.
+        case movedAway
+        /// The destination could not be asked: the guest is left as QEMU has it, the journal kept for the next try.
+        case unresolved(String)
+    }
+
+    /// A daemon that restarted while this VM was migrating away: QEMU went on without it. The destination says how
+    /// it ended. Committed there (running or paused): this copy goes. Incoming there, or not there at all: the
+    /// migration is cancelled here, the destination's copy aborted, and the guest resumed here if it was running.
+    func resolveInterruptedMigration(_ peer: any MigrationPeer) async -> InterruptedMigration {
+        guard let journal = record.migratingTo, let vm = running else { return .keptHere }
+        let there: VMState?
+        do { there = try await peer.state(of: name) } catch {
+            logger.error("cannot resolve an interrupted migration", metadata: ["to": "\(journal.destination)", "error": "\(error.message)"])
+            return .unresolved(error.message)
+        }
+        if there == .running || there == .paused {
+            await end(note: "migrated to \(journal.destination) (completed while the daemon was down)")
+            await hub.publish(vm: name, .migrated, ["to": .string(journal.destination.description)])
+            return .movedAway
+        }
+        _ = try? await vm.qmp.send(MigrationPlan.cancel())
+        if there == .incoming { try? await peer.abortIncoming(name) }
+        let status = (try? await vm.qmp.queryStatus())?.status
+        if journal.sourceWasRunning, status == "postmigrate" || status == "finish-migrate" || status == "paused" {
+            // Stopped by the migration (it had run when the migration began): the guest runs here again.
+            if (try? await vm.qmp.cont()) != nil { await feed(.resumedByRequest) }
+        }
+        record.migratingTo = nil
+        persist()
+        await hub.publish(vm: name, .migrationFailed, ["reason": "the daemon restarted during the migration; rolled back"])
+        return .keptHere
+    }
 }

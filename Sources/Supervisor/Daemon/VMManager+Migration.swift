@@ -189,4 +189,7 @@ public struct LocalMigrationPeer: MigrationPeer {
     public func abortIncoming(_ name: String) async throws(ControlError) {
         try await manager.abortIncoming(name)
     }
+    public func state(of name: String) async throws(ControlError) -> VMState? {
+        do { return try await manager.status(name).state } catch .notFound { return nil }
+    }
 }

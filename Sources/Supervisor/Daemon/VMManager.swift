@@ -129,7 +129,18 @@ public actor VMManager: VMControl {
             // A pid file without a recorded pid: this daemon's predecessor died while starting the VM.
             let unrecordedStart = record.pid == nil && !record.desiredRunning
             guard !unrecordedStart || FileManager.default.fileExists(atPath: paths.pidFile) else { continue }
-            if await vm.queue.run({ await vm.reattach() }) { continue }
+            if await vm.queue.run({ await vm.reattach() }) {
+                if let journal = record.migratingTo, let connector = peerConnector {
+                    let peer = connector(journal.destination, journal.token)
+                    let outcome = await vm.queue.run { await vm.resolveInterruptedMigration(peer) }
+                    if outcome == .movedAway {
+                        vms[name] = nil
+                        await vm.markRemoved()
+                        FileOps.removeTree(paths.folder)
+                    }
+                }
+                continue
+            }
             if unrecordedStart {
                 // That QEMU is gone too: the VM stays as it was (defined, not running); no restart.
                 FileOps.remove(paths.pidFile)

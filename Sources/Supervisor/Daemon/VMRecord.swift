@@ -23,6 +23,9 @@ public struct VMRecord: Sendable, Codable, Equatable {
     public var createdAt: Double
     /// false after a manual `corral balloon` until `corral set --auto-balloon on`; nil means true.
     public var autoBalloon: Bool?
+    /// Set while an outgoing migration runs: a daemon that restarts in the middle of it resolves it with the
+    /// destination before anything else (QEMU goes on migrating without its daemon).
+    public var migratingTo: MigrationJournal?
 
     public init(name: String, profilePath: String?, accel: ResolvedAccel, now: Double) {
         self.name = name
@@ -47,6 +50,20 @@ public struct VMRecord: Sendable, Codable, Equatable {
         record.state = state
         record.desiredRunning = true
         return record
+    }
+}
+
+/// Where an outgoing migration went, and the token to ask about it.
+public struct MigrationJournal: Sendable, Codable, Equatable {
+    public var destination: HostPort
+    public var token: String?
+    /// The guest ran when the migration began (a paused one stays paused when it is rolled back).
+    public var sourceWasRunning: Bool
+
+    public init(destination: HostPort, token: String?, sourceWasRunning: Bool) {
+        self.destination = destination
+        self.token = token
+        self.sourceWasRunning = sourceWasRunning
     }
 }
 
