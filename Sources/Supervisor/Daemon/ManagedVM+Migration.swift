@@ -52,9 +52,16 @@ extension ManagedVM {
         let setup = MigrationRunSetup(name: name, options: options, incoming: incoming,
                                       disks: allDisks().map(MigrationDisk.init), tlsDirectory: tlsDirectory,
                                       tlsHostname: endpoint.host, sourceWasRunning: previous != .paused)
+        // The journal goes when the migration has an outcome here; with the owner unknown it stays, and the
+        // destination is asked again until it answers (`keepResolving`).
+        var ownerUnknown = false
         defer {
-            record.migratingTo = nil
-            persist()
+            if ownerUnknown {
+                keepResolving(peer)
+            } else {
+                record.migratingTo = nil
+                persist()
+            }
         }
         let migration = MigrationRun(
             setup, qmp: vm.qmp, peer: peer, ticks: MigrationRun.ticker(every: Self.migrationProgressInterval),
@@ -81,6 +88,7 @@ extension ManagedVM {
                                    transferredBytes: final?.ramTransferred.map { UInt64(max(0, $0)) })
         }
         let error = failureError(outcome)
+        ownerUnknown = outcome.failure?.consequence == .ownerUnknown
         await feed(.migrationRolledBack(ownerUnknown: outcome.failure?.consequence == .ownerUnknown))
         var data: JSONObject = ["reason": .string(error.message)]
         if outcome.failure?.consequence == .guestLost { data["postcopy"] = true }
@@ -187,4 +195,29 @@ extension ManagedVM {
         await hub.publish(vm: name, .migrationFailed, ["reason": "the daemon restarted during the migration; rolled back"])
         return .keptHere
     }
+
+    /// With the owner unknown (the destination did not answer the commit), the destination is asked again, soon at
+    /// first and then every 5 s for about 5 minutes, until it answers: then the guest resumes here or this copy goes
+    /// (`resolveInterruptedMigration`).
+    func keepResolving(_ peer: any MigrationPeer) {
+        resolver?.cancel()
+        resolver = Task { [weak self] in
+            for attempt in 0..<64 {
+                do { try await Task.sleep(for: .seconds(min(5, attempt + 1))) } catch { return }
+                guard let self else { return }
+                let outcome = await self.queue.run { await self.resolveInterruptedMigration(peer) }
+                switch outcome {
+                case .keptHere: return
+                case .movedAway:
+                    await self.migratedAway()
+                    return
+                case .unresolved: continue
+                }
+            }
+        }
+    }
+
+    func setOnMigratedAway(_ handler: @escaping @Sendable (String) async -> Void) { onMigratedAway = handler }
+
+    private func migratedAway() async { await onMigratedAway?(name) }
 }

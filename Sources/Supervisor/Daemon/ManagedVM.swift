@@ -51,6 +51,10 @@ public actor ManagedVM {
     private(set) var run: RunSession?
     /// Called when an incoming VM's QEMU dies before it was committed (the manager forgets it).
     var onIncomingLost: (@Sendable (String) async -> Void)?
+    /// Called when a migration whose owner was unknown turns out to have completed (the manager forgets the VM).
+    var onMigratedAway: (@Sendable (String) async -> Void)?
+    /// Asks the destination again after a migration left the owner unknown.
+    var resolver: Task<Void, Never>?
     /// The timer of a pending automatic restart.
     private var restartTimer: Task<Void, Never>?
     /// What was last written to `vm.json` (a write that would not change it is skipped).
@@ -214,6 +218,8 @@ public actor ManagedVM {
     func detach() async {
         restartTimer?.cancel()
         restartTimer = nil
+        resolver?.cancel()
+        resolver = nil
         guard let session = run else { return }
         run = nil
         session.monitor.cancel()

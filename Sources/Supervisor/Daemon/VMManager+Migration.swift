@@ -32,6 +32,7 @@ extension VMManager: MigrationControl {
         }
         let peer = connector(request.to, request.token)
         let tls = tlsDirectory
+        await vm.setOnMigratedAway { [weak self] name in await self?.forgetMigrated(name, vm: vm) }
         // Only the newest progress matters to a slow reader; the outcome, sent last, is never dropped.
         let (updates, sink) = AsyncStream<MigrationUpdate>.makeStream(bufferingPolicy: .bufferingNewest(64))
         let job = Task { () async -> Void in
@@ -54,7 +55,7 @@ extension VMManager: MigrationControl {
         return updates
     }
 
-    private func forgetMigrated(_ name: String, vm: ManagedVM) async {
+    func forgetMigrated(_ name: String, vm: ManagedVM) async {
         guard vms[name] === vm else { return }
         vms[name] = nil
         await vm.markRemoved()

@@ -132,11 +132,14 @@ public actor VMManager: VMControl {
             if await vm.queue.run({ await vm.reattach() }) {
                 if let journal = record.migratingTo, let connector = peerConnector {
                     let peer = connector(journal.destination, journal.token)
+                    await vm.setOnMigratedAway { [weak self] name in await self?.forgetMigrated(name, vm: vm) }
                     let outcome = await vm.queue.run { await vm.resolveInterruptedMigration(peer) }
                     if outcome == .movedAway {
                         vms[name] = nil
                         await vm.markRemoved()
                         FileOps.removeTree(paths.folder)
+                    } else if case .unresolved = outcome {
+                        await vm.keepResolving(peer)
                     }
                 }
                 continue
