@@ -308,7 +308,12 @@ import Testing
         record.desiredRunning = true
         try JSONEncoder().encode(record).write(to: URL(fileURLWithPath: folder + "/vm.json"))
         // Stands in for the incoming QEMU: its command line names the folder.
-        let qemu = try ProcessLauncher.launch(LaunchSpec(executable: "/bin/sh", arguments: ["-c", "sleep 300", folder + "/qmp.sock"]))
+        // (Not `sh -c`: a shell may exec its last command and lose the folder from its command line.)
+        let qemu = try ProcessLauncher.launch(LaunchSpec(
+            executable: "python3", arguments: ["-c", "import time; time.sleep(300)", folder + "/qmp.sock"]))
+        for _ in 0..<100 where !VMLauncher.commandLine(of: qemu.pid).contains(folder) {
+            try await Task.sleep(for: .milliseconds(20))
+        }
         let manager = try await scene.open(FakeLauncher())
         #expect(await qemu.waitForExit(timeout: .seconds(10)) != nil, "its QEMU was killed")
         #expect(!FileManager.default.fileExists(atPath: folder), "its folder is gone")
