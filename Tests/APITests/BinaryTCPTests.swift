@@ -79,7 +79,7 @@ import Glibc
             boot:
               kernel: \(Self.kernel)
               initrd: \(Self.initrd)
-              cmdline: "console=ttyS0 panic=-1 quiet"
+              cmdline: "console=ttyS0 panic=-1 quiet no_timer_check"
 
             """.write(toFile: profile, atomically: true, encoding: .utf8)
 

@@ -65,7 +65,7 @@ struct BridgeNetworkTests {
                 boot:
                   kernel: \(BinaryTCPTests.kernel)
                   initrd: \(BinaryTCPTests.initrd)
-                  cmdline: "console=ttyS0 panic=-1 quiet\(cmdline.isEmpty ? "" : " " + cmdline)"
+                  cmdline: "console=ttyS0 panic=-1 quiet no_timer_check\(cmdline.isEmpty ? "" : " " + cmdline)"
                 nics: \(nics)
 
                 """.write(toFile: path, atomically: true, encoding: .utf8)

@@ -102,7 +102,7 @@ struct TwoHostMigrationTests {
                 boot:
                   kernel: \(BinaryTCPTests.kernel)
                   initrd: \(BinaryTCPTests.initrd)
-                  cmdline: "console=ttyS0 panic=-1 quiet\(cmdline.isEmpty ? "" : " " + cmdline)"
+                  cmdline: "console=ttyS0 panic=-1 quiet no_timer_check\(cmdline.isEmpty ? "" : " " + cmdline)"
                 disks: [ { id: data, file: \(disk), size: 64M, cache: writeback } ]
                 nics: \(nics)
 

@@ -46,7 +46,7 @@ enum Guest {
             name: name, machine: "q35", accel: .tcg,
             cpu: CPU(count: cpus, max: maxCPUs),
             memory: Memory(size: .mib(256)),
-            boot: Boot(kernel: kernel, initrd: initrd, cmdline: "console=ttyS0 panic=-1 quiet"),
+            boot: Boot(kernel: kernel, initrd: initrd, cmdline: "console=ttyS0 panic=-1 quiet no_timer_check"),
             disks: disks, nics: nics, hotplug: Hotplug(slots: hotplugSlots))
     }
 
@@ -80,7 +80,7 @@ enum Guest {
             boot:
               kernel: \(kernel)
               initrd: \(initrd)
-              cmdline: "console=ttyS0 panic=-1 quiet\(cmdline.isEmpty ? "" : " " + cmdline)"
+              cmdline: "console=ttyS0 panic=-1 quiet no_timer_check\(cmdline.isEmpty ? "" : " " + cmdline)"
             nics: [ { id: net0 } ]
 
             """.appending(extra).write(toFile: path, atomically: true, encoding: .utf8)
