@@ -67,56 +67,48 @@ int corral_if_index(const char *name) {
     return index == 0 ? -ENODEV : (int)index;
 }
 
-int corral_if_mtu(const char *name) {
-    struct ifreq ifr;
-    int err = corral_ifreq(name, &ifr);
+/// One ioctl on a control socket with `ifr` (named `name`, filled by the caller): 0 or -errno.
+static int corral_ifreq_ioctl(const char *name, unsigned long request, struct ifreq *ifr) {
+    char saved[sizeof ifr->ifr_ifru];
+    memcpy(saved, &ifr->ifr_ifru, sizeof saved);
+    int err = corral_ifreq(name, ifr);
     if (err) return err;
+    memcpy(&ifr->ifr_ifru, saved, sizeof saved);
     int sock = corral_ctl_socket();
     if (sock < 0) return sock;
-    int rc = ioctl(sock, SIOCGIFMTU, &ifr) < 0 ? -errno : ifr.ifr_mtu;
+    int rc = ioctl(sock, request, ifr) < 0 ? -errno : 0;
     close(sock);
     return rc;
+}
+
+int corral_if_mtu(const char *name) {
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    int rc = corral_ifreq_ioctl(name, SIOCGIFMTU, &ifr);
+    return rc < 0 ? rc : ifr.ifr_mtu;
 }
 
 int corral_if_set_mtu(const char *name, int mtu) {
     struct ifreq ifr;
-    int err = corral_ifreq(name, &ifr);
-    if (err) return err;
+    memset(&ifr, 0, sizeof ifr);
     ifr.ifr_mtu = mtu;
-    int sock = corral_ctl_socket();
-    if (sock < 0) return sock;
-    int rc = ioctl(sock, SIOCSIFMTU, &ifr) < 0 ? -errno : 0;
-    close(sock);
-    return rc;
+    return corral_ifreq_ioctl(name, SIOCSIFMTU, &ifr);
 }
 
 int corral_if_up(const char *name) {
     struct ifreq ifr;
-    int err = corral_ifreq(name, &ifr);
-    if (err) return err;
-    int sock = corral_ctl_socket();
-    if (sock < 0) return sock;
-    int rc = 0;
-    if (ioctl(sock, SIOCGIFFLAGS, &ifr) < 0) {
-        rc = -errno;
-    } else {
-        ifr.ifr_flags |= IFF_UP;
-        if (ioctl(sock, SIOCSIFFLAGS, &ifr) < 0) rc = -errno;
-    }
-    close(sock);
-    return rc;
+    memset(&ifr, 0, sizeof ifr);
+    int rc = corral_ifreq_ioctl(name, SIOCGIFFLAGS, &ifr);
+    if (rc < 0) return rc;
+    ifr.ifr_flags |= IFF_UP;
+    return corral_ifreq_ioctl(name, SIOCSIFFLAGS, &ifr);
 }
 
 int corral_bridge_add(const char *bridge, int ifindex) {
     struct ifreq ifr;
-    int err = corral_ifreq(bridge, &ifr);
-    if (err) return err;
+    memset(&ifr, 0, sizeof ifr);
     ifr.ifr_ifindex = ifindex;
-    int sock = corral_ctl_socket();
-    if (sock < 0) return sock;
-    int rc = ioctl(sock, SIOCBRADDIF, &ifr) < 0 ? -errno : 0;
-    close(sock);
-    return rc;
+    return corral_ifreq_ioctl(bridge, SIOCBRADDIF, &ifr);
 }
 
 int corral_is_bridge(const char *name) {
