@@ -34,6 +34,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Already in the graph through Hummingbird; named for the socket-activated listener (ServerBootstrap on a
+        // passed descriptor, ServerQuiescingHelper).
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         .systemLibrary(
@@ -69,9 +73,12 @@ let package = Package(
         // What crosses the wire between a client and the daemon, and the client itself: no server, no NIO.
         .target(name: "CorralWire", dependencies: ["CorralModel", "JSON", "UnixSockets"]),
         .target(name: "API", dependencies: [
-            "CorralWire", "CorralModel", "CorralControl", "LogTail", "JSON",
+            "CorralWire", "CorralModel", "CorralControl", "LogTail", "JSON", "UnixSockets",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOExtras", package: "swift-nio-extras"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
         ]),

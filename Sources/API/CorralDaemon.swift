@@ -58,11 +58,15 @@ public struct DaemonConfiguration: Sendable {
     public var socketPath: String
     public var tcp: TCPListener?
     public var limits: Limits
+    /// A listening Unix socket passed by systemd (socket activation) for `socketPath`: served as it is, never bound,
+    /// replaced or removed by the daemon.
+    public var inheritedSocket: Int32?
 
-    public init(socketPath: String, tcp: TCPListener? = nil, limits: Limits = Limits()) {
+    public init(socketPath: String, tcp: TCPListener? = nil, limits: Limits = Limits(), inheritedSocket: Int32? = nil) {
         self.socketPath = socketPath
         self.tcp = tcp
         self.limits = limits
+        self.inheritedSocket = inheritedSocket
     }
 }
 
@@ -119,11 +123,18 @@ public struct CorralDaemon: Service {
 
     public func run() async throws {
         let socketPath = configuration.socketPath
-        try DaemonSocket.prepare(socketPath)
-        let staging = DaemonSocket.Staging(finalPath: socketPath)
+        let listener: UnixListener
+        if let inherited = configuration.inheritedSocket {
+            listener = .inherited(inherited)
+        } else {
+            try DaemonSocket.prepare(socketPath)
+            listener = .staged(DaemonSocket.Staging(finalPath: socketPath))
+        }
         defer {
-            staging.cleanUp()
-            DaemonSocket.remove(socketPath)
+            if case .staged(let staging) = listener {
+                staging.cleanUp()
+                DaemonSocket.remove(socketPath)
+            }
         }
         let logger = self.logger
         let api = CorralAPI(control: control, logger: logger)
@@ -134,25 +145,38 @@ public struct CorralDaemon: Service {
                   failureTerminationBehavior: .gracefullyShutdownGroup)
         ]
         let limits = configuration.limits
-        let server = HTTPServerBuilder.http1(configuration: .init(
+        let http = HTTP1Channel.Configuration(
             idleTimeout: .nanoseconds(Int64(limits.idleTimeout.components.seconds) * 1_000_000_000
                 + limits.idleTimeout.components.attoseconds / 1_000_000_000),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: limits.headerBytes, maxHeaderListSize: limits.headerBytes,
-                                            maxHeaderFieldCount: limits.headerFields)))
-        let unix = Application(
-            router: api.router(),
-            server: server,
-            configuration: .init(address: .unixDomainSocket(path: staging.bindPath), serverName: nil,
-                                 availableConnectionsDelegate: MaximumAvailableConnections(limits.connections)),
-            onServerRunning: { _ in
-                DaemonSocket.closeListenersOnExec()
-                if let problem = staging.publish() {
-                    logger.error("socket not published", metadata: ["error": "\(problem)"])
-                    return
-                }
-                await onListening(.unixSocket(socketPath))
-            },
-            logger: logger)
+                                            maxHeaderFieldCount: limits.headerFields))
+        let server = HTTPServerBuilder.http1(configuration: http)
+        let unix: any Service
+        switch listener {
+        case .inherited(let inherited):
+            unix = InheritedSocketServer(
+                descriptor: inherited, responder: api.router().buildResponder(), http: http, maxConnections: limits.connections,
+                logger: logger,
+                onServerRunning: {
+                    DaemonSocket.closeListenersOnExec()
+                    await onListening(.unixSocket(socketPath))
+                })
+        case .staged(let staging):
+            unix = Application(
+                router: api.router(),
+                server: server,
+                configuration: .init(address: .unixDomainSocket(path: staging.bindPath), serverName: nil,
+                                     availableConnectionsDelegate: MaximumAvailableConnections(limits.connections)),
+                onServerRunning: { _ in
+                    DaemonSocket.closeListenersOnExec()
+                    if let problem = staging.publish() {
+                        logger.error("socket not published", metadata: ["error": "\(problem)"])
+                        return
+                    }
+                    await onListening(.unixSocket(socketPath))
+                },
+                logger: logger)
+        }
         services.append(.init(service: unix, successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup))
         if let tcp = configuration.tcp {
@@ -179,6 +203,12 @@ public struct CorralDaemon: Service {
             onStopping()
         }
     }
+}
+
+/// The daemon's Unix socket: passed by systemd, or bound by the daemon in a staging folder and moved into place.
+private enum UnixListener {
+    case inherited(Int32)
+    case staged(DaemonSocket.Staging)
 }
 
 /// Runs the supervisor loop until graceful shutdown, then cancels it.

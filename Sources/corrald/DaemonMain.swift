@@ -25,14 +25,24 @@ struct CorralDaemonMain: AsyncParsableCommand {
             logger.logLevel = .info
             return logger
         }()
-        let socketPath = flags.socket.resolved
         do {
+            // Started by systemd for corral.socket: serve the socket it holds (its path wins over --socket).
+            let passed = try SocketActivation.adopt()
+            guard passed.count <= 1 else {
+                throw DaemonError.invalidConfiguration(
+                    "socket activation passed \(passed.count) sockets; corral.socket must have exactly one ListenStream")
+            }
+            let inherited = passed.first
+            let socketPath = try inherited.map { fd throws(SocketActivation.Failure) in
+                try SocketActivation.unixListenerPath(fd)
+            } ?? flags.socket.resolved
             var tcp: DaemonConfiguration.TCPListener?
             if let listen = flags.listen, let tokenFile = flags.tokenFile {
                 tcp = .init(address: listen, token: try BearerToken.load(file: tokenFile))
             }
-            // Before touching the state: a second daemon must not take over the first one's VMs.
-            try CorralDaemon.prepareSocket(socketPath)
+            // Before touching the state: a second daemon must not take over the first one's VMs. (A passed socket
+            // is systemd's, which starts one daemon per socket.)
+            if inherited == nil { try CorralDaemon.prepareSocket(socketPath) }
             // Migrations reach other daemons over their TCP API with the token the user gave.
             let manager = try await VMManager.open(
                 stateRoot: flags.stateDir.resolved, logger: logger, options: flags.options,
@@ -41,7 +51,7 @@ struct CorralDaemonMain: AsyncParsableCommand {
             // before the listeners opened (VMManager.open).
             let readiness = Readiness(listeners: tcp == nil ? 1 : 2)
             let daemon = CorralDaemon(
-                configuration: DaemonConfiguration(socketPath: socketPath, tcp: tcp),
+                configuration: DaemonConfiguration(socketPath: socketPath, tcp: tcp, inheritedSocket: inherited),
                 control: manager,
                 supervise: { await manager.run() },
                 logger: logger,
@@ -56,6 +66,9 @@ struct CorralDaemonMain: AsyncParsableCommand {
                 },
                 onStopping: { ServiceNotify.send("STOPPING=1") })
             try await daemon.runUntilSignalled()
+        } catch let error as SocketActivation.Failure {
+            Terminal.err("error: \(error.description)")
+            throw ExitCode(ExitCodeValue.failure.rawValue)
         } catch let error as DaemonError {
             Terminal.err("error: \(error.description)")
             throw ExitCode(ExitCodeValue.failure.rawValue)
