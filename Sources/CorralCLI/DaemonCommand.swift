@@ -28,6 +28,11 @@ package struct DaemonFlags: ParsableArguments {
                                valueName: "SECONDS"))
     package var policyInterval: Double = 5
 
+    @Option(help: ArgumentHelp(
+        "Seconds an incoming migration waits for its source's commit before it is settled (removed if incomplete, "
+            + "else kept paused with a problem).", valueName: "SECONDS"))
+    package var incomingDeadline: Double = 600
+
     @Flag(help: "Do not move balloons automatically under host memory pressure.")
     package var noAutoBalloon = false
 
@@ -48,6 +53,9 @@ package struct DaemonFlags: ParsableArguments {
         guard policyInterval.isFinite, policyInterval >= 0.1, policyInterval <= 3600 else {
             throw ValidationError("--policy-interval must be between 0.1 and 3600 seconds, got \(policyInterval)")
         }
+        guard incomingDeadline.isFinite, incomingDeadline >= 1, incomingDeadline <= 86_400 else {
+            throw ValidationError("--incoming-deadline must be between 1 and 86400 seconds, got \(incomingDeadline)")
+        }
         if !hostRoot.isEmpty && !hostRoot.hasPrefix("/") {
             throw ValidationError("--host-root must be an absolute path, got \(hostRoot)")
         }
@@ -67,6 +75,7 @@ package struct DaemonFlags: ParsableArguments {
         if let cpuOvercommit { arguments += ["--cpu-overcommit", "\(cpuOvercommit)"] }
         if let memoryOvercommit { arguments += ["--memory-overcommit", "\(memoryOvercommit)"] }
         arguments += ["--policy-interval", "\(policyInterval)"]
+        arguments += ["--incoming-deadline", "\(incomingDeadline)"]
         if noAutoBalloon { arguments.append("--no-auto-balloon") }
         if noKsm { arguments.append("--no-ksm") }
         if !hostRoot.isEmpty { arguments += ["--host-root", hostRoot] }

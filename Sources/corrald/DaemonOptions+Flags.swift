@@ -9,6 +9,7 @@ extension DaemonFlags {
         options.policyInterval = .milliseconds(Int64((policyInterval * 1000).rounded()))
         options.autoBalloon = !noAutoBalloon
         options.hostRoot = hostRoot
+        options.incomingDeadline = .milliseconds(Int64((incomingDeadline * 1000).rounded()))
         return options
     }
 }

@@ -16,11 +16,17 @@ public struct DaemonOptions: Sendable {
     public var cgroupRoot: String?
     /// x509 certificates for `--tls` migrations (ca-cert.pem, server-*.pem, client-*.pem); nil = STATE/tls.
     public var tlsDirectory: String?
+    /// How long an incoming migration may wait for its source's commit (`--incoming-deadline`). Past it, a copy
+    /// that never received the whole guest is removed (the source still has it); a complete one is kept, paused,
+    /// with a `problem` for the operator (the source may be gone for good, and it may be the only copy).
+    public var incomingDeadline: Duration
 
     public init(limits: Admission.Limits = .init(), restartEngine: RestartPolicyEngine = .init(),
                 unplugTimeout: Duration = .seconds(20), policyInterval: Duration = .seconds(5),
-                autoBalloon: Bool = true, manageKSM: Bool = false, hostRoot: String = "", cgroupRoot: String? = "", tlsDirectory: String? = nil) {
+                autoBalloon: Bool = true, manageKSM: Bool = false, hostRoot: String = "", cgroupRoot: String? = "", tlsDirectory: String? = nil,
+                incomingDeadline: Duration = .seconds(600)) {
         self.tlsDirectory = tlsDirectory
+        self.incomingDeadline = incomingDeadline
         self.limits = limits
         self.restartEngine = restartEngine
         self.unplugTimeout = unplugTimeout

@@ -78,7 +78,40 @@ extension ManagedVM {
             logger.warning("announce-self failed after the migration; switches learn the new port when the guest speaks")
         }
         record.startedAt = Date().timeIntervalSince1970
+        incomingDeadline?.cancel()
+        incomingDeadline = nil
+        uncommittedIncoming = nil
         await feed(.incomingCommitted)
+    }
+
+    func armIncomingDeadline(_ timer: Task<Void, Never>) {
+        incomingDeadline?.cancel()
+        incomingDeadline = timer
+    }
+
+    /// Past the deadline without a commit: `IncomingDeadline` decides from how far the stream got. `.remove` has
+    /// already stopped this QEMU (the caller removes the folder); `.keep` leaves it paused with a `problem`.
+    func settleUncommitted(after deadline: Duration) async -> IncomingDeadline.Decision? {
+        guard state == .incoming, let vm = running else { return nil }
+        let progress = try? await vm.qmp.migrationProgress(timeout: .seconds(5))
+        let decision = IncomingDeadline.decide(status: progress?.status, queried: progress != nil)
+        let reached = progress.map { $0.rawStatus ?? $0.status?.rawValue ?? "no migration" } ?? "unknown: QEMU did not answer"
+        switch decision {
+        case .wait:
+            break
+        case .keep:
+            uncommittedIncoming = "the migration's source did not commit this copy within \(deadline) (stream: \(reached)); "
+                + "if the source no longer has the guest this paused copy may be the only one, else "
+                + "`corral rm --force \(name)` removes it"
+            logger.warning("incoming migration not committed in time; kept", metadata: ["vm": "\(name)"])
+            await hub.publish(vm: name, .migrationFailed, ["reason": .string(uncommittedIncoming ?? "")])
+        case .remove:
+            let reason = "the migration's source did not commit this copy within \(deadline) and the guest never "
+                + "fully arrived (stream: \(reached)); the source keeps it, this copy is removed"
+            await hub.publish(vm: name, .migrationFailed, ["reason": .string(reason)])
+            await abortIncoming()
+        }
+        return decision
     }
 
     /// Whether an incoming migration in `status` can be committed now (true), needs waiting (false), or

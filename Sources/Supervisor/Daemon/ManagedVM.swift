@@ -55,10 +55,16 @@ public actor ManagedVM {
     var onMigratedAway: (@Sendable (String) async -> Void)?
     /// Asks the destination again after a migration left the owner unknown.
     var resolver: Task<Void, Never>?
+    /// Settles an incoming migration its source never commits (`DaemonOptions.incomingDeadline`).
+    var incomingDeadline: Task<Void, Never>?
+    /// Set when an incoming copy outlived its deadline complete but uncommitted: shown as the VM's `problem`.
+    var uncommittedIncoming: String?
     /// The timer of a pending automatic restart.
     private var restartTimer: Task<Void, Never>?
     /// What was last written to `vm.json` (a write that would not change it is skipped).
     private var lastPersisted: VMRecord?
+    /// Set by `markRemoved`: the folder is going or gone, and nothing may write into it again.
+    private var removed = false
 
     init(record: VMRecord, config: LiveConfig, paths: VMPaths, hub: EventHub, launcher: any VMLaunching,
          restartEngine: RestartPolicyEngine, unplugTimeout: Duration, cgroups: CGroupManager? = nil, logger: Logger) {
@@ -228,6 +234,9 @@ public actor ManagedVM {
     }
 
     func markRemoved() async {
+        removed = true
+        incomingDeadline?.cancel()
+        incomingDeadline = nil
         await detach()
         await hub.publish(vm: name, .removed)
         await hub.setLogFile(nil, for: name)
@@ -264,8 +273,8 @@ public actor ManagedVM {
             qmpSocket: paths.qmpSocket, serialLog: paths.serialLog,
             restartCount: lifecycle.restartCount, lastExit: lifecycle.lastExit,
             unplugPending: pendingUnplugs.keys.sorted(),
-            problem: run?.monitorLost == true
-                ? "the QMP monitor was lost while QEMU runs (see qmp.log); stop or kill the VM to recover" : nil,
+            problem: uncommittedIncoming ?? (run?.monitorLost == true
+                ? "the QMP monitor was lost while QEMU runs (see qmp.log); stop or kill the VM to recover" : nil),
             migration: outgoing.map { OutgoingMigrationInfo(to: $0.destination, progress: $0.progress) })
     }
 
@@ -430,6 +439,9 @@ public actor ManagedVM {
     }
 
     func persist() {
+        // An exit observed while the manager removes the VM (an aborted incoming migration's QEMU dying) must not
+        // write vm.json back into a folder just deleted: a ghost VM would appear at the next daemon start.
+        guard !removed else { return }
         let current = persistedRecord
         guard current != lastPersisted else { return }
         do {

@@ -142,7 +142,9 @@ extension VMManager: MigrationControl {
                     }
                 }
                 try await vm.launch(paused: true, incoming: "defer")
-                return try await vm.listenForIncoming(request, listen: listen, tlsDirectory: tls)
+                let reply = try await vm.listenForIncoming(request, listen: listen, tlsDirectory: tls)
+                await self.armIncomingDeadline(name, vm: vm)
+                return reply
             }
         } catch {
             await vm.abortIncoming()
@@ -162,6 +164,29 @@ extension VMManager: MigrationControl {
         }
         await vm.queue.run { await vm.abortIncoming() }
         await forget(name, vm: vm)
+    }
+
+    /// Settles the incoming migration if its source has not committed it by `options.incomingDeadline` (and again
+    /// every deadline while the stream is still moving).
+    func armIncomingDeadline(_ name: String, vm: ManagedVM) async {
+        let deadline = options.incomingDeadline
+        await vm.armIncomingDeadline(Task { [weak self] in
+            while true {
+                do { try await Task.sleep(for: deadline) } catch { return }
+                guard let self, await self.incomingDeadlinePassed(name, vm: vm, deadline: deadline) else { return }
+            }
+        })
+    }
+
+    /// True while the stream is still moving (look again later).
+    private func incomingDeadlinePassed(_ name: String, vm: ManagedVM, deadline: Duration) async -> Bool {
+        guard vms[name] === vm else { return false }
+        let decision = await vm.queue.run { await vm.settleUncommitted(after: deadline) }
+        if decision == .remove {
+            logger.warning("removed an incoming migration never committed", metadata: ["vm": "\(name)"])
+            await forget(name, vm: vm)
+        }
+        return decision == .wait
     }
 
     /// Drops a VM and its folder (an aborted or failed incoming migration).
