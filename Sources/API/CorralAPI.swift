@@ -25,10 +25,10 @@ public struct CorralAPI: Sendable {
     }
 
     /// The router; `token` nil serves without authentication (the Unix socket's case).
-    public func router(token: String? = nil) -> Router<CorralRequestContext> {
+    public func router(token: String? = nil, peerToken: String? = nil) -> Router<CorralRequestContext> {
         let router = Router(context: CorralRequestContext.self)
         router.add(middleware: ErrorMiddleware(logger: logger))
-        if let token { router.add(middleware: BearerTokenMiddleware(token: token)) }
+        if let token { router.add(middleware: BearerTokenMiddleware(token: token, peerToken: peerToken)) }
 
         // Each area registers its own routes (one small function per area, one file per new area).
         let v1 = router.group("v1")

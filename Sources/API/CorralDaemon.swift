@@ -29,9 +29,12 @@ public struct DaemonConfiguration: Sendable {
         /// Port 0: the kernel picks one (reported by `DaemonListener.tcp`).
         public var address: HostPort
         public var token: String
-        public init(address: HostPort, token: String) {
+        /// Other daemons' key: only the migration routes (`PeerScope`).
+        public var peerToken: String?
+        public init(address: HostPort, token: String, peerToken: String? = nil) {
             self.address = address
             self.token = token
+            self.peerToken = peerToken
         }
     }
 
@@ -181,7 +184,7 @@ public struct CorralDaemon: Service {
                               failureTerminationBehavior: .gracefullyShutdownGroup))
         if let tcp = configuration.tcp {
             let app = Application(
-                router: api.router(token: tcp.token),
+                router: api.router(token: tcp.token, peerToken: tcp.peerToken),
                 server: server,
                 configuration: .init(address: .hostname(tcp.address.host, port: tcp.address.port), serverName: nil,
                                      availableConnectionsDelegate: MaximumAvailableConnections(limits.connections)),

@@ -69,7 +69,7 @@ public struct HTTPMigrationPeer: MigrationPeer {
                 return .refused(prefix + (token == nil
                     ? "the daemon wants a token; pass the destination's token file with --token-file"
                     : "the daemon refused the token; pass the destination's token file with --token-file"))
-            case .notSupported(let m):
+            case .notSupported(let m), .forbidden(let m):
                 return .refused(prefix + m)
             case .noDaemon(let m), .transport(let m), .badResponse(let m):
                 return .unreachable(prefix + m)

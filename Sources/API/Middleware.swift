@@ -45,23 +45,35 @@ struct ErrorMiddleware: RouterMiddleware {
     }
 }
 
-/// Demands `Authorization: Bearer <token>` before a request reaches any route.
+/// Demands `Authorization: Bearer <token>` before a request reaches any route: the admin token opens every route,
+/// the peer token only the migration routes (`PeerScope`, 403 for the rest), anything else is 401.
 struct BearerTokenMiddleware: RouterMiddleware {
     typealias Context = CorralRequestContext
     let token: String
+    var peerToken: String?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
     {
         let header = request.headers[.authorization] ?? ""
         let prefix = "Bearer "
-        guard header.hasPrefix(prefix), BearerToken.matches(String(header.dropFirst(prefix.count)), token) else {
-            var response = Reply.error(
-                ErrorBody(error: "unauthorized", message: "this listener needs Authorization: Bearer <token>"),
-                status: 401)
-            response.headers[.wwwAuthenticate] = "Bearer"
-            return response
+        let presented = header.hasPrefix(prefix) ? String(header.dropFirst(prefix.count)) : nil
+        if let presented, BearerToken.matches(presented, token) {
+            return try await next(request, context)
         }
-        return try await next(request, context)
+        if let presented, let peerToken, BearerToken.matches(presented, peerToken) {
+            guard PeerScope.allows(method: request.method.rawValue, path: request.uri.path) else {
+                return Reply.error(
+                    ErrorBody(error: "forbidden",
+                              message: "the peer token only allows migrations between daemons, not \(request.method) \(request.uri.path)"),
+                    status: 403)
+            }
+            return try await next(request, context)
+        }
+        var response = Reply.error(
+            ErrorBody(error: "unauthorized", message: "this listener needs Authorization: Bearer <token>"),
+            status: 401)
+        response.headers[.wwwAuthenticate] = "Bearer"
+        return response
     }
 }

@@ -13,8 +13,14 @@ package struct DaemonFlags: ParsableArguments {
         valueName: "HOST:PORT"), transform: { try HostPort(parsing: $0) })
     package var listen: HostPort?
 
-    @Option(help: "File whose first line is the bearer token TCP clients must present.")
+    @Option(help: "File whose first line is the bearer token TCP clients must present (the admin token: every route).")
     package var tokenFile: String?
+
+    @Option(help: ArgumentHelp(
+        "File whose first line is the token other daemons use to migrate VMs here: it opens only the migration routes "
+            + "(prepare, commit, abort, a VM's state); everything else is 403. Give it to peers instead of --token-file's.",
+        valueName: "FILE"))
+    package var peerTokenFile: String?
 
     @Option(help: ArgumentHelp("Refuse to start or grow VMs beyond RATIO online vCPUs per host CPU (e.g. 4).",
                                valueName: "RATIO"))
@@ -61,8 +67,8 @@ package struct DaemonFlags: ParsableArguments {
         }
         if listen != nil {
             guard tokenFile != nil else { throw ValidationError("--listen needs --token-file") }
-        } else if tokenFile != nil {
-            throw ValidationError("--token-file only applies with --listen")
+        } else if tokenFile != nil || peerTokenFile != nil {
+            throw ValidationError("\(tokenFile != nil ? "--token-file" : "--peer-token-file") only applies with --listen")
         }
     }
 
@@ -72,6 +78,7 @@ package struct DaemonFlags: ParsableArguments {
         var arguments = ["--state-dir", stateDir.resolved, "--socket", socket.resolved]
         if let listen { arguments += ["--listen", listen.description] }
         if let tokenFile { arguments += ["--token-file", tokenFile] }
+        if let peerTokenFile { arguments += ["--peer-token-file", peerTokenFile] }
         if let cpuOvercommit { arguments += ["--cpu-overcommit", "\(cpuOvercommit)"] }
         if let memoryOvercommit { arguments += ["--memory-overcommit", "\(memoryOvercommit)"] }
         arguments += ["--policy-interval", "\(policyInterval)"]

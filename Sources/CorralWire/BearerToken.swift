@@ -41,3 +41,23 @@ public enum BearerToken {
         return token
     }
 }
+
+/// What a daemon's peer token (`--peer-token-file`) may do on another daemon: only what a migration needs from its
+/// destination (prepare an incoming VM, commit or abort it, ask a VM's state) and the health check. A leaked peer
+/// token cannot start VMs, run raw QMP, read consoles or change anything else.
+public enum PeerScope {
+    /// Whether `method path` (path without the query) is a route the peer token opens.
+    public static func allows(method: String, path: String) -> Bool {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        guard parts.first == "v1", !parts.contains(where: \.isEmpty) else { return false }
+        let rest = Array(parts.dropFirst())
+        switch (method, rest.count) {
+        case ("GET", 1): return rest[0] == "health"
+        // The state of one VM: a restarted source asks its destination who owns the guest.
+        case ("GET", 2): return rest[0] == "vms"
+        case ("POST", 2): return rest == ["migrations", "incoming"]
+        case ("POST", 4): return rest[0] == "migrations" && rest[1] == "incoming" && ["commit", "abort"].contains(rest[3])
+        default: return false
+        }
+    }
+}

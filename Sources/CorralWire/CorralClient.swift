@@ -16,6 +16,8 @@ public enum CorralClientError: Error, Sendable, Equatable, CustomStringConvertib
     case noDaemon(String)
     /// The TCP listener refused the token (HTTP 401).
     case unauthorized(String)
+    /// The token is valid but does not open this route (HTTP 403: a peer token outside the migration routes).
+    case forbidden(String)
     /// The daemon could not be reached or the connection broke.
     case transport(String)
     /// The daemon answered something this client does not understand.
@@ -25,7 +27,8 @@ public enum CorralClientError: Error, Sendable, Equatable, CustomStringConvertib
 
     public var description: String {
         switch self {
-        case .noDaemon(let m), .unauthorized(let m), .transport(let m), .badResponse(let m), .notSupported(let m):
+        case .noDaemon(let m), .unauthorized(let m), .forbidden(let m), .transport(let m), .badResponse(let m),
+             .notSupported(let m):
             return m
         }
     }
@@ -363,6 +366,7 @@ public struct CorralClient: Sendable {
         }
         if let control = decoded.controlError { return control }
         if status == 401 || decoded.error == "unauthorized" { return CorralClientError.unauthorized(decoded.message) }
+        if status == 403 || decoded.error == "forbidden" { return CorralClientError.forbidden(decoded.message) }
         if decoded.error == NotSupportedCode.code { return CorralClientError.notSupported(decoded.message) }
         return CorralClientError.badResponse("HTTP \(status): \(decoded.error): \(decoded.message)")
     }

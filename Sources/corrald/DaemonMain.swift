@@ -38,7 +38,12 @@ struct CorralDaemonMain: AsyncParsableCommand {
             } ?? flags.socket.resolved
             var tcp: DaemonConfiguration.TCPListener?
             if let listen = flags.listen, let tokenFile = flags.tokenFile {
-                tcp = .init(address: listen, token: try BearerToken.load(file: tokenFile))
+                tcp = .init(address: listen, token: try BearerToken.load(file: tokenFile),
+                            peerToken: try flags.peerTokenFile.map { file throws(TokenFileError) in try BearerToken.load(file: file) })
+                if let peer = tcp?.peerToken, peer == tcp?.token {
+                    throw DaemonError.invalidConfiguration(
+                        "--peer-token-file holds the same token as --token-file; the peer token must be a different, narrower key")
+                }
             }
             // Before touching the state: a second daemon must not take over the first one's VMs. (A passed socket
             // is systemd's, which starts one daemon per socket.)

@@ -16,9 +16,9 @@ import Testing
     let fake = FakeControl(vms: [FakeControl.status("web"), FakeControl.status("db", state: .stopped)])
 
     func withApp<T: Sendable>(
-        token: String? = nil, _ body: @Sendable (any TestClientProtocol) async throws -> T
+        token: String? = nil, peerToken: String? = nil, _ body: @Sendable (any TestClientProtocol) async throws -> T
     ) async throws -> T {
-        let app = Application(router: CorralAPI(control: fake).router(token: token))
+        let app = Application(router: CorralAPI(control: fake).router(token: token, peerToken: peerToken))
         return try await app.test(.router, body)
     }
 
@@ -268,6 +268,31 @@ import Testing
             #expect(right.status == .ok)
         }
         #expect(await fake.calls == [.list])
+    }
+
+    @Test func thePeerTokenOpensOnlyTheMigrationRoutes() async throws {
+        try await withApp(token: "admin-key", peerToken: "peer-key") { client in
+            let peer: HTTPFields = [.authorization: "Bearer peer-key", .contentType: "application/json"]
+            for (method, uri) in [(HTTPRequest.Method.post, "/v1/vms"), (.get, "/v1/vms"), (.post, "/v1/vms/web/qmp"),
+                                  (.get, "/v1/vms/web/console"), (.delete, "/v1/vms/web"), (.post, "/v1/vms/web/kill")] {
+                let response = try await client.execute(uri: uri, method: method, headers: peer, body: Self.json("{}"))
+                #expect(response.status == .forbidden, "\(method) \(uri)")
+                #expect(try errorBody(response).error == "forbidden", "\(method) \(uri)")
+            }
+            // A VM's state is what a restarted source asks its destination.
+            let state = try await client.execute(uri: "/v1/vms/web", method: .get, headers: peer)
+            #expect(state.status == .ok)
+            let abort = try await client.execute(uri: "/v1/migrations/incoming/web/abort", method: .post, headers: peer)
+            #expect(abort.status != .forbidden && abort.status != .unauthorized, "\(abort.status)")
+            // The admin token still opens everything; a token that is neither is 401.
+            let admin = try await client.execute(uri: "/v1/vms", method: .get, headers: [.authorization: "Bearer admin-key"])
+            #expect(admin.status == .ok)
+            let neither = try await client.execute(uri: "/v1/vms/web", method: .get, headers: [.authorization: "Bearer peer-kez"])
+            #expect(neither.status == .unauthorized)
+        }
+        // Only the allowed calls reached the control.
+        let calls = await fake.calls
+        #expect(calls.contains(.list) && calls.contains(.status("web")) && !calls.contains(.kill("web")), "\(calls)")
     }
 
     @Test func consoleWithoutFollowSendsTheLastLines() async throws {

@@ -18,6 +18,8 @@ extension TwoHostMigrationTests {
     /// Both daemons, the shared folder and the token, for one test.
     struct Hosts {
         var root: String
+        /// The daemons' peer token (`--peer-token-file`): every migration in these tests runs with it, so each proves
+        /// the narrower key is enough to migrate.
         var tokenFile: String
         /// B's TCP API as `--to` takes it: `192.0.2.2:7070`, or `[2001:db8::2]:7070` over IPv6.
         var destination: String
@@ -121,8 +123,10 @@ extension TwoHostMigrationTests {
             FileOps.removeTree(root)
         }
         try #require(up.status == .exited(0), "netns-hosts up: \(up.output)")
-        let tokenFile = root + "/token"
-        try "two-hosts-secret\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+        let adminTokenFile = root + "/admin-token"
+        try "two-hosts-admin\n".write(toFile: adminTokenFile, atomically: true, encoding: .utf8)
+        let tokenFile = root + "/peer-token"
+        try "two-hosts-peer\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
 
         func startDaemon(_ side: String, address: HostPort) async throws -> ProcessHandle {
             let log = root + "/daemon-\(side).log"
@@ -130,7 +134,7 @@ extension TwoHostMigrationTests {
                 executable: ip,
                 arguments: ["netns", "exec", "\(prefix)-\(side)", BinaryTCPTests.binary, "daemon",
                             "--state-dir", root + "/state-\(side)", "--socket", root + "/\(side).sock",
-                            "--listen", "\(address)", "--token-file", tokenFile,
+                            "--listen", "\(address)", "--token-file", adminTokenFile, "--peer-token-file", tokenFile,
                             "--no-ksm", "--no-auto-balloon"],
                 outputFile: log))
             let listening = await BinaryTCPTests.firstLine(in: log, within: .seconds(60)) {
