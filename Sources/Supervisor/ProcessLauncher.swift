@@ -19,6 +19,8 @@ public struct LaunchSpec: Sendable, Equatable {
     public var detach: Bool
     /// Descriptors handed to the child: key = the number the child finds it at (3 and up), value = ours.
     public var passing: [Int32: Int32] = [:]
+    /// Run unprivileged (another uid, no capabilities, no_new_privs); nil runs as the daemon does.
+    public var confinement: Confinement?
 
     public init(executable: String, arguments: [String], outputFile: String? = nil, detach: Bool = false) {
         self.executable = executable
@@ -225,6 +227,7 @@ public enum ProcessLauncher {
     /// Spawns `spec` with posix_spawn (no shell). stdin is /dev/null; the signal mask and
     /// dispositions are reset so the child does not inherit ours.
     public static func launch(_ spec: LaunchSpec) throws(LaunchError) -> ProcessHandle {
+        if let confinement = spec.confinement { return try launchConfined(spec, confinement) }
         var actions = posix_spawn_file_actions_t()
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }

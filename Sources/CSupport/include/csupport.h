@@ -56,4 +56,31 @@ int corral_mknod_char(const char *path, unsigned int major, unsigned int minor);
 /// 1 when `name` is a Linux bridge (it has /sys/class/net/NAME/bridge), 0 otherwise.
 int corral_is_bridge(const char *name);
 
+/// A process to start confined: as `uid`/`gid` with `groups` only, no capabilities (bounding and ambient sets
+/// dropped), PR_SET_NO_NEW_PRIVS, no core dumps, RLIMIT_MEMLOCK = `memlock_bytes`, RLIMIT_NOFILE = `nofile` (0 keeps
+/// it). stdin is /dev/null, stdout and stderr `output_fd`; `passing_sources[i]` (each above `highest_target`)
+/// becomes `passing_targets[i]`; every other descriptor is closed. uid 0 skips the identity change (an explicit
+/// opt-out) but keeps the rest.
+struct corral_confined_spawn {
+    const char *path;
+    char *const *argv;
+    char *const *envp;
+    int output_fd;
+    const int *passing_targets;
+    const int *passing_sources;
+    int passing_count;
+    int highest_target;
+    int new_session;
+    uid_t uid;
+    gid_t gid;
+    const gid_t *groups;
+    int group_count;
+    unsigned long memlock_bytes;
+    unsigned long nofile;
+};
+
+/// fork + exec of `spec` (raw system calls only in between). The pid, or -errno with `failed_step` set to the step
+/// that failed in the child (1 setsid … 14 execve).
+pid_t corral_spawn_confined(const struct corral_confined_spawn *spec, int *failed_step);
+
 #endif
