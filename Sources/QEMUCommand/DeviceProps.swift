@@ -95,7 +95,8 @@ public enum DeviceProps {
     }
 
     /// The blockdev graph of a disk, in creation order: the `file` protocol node, then the format node on top.
-    public static func diskNodes(_ disk: Disk) -> [JSONObject] {
+    /// `filename` replaces the disk's path (`/dev/fdset/N` for a disk handed to an unprivileged QEMU).
+    public static func diskNodes(_ disk: Disk, filename: String? = nil) -> [JSONObject] {
         let cache = CacheSettings(disk.cache)
         let cacheObject: JSONValue = ["direct": .bool(cache.direct), "no-flush": .bool(cache.noFlush)]
         let discard: JSONValue = disk.discard ? "unmap" : "ignore"
@@ -103,7 +104,7 @@ public enum DeviceProps {
         let file: JSONObject = [
             "driver": "file",
             "node-name": .string(fileNodeName(disk)),
-            "filename": .string(disk.file),
+            "filename": .string(filename ?? disk.file),
             "aio": "threads",
             "cache": cacheObject,
             "discard": discard,

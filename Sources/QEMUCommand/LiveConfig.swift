@@ -103,6 +103,8 @@ public struct RuntimeOptions: Sendable, Equatable {
     public var incoming: String?
     /// The host has /dev/vhost-net: taps corral makes use vhost unless a NIC says otherwise.
     public var vhostNet: Bool
+    /// An unprivileged QEMU: the descriptors it is handed instead of paths (QMP, serial, disks, kernel, initrd).
+    public var handOver: HandOverPlan?
 
     public init(accel: ResolvedAccel, qmpSocket: String, serialLog: String? = nil, pidFile: String? = nil,
                 startPaused: Bool = false, incoming: String? = nil, vhostNet: Bool = false) {

@@ -5,7 +5,7 @@ import Profiles
 ///
 /// Order (golden files depend on it; documented in docs/argv.md):
 /// binary, identity (`-name`, `-uuid`), machine, accelerator, cpu, smp, memory, `-overcommit`, defaults
-/// off, display, sandbox, QMP, serial, pidfile, firmware blockdevs, direct kernel boot, disk blockdevs,
+/// off, display, sandbox, QMP, handed-over fd sets (`-add-fd`, unprivileged QEMU only), serial, pidfile, firmware blockdevs, direct kernel boot, disk blockdevs,
 /// netdevs, memory backends (boot RAM, then DIMMs), devices (root ports, profile disks, profile NICs, balloon, hotplugged
 /// disks, hotplugged NICs, DIMMs), `-S`, `-incoming`.
 public enum QEMUArgv {
@@ -50,9 +50,15 @@ public enum QEMUArgv {
         args += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
 
         // Control and console
-        args += ["-chardev", "socket,id=qmp,path=" + qemuOptsEscape(runtime.qmpSocket) + ",server=on,wait=off"]
+        let handOver = runtime.handOver
+        if let handOver {
+            args += ["-chardev", "socket,id=qmp,fd=\(handOver.qmp),server=on,wait=off"]
+        } else {
+            args += ["-chardev", "socket,id=qmp,path=" + qemuOptsEscape(runtime.qmpSocket) + ",server=on,wait=off"]
+        }
         args += ["-mon", "chardev=qmp,mode=control"]
-        if profile.serial == .log, let log = runtime.serialLog {
+        if let handOver { args += handOver.addFDArguments(config) }
+        if profile.serial == .log, let log = handOver?.serial?.path ?? runtime.serialLog {
             args += ["-chardev", "file,id=serial0,append=on,path=" + qemuOptsEscape(log)]
             args += ["-serial", "chardev:serial0"]
         }
@@ -63,15 +69,17 @@ public enum QEMUArgv {
             for node in ovmfNodes() { args += ["-blockdev", text(node)] }
         }
         if let kernel = profile.boot.kernel {
-            args += ["-kernel", kernel]
-            if let initrd = profile.boot.initrd { args += ["-initrd", initrd] }
+            args += ["-kernel", handOver?.kernel.map { "/proc/self/fd/\($0)" } ?? kernel]
+            if let initrd = profile.boot.initrd { args += ["-initrd", handOver?.initrd.map { "/proc/self/fd/\($0)" } ?? initrd] }
             if let cmdline = profile.boot.cmdline { args += ["-append", cmdline] }
         }
 
         // Backends
         let pluggedDisks = config.hotplugged.disks.map(\.disk)
         for disk in profile.disks + pluggedDisks {
-            for node in DeviceProps.diskNodes(disk) { args += ["-blockdev", text(node)] }
+            for node in DeviceProps.diskNodes(disk, filename: handOver?.disks[disk.id]?.path) {
+                args += ["-blockdev", text(node)]
+            }
         }
         let taps = TapPlan.entries(config, vhostAvailable: runtime.vhostNet)
         for nic in profile.nics + config.hotplugged.nics.map(\.nic) {

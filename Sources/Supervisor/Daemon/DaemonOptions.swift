@@ -20,11 +20,14 @@ public struct DaemonOptions: Sendable {
     /// that never received the whole guest is removed (the source still has it); a complete one is kept, paused,
     /// with a `problem` for the operator (the source may be gone for good, and it may be the only copy).
     public var incomingDeadline: Duration
+    /// Who QEMU runs as: one unprivileged uid/gid per VM from a range (the default), or root (an explicit opt-out).
+    public var qemuIdentity: QEMUIdentity
 
     public init(limits: Admission.Limits = .init(), restartEngine: RestartPolicyEngine = .init(),
                 unplugTimeout: Duration = .seconds(20), policyInterval: Duration = .seconds(5),
                 autoBalloon: Bool = true, manageKSM: Bool = false, hostRoot: String = "", cgroupRoot: String? = "", tlsDirectory: String? = nil,
-                incomingDeadline: Duration = .seconds(600)) {
+                incomingDeadline: Duration = .seconds(600), qemuIdentity: QEMUIdentity = .perVM()) {
+        self.qemuIdentity = qemuIdentity
         self.tlsDirectory = tlsDirectory
         self.incomingDeadline = incomingDeadline
         self.limits = limits
@@ -35,5 +38,31 @@ public struct DaemonOptions: Sendable {
         self.manageKSM = manageKSM
         self.hostRoot = hostRoot
         self.cgroupRoot = cgroupRoot
+    }
+}
+
+/// Who a VM's QEMU runs as.
+public enum QEMUIdentity: Sendable, Equatable {
+    /// Each VM gets the lowest free uid (used as its gid too) in `first ..< first + count`.
+    case perVM(first: UInt32 = 2_000_000, count: UInt32 = 65_536)
+    /// QEMU as root, as before isolation (`--qemu-user root`).
+    case root
+
+    /// The lowest uid of the range that no VM in `used` has; nil when the range is full (or for `.root`).
+    public func allocate(excluding used: Set<UInt32>) -> UInt32? {
+        guard case .perVM(let first, let count) = self else { return nil }
+        var uid = first
+        while uid < first &+ count {
+            if !used.contains(uid) { return uid }
+            uid += 1
+        }
+        return nil
+    }
+
+    public var summary: String {
+        switch self {
+        case .perVM(let first, let count): return "\(first)-\(first + count - 1)"
+        case .root: return "root (unconfined)"
+        }
     }
 }

@@ -58,6 +58,7 @@ extension VMManager: MigrationControl {
     func forgetMigrated(_ name: String, vm: ManagedVM) async {
         guard vms[name] === vm else { return }
         vms[name] = nil
+        uids[name] = nil
         await vm.markRemoved()
         FileOps.removeTree(vm.paths.folder)
     }
@@ -114,6 +115,8 @@ extension VMManager: MigrationControl {
 
         var record = VMRecord(name: name, profilePath: nil, accel: request.accel, now: Date().timeIntervalSince1970)
         record.state = .incoming
+        guard vms[name] == nil else { throw .conflict("a VM named \(name) already exists here") }
+        record.uid = try allocateUID(for: name)
         let store = VMStore(paths: paths)
         do {
             // live.json is written (atomically, durably) by the launcher just before QEMU starts; writing it here
@@ -122,6 +125,7 @@ extension VMManager: MigrationControl {
             try store.save(record)
         } catch {
             FileOps.removeTree(paths.folder)
+            uids[name] = nil
             throw .internalError("cannot write \(paths.folder): \(error)")
         }
         let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
@@ -193,6 +197,7 @@ extension VMManager: MigrationControl {
     func forget(_ name: String, vm: ManagedVM) async {
         guard vms[name] === vm else { return }
         vms[name] = nil
+        uids[name] = nil
         await vm.markRemoved()
         let output = VMLauncher.outputLines(vm.paths.qemuOutput, from: 0)
         if !output.isEmpty {

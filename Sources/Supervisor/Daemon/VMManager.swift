@@ -22,6 +22,8 @@ public actor VMManager: VMControl {
     var vms: [String: ManagedVM] = [:]
     /// VM folders that cannot be read, by name: why. Listed, never touched except by `rm`.
     var broken: [String: String] = [:]
+    /// Each VM's QEMU uid (those that have one): allocation reads it synchronously, so two `up`s never share one.
+    var uids: [String: UInt32] = [:]
     /// Managed networks (bridges, dnsmasq, NAT).
     let networkManager: NetworkManager
     /// Outgoing migrations in flight, by VM: they belong to the daemon, not to the request that started them.
@@ -126,6 +128,7 @@ public actor VMManager: VMControl {
                                restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
                                cgroups: cgroups, logger: logger)
             vms[name] = vm
+            if let uid = record.uid { uids[name] = uid }
             // A pid file without a recorded pid: this daemon's predecessor died while starting the VM.
             let unrecordedStart = record.pid == nil && !record.desiredRunning
             guard !unrecordedStart || FileManager.default.fileExists(atPath: paths.pidFile) else { continue }
@@ -136,6 +139,7 @@ public actor VMManager: VMControl {
                     let outcome = await vm.queue.run { await vm.resolveInterruptedMigration(peer) }
                     if outcome == .movedAway {
                         vms[name] = nil
+                        uids[name] = nil
                         await vm.markRemoved()
                         FileOps.removeTree(paths.folder)
                     } else if case .unresolved = outcome {
@@ -154,6 +158,17 @@ public actor VMManager: VMControl {
             FileOps.remove(paths.qmpSocket)
             await vm.queue.run { await vm.recoverAfterDaemonRestart() }
         }
+    }
+
+    /// The next free uid of the daemon's range for `name`'s QEMU (reserved at once); nil when QEMU runs as root.
+    func allocateUID(for name: String) throws(ControlError) -> UInt32? {
+        guard case .perVM = options.qemuIdentity else { return nil }
+        guard let uid = options.qemuIdentity.allocate(excluding: Set(uids.values)) else {
+            throw .refused("no free uid left for QEMU in \(options.qemuIdentity.summary) (one per VM); "
+                + "remove VMs or widen --uid-range")
+        }
+        uids[name] = uid
+        return uid
     }
 
     // MARK: VMControl
@@ -181,10 +196,12 @@ public actor VMManager: VMControl {
         let paths = VMPaths(stateRoot: stateRoot, name: name)
         if let problem = paths.socketPathProblem { throw .invalidRequest(problem) }
         let accel = HostProbe.resolve(request.accel ?? profile.accel)
-        let record = VMRecord(name: name, profilePath: request.profile, accel: accel,
+        var record = VMRecord(name: name, profilePath: request.profile, accel: accel,
                               now: Date().timeIntervalSince1970)
         let config = LiveConfig(profile: profile)
         try await admitNew(config)
+        guard vms[name] == nil else { throw .conflict("a VM named \(name) already exists") }
+        record.uid = try allocateUID(for: name)
         let store = VMStore(paths: paths)
         do {
             try FileOps.makeFolder(paths.folder)
@@ -192,6 +209,7 @@ public actor VMManager: VMControl {
             try store.stage(record, config)
         } catch {
             FileOps.removeTree(paths.folder)
+            uids[name] = nil
             throw .internalError("cannot write \(paths.folder): \(error)")
         }
         let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
@@ -207,6 +225,7 @@ public actor VMManager: VMControl {
         } catch {
             // Nothing left behind: no process (the launcher killed it), no socket, no folder, not listed.
             vms[name] = nil
+            uids[name] = nil
             await vm.markRemoved()
             FileOps.removeTree(paths.folder)
             throw error
@@ -291,6 +310,7 @@ public actor VMManager: VMControl {
         }
         guard vms[name] === vm else { return }
         vms[name] = nil
+        uids[name] = nil
         FileOps.removeTree(vm.paths.folder)
     }
 

@@ -26,6 +26,9 @@ public struct VMRecord: Sendable, Codable, Equatable {
     /// Set while an outgoing migration runs: a daemon that restarts in the middle of it resolves it with the
     /// destination before anything else (QEMU goes on migrating without its daemon).
     public var migratingTo: MigrationJournal?
+    /// The unprivileged uid (= gid) its QEMU runs as, allocated from the daemon's range and kept until `rm`;
+    /// nil: QEMU runs as root (`--qemu-user root`, or a VM made before isolation).
+    public var uid: UInt32?
 
     public init(name: String, profilePath: String?, accel: ResolvedAccel, now: Double) {
         self.name = name

@@ -1,0 +1,71 @@
+import Profiles
+
+/// One descriptor QEMU receives in an fd set (`-add-fd`) and opens by the set's path.
+public struct FDSetEntry: Sendable, Equatable, Codable {
+    public var fd: Int32
+    public var set: Int32
+    public var path: String { "/dev/fdset/\(set)" }
+
+    public init(fd: Int32, set: Int32) {
+        self.fd = fd
+        self.set = set
+    }
+}
+
+/// Pure: what an unprivileged QEMU is handed instead of opening the daemon's files itself, and where it finds each
+/// descriptor. A confined QEMU cannot reach the VM's folder (root's) or, usually, the disks' folders; the daemon
+/// opens them and hands the descriptors over: the QMP socket already listening, the serial log and every disk as
+/// fd sets (opened by `/dev/fdset/N`), the kernel and initrd as `/proc/self/fd/N`. There is no `-pidfile` (the
+/// daemon records the pid it spawned). The launcher opens exactly these and places them at these numbers; the argv
+/// names the same numbers.
+public struct HandOverPlan: Sendable, Equatable {
+    public var qmp: Int32
+    public var serial: FDSetEntry?
+    /// Disk id → its descriptor and set, profile disks then hotplugged ones.
+    public var disks: [String: FDSetEntry]
+    public var kernel: Int32?
+    public var initrd: Int32?
+
+    /// fd sets the plan uses start here; sets made by hotplug (`add-fd` without an id) get QEMU's own numbers, which
+    /// start above the highest set in use.
+    public static let firstSet: Int32 = 1
+
+    /// Descriptors numbered from `firstFD` (after the taps): QMP, serial, disks in order, kernel, initrd.
+    public static func make(_ config: LiveConfig, serialLog: Bool, firstFD: Int32) -> HandOverPlan {
+        let profile = config.profile
+        var next = firstFD
+        var set = firstSet
+        func take() -> Int32 {
+            defer { next += 1 }
+            return next
+        }
+        func takeSet() -> FDSetEntry {
+            defer { set += 1 }
+            return FDSetEntry(fd: take(), set: set)
+        }
+        let qmp = take()
+        let serial = serialLog ? takeSet() : nil
+        var disks: [String: FDSetEntry] = [:]
+        for disk in profile.disks + config.hotplugged.disks.map(\.disk) { disks[disk.id] = takeSet() }
+        let kernel = profile.boot.kernel.map { _ in take() }
+        let initrd = profile.boot.kernel != nil && profile.boot.initrd != nil ? take() : nil
+        return HandOverPlan(qmp: qmp, serial: serial, disks: disks, kernel: kernel, initrd: initrd)
+    }
+
+    /// The `-add-fd` arguments: serial first, then the disks in the profile's order.
+    public func addFDArguments(_ config: LiveConfig) -> [String] {
+        var entries: [(FDSetEntry, String)] = []
+        if let serial { entries.append((serial, "serial")) }
+        for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
+            if let entry = disks[disk.id] { entries.append((entry, "disk-" + disk.id)) }
+        }
+        return entries.flatMap { entry, opaque in
+            ["-add-fd", "fd=\(entry.fd),set=\(entry.set),opaque=\(opaque)"]
+        }
+    }
+
+    /// The highest descriptor the plan uses.
+    public var highestFD: Int32 {
+        ([qmp, serial?.fd, kernel, initrd].compactMap { $0 } + disks.values.map(\.fd)).max() ?? qmp
+    }
+}
