@@ -1,3 +1,4 @@
+import GuestAgent
 import CorralCore
 /// How the daemon runs: limits, policies and where it reads the host from.
 public struct DaemonOptions: Sendable {
@@ -16,6 +17,8 @@ public struct DaemonOptions: Sendable {
     public var cgroupRoot: String?
     /// x509 certificates for `--tls` migrations (ca-cert.pem, server-*.pem, client-*.pem); nil = STATE/tls.
     public var tlsDirectory: String?
+    /// The guest agent behind a VM's `agent.sock` (tests script one).
+    public var guestAgent: @Sendable (_ socketPath: String) -> any GuestAgent = { GuestAgentClient(socketPath: $0) }
 
     public init(limits: Admission.Limits = .init(), restartEngine: RestartPolicyEngine = .init(),
                 unplugTimeout: Duration = .seconds(20), policyInterval: Duration = .seconds(5),
