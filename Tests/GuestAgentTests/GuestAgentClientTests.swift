@@ -61,6 +61,15 @@ import Testing
         #expect(messages.isEmpty && !synced)
     }
 
+    @Test func ourIdRightAfterAnotherClientsSyncReplyIsStaleToo() throws {
+        // A plain guest-sync reply that happens to carry our id, behind another client's delimited one: only a
+        // sentinel starts what may be ours.
+        var stream = AgentStream(syncID: 7)
+        let messages = try stream.feed(FakeAgentSocket.sentinel + FakeAgentSocket.bytes("{\"return\": 99}\n{\"return\": 7}\n"))
+        let synced = stream.synced
+        #expect(messages.isEmpty && !synced)
+    }
+
     // MARK: The client against a scripted agent
 
     @Test func theClientSyncsThenAsksAndParses() async throws {

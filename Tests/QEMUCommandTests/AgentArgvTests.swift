@@ -1,3 +1,4 @@
+import Foundation
 import Profiles
 import QEMUCommand
 import Testing
@@ -47,5 +48,19 @@ import Testing
         let args = QEMUArgv.build(LiveConfig(profile: Self.profile(agent: true)), runtime)
         let chardev = args.values(of: "-chardev").first { $0.hasPrefix("socket,id=agent0") }
         #expect(chardev.map(unescapedOptions) == ["socket", "id=agent0", "path=/a,b/agent.sock", "server=on", "wait=off"])
+    }
+
+    @Test func aMigrationDestinationGetsTheSameChannel() throws {
+        // The destination builds its argv from the LiveConfig the source sends (JSON): the agent comes along.
+        let config = LiveConfig(profile: Self.profile(agent: true))
+        let sent = try JSONDecoder().decode(LiveConfig.self, from: JSONEncoder().encode(config))
+        #expect(sent.profile.agent)
+        #expect(QEMUArgv.build(sent, Fixture.runtime()) == QEMUArgv.build(config, Fixture.runtime()))
+        // A resolved profile stored before `agent` existed loads without one.
+        var object = try #require(JSONSerialization.jsonObject(with: JSONEncoder().encode(Self.profile(agent: true)))
+            as? [String: Any])
+        object["agent"] = nil
+        let old = try JSONDecoder().decode(Profile.self, from: JSONSerialization.data(withJSONObject: object))
+        #expect(!old.agent)
     }
 }
