@@ -12,6 +12,7 @@ import PackageDescription
 //   CorralControl ─ the protocols the daemon offers (VMControl, HotplugControl, TuningControl, MigrationControl)
 //                   and the migration peer protocol: what API serves and what corrald wires to the Supervisor
 //   LogTail ─ following a growing log file (serial console, tests)
+//   GuestAgent ─ qemu-guest-agent client over the VM's agent.sock (effects: one socket per call)
 //   Supervisor ─ processes, state dirs, the foreground runner (effects at the edge)
 //   CorralWire ─ API request/response types and CorralClient over a small HTTP/1.1 client (no server, no NIO)
 //   API ─ HTTP+JSON (Hummingbird) over CorralControl, the HTTP migration peer (no Supervisor)
@@ -65,8 +66,9 @@ let package = Package(
         .target(name: "CorralCore", dependencies: ["CorralModel", "JSON", "Profiles", "QEMUCommand"]),
         .target(name: "CorralControl", dependencies: ["CorralModel", "JSON", "Profiles", "QEMUCommand"]),
         .target(name: "LogTail"),
+        .target(name: "GuestAgent", dependencies: ["CorralCore", "QMP", "JSON", "UnixSockets"]),
         .target(name: "Supervisor", dependencies: [
-            "QMP", "Profiles", "QEMUCommand", "CorralModel", "CorralCore", "CorralControl", "LogTail", "JSON",
+            "QMP", "GuestAgent", "Profiles", "QEMUCommand", "CorralModel", "CorralCore", "CorralControl", "LogTail", "JSON",
             "CSupport",
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -108,6 +110,7 @@ let package = Package(
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "CorralModelTests", dependencies: ["CorralModel"]),
         .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON", "UnixSockets"]),
+        .testTarget(name: "GuestAgentTests", dependencies: ["GuestAgent", "CorralCore", "JSON", "UnixSockets"]),
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles", "CorralModel"]),
         .testTarget(name: "QEMUCommandTests", dependencies: ["QEMUCommand", "Profiles", "CorralModel", "JSON"]),
         .testTarget(name: "CorralWireTests", dependencies: ["CorralWire", "CorralModel", "JSON", "UnixSockets"]),
@@ -119,7 +122,7 @@ let package = Package(
             .product(name: "HummingbirdTesting", package: "hummingbird"),
         ]),
         .testTarget(name: "SupervisorTests", dependencies: [
-            "Supervisor", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",
+            "Supervisor", "GuestAgent", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",
         ]),
         .testTarget(name: "SystemTests", dependencies: [
             "Supervisor", "CorralCore", "CorralControl", "LogTail", "CorralModel", "QMP", "Profiles", "QEMUCommand", "JSON", "UnixSockets",

@@ -19,9 +19,15 @@ enum StatusText {
         let rows = vms.map { vm in
             [vm.name, vm.state.rawValue, vm.pid.map(String.init) ?? "-", "\(vm.cpus.online)/\(vm.cpus.max)",
              bytes(vm.memory.sizeBytes), vm.uptimeSeconds.map(duration) ?? "-", "\(vm.restartCount)",
-             vm.nics.lazy.flatMap(\.addresses).first ?? "-"]
+             address(vm) ?? "-"]
         }
         return aligned([header] + rows)
+    }
+
+    /// `ls`'s ADDRESS: the first IPv4 address of any NIC, else the first address.
+    static func address(_ vm: VMStatus) -> String? {
+        let all = vm.nics.flatMap(\.addresses)
+        return all.first { !$0.contains(":") } ?? all.first
     }
 
     static func block(_ vm: VMStatus) -> [String] {
@@ -44,10 +50,14 @@ enum StatusText {
         for (index, nic) in vm.nics.enumerated() {
             var text = "\(nic.id) \(nic.mac) \(nic.mode)"
             if let network = nic.network { text += " \(network)" }
-            if !nic.addresses.isEmpty { text += " " + nic.addresses.joined(separator: ", ") }
+            if !nic.addresses.isEmpty {
+                text += " " + nic.addresses.joined(separator: ", ")
+                if let source = nic.addressSource { text += " (\(source))" }
+            }
             pairs.append((index == 0 ? "nics" : "", text))
         }
         if vm.nics.isEmpty { pairs.append(("nics", "-")) }
+        if let agent = vm.agent { pairs.append(("agent", agent)) }
         pairs += [
             ("qmp", vm.qmpSocket),
             ("serial", vm.serialLog),

@@ -88,46 +88,15 @@ public struct HostPort: Sendable, Hashable, CustomStringConvertible {
         }
     }
 
-    /// RFC 4291 text form: up to eight groups of 1…4 hex digits, one `::` at most, an IPv4 address as the last
-    /// two groups; then an optional `%zone`.
+    /// RFC 4291 text form (`IPv6Address`), then an optional `%zone`.
     static func isIPv6Address(_ text: String) -> Bool {
-        var address = Substring(text)
+        var address = text
         if let percent = text.firstIndex(of: "%") {
             let zone = text[text.index(after: percent)...]
             guard !zone.isEmpty, zone.allSatisfy(isNameCharacter) else { return false }
-            address = text[..<percent]
+            address = String(text[..<percent])
         }
-        // Split at the one `::`, if any.
-        var head = address
-        var tail: Substring?
-        var index = address.startIndex
-        while index < address.endIndex {
-            let next = address.index(after: index)
-            if address[index] == ":", next < address.endIndex, address[next] == ":" {
-                guard tail == nil else { return false }
-                head = address[..<index]
-                tail = address[address.index(after: next)...]
-                index = address.index(after: next)
-                continue
-            }
-            index = next
-        }
-        func groups(_ part: Substring) -> [Substring]? {
-            part.isEmpty ? [] : part.split(separator: ":", omittingEmptySubsequences: false)
-        }
-        guard var all = groups(head), let after = groups(tail ?? "") else { return false }
-        all += after
-        var count = all.count
-        if let last = all.last, last.contains(".") {
-            guard isIPv4Address(last) else { return false }
-            all.removeLast()
-            count += 1
-        }
-        let hexGroups = all.allSatisfy { group in
-            (1...4).contains(group.count) && group.allSatisfy { $0.isASCII && $0.isHexDigit }
-        }
-        guard hexGroups else { return false }
-        return tail == nil ? count == 8 : count <= 7
+        return IPv6Address(address) != nil
     }
 
     /// Labels of letters, digits, `-` and `_`, 1…63 each, separated by dots, 253 characters at most.

@@ -43,6 +43,68 @@ public struct IPv4Address: Sendable, Hashable, Comparable, Codable, CustomString
     }
 }
 
+/// An IPv6 address as its eight 16-bit groups, from RFC 4291 text: groups of 1–4 hex digits, one `::` at most, an
+/// IPv4 address as the last two groups. No zone (`%eth0`): `HostPort` strips one first.
+public struct IPv6Address: Sendable, Hashable {
+    public var groups: [UInt16]
+
+    public init?(_ text: String) {
+        guard !text.isEmpty, text.utf8.count <= 45 else { return nil }
+        let halves = Self.splitAtDoubleColon(Substring(text))
+        guard halves.count <= 2, let head = Self.parts(halves[0]) else { return nil }
+        if halves.count == 1 {
+            guard head.count == 8 else { return nil }
+            groups = head
+            return
+        }
+        guard let tail = Self.parts(halves[1]), head.count + tail.count <= 7 else { return nil }
+        groups = head + [UInt16](repeating: 0, count: 8 - head.count - tail.count) + tail
+    }
+
+    /// `::1`.
+    public var isLoopback: Bool { groups == [0, 0, 0, 0, 0, 0, 0, 1] }
+    /// fe80::/10.
+    public var isLinkLocal: Bool { groups[0] & 0xFFC0 == 0xFE80 }
+
+    /// Groups separated by single colons; the last may be dotted IPv4 (two groups).
+    private static func parts(_ text: Substring) -> [UInt16]? {
+        if text.isEmpty { return [] }
+        let pieces = text.split(separator: ":", omittingEmptySubsequences: false)
+        var out: [UInt16] = []
+        for (index, piece) in pieces.enumerated() {
+            if index == pieces.count - 1, piece.contains(".") {
+                guard let v4 = IPv4Address(String(piece)) else { return nil }
+                out += [UInt16(v4.value >> 16), UInt16(v4.value & 0xFFFF)]
+            } else {
+                guard (1...4).contains(piece.count), piece.allSatisfy({ $0.isASCII && $0.isHexDigit }),
+                      let group = UInt16(piece, radix: 16)
+                else { return nil }
+                out.append(group)
+            }
+        }
+        return out
+    }
+
+    /// Splits at every `::` (`a::b` → `a`, `b`; `::` → ``, ``).
+    private static func splitAtDoubleColon(_ text: Substring) -> [Substring] {
+        var out: [Substring] = []
+        var start = text.startIndex
+        var index = text.startIndex
+        while index < text.endIndex {
+            let next = text.index(after: index)
+            if text[index] == ":", next < text.endIndex, text[next] == ":" {
+                out.append(text[start..<index])
+                start = text.index(after: next)
+                index = start
+            } else {
+                index = next
+            }
+        }
+        out.append(text[start...])
+        return out
+    }
+}
+
 /// `198.51.100.0/24`: a network address and a prefix length.
 public struct IPv4Subnet: Sendable, Hashable, Codable, CustomStringConvertible {
     public var network: IPv4Address

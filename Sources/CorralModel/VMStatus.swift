@@ -64,14 +64,19 @@ public struct VMStatus: Sendable, Codable, Equatable {
         public var mode: String
         /// The managed network it is on (`mode: network`).
         public var network: String?
-        /// The guest's IPv4 addresses on this NIC, from the network's DHCP leases; empty when unknown.
+        /// The guest's addresses on this NIC (IPv4 first, then IPv6; no loopback or link-local ones): from its guest
+        /// agent, else from the managed network's DHCP leases; empty when unknown.
         public var addresses: [String]
-        public init(id: String, mac: String, mode: String, network: String? = nil, addresses: [String] = []) {
+        /// Where `addresses` come from: `agent` or `dhcp`; nil when there are none.
+        public var addressSource: String?
+        public init(id: String, mac: String, mode: String, network: String? = nil, addresses: [String] = [],
+                    addressSource: String? = nil) {
             self.id = id
             self.mac = mac
             self.mode = mode
             self.network = network
             self.addresses = addresses
+            self.addressSource = addressSource
         }
 
         public init(from decoder: any Decoder) throws {
@@ -81,6 +86,7 @@ public struct VMStatus: Sendable, Codable, Equatable {
             mode = try c.decode(String.self, forKey: .mode)
             network = try c.decodeIfPresent(String.self, forKey: .network)
             addresses = try c.decodeIfPresent([String].self, forKey: .addresses) ?? []
+            addressSource = try c.decodeIfPresent(String.self, forKey: .addressSource)
         }
     }
 
@@ -105,11 +111,15 @@ public struct VMStatus: Sendable, Codable, Equatable {
     /// While `state` is `migrating`: where to and the latest progress (the same value `corral migrate` streams);
     /// absent otherwise.
     public var migration: OutgoingMigrationInfo?
+    /// With a guest agent channel (`agent: true`) while QEMU runs: `connected` (it answered) or `not answering`;
+    /// absent otherwise.
+    public var agent: String?
 
     public init(name: String, state: VMState, pid: Int32?, accel: String, uptimeSeconds: Double?, cpus: CPUs,
                 memory: MemoryInfo, disks: [DiskInfo], nics: [NICInfo], qmpSocket: String, serialLog: String,
                 restartCount: Int, lastExit: String?, unplugPending: [String] = [], problem: String? = nil,
-                migration: OutgoingMigrationInfo? = nil) {
+                migration: OutgoingMigrationInfo? = nil, agent: String? = nil) {
+        self.agent = agent
         self.problem = problem
         self.name = name
         self.state = state

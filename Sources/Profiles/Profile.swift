@@ -21,12 +21,15 @@ public struct Profile: Sendable, Equatable, Codable {
     public var qemu: QEMUSettings
     /// Host-side sharing: balloon shares, cgroup cpu weight and quota.
     public var overcommit: Overcommit
+    /// A virtio-serial channel for qemu-guest-agent (`org.qemu.guest_agent.0`): the daemon asks the agent for the
+    /// guest's addresses.
+    public var agent: Bool
 
     public init(
         name: String, machine: String = "q35", accel: Accel = .auto, cpu: CPU = CPU(), memory: Memory,
         boot: Boot = Boot(), disks: [Disk] = [], nics: [NIC] = [], hotplug: Hotplug = Hotplug(),
         serial: SerialMode = .log, restart: RestartPolicy = .no, qemu: QEMUSettings = QEMUSettings(),
-        overcommit: Overcommit = Overcommit()
+        overcommit: Overcommit = Overcommit(), agent: Bool = false
     ) {
         self.name = name
         self.machine = machine
@@ -41,15 +44,16 @@ public struct Profile: Sendable, Equatable, Codable {
         self.restart = restart
         self.qemu = qemu
         self.overcommit = overcommit
+        self.agent = agent
     }
 }
 
 extension Profile {
     enum CodingKeys: String, CodingKey {
-        case name, machine, accel, cpu, memory, boot, disks, nics, hotplug, serial, restart, qemu, overcommit
+        case name, machine, accel, cpu, memory, boot, disks, nics, hotplug, serial, restart, qemu, overcommit, agent
     }
 
-    /// Keys added after the first release (`overcommit`) default when missing, so resolved profiles
+    /// Keys added after the first release (`overcommit`, `agent`) default when missing, so resolved profiles
     /// stored by an older corral still load.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -66,7 +70,8 @@ extension Profile {
             serial: try c.decode(SerialMode.self, forKey: .serial),
             restart: try c.decode(RestartPolicy.self, forKey: .restart),
             qemu: try c.decode(QEMUSettings.self, forKey: .qemu),
-            overcommit: try c.decodeIfPresent(Overcommit.self, forKey: .overcommit) ?? Overcommit())
+            overcommit: try c.decodeIfPresent(Overcommit.self, forKey: .overcommit) ?? Overcommit(),
+            agent: try c.decodeIfPresent(Bool.self, forKey: .agent) ?? false)
     }
 }
 

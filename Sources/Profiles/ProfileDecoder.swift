@@ -16,7 +16,7 @@ struct ProfileChecker {
     var failed: Set<String> = []
 
     static let topKeys = ["name", "extends", "machine", "accel", "cpu", "memory", "boot", "disks", "nics",
-                          "hotplug", "serial", "restart", "qemu", "overcommit"]
+                          "hotplug", "serial", "restart", "qemu", "overcommit", "agent"]
     static let cpuKeys = ["model", "count", "max", "sockets", "cores", "threads", "pinning"]
     static let memoryKeys = ["size", "max", "slots", "balloon", "merge", "hugepages", "lock"]
     static let balloonKeys = ["min", "freePageReporting"]
@@ -192,6 +192,7 @@ struct ProfileChecker {
         if let node = node(map, "overcommit", ""), let overcommit = mapping(node, "overcommit") {
             profile.overcommit = decodeOvercommit(overcommit)
         }
+        if let agent = bool(map, "agent", "") { profile.agent = agent }
         return profile
     }
 

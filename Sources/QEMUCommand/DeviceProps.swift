@@ -28,6 +28,12 @@ public enum DeviceProps {
     public static func memoryBackendID(_ memory: PluggedMemory) -> String { "mem-" + memory.id }
     public static func memoryDeviceID(_ memory: PluggedMemory) -> String { "dimm-" + memory.id }
     public static let balloonID = "balloon0"
+    /// The guest agent's chardev, its virtio-serial controller and its port.
+    public static let agentChardevID = "agent0"
+    public static let agentSerialID = "agent-serial0"
+    public static let agentPortID = "agent-port0"
+    /// The port name qemu-ga looks for (`/dev/virtio-ports/org.qemu.guest_agent.0` in the guest).
+    public static let agentPortName = "org.qemu.guest_agent.0"
 
     /// QEMU's limit on block node names (31 bytes; device and object ids have none).
     public static let maxNodeNameLength = 31
@@ -232,6 +238,18 @@ public enum DeviceProps {
         place(&device, bus: bus, addr: addr)
         device["free-page-reporting"] = .bool(balloon.freePageReporting)
         return device
+    }
+
+    /// The guest agent's channel: a `virtio-serial-pci` controller and, on its bus, the `virtserialport` that carries
+    /// chardev `agent0` under the name qemu-ga opens.
+    public static func agentDevices(bus: String?, addr: String? = nil) -> [JSONObject] {
+        var controller: JSONObject = ["driver": "virtio-serial-pci", "id": .string(agentSerialID)]
+        place(&controller, bus: bus, addr: addr)
+        let port: JSONObject = [
+            "driver": "virtserialport", "id": .string(agentPortID), "bus": .string(agentSerialID + ".0"),
+            "chardev": .string(agentChardevID), "name": .string(agentPortName),
+        ]
+        return [controller, port]
     }
 
     /// A q35 hotplug port.

@@ -105,15 +105,26 @@ public struct RuntimeOptions: Sendable, Equatable {
     public var vhostNet: Bool
     /// An unprivileged QEMU: the descriptors it is handed instead of paths (QMP, serial, disks, kernel, initrd).
     public var handOver: HandOverPlan?
+    /// Path of the Unix socket QEMU listens on for the guest agent's channel (used when `profile.agent`).
+    public var agentSocket: String
 
+    /// `agentSocket` defaults to `agent.sock` beside the QMP socket (the VM's folder).
     public init(accel: ResolvedAccel, qmpSocket: String, serialLog: String? = nil, pidFile: String? = nil,
-                startPaused: Bool = false, incoming: String? = nil, vhostNet: Bool = false) {
+                startPaused: Bool = false, incoming: String? = nil, vhostNet: Bool = false,
+                agentSocket: String? = nil) {
         self.vhostNet = vhostNet
+        self.agentSocket = agentSocket ?? Self.sibling(of: qmpSocket, named: "agent.sock")
         self.accel = accel
         self.qmpSocket = qmpSocket
         self.serialLog = serialLog
         self.pidFile = pidFile
         self.startPaused = startPaused
         self.incoming = incoming
+    }
+
+    /// `name` in the folder of `path` (`/a/b/qmp.sock` → `/a/b/agent.sock`; a bare name → `name`).
+    static func sibling(of path: String, named name: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return name }
+        return String(path[...slash]) + name
     }
 }

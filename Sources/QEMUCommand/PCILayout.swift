@@ -33,7 +33,8 @@ public struct HotplugPort: Sendable, Equatable {
 ///    i440fx: one reserved slot per port;
 /// 2. profile disks, one slot each (for virtio-scsi the slot holds the disk's own controller);
 /// 3. profile NICs, one slot each;
-/// 4. the balloon.
+/// 4. the balloon;
+/// 5. the guest agent's virtio-serial controller (`agent: true`).
 ///
 /// q35 uses slots 0x01–0x1e of `pcie.0` (0x00 is the host bridge, 0x1f the ICH9 functions);
 /// i440fx uses 0x02–0x1f of `pci.0` (0x00 host bridge, 0x01 PIIX3).
@@ -46,6 +47,8 @@ public struct PCILayout: Sendable, Equatable {
     /// Parallel to `profile.nics`.
     public let nics: [PCIPlacement]
     public let balloon: PCIPlacement?
+    /// The virtio-serial controller of the guest agent's channel.
+    public let agentSerial: PCIPlacement?
     /// Non-empty when the profile needs more root-bus slots than the machine has.
     public let problems: [String]
 
@@ -91,6 +94,7 @@ public struct PCILayout: Sendable, Equatable {
         disks = profile.disks.map { _ in take() }
         nics = profile.nics.map { _ in take() }
         balloon = profile.memory.balloon == nil ? nil : take()
+        agentSerial = profile.agent ? take() : nil
 
         let used = next - firstSlot
         let available = lastSlot - firstSlot + 1

@@ -5,9 +5,10 @@ import Profiles
 ///
 /// Order (golden files depend on it; documented in docs/argv.md):
 /// binary, identity (`-name`, `-uuid`), machine, accelerator, cpu, smp, memory, `-overcommit`, defaults
-/// off, display, sandbox, QMP, handed-over fd sets (`-add-fd`, unprivileged QEMU only), serial, pidfile, firmware blockdevs, direct kernel boot, disk blockdevs,
-/// netdevs, memory backends (boot RAM, then DIMMs), devices (root ports, profile disks, profile NICs, balloon, hotplugged
-/// disks, hotplugged NICs, DIMMs), `-S`, `-incoming`.
+/// off, display, sandbox, QMP, handed-over fd sets (`-add-fd`, unprivileged QEMU only), serial, guest agent chardev,
+/// pidfile, firmware blockdevs, direct kernel boot, disk blockdevs, netdevs, memory backends (boot RAM, then DIMMs),
+/// devices (root ports, profile disks, profile NICs, balloon, guest agent channel, hotplugged disks, hotplugged NICs,
+/// DIMMs), `-S`, `-incoming`.
 public enum QEMUArgv {
     /// OVMF code (read-only pflash0) used for `firmware: uefi`.
     public static let ovmfCodePath = "/usr/share/OVMF/OVMF_CODE.fd"
@@ -61,6 +62,10 @@ public enum QEMUArgv {
         if profile.serial == .log, let log = handOver?.serial?.path ?? runtime.serialLog {
             args += ["-chardev", "file,id=serial0,append=on,path=" + qemuOptsEscape(log)]
             args += ["-serial", "chardev:serial0"]
+        }
+        if profile.agent {
+            args += ["-chardev", "socket,id=" + DeviceProps.agentChardevID + ",path="
+                + qemuOptsEscape(runtime.agentSocket) + ",server=on,wait=off"]
         }
         if let pidFile = runtime.pidFile { args += ["-pidfile", pidFile] }
 
@@ -117,6 +122,9 @@ public enum QEMUArgv {
         }
         if let balloon = profile.memory.balloon, let place = layout.balloon {
             args += ["-device", text(DeviceProps.balloonDevice(balloon, bus: place.bus, addr: place.addr))]
+        }
+        if let place = layout.agentSerial {
+            for device in DeviceProps.agentDevices(bus: place.bus, addr: place.addr) { args += ["-device", text(device)] }
         }
         for plugged in config.hotplugged.disks {
             let place = layout.placement(forPort: plugged.port)

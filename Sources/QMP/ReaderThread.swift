@@ -6,8 +6,8 @@ func errnoText(_ code: Int32) -> String {
     String(cString: strerror(code))
 }
 
-/// Starts a detached POSIX thread running `body` (the connection's reader).
-func startDetachedThread(_ body: @escaping @Sendable () -> Void) {
+/// Starts a detached POSIX thread running `body` (the connection's reader; the guest agent's blocking exchange).
+public func startDetachedThread(_ body: @escaping @Sendable () -> Void) {
     final class Start: Sendable {
         let body: @Sendable () -> Void
         init(body: @escaping @Sendable () -> Void) {

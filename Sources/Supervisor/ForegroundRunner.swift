@@ -61,7 +61,7 @@ public struct ForegroundRunner: Sendable {
         }
         let paths = VMPaths(folder: root)
         defer {
-            FileOps.remove(paths.qmpSocket)
+            paths.removeSockets()
             FileOps.remove(paths.pidFile)
             if temporary { FileOps.removeTree(root) }
         }

@@ -35,7 +35,7 @@ public struct StartRequest: Sendable {
             accel: accel, qmpSocket: paths.qmpSocket,
             serialLog: config.profile.serial == .log ? paths.serialLog : nil,
             pidFile: paths.pidFile, startPaused: startPaused, incoming: incoming,
-            vhostNet: HostProbe.vhostNetUsable())
+            vhostNet: HostProbe.vhostNetUsable(), agentSocket: paths.agentSocket)
     }
 }
 
@@ -104,7 +104,7 @@ public struct VMLauncher: VMLaunching {
         }
         do {
             try FileOps.makeFolder(paths.folder)
-            FileOps.remove(paths.qmpSocket)
+            paths.removeSockets()
             FileOps.remove(paths.pidFile)
             // The daemon usually wrote this very file a moment ago: skip the second atomic write (two fsyncs).
             if !request.liveConfigWritten {
@@ -161,7 +161,7 @@ public struct VMLauncher: VMLaunching {
                              accel: request.accel, argv: argv, startedAt: spawnedAt)
         case .failed(let reason):
             let status = await process.terminate(grace: .seconds(2))
-            FileOps.remove(paths.qmpSocket)
+            paths.removeSockets()
             FileOps.remove(paths.pidFile)
             TapDevices.remove(taps.macvtaps)
             provisioner.rollback(created)

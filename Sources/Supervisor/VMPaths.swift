@@ -7,6 +7,10 @@ public struct VMPaths: Sendable, Equatable {
     public init(stateRoot: String, name: String) { self.folder = stateRoot + "/vms/" + name }
 
     public var qmpSocket: String { folder + "/qmp.sock" }
+    /// The guest agent's channel (profiles with `agent: true`).
+    public var agentSocket: String { folder + "/agent.sock" }
+    /// The sockets QEMU listens on: gone with QEMU (removed on stop, kill, a crash, a failed start).
+    public var sockets: [String] { [qmpSocket, agentSocket] }
     public var serialLog: String { folder + "/serial.log" }
     public var pidFile: String { folder + "/qemu.pid" }
     /// Every QMP command, reply and event with a timestamp.
@@ -18,10 +22,17 @@ public struct VMPaths: Sendable, Equatable {
     /// Linux limits a Unix socket path to 107 bytes plus NUL; a longer state dir cannot work.
     public static let maxSocketPathBytes = 107
 
+    /// The longest socket path (`agent.sock` is one byte longer than `qmp.sock`) must fit.
     public var socketPathProblem: String? {
-        let length = qmpSocket.utf8.count
-        guard length > VMPaths.maxSocketPathBytes else { return nil }
-        return "the QMP socket path \(qmpSocket) is \(length) bytes; Unix sockets allow "
+        guard let longest = sockets.max(by: { $0.utf8.count < $1.utf8.count }),
+              longest.utf8.count > VMPaths.maxSocketPathBytes
+        else { return nil }
+        return "the socket path \(longest) is \(longest.utf8.count) bytes; Unix sockets allow "
             + "\(VMPaths.maxSocketPathBytes): use a shorter --state-dir"
+    }
+
+    /// Removes every socket QEMU listened on.
+    public func removeSockets() {
+        for socket in sockets { FileOps.remove(socket) }
     }
 }

@@ -199,6 +199,19 @@ import Testing
         ])
     }
 
+    @Test func theAgentChannelIsABoolean() throws {
+        let on = try #require(loadValid("a.yaml", files: ["/vm/a.yaml": "name: a\nmemory: 1G\nagent: true\n"]))
+        #expect(on.agent)
+        let off = try #require(loadValid("b.yaml", files: ["/vm/b.yaml": "name: b\nmemory: 1G\n"]))
+        #expect(!off.agent, "off unless asked for")
+        #expect(diagnostics("c.yaml", files: ["/vm/c.yaml": "name: c\nmemory: 1G\nagent: yes\n"]) == [
+            "c.yaml:3:8: agent: expected true or false, got 'yes'",
+        ])
+        #expect(diagnostics("d.yaml", files: ["/vm/d.yaml": "name: d\nmemory: 1G\nagent: { enabled: true }\n"]) == [
+            "d.yaml:3:8: agent: expected true or false, got a mapping",
+        ])
+    }
+
     @Test func unknownKeyFarFromAnyKnownKeyListsTheAllowedKeys() {
         let text = "name: u\nmemory: { size: 1G, balloon: { limit: 1G } }"
         #expect(diagnostics("u.yaml", files: ["/vm/u.yaml": text]) == [

@@ -113,6 +113,9 @@ struct Heartbeat: Equatable {
     /// The last `corral.ping=` result: "ok", "fail", or "-" (no ping asked for, or none finished yet);
     /// nil when the line has no `ping=` field (a guest built before it existed).
     var ping: String?
+    /// The first global IPv6 address of each NIC that has one (`ip6=eth0:2001:db8::10,eth1:-`); empty for a guest
+    /// built before `ip6=` existed.
+    var ip6: [String: String]
 
     init?(line: String) {
         guard let start = line.range(of: "CORRAL-HB ") else { return nil }
@@ -133,13 +136,17 @@ struct Heartbeat: Equatable {
         self.disks = list("disks")
         self.nics = list("nics")
         self.memKB = mem
-        var ips: [String: String] = [:]
-        for entry in list("ips") {
-            let pair = entry.split(separator: ":", maxSplits: 1)
-            if pair.count == 2, pair[1] != "-" { ips[String(pair[0])] = String(pair[1]) }
+        func addresses(_ key: String) -> [String: String] {
+            var out: [String: String] = [:]
+            for entry in list(key) {
+                let pair = entry.split(separator: ":", maxSplits: 1)
+                if pair.count == 2, pair[1] != "-" { out[String(pair[0])] = String(pair[1]) }
+            }
+            return out
         }
-        self.ips = ips
+        self.ips = addresses("ips")
         self.ping = fields["ping"]
+        self.ip6 = addresses("ip6")
     }
 }
 

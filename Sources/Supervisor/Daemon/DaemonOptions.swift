@@ -1,3 +1,4 @@
+import GuestAgent
 import CorralCore
 /// How the daemon runs: limits, policies and where it reads the host from.
 public struct DaemonOptions: Sendable {
@@ -22,6 +23,8 @@ public struct DaemonOptions: Sendable {
     public var incomingDeadline: Duration
     /// Who QEMU runs as: one unprivileged uid/gid per VM from a range (the default), or root (an explicit opt-out).
     public var qemuIdentity: QEMUIdentity
+    /// The guest agent behind a VM's `agent.sock` (tests script one).
+    public var guestAgent: @Sendable (_ socketPath: String) -> any GuestAgent = { GuestAgentClient(socketPath: $0) }
 
     public init(limits: Admission.Limits = .init(), restartEngine: RestartPolicyEngine = .init(),
                 unplugTimeout: Duration = .seconds(20), policyInterval: Duration = .seconds(5),

@@ -2,6 +2,7 @@ import CorralControl
 import CorralCore
 import Foundation
 import CorralModel
+import GuestAgent
 import JSON
 import Logging
 import Profiles
@@ -26,6 +27,8 @@ struct RunSession: Sendable {
     var monitorLost = false
     /// Set while this VM is being migrated away (source side).
     var outgoing: ManagedVM.OutgoingMigration?
+    /// The guest agent's last answer (profiles with `agent: true`).
+    var agent: GuestAgentCache?
 }
 
 /// One supervised VM: its record and configuration, the QEMU process and QMP connection while it runs, exit
@@ -42,6 +45,8 @@ public actor ManagedVM {
     let logger: Logger
     /// Per-VM cgroups (nil when the host has none we can use).
     let cgroups: CGroupManager?
+    /// Reaches the guest agent behind a socket path.
+    let guestAgent: @Sendable (String) -> any GuestAgent
 
     /// The fields of `vm.json` that are not the lifecycle's (name, profile, accel, creation, auto balloon, the
     /// current QEMU's pid and start); `persistedRecord` adds the lifecycle's.
@@ -67,8 +72,11 @@ public actor ManagedVM {
     private var removed = false
 
     init(record: VMRecord, config: LiveConfig, paths: VMPaths, hub: EventHub, launcher: any VMLaunching,
-         restartEngine: RestartPolicyEngine, unplugTimeout: Duration, cgroups: CGroupManager? = nil, logger: Logger) {
+         restartEngine: RestartPolicyEngine, unplugTimeout: Duration, cgroups: CGroupManager? = nil,
+         guestAgent: @escaping @Sendable (String) -> any GuestAgent = { GuestAgentClient(socketPath: $0) },
+         logger: Logger) {
         self.cgroups = cgroups
+        self.guestAgent = guestAgent
         self.name = record.name
         self.paths = paths
         self.store = VMStore(paths: paths)
@@ -230,6 +238,7 @@ public actor ManagedVM {
         run = nil
         session.monitor.cancel()
         session.pump.cancel()
+        await session.agent?.close()
         await session.vm.qmp.close()
     }
 
@@ -252,6 +261,9 @@ public actor ManagedVM {
         }
         let disks = profile.disks + config.hotplugged.disks.map(\.disk)
         let nics = profile.nics + config.hotplugged.nics.map(\.nic)
+        let agentAnswer = await run?.agent?.answer()
+        var guestInterfaces: [GuestInterface]?
+        if case .interfaces(let interfaces) = agentAnswer { guestInterfaces = interfaces }
         let now = Date().timeIntervalSince1970
         let up = running != nil && (state == .running || state == .paused)
         return VMStatus(
@@ -266,16 +278,18 @@ public actor ManagedVM {
             },
             nics: nics.map { nic in
                 let mac = nic.mac ?? DeviceProps.stableMAC(vmName: name, nicID: nic.id)
-                let address = nic.network.flatMap { leases(of: $0)[mac.lowercased()] }
+                let lease = nic.network.flatMap { leases(of: $0)[mac.lowercased()] }
+                let (addresses, source) = GuestAddresses.forNIC(mac: mac, agent: guestInterfaces, lease: lease)
                 return .init(id: nic.id, mac: mac, mode: nic.mode.rawValue, network: nic.network,
-                             addresses: address.map { [$0] } ?? [])
+                             addresses: addresses, addressSource: source?.rawValue)
             },
             qmpSocket: paths.qmpSocket, serialLog: paths.serialLog,
             restartCount: lifecycle.restartCount, lastExit: lifecycle.lastExit,
             unplugPending: pendingUnplugs.keys.sorted(),
             problem: uncommittedIncoming ?? (run?.monitorLost == true
                 ? "the QMP monitor was lost while QEMU runs (see qmp.log); stop or kill the VM to recover" : nil),
-            migration: outgoing.map { OutgoingMigrationInfo(to: $0.destination, progress: $0.progress) })
+            migration: outgoing.map { OutgoingMigrationInfo(to: $0.destination, progress: $0.progress) },
+            agent: agentAnswer?.label)
     }
 
     /// A managed network's DHCP leases (MAC → address), read from its lease file.
@@ -329,7 +343,8 @@ public actor ManagedVM {
             guard let status = await vm.process.waitForExitOrCancel() else { return }
             await self?.processExited(generation: generation, status: status)
         }
-        run = RunSession(vm: vm, pump: pump, monitor: monitor)
+        run = RunSession(vm: vm, pump: pump, monitor: monitor,
+                         agent: config.profile.agent ? GuestAgentCache(agent: guestAgent(paths.agentSocket)) : nil)
     }
 
     private func handle(_ event: QMPEvent, generation: Int) async {
@@ -372,8 +387,9 @@ public actor ManagedVM {
         run = nil
         session.monitor.cancel()
         session.pump.cancel()
-        FileOps.remove(paths.qmpSocket)
+        paths.removeSockets()
         FileOps.remove(paths.pidFile)
+        await session.agent?.close()
         releaseNetwork()
         record.pid = nil
         record.startedAt = nil

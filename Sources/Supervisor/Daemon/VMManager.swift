@@ -126,7 +126,7 @@ public actor VMManager: VMControl {
             await hub.setLogFile(store.eventsPath, for: name)
             let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
                                restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
-                               cgroups: cgroups, logger: logger)
+                               cgroups: cgroups, guestAgent: options.guestAgent, logger: logger)
             vms[name] = vm
             if let uid = record.uid { uids[name] = uid }
             // A pid file without a recorded pid: this daemon's predecessor died while starting the VM.
@@ -151,11 +151,11 @@ public actor VMManager: VMControl {
             if unrecordedStart {
                 // That QEMU is gone too: the VM stays as it was (defined, not running); no restart.
                 FileOps.remove(paths.pidFile)
-                FileOps.remove(paths.qmpSocket)
+                paths.removeSockets()
                 continue
             }
             // Its QEMU is gone (or is not ours any more): the restart policy decides.
-            FileOps.remove(paths.qmpSocket)
+            paths.removeSockets()
             await vm.queue.run { await vm.recoverAfterDaemonRestart() }
         }
     }
@@ -214,7 +214,7 @@ public actor VMManager: VMControl {
         }
         let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
                            restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
-                           cgroups: cgroups, logger: logger)
+                           cgroups: cgroups, guestAgent: options.guestAgent, logger: logger)
         vms[name] = vm  // reserve the name before suspending
         await hub.setLogFile(store.eventsPath, for: name)
         await hub.publish(vm: name, .defined, ["profile": .string(request.profile)])
@@ -233,16 +233,17 @@ public actor VMManager: VMControl {
         return await vm.status()
     }
 
+    /// Every VM's status, asked of all VMs at once (a guest agent that has not answered yet costs its timeout once,
+    /// not once per VM).
     public func list() async -> [VMStatus] {
-        var result: [VMStatus] = []
-        for name in Set(vms.keys).union(broken.keys).sorted() {
-            if let vm = vms[name] {
-                result.append(await vm.status())
-            } else if let reason = broken[name] {
-                result.append(brokenStatus(name, reason))
-            }
+        let managed = vms
+        var found: [String: VMStatus] = [:]
+        await withTaskGroup(of: VMStatus.self) { group in
+            for vm in managed.values { group.addTask { await vm.status() } }
+            for await status in group { found[status.name] = status }
         }
-        return result
+        for (name, reason) in broken where found[name] == nil { found[name] = brokenStatus(name, reason) }
+        return found.keys.sorted().compactMap { found[$0] }
     }
 
     public func status(_ name: String) async throws(ControlError) -> VMStatus {
