@@ -102,3 +102,17 @@ pid_t corral_spawn_confined(const struct corral_confined_spawn *s, int *failed_s
     }
     return pid;
 }
+
+#include <sys/xattr.h>
+
+long corral_getxattr(const char *path, const char *name, void *value, unsigned long size) {
+    return (long)getxattr(path, name, value, size);
+}
+
+int corral_setxattr(const char *path, const char *name, const void *value, unsigned long size) {
+    return setxattr(path, name, value, size, 0);
+}
+
+int corral_removexattr(const char *path, const char *name) {
+    return removexattr(path, name);
+}

@@ -39,6 +39,15 @@ package struct DaemonFlags: ParsableArguments {
             + "else kept paused with a problem).", valueName: "SECONDS"))
     package var incomingDeadline: Double = 600
 
+    @Option(help: ArgumentHelp(
+        "Who QEMU runs as: 'vm' (default: one unprivileged uid per VM from --uid-range, no capabilities) or 'root' "
+            + "(unconfined; every guest escape owns the host).", valueName: "vm|root"))
+    package var qemuUser: String = "vm"
+
+    @Option(help: ArgumentHelp("The uids (each also the VM's gid) given to VMs' QEMUs, one per VM.",
+                               valueName: "FIRST-LAST"))
+    package var uidRange: String = "2000000-2065535"
+
     @Flag(help: "Do not move balloons automatically under host memory pressure.")
     package var noAutoBalloon = false
 
@@ -50,6 +59,14 @@ package struct DaemonFlags: ParsableArguments {
 
     package init() {}
 
+    /// `FIRST-LAST` → (first, count); nil when malformed, below 1000 (system accounts) or reaching (uid_t)-1.
+    package static func parseUIDRange(_ text: String) -> (first: UInt32, count: UInt32)? {
+        let parts = text.split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, let first = UInt32(parts[0]), let last = UInt32(parts[1]),
+              first >= 1000, first <= last, last < UInt32.max else { return nil }
+        return (first, last - first + 1)
+    }
+
     package func validate() throws {
         for (flag, ratio) in [("--cpu-overcommit", cpuOvercommit), ("--memory-overcommit", memoryOvercommit)] {
             if let ratio, !(ratio.isFinite && ratio > 0) {
@@ -59,6 +76,13 @@ package struct DaemonFlags: ParsableArguments {
         guard policyInterval.isFinite, policyInterval >= 0.1, policyInterval <= 3600 else {
             throw ValidationError("--policy-interval must be between 0.1 and 3600 seconds, got \(policyInterval)")
         }
+        guard ["vm", "root"].contains(qemuUser) else {
+            throw ValidationError("--qemu-user must be 'vm' or 'root', got '\(qemuUser)'")
+        }
+        guard let range = Self.parseUIDRange(uidRange) else {
+            throw ValidationError("--uid-range must be FIRST-LAST with 1000 <= FIRST <= LAST < 4294967295, got '\(uidRange)'")
+        }
+        _ = range
         guard incomingDeadline.isFinite, incomingDeadline >= 1, incomingDeadline <= 86_400 else {
             throw ValidationError("--incoming-deadline must be between 1 and 86400 seconds, got \(incomingDeadline)")
         }
@@ -83,6 +107,7 @@ package struct DaemonFlags: ParsableArguments {
         if let memoryOvercommit { arguments += ["--memory-overcommit", "\(memoryOvercommit)"] }
         arguments += ["--policy-interval", "\(policyInterval)"]
         arguments += ["--incoming-deadline", "\(incomingDeadline)"]
+        arguments += ["--qemu-user", qemuUser, "--uid-range", uidRange]
         if noAutoBalloon { arguments.append("--no-auto-balloon") }
         if noKsm { arguments.append("--no-ksm") }
         if !hostRoot.isEmpty { arguments += ["--host-root", hostRoot] }

@@ -64,6 +64,7 @@ enum StatusText {
             ("restarts", "\(vm.restartCount)"),
             ("last exit", vm.lastExit ?? "-"),
         ]
+        if let confinement = vm.confinement { pairs.append(("confinement", confinement)) }
         if let problem = vm.problem { pairs.append(("problem", problem)) }
         if !vm.unplugPending.isEmpty {
             pairs.append(("unplug pending", vm.unplugPending.joined(separator: ", ")))

@@ -60,6 +60,7 @@ enum TuningText {
             ("ksm", ksm),
             ("balloons", "\(StatusText.bytes(report.balloonTotalBytes)) in guests"),
             ("cgroups", report.cgroupVersion ?? "none"),
+            ("qemu uids", report.qemuUsers.map { "\($0) (\(report.qemuUsersInUse ?? 0) in use)" } ?? "-"),
         ])
         guard !report.vms.isEmpty else { return lines + ["", "no VMs"] }
         let header = ["NAME", "STATE", "VCPUS", "MEMORY", "BALLOON", "CPU-WEIGHT", "CPU-QUOTA", "SHARES", "AUTO"]

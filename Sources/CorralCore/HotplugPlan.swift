@@ -8,8 +8,9 @@ import QEMUCommand
 public enum HotplugPlanner {
     // MARK: Disks
 
-    public static func addDisk(_ disk: Disk, at placement: PCIPlacement) -> [QMPStep] {
-        var steps: [QMPStep] = DeviceProps.diskNodes(disk).map { node in
+    /// `filename`: the fd set an unprivileged QEMU opens instead of the disk's path (`/dev/fdset/N`).
+    public static func addDisk(_ disk: Disk, at placement: PCIPlacement, filename: String? = nil) -> [QMPStep] {
+        var steps: [QMPStep] = DeviceProps.diskNodes(disk, filename: filename).map { node in
             QMPStep("blockdev-add", node, undo: [blockdevDel(node["node-name"]?.stringValue ?? "")])
         }
         for device in DeviceProps.diskDevice(disk, bus: placement.bus, addr: placement.addr) {

@@ -107,8 +107,13 @@ public struct HostReport: Sendable, Codable, Equatable {
     public var balloonTotalBytes: UInt64
     public var cgroupVersion: String?
     public var vms: [Row]
+    /// The uids QEMUs run as (`2000000-2065535`, or `root`) and how many are in use.
+    public var qemuUsers: String?
+    public var qemuUsersInUse: Int?
     public init(cpus: Ratio, memory: Ratio, memoryAvailableBytes: UInt64, ksm: KSM, balloonTotalBytes: UInt64,
-                cgroupVersion: String?, vms: [Row]) {
+                cgroupVersion: String?, vms: [Row], qemuUsers: String? = nil, qemuUsersInUse: Int? = nil) {
+        self.qemuUsers = qemuUsers
+        self.qemuUsersInUse = qemuUsersInUse
         self.cpus = cpus
         self.memory = memory
         self.memoryAvailableBytes = memoryAvailableBytes

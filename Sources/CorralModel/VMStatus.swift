@@ -114,12 +114,20 @@ public struct VMStatus: Sendable, Codable, Equatable {
     /// With a guest agent channel (`agent: true`) while QEMU runs: `connected` (it answered) or `not answering`;
     /// absent otherwise.
     public var agent: String?
+    /// The unprivileged uid (and gid) the VM's QEMU runs as; absent when it runs as root.
+    public var uid: UInt32?
+    /// How the VM's QEMU is confined, in words (`uid 2000000, no capabilities, no_new_privs, seccomp`, or
+    /// `none: QEMU runs as root`).
+    public var confinement: String?
 
     public init(name: String, state: VMState, pid: Int32?, accel: String, uptimeSeconds: Double?, cpus: CPUs,
                 memory: MemoryInfo, disks: [DiskInfo], nics: [NICInfo], qmpSocket: String, serialLog: String,
                 restartCount: Int, lastExit: String?, unplugPending: [String] = [], problem: String? = nil,
-                migration: OutgoingMigrationInfo? = nil, agent: String? = nil) {
+                migration: OutgoingMigrationInfo? = nil, agent: String? = nil, uid: UInt32? = nil,
+                confinement: String? = nil) {
         self.agent = agent
+        self.uid = uid
+        self.confinement = confinement
         self.problem = problem
         self.name = name
         self.state = state

@@ -20,6 +20,8 @@ public struct FDSetEntry: Sendable, Equatable, Codable {
 /// names the same numbers.
 public struct HandOverPlan: Sendable, Equatable {
     public var qmp: Int32
+    /// The guest agent channel's listening socket (`agent: true`).
+    public var agent: Int32?
     public var serial: FDSetEntry?
     /// Disk id → its descriptor and set, profile disks then hotplugged ones.
     public var disks: [String: FDSetEntry]
@@ -30,7 +32,7 @@ public struct HandOverPlan: Sendable, Equatable {
     /// start above the highest set in use.
     public static let firstSet: Int32 = 1
 
-    /// Descriptors numbered from `firstFD` (after the taps): QMP, serial, disks in order, kernel, initrd.
+    /// Descriptors numbered from `firstFD` (after the taps): QMP, agent, serial, disks in order, kernel, initrd.
     public static func make(_ config: LiveConfig, serialLog: Bool, firstFD: Int32) -> HandOverPlan {
         let profile = config.profile
         var next = firstFD
@@ -44,12 +46,13 @@ public struct HandOverPlan: Sendable, Equatable {
             return FDSetEntry(fd: take(), set: set)
         }
         let qmp = take()
+        let agent = profile.agent ? take() : nil
         let serial = serialLog ? takeSet() : nil
         var disks: [String: FDSetEntry] = [:]
         for disk in profile.disks + config.hotplugged.disks.map(\.disk) { disks[disk.id] = takeSet() }
         let kernel = profile.boot.kernel.map { _ in take() }
         let initrd = profile.boot.kernel != nil && profile.boot.initrd != nil ? take() : nil
-        return HandOverPlan(qmp: qmp, serial: serial, disks: disks, kernel: kernel, initrd: initrd)
+        return HandOverPlan(qmp: qmp, agent: agent, serial: serial, disks: disks, kernel: kernel, initrd: initrd)
     }
 
     /// The `-add-fd` arguments: serial first, then the disks in the profile's order.
@@ -66,6 +69,6 @@ public struct HandOverPlan: Sendable, Equatable {
 
     /// The highest descriptor the plan uses.
     public var highestFD: Int32 {
-        ([qmp, serial?.fd, kernel, initrd].compactMap { $0 } + disks.values.map(\.fd)).max() ?? qmp
+        ([qmp, agent, serial?.fd, kernel, initrd].compactMap { $0 } + disks.values.map(\.fd)).max() ?? qmp
     }
 }

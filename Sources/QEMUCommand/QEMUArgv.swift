@@ -64,8 +64,12 @@ public enum QEMUArgv {
             args += ["-serial", "chardev:serial0"]
         }
         if profile.agent {
-            args += ["-chardev", "socket,id=" + DeviceProps.agentChardevID + ",path="
-                + qemuOptsEscape(runtime.agentSocket) + ",server=on,wait=off"]
+            if let fd = handOver?.agent {
+                args += ["-chardev", "socket,id=" + DeviceProps.agentChardevID + ",fd=\(fd),server=on,wait=off"]
+            } else {
+                args += ["-chardev", "socket,id=" + DeviceProps.agentChardevID + ",path="
+                    + qemuOptsEscape(runtime.agentSocket) + ",server=on,wait=off"]
+            }
         }
         if let pidFile = runtime.pidFile { args += ["-pidfile", pidFile] }
 

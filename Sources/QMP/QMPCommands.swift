@@ -71,6 +71,32 @@ extension QMPMonitor {
         _ = try await execute("getfd", ["fdname": .string(name)], timeout: timeout, passing: [fd])
     }
 
+    /// `add-fd`: puts a descriptor in a new fd set (QEMU opens it as `/dev/fdset/N`); the set's number. Ours stays
+    /// open.
+    public func addFD(_ fd: Int32, opaque: String, timeout: Duration? = nil) async throws(QMPError) -> Int32 {
+        let reply = try await execute("add-fd", ["opaque": .string(opaque)], timeout: timeout, passing: [fd])
+        guard let set = reply["fdset-id"]?.intValue, let id = Int32(exactly: set) else {
+            throw .protocolError("add-fd returned \(reply.compactText.qmpTruncated) without 'fdset-id'")
+        }
+        return id
+    }
+
+    /// `query-fdsets`: set number → the opaque texts of its descriptors.
+    public func queryFDSets(timeout: Duration? = nil) async throws(QMPError) -> [Int32: [String]] {
+        let reply = try await execute("query-fdsets", nil, timeout: timeout)
+        var sets: [Int32: [String]] = [:]
+        for entry in reply.arrayValue ?? [] {
+            guard let id = entry["fdset-id"]?.intValue.flatMap({ Int32(exactly: $0) }) else { continue }
+            sets[id] = (entry["fds"]?.arrayValue ?? []).compactMap { $0["opaque"]?.stringValue }
+        }
+        return sets
+    }
+
+    /// `remove-fd`: drops a set (QEMU closes it once nothing uses its descriptors).
+    public func removeFD(set: Int32, timeout: Duration? = nil) async throws(QMPError) {
+        _ = try await execute("remove-fd", ["fdset-id": .int(Int64(set))], timeout: timeout)
+    }
+
     /// `closefd`: drops a descriptor handed over with `getfd` that nothing used.
     public func closefd(_ name: String, timeout: Duration? = nil) async throws(QMPError) {
         _ = try await execute("closefd", ["fdname": .string(name)], timeout: timeout)

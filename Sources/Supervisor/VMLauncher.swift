@@ -19,6 +19,11 @@ public struct StartRequest: Sendable {
     public var onSpawn: (@Sendable (_ pid: Int32, _ time: Double) -> Void)?
     /// The caller has just written `live.json` with exactly `config` (`corral up` stages it): no need to compare.
     public var liveConfigWritten = false
+    /// Run QEMU unprivileged: it gets descriptors instead of paths (`HandOverPlan`); nil runs it as root.
+    public var confinement: Confinement?
+    /// Give the disks to the VM's uid now; a migration destination waits for the commit (the source still runs
+    /// with them).
+    public var claimDisks = true
 
     public init(config: LiveConfig, accel: ResolvedAccel, paths: VMPaths, startPaused: Bool = false,
                 incoming: String? = nil, detach: Bool = true) {
@@ -124,13 +129,30 @@ public struct VMLauncher: VMLaunching {
             throw fail(error.description)
         }
 
-        let runtime = request.runtimeOptions
+        var runtime = request.runtimeOptions
+        let tapEntries = TapPlan.entries(request.config, vhostAvailable: runtime.vhostNet)
+        // An unprivileged QEMU gets descriptors the daemon opens: sockets, serial log, disks, kernel, initrd.
+        var handOver = HandOverFiles()
+        if let confinement = request.confinement {
+            let lastTap = tapEntries.flatMap { $0.fds.taps + $0.fds.vhosts }.max() ?? (TapPlan.firstFD - 1)
+            let plan = HandOverPlan.make(request.config, serialLog: runtime.serialLog != nil, firstFD: lastTap + 1)
+            runtime.handOver = plan
+            runtime.pidFile = nil
+            do {
+                handOver = try HandOverFiles.open(plan, config: request.config, paths: paths, uid: confinement.uid,
+                                                  claimDisks: request.claimDisks)
+            } catch {
+                provisioner.rollback(created)
+                throw fail(error.description)
+            }
+        }
         let argv = QEMUArgv.build(request.config, runtime)
         // The taps the argv names by descriptor: made and opened here, handed to QEMU, our copies closed at once.
         let taps: OpenedTaps
         do {
-            taps = try TapDevices.open(TapPlan.entries(request.config, vhostAvailable: runtime.vhostNet))
+            taps = try TapDevices.open(tapEntries)
         } catch {
+            handOver.undo(vm: profile.name, paths: paths)
             provisioner.rollback(created)
             throw fail(error.description)
         }
@@ -140,13 +162,18 @@ public struct VMLauncher: VMLaunching {
             defer { taps.closeAll() }
             var spec = LaunchSpec(argv: argv, outputFile: paths.qemuOutput, detach: request.detach)
             spec.path = binary
-            spec.passing = taps.descriptors
+            spec.passing = taps.descriptors.merging(handOver.descriptors) { tap, _ in tap }
+            spec.confinement = request.confinement
             process = try ProcessLauncher.launch(spec)
         } catch {
+            handOver.undo(vm: profile.name, paths: paths)
             TapDevices.remove(taps.macvtaps)
             provisioner.rollback(created)
             throw fail(error.description)
         }
+        handOver.closeAll()
+        // QEMU writes no pid file when it cannot reach the folder: the daemon records the pid it spawned.
+        if request.confinement != nil { try? FileOps.writeAtomically(Array("\(process.pid)\n".utf8), to: paths.pidFile) }
         let spawnedAt = Date().timeIntervalSince1970
         logger.info("qemu started", metadata: ["vm": "\(profile.name)", "pid": "\(process.pid)"])
 
@@ -163,6 +190,7 @@ public struct VMLauncher: VMLaunching {
             let status = await process.terminate(grace: .seconds(2))
             paths.removeSockets()
             FileOps.remove(paths.pidFile)
+            for file in handOver.claimed { FileClaims.release(file, vm: profile.name) }
             TapDevices.remove(taps.macvtaps)
             provisioner.rollback(created)
             let output = Self.outputLines(paths.qemuOutput, from: outputStart)

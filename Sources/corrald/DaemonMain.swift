@@ -48,6 +48,9 @@ struct CorralDaemonMain: AsyncParsableCommand {
             // Before touching the state: a second daemon must not take over the first one's VMs. (A passed socket
             // is systemd's, which starts one daemon per socket.)
             if inherited == nil { try CorralDaemon.prepareSocket(socketPath) }
+            if flags.qemuUser == "root" {
+                logger.critical("--qemu-user root: every QEMU runs as root, unconfined; a guest that escapes into its QEMU owns this host and every other VM's disks")
+            }
             // Migrations reach other daemons over their TCP API with the token the user gave.
             let manager = try await VMManager.open(
                 stateRoot: flags.stateDir.resolved, logger: logger, options: flags.options,

@@ -10,6 +10,11 @@ extension DaemonFlags {
         options.autoBalloon = !noAutoBalloon
         options.hostRoot = hostRoot
         options.incomingDeadline = .milliseconds(Int64((incomingDeadline * 1000).rounded()))
+        if qemuUser == "root" {
+            options.qemuIdentity = .root
+        } else if let range = Self.parseUIDRange(uidRange) {
+            options.qemuIdentity = .perVM(first: range.first, count: range.count)
+        }
         return options
     }
 }

@@ -311,7 +311,7 @@ import Testing
         // (Not `sh -c`: a shell may exec its last command and lose the folder from its command line.)
         let qemu = try ProcessLauncher.launch(LaunchSpec(
             executable: "python3", arguments: ["-c", "import time; time.sleep(300)", folder + "/qmp.sock"]))
-        for _ in 0..<100 where !VMLauncher.commandLine(of: qemu.pid).contains(folder) {
+        for _ in 0..<500 where !VMLauncher.commandLine(of: qemu.pid).contains(folder) {
             try await Task.sleep(for: .milliseconds(20))
         }
         let manager = try await scene.open(FakeLauncher())

@@ -83,4 +83,9 @@ struct corral_confined_spawn {
 /// that failed in the child (1 setsid … 14 execve).
 pid_t corral_spawn_confined(const struct corral_confined_spawn *spec, int *failed_step);
 
+/// getxattr(2), setxattr(2) (flags 0), removexattr(2): Glibc's module does not export <sys/xattr.h>.
+long corral_getxattr(const char *path, const char *name, void *value, unsigned long size);
+int corral_setxattr(const char *path, const char *name, const void *value, unsigned long size);
+int corral_removexattr(const char *path, const char *name);
+
 #endif

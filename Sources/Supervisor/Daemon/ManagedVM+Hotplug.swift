@@ -120,9 +120,21 @@ extension ManagedVM {
         let created: [String]
         do { created = try await launcher.provisioner.createMissing([disk]) } catch { throw .internalError(error.description) }
         let placement = PCILayout(profile: config.profile).placement(forPort: port)
+        // An unprivileged QEMU cannot open the file: it is given to the VM's uid and handed over as an fd set.
+        var fdSet: Int32?
+        if let uid = record.uid {
+            do {
+                fdSet = try await handOverDisk(disk, uid: uid, to: executor.qmp)
+            } catch {
+                launcher.provisioner.rollback(created)
+                throw error
+            }
+        }
         do {
-            try await executor.run(HotplugPlanner.addDisk(disk, at: placement))
+            try await executor.run(HotplugPlanner.addDisk(disk, at: placement, filename: fdSet.map { "/dev/fdset/\($0)" }))
         } catch {
+            if let fdSet { try? await executor.qmp.removeFD(set: fdSet) }
+            FileClaims.release(disk.file, vm: name)
             launcher.provisioner.rollback(created)
             throw failure(error)
         }
@@ -143,14 +155,53 @@ extension ManagedVM {
         }
         let steps = HotplugPlanner.removeDisk(plugged.disk)
         try await runRemoval(steps, completion: .disk(id: id, deleteImage: deleteImage))
-        finishDiskRemoval(id: id, deleteImage: deleteImage)
+        let removed = finishDiskRemoval(id: id, deleteImage: deleteImage)
         await saveConfig(.diskRemoved, ["id": .string(id)])
+        await dropFDSets(of: removed)
     }
 
-    private func finishDiskRemoval(id: String, deleteImage: Bool) {
-        guard let index = config.hotplugged.disks.firstIndex(where: { $0.disk.id == id }) else { return }
+    /// Drops the disk from the configuration; the caller then drops its fd set (`dropFDSets`).
+    @discardableResult
+    private func finishDiskRemoval(id: String, deleteImage: Bool) -> Disk? {
+        guard let index = config.hotplugged.disks.firstIndex(where: { $0.disk.id == id }) else { return nil }
         let disk = config.hotplugged.disks.remove(at: index).disk
+        FileClaims.release(disk.file, vm: name)
         if deleteImage { FileOps.remove(disk.file) }
+        return disk
+    }
+
+    /// An unplugged disk's fd set (added at hotplug or at start) goes, so QEMU keeps no descriptor to a file the VM
+    /// gave back.
+    private func dropFDSets(of disk: Disk?) async {
+        guard let disk, record.uid != nil, let qmp = running?.qmp,
+              let sets = try? await qmp.queryFDSets(timeout: .seconds(5)) else { return }
+        for (set, opaques) in sets where opaques.contains(Self.fdSetOpaque(disk)) {
+            try? await qmp.removeFD(set: set, timeout: .seconds(5))
+        }
+    }
+
+    /// The text every fd set of `disk` carries (the same at start, `HandOverPlan`, and at hotplug).
+    static func fdSetOpaque(_ disk: Disk) -> String { "disk-" + disk.id }
+
+    /// Gives the disk to the VM's uid, opens it and hands the descriptor to QEMU in a new fd set; the set's number.
+    private func handOverDisk(_ disk: Disk, uid: UInt32, to qmp: any QMPMonitor) async throws(ControlError) -> Int32 {
+        if let holder = FileClaims.holder(disk.file), holder != name {
+            throw .conflict("disk \(disk.file) is in use by VM \(holder)")
+        }
+        do { try FileClaims.claim(disk.file, vm: name, uid: uid, readonly: disk.readonly) } catch {
+            throw .refused(error.description)
+        }
+        let fd = open(disk.file, (disk.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
+        guard fd >= 0 else {
+            let why = String(cString: strerror(errno))
+            FileClaims.release(disk.file, vm: name)
+            throw .refused("cannot open \(disk.file): \(why)")
+        }
+        defer { close(fd) }
+        do { return try await qmp.addFD(fd, opaque: Self.fdSetOpaque(disk)) } catch {
+            FileClaims.release(disk.file, vm: name)
+            throw .qmpFailed(error, command: "add-fd")
+        }
     }
 
     // MARK: NICs
@@ -313,9 +364,10 @@ extension ManagedVM {
         // The configuration changes and the device leaves the pending list in one step (no suspension between).
         let event: CorralEventName
         let data: JSONValue
+        var removedDisk: Disk?
         switch pending.completion {
         case .disk(let id, let deleteImage):
-            finishDiskRemoval(id: id, deleteImage: deleteImage)
+            removedDisk = finishDiskRemoval(id: id, deleteImage: deleteImage)
             (event, data) = (.diskRemoved, ["id": .string(id)])
         case .nic(let id):
             releaseNIC(id)
@@ -331,5 +383,6 @@ extension ManagedVM {
         }
         pendingUnplugs[device] = nil
         await saveConfig(event, data)
+        await dropFDSets(of: removedDisk)
     }
 }

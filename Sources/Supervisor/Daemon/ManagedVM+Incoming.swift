@@ -78,6 +78,8 @@ extension ManagedVM {
             logger.warning("announce-self failed after the migration; switches learn the new port when the guest speaks")
         }
         record.startedAt = Date().timeIntervalSince1970
+        // The guest is this host's now, and so are its disks.
+        claimDisks()
         incomingDeadline?.cancel()
         incomingDeadline = nil
         uncommittedIncoming = nil

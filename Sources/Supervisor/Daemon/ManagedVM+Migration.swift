@@ -69,7 +69,7 @@ extension ManagedVM {
                 onProgress(progress)
                 await self?.noteMigrationProgress(progress)
             },
-            willStopSource: { [weak self] in await self?.feed(.endRequested(note: "migrated to \(destination)")) })
+            willStopSource: { [weak self] in await self?.stopAsMigratedSource(note: "migrated to \(destination)") })
         outgoing?.run = migration
         let outcome = await migration.run()
         outgoing = nil
@@ -179,6 +179,7 @@ extension ManagedVM {
             return .unresolved(error.message)
         }
         if there == .running || there == .paused {
+            disksWentWithMigration = true
             await end(note: "migrated to \(journal.destination) (completed while the daemon was down)")
             await hub.publish(vm: name, .migrated, ["to": .string(journal.destination.description)])
             return .movedAway
@@ -220,4 +221,11 @@ extension ManagedVM {
     func setOnMigratedAway(_ handler: @escaping @Sendable (String) async -> Void) { onMigratedAway = handler }
 
     private func migratedAway() async { await onMigratedAway?(name) }
+
+    /// The source's QEMU is about to stop because the destination now runs the guest: the disks are the
+    /// destination's now (it claims them at its commit), so this side must not give them back at its exit.
+    func stopAsMigratedSource(note: String) async {
+        disksWentWithMigration = true
+        await feed(.endRequested(note: note))
+    }
 }

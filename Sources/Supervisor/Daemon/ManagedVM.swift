@@ -70,6 +70,8 @@ public actor ManagedVM {
     private var lastPersisted: VMRecord?
     /// Set by `markRemoved`: the folder is going or gone, and nothing may write into it again.
     private var removed = false
+    /// The guest moved to another host with its (shared) disks: they are not given back when this QEMU exits.
+    var disksWentWithMigration = false
 
     init(record: VMRecord, config: LiveConfig, paths: VMPaths, hub: EventHub, launcher: any VMLaunching,
          restartEngine: RestartPolicyEngine, unplugTimeout: Duration, cgroups: CGroupManager? = nil,
@@ -135,6 +137,10 @@ public actor ManagedVM {
                                    startPaused: kind == .paused || kind == .incoming, incoming: incoming)
         request.onSpawn = spawnHook(expecting: lifecycle.recordedState)
         request.liveConfigWritten = configStaged
+        request.confinement = confinement
+        // A migration destination takes the disks at the commit: until then the source runs with them.
+        request.claimDisks = kind != .incoming
+        disksWentWithMigration = false
         let vm: RunningVM
         do {
             vm = try await launcher.start(request)
@@ -289,7 +295,10 @@ public actor ManagedVM {
             problem: uncommittedIncoming ?? (run?.monitorLost == true
                 ? "the QMP monitor was lost while QEMU runs (see qmp.log); stop or kill the VM to recover" : nil),
             migration: outgoing.map { OutgoingMigrationInfo(to: $0.destination, progress: $0.progress) },
-            agent: agentAnswer?.label)
+            agent: agentAnswer?.label,
+            uid: record.uid,
+            confinement: record.uid.map { "uid \($0), no capabilities, no_new_privs, seccomp sandbox, descriptors only" }
+                ?? "none: QEMU runs as root (--qemu-user root)")
     }
 
     /// A managed network's DHCP leases (MAC → address), read from its lease file.
@@ -391,11 +400,44 @@ public actor ManagedVM {
         FileOps.remove(paths.pidFile)
         await session.agent?.close()
         releaseNetwork()
+        if !disksWentWithMigration { releaseDisks() }
         record.pid = nil
         record.startedAt = nil
         removeCGroup()
         logger.info("qemu exited", metadata: ["note": "\(note)"])
         await session.vm.qmp.close()
+    }
+
+    /// How this VM's QEMU runs: as its own uid (and gid) with no other groups, except the group of /dev/kvm under
+    /// KVM; memory locking only as much as the profile locks. nil: as root (`--qemu-user root`).
+    var confinement: Confinement? {
+        guard let uid = record.uid else { return nil }
+        var groups: [UInt32] = []
+        if record.accel == .kvm {
+            var info = stat()
+            if stat("/dev/kvm", &info) == 0 { groups.append(info.st_gid) }
+        }
+        let profile = config.profile
+        let locked = profile.memory.lock ? (profile.memory.max ?? profile.memory.size).bytes + (64 << 20) : 64 << 10
+        return Confinement(uid: uid, gid: uid, groups: groups, memlockBytes: locked)
+    }
+
+    /// Every disk file this VM's QEMU had, given back to its original owner (a no-op for disks it does not hold).
+    func releaseDisks() {
+        guard record.uid != nil else { return }
+        for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
+            FileClaims.release(disk.file, vm: name)
+        }
+    }
+
+    /// Gives every disk to this VM's uid (a migration destination at its commit).
+    func claimDisks() {
+        guard let uid = record.uid else { return }
+        for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
+            do { try FileClaims.claim(disk.file, vm: name, uid: uid, readonly: disk.readonly) } catch {
+                logger.warning("cannot claim a disk", metadata: ["disk": "\(disk.file)", "error": "\(error)"])
+            }
+        }
     }
 
     /// What outlives a QEMU on the host side and must go with it: its macvtaps (its taps went with their last

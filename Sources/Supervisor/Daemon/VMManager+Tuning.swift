@@ -47,7 +47,7 @@ extension VMManager: TuningControl {
                        savedBytes: status?.savedBytes() ?? 0, managed: options.manageKSM),
             balloonTotalBytes: rows.reduce(0) { $0 + ($1.balloonBytes ?? 0) },
             cgroupVersion: cgroups?.version.rawValue,
-            vms: rows)
+            vms: rows, qemuUsers: options.qemuIdentity.summary, qemuUsersInUse: uids.count)
     }
 
     // MARK: Admission
