@@ -5,6 +5,8 @@
 #include <signal.h>
 #include <string.h>
 #include <unistd.h>
+#include <sched.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
@@ -73,6 +75,16 @@ pid_t corral_spawn_confined(const struct corral_confined_spawn *s, int *failed_s
         if (s->nofile > 0) {
             struct rlimit nofile = { s->nofile, s->nofile };
             if (setrlimit(RLIMIT_NOFILE, &nofile) < 0) fail(report[1], 8);
+        }
+        if (s->hide_count > 0) {
+            /* Its own mount namespace, where the folders it has no business in are empty: whatever it opens, it
+               gets by descriptor from the daemon. */
+            if (unshare(CLONE_NEWNS) < 0) fail(report[1], 15);
+            if (mount("none", "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) fail(report[1], 16);
+            for (int i = 0; i < s->hide_count; i++) {
+                if (mount("corral-hidden", s->hide_paths[i], "tmpfs", MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_RDONLY,
+                          "size=4k,mode=0755") < 0 && errno != ENOENT) fail(report[1], 17);
+            }
         }
         if (s->uid != 0) {
             /* Bounding and ambient capabilities go first (dropping them needs CAP_SETPCAP), then the identity:

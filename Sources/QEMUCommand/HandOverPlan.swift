@@ -20,6 +20,9 @@ public struct FDSetEntry: Sendable, Equatable, Codable {
 /// names the same numbers.
 public struct HandOverPlan: Sendable, Equatable {
     public var qmp: Int32
+    /// /dev/null in an fd set whose opaque text is the QMP socket's path: the folder stays on QEMU's command line, so a
+    /// restarted daemon can still prove which QEMU is this VM's (it never opens the path itself).
+    public var marker: FDSetEntry
     /// The guest agent channel's listening socket (`agent: true`).
     public var agent: Int32?
     public var serial: FDSetEntry?
@@ -32,7 +35,7 @@ public struct HandOverPlan: Sendable, Equatable {
     /// start above the highest set in use.
     public static let firstSet: Int32 = 1
 
-    /// Descriptors numbered from `firstFD` (after the taps): QMP, agent, serial, disks in order, kernel, initrd.
+    /// Descriptors numbered from `firstFD` (after the taps): QMP, marker, agent, serial, disks in order, kernel, initrd.
     public static func make(_ config: LiveConfig, serialLog: Bool, firstFD: Int32) -> HandOverPlan {
         let profile = config.profile
         var next = firstFD
@@ -46,18 +49,21 @@ public struct HandOverPlan: Sendable, Equatable {
             return FDSetEntry(fd: take(), set: set)
         }
         let qmp = take()
+        let marker = takeSet()
         let agent = profile.agent ? take() : nil
         let serial = serialLog ? takeSet() : nil
         var disks: [String: FDSetEntry] = [:]
         for disk in profile.disks + config.hotplugged.disks.map(\.disk) { disks[disk.id] = takeSet() }
         let kernel = profile.boot.kernel.map { _ in take() }
         let initrd = profile.boot.kernel != nil && profile.boot.initrd != nil ? take() : nil
-        return HandOverPlan(qmp: qmp, agent: agent, serial: serial, disks: disks, kernel: kernel, initrd: initrd)
+        return HandOverPlan(qmp: qmp, marker: marker, agent: agent, serial: serial, disks: disks, kernel: kernel,
+                            initrd: initrd)
     }
 
-    /// The `-add-fd` arguments: serial first, then the disks in the profile's order.
-    public func addFDArguments(_ config: LiveConfig) -> [String] {
-        var entries: [(FDSetEntry, String)] = []
+    /// The `-add-fd` arguments: the marker (`markerText`, already escaped for QemuOpts), serial, then the disks in
+    /// the profile's order.
+    public func addFDArguments(_ config: LiveConfig, markerText: String) -> [String] {
+        var entries: [(FDSetEntry, String)] = [(marker, markerText)]
         if let serial { entries.append((serial, "serial")) }
         for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
             if let entry = disks[disk.id] { entries.append((entry, "disk-" + disk.id)) }
@@ -69,6 +75,6 @@ public struct HandOverPlan: Sendable, Equatable {
 
     /// The highest descriptor the plan uses.
     public var highestFD: Int32 {
-        ([qmp, agent, serial?.fd, kernel, initrd].compactMap { $0 } + disks.values.map(\.fd)).max() ?? qmp
+        ([qmp, marker.fd, agent, serial?.fd, kernel, initrd].compactMap { $0 } + disks.values.map(\.fd)).max() ?? qmp
     }
 }

@@ -58,7 +58,7 @@ public enum QEMUArgv {
             args += ["-chardev", "socket,id=qmp,path=" + qemuOptsEscape(runtime.qmpSocket) + ",server=on,wait=off"]
         }
         args += ["-mon", "chardev=qmp,mode=control"]
-        if let handOver { args += handOver.addFDArguments(config) }
+        if let handOver { args += handOver.addFDArguments(config, markerText: qemuOptsEscape(runtime.qmpSocket)) }
         if profile.serial == .log, let log = handOver?.serial?.path ?? runtime.serialLog {
             args += ["-chardev", "file,id=serial0,append=on,path=" + qemuOptsEscape(log)]
             args += ["-serial", "chardev:serial0"]

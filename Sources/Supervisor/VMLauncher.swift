@@ -164,6 +164,8 @@ public struct VMLauncher: VMLaunching {
             spec.path = binary
             spec.passing = taps.descriptors.merging(handOver.descriptors) { tap, _ in tap }
             spec.confinement = request.confinement
+            // A QEMU binary (or wrapper) that lives in one of those folders must stay reachable.
+            spec.confinement?.hiddenPaths.removeAll { binary.hasPrefix($0 + "/") }
             process = try ProcessLauncher.launch(spec)
         } catch {
             handOver.undo(vm: profile.name, paths: paths)

@@ -102,7 +102,9 @@ extension TwoHostMigrationTests {
 
     /// Namespaces up, one daemon in each (listening on the hosts' IPv6 addresses with `ipv6`), `body`, then every
     /// process of the test killed and everything removed.
-    static func withHosts(ipv6: Bool = false, _ body: (Hosts) async throws -> Void) async throws {
+    /// `daemonFlags`: extra `corral daemon` flags for both hosts.
+    static func withHosts(ipv6: Bool = false, daemonFlags: [String] = [], _ body: (Hosts) async throws -> Void)
+        async throws {
         guard FileManager.default.fileExists(atPath: BinaryTCPTests.kernel),
             FileManager.default.fileExists(atPath: BinaryTCPTests.initrd)
         else {
@@ -135,7 +137,7 @@ extension TwoHostMigrationTests {
                 arguments: ["netns", "exec", "\(prefix)-\(side)", BinaryTCPTests.binary, "daemon",
                             "--state-dir", root + "/state-\(side)", "--socket", root + "/\(side).sock",
                             "--listen", "\(address)", "--token-file", adminTokenFile, "--peer-token-file", tokenFile,
-                            "--no-ksm", "--no-auto-balloon"],
+                            "--no-ksm", "--no-auto-balloon"] + daemonFlags,
                 outputFile: log))
             let listening = await BinaryTCPTests.firstLine(in: log, within: .seconds(60)) {
                 $0.split(separator: " ").contains("tcp=\(address)") && $0.contains("listening")

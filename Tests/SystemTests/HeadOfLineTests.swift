@@ -14,7 +14,8 @@ extension DaemonCLITests {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("hol")
         defer { Self.cleanUp(root) }
-        let daemon = try await Daemon.start(root: root)
+        // The wrapper writes into the test's folder: its QEMU runs as root here (isolation is IsolationTests' subject).
+        let daemon = try await Daemon.start(root: root, extra: ["--qemu-user", "root"])
 
         let quick = try await daemon.run("up", try Guest.writeProfile(in: root, name: "quick"))
         try #require(quick.status == .exited(0), "\(quick)")

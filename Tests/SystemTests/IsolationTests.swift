@@ -77,7 +77,7 @@ struct IsolationTests {
             let up = try await daemon.run("up", profile)
             try #require(up.status == .exited(0), "\(up)")
             let status = try await daemon.json(VMStatus.self, "status", name)
-            pids[name] = try #require(status.pid)
+            pids[name] = try #require(status.pid as Int32?)
             uids[name] = try #require(status.uid, "status shows the VM's uid")
             #expect(status.confinement?.contains("no capabilities") == true, "\(String(describing: status.confinement))")
             _ = try await HeartbeatWait.first(in: status.serialLog) { $0.n >= 1 && $0.disks == ["vda"] }
@@ -93,6 +93,15 @@ struct IsolationTests {
             #expect(fields["CapEff"] == "0000000000000000" && fields["CapPrm"] == "0000000000000000", "\(name)")
             #expect(fields["NoNewPrivs"] == "1", "\(name)")
             #expect(fields["Seccomp"] == "2", "\(name): QEMU's own seccomp sandbox is still on")
+            // Its own mount namespace, in which the daemon's state and /tmp (where these disks are) are empty.
+            let ownNS = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pids[name]!)/ns/mnt")
+            let daemonNS = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/mnt")
+            #expect(ownNS != daemonNS, "\(name): a mount namespace of its own")
+            let mounts = (try? String(contentsOfFile: "/proc/\(pids[name]!)/mountinfo", encoding: .utf8)) ?? ""
+            for hidden in [daemon.state, "/tmp"] {
+                #expect(mounts.split(separator: "\n").contains { $0.contains(" \(hidden) ") && $0.contains("corral-hidden") },
+                        "\(name): \(hidden) is hidden")
+            }
         }
         #expect(uids["left"] != uids["right"], "two VMs, two uids")
         let host = try await daemon.json(HostReport.self, "host")

@@ -17,10 +17,10 @@ import Testing
         var root: String
     }
 
-    func pair(_ tag: String) async throws -> Pair {
+    func pair(_ tag: String, identity: QEMUIdentity = .perVM()) async throws -> Pair {
         let root = Guest.tempFolder(tag)
-        let source = try await VMManager.open(stateRoot: root + "/a")
-        let destination = try await VMManager.open(stateRoot: root + "/b")
+        let source = try await VMManager.open(stateRoot: root + "/a", options: DaemonOptions(qemuIdentity: identity))
+        let destination = try await VMManager.open(stateRoot: root + "/b", options: DaemonOptions(qemuIdentity: identity))
         await source.setPeerConnector { _, _ in LocalMigrationPeer(destination) }
         return Pair(source: source, destination: destination, root: root)
     }
@@ -125,9 +125,36 @@ import Testing
     /// held to 16 MiB/s, so every precopy pass leaves tens of MiB dirty, far more than fits in the downtime limit.
     /// The source's QMP transcript shows that corral started postcopy after the first pass and QEMU switched
     /// over; the guest then goes on counting on the destination without a second boot.
+    @Test func postcopyToAnUnprivilegedDestinationIsRefusedClearlyWhenTheKernelForbidsIt() async throws {
+        try Guest.requireBuilt()
+        let p = try await pair("mig4u")
+        defer { Guest.cleanUp(p.root) }
+        let up = try await p.source.up(UpRequest(profile: try Guest.writeProfile(in: p.root, name: "strict")))
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 1 }
+        let allowed = (try? String(contentsOfFile: PostcopySupport.sysctlPath, encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) != "0"
+        let failure = await controlError { () async throws(ControlError) in
+            _ = try await p.source.migrateAndWait("strict", MigrateRequest(
+                to: "127.0.0.1:7000", options: MigrationOptions(postcopy: true)))
+        }
+        if allowed {
+            #expect(failure == nil, "this kernel lets unprivileged QEMU use userfaultfd: \(String(describing: failure))")
+        } else {
+            #expect(failure?.message.contains("vm.unprivileged_userfaultfd") == true, "\(String(describing: failure))")
+            let sourceState = try await p.source.status("strict").state
+            let left = await p.destination.list()
+            #expect(sourceState == .running && left.isEmpty, "the source keeps its guest; nothing on the destination")
+        }
+        _ = try? await p.source.kill("strict")
+        _ = try? await p.destination.kill("strict")
+        await p.source.shutdown()
+        await p.destination.shutdown()
+    }
+
     @Test func postcopySwitchesOverAGuestPrecopyCannotMove() async throws {
         try Guest.requireBuilt()
-        let p = try await pair("mig4")
+        // QEMU as root: postcopy's userfaultfd (see the test above for the unprivileged case).
+        let p = try await pair("mig4", identity: .root)
         defer { Guest.cleanUp(p.root) }
         let profile = try Guest.writeProfile(in: p.root, name: "busy", cmdline: Guest.dirtyingCmdline)
         let up = try await p.source.up(UpRequest(profile: profile))

@@ -77,10 +77,13 @@ struct corral_confined_spawn {
     int group_count;
     unsigned long memlock_bytes;
     unsigned long nofile;
+    /// Folders replaced by an empty read-only tmpfs in a mount namespace of the child's own (none: no namespace).
+    const char *const *hide_paths;
+    int hide_count;
 };
 
 /// fork + exec of `spec` (raw system calls only in between). The pid, or -errno with `failed_step` set to the step
-/// that failed in the child (1 setsid … 14 execve).
+/// that failed in the child (1 setsid … 14 execve, 15–17 the mount namespace).
 pid_t corral_spawn_confined(const struct corral_confined_spawn *spec, int *failed_step);
 
 /// getxattr(2), setxattr(2) (flags 0), removexattr(2): Glibc's module does not export <sys/xattr.h>.

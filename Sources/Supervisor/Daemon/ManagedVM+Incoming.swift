@@ -31,8 +31,15 @@ extension ManagedVM {
                 throw .refused("--tls: this daemon has no certificates in \(tlsDirectory)")
             }
             tlsID = MigrationPlan.tlsCredsID
+            var folder = tlsDirectory
+            if let uid = record.uid {
+                // Removed when this QEMU ends (`endRun`) or is committed.
+                do { folder = try TLSHandOver.stage(tlsDirectory, pid: vm.process.pid, uid: uid) } catch {
+                    throw .internalError(error.description)
+                }
+            }
             try await send(MigrationPlan.objectAdd(
-                MigrationPlan.tlsCredsObject(id: MigrationPlan.tlsCredsID, endpoint: .server, dir: tlsDirectory)))
+                MigrationPlan.tlsCredsObject(id: MigrationPlan.tlsCredsID, endpoint: .server, dir: folder)))
         }
         var reply = IncomingReply(uri: "")
         if request.options.withStorage {
@@ -80,6 +87,7 @@ extension ManagedVM {
         record.startedAt = Date().timeIntervalSince1970
         // The guest is this host's now, and so are its disks.
         claimDisks()
+        TLSHandOver.remove(pid: vm.process.pid)
         incomingDeadline?.cancel()
         incomingDeadline = nil
         uncommittedIncoming = nil

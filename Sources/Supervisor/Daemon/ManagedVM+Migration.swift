@@ -34,6 +34,14 @@ extension ManagedVM {
             throw .invalidRequest("--tls needs certificates in \(tlsDirectory) (ca-cert.pem, client-cert.pem, client-key.pem)")
         }
         guard let vm = running else { throw .conflict("\(name) has no QEMU running") }
+        // An unprivileged QEMU reads the credentials from a copy it may read, removed when the migration ends.
+        var tlsFolder = tlsDirectory
+        if options.tls, let uid = record.uid {
+            do { tlsFolder = try TLSHandOver.stage(tlsDirectory, pid: vm.process.pid, uid: uid) } catch {
+                throw .internalError(error.description)
+            }
+        }
+        defer { if options.tls, record.uid != nil { TLSHandOver.remove(pid: vm.process.pid) } }
         let previous = state
         let destination = endpoint.description
         await feed(.migrationStarted)
@@ -50,7 +58,7 @@ extension ManagedVM {
         let incoming = IncomingRequest(config: config, accel: record.accel, options: options,
                                        listenHost: endpoint.host, diskSizes: sizes)
         let setup = MigrationRunSetup(name: name, options: options, incoming: incoming,
-                                      disks: allDisks().map(MigrationDisk.init), tlsDirectory: tlsDirectory,
+                                      disks: allDisks().map(MigrationDisk.init), tlsDirectory: tlsFolder,
                                       tlsHostname: endpoint.host, sourceWasRunning: previous != .paused)
         // The journal goes when the migration has an outcome here; with the owner unknown it stays, and the
         // destination is asked again until it answers (`keepResolving`).

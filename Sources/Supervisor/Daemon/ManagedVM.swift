@@ -401,6 +401,7 @@ public actor ManagedVM {
         await session.agent?.close()
         releaseNetwork()
         if !disksWentWithMigration { releaseDisks() }
+        if record.uid != nil { TLSHandOver.remove(pid: session.vm.process.pid) }
         record.pid = nil
         record.startedAt = nil
         removeCGroup()
@@ -419,7 +420,11 @@ public actor ManagedVM {
         }
         let profile = config.profile
         let locked = profile.memory.lock ? (profile.memory.max ?? profile.memory.size).bytes + (64 << 20) : 64 << 10
-        return Confinement(uid: uid, gid: uid, groups: groups, memlockBytes: locked)
+        // The state root (every VM's folder), the daemon's socket folder, home and temp folders are empty in QEMU's
+        // mount namespace: it gets what it needs as descriptors and has no path to anything else there.
+        let stateRoot = String(paths.folder.dropLast(("/vms/" + name).count))
+        let hidden = [stateRoot, "/run/corral", "/root", "/home", "/tmp", "/var/tmp"]
+        return Confinement(uid: uid, gid: uid, groups: groups, memlockBytes: locked, hiddenPaths: hidden)
     }
 
     /// Every disk file this VM's QEMU had, given back to its original owner (a no-op for disks it does not hold).

@@ -81,6 +81,11 @@ extension VMManager: MigrationControl {
         }
         let problems = request.options.problems()
         guard problems.isEmpty else { throw .invalidRequest(problems.joined(separator: "; ")) }
+        if request.options.postcopy, let refusal = PostcopySupport.refusal(
+            unprivilegedQEMU: options.qemuIdentity != .root,
+            sysctl: (try? FileOps.readText(options.hostRoot + PostcopySupport.sysctlPath)) ?? nil) {
+            throw .refused(refusal)
+        }
         let listen: HostPort
         do { listen = try HostPort(host: request.listenHost, port: 0) } catch {
             throw .invalidRequest("listenHost: \(error.description)")

@@ -13,8 +13,12 @@ public struct Confinement: Sendable, Equatable {
     public var memlockBytes: UInt64
     /// RLIMIT_NOFILE; 0 keeps the daemon's.
     public var openFiles: UInt64
+    /// Folders the process sees empty (its own mount namespace): the daemon's state, home folders, temp folders.
+    public var hiddenPaths: [String]
 
-    public init(uid: UInt32, gid: UInt32, groups: [UInt32] = [], memlockBytes: UInt64 = 0, openFiles: UInt64 = 0) {
+    public init(uid: UInt32, gid: UInt32, groups: [UInt32] = [], memlockBytes: UInt64 = 0, openFiles: UInt64 = 0,
+                hiddenPaths: [String] = []) {
+        self.hiddenPaths = hiddenPaths
         self.uid = uid
         self.gid = gid
         self.groups = groups
@@ -28,7 +32,8 @@ extension ProcessLauncher {
     static let confinedSteps = [
         1: "setsid", 2: "stdin", 3: "stdout", 4: "passing descriptors", 5: "closing descriptors",
         6: "RLIMIT_CORE", 7: "RLIMIT_MEMLOCK", 8: "RLIMIT_NOFILE", 9: "dropping capabilities", 10: "setgroups",
-        11: "setresgid", 12: "setresuid", 13: "no_new_privs", 14: "execve",
+        11: "setresgid", 12: "setresuid", 13: "no_new_privs", 14: "execve", 15: "unshare(CLONE_NEWNS)",
+        16: "making mounts private", 17: "hiding a folder",
     ]
 
     /// fork + exec under `confinement` (see `corral_spawn_confined`): the identity is changed in the child before
@@ -61,7 +66,10 @@ extension ProcessLauncher {
         defer { for arg in cArgs { free(arg) } }
         var failedStep: Int32 = 0
         let groups = confinement.groups.map { gid_t($0) }
+        let hidden: [UnsafePointer<CChar>?] = confinement.hiddenPaths.map { UnsafePointer(strdup($0)) }
+        defer { for path in hidden { free(UnsafeMutablePointer(mutating: path)) } }
         let pid: pid_t = path.withCString { cPath in
+          hidden.withUnsafeBufferPointer { hiddenBuffer in
             targets.withUnsafeBufferPointer { targetBuffer in
                 sources.withUnsafeBufferPointer { sourceBuffer in
                     groups.withUnsafeBufferPointer { groupBuffer in
@@ -72,12 +80,14 @@ extension ProcessLauncher {
                                 passing_count: Int32(targets.count), highest_target: highest,
                                 new_session: spec.detach ? 1 : 0, uid: confinement.uid, gid: confinement.gid,
                                 groups: groupBuffer.baseAddress, group_count: Int32(groups.count),
-                                memlock_bytes: UInt(confinement.memlockBytes), nofile: UInt(confinement.openFiles))
+                                memlock_bytes: UInt(confinement.memlockBytes), nofile: UInt(confinement.openFiles),
+                                hide_paths: hiddenBuffer.baseAddress, hide_count: Int32(hidden.count))
                             return corral_spawn_confined(&request, &failedStep)
                         }
                     }
                 }
             }
+          }
         }
         guard pid > 0 else {
             let step = Self.confinedSteps[Int(failedStep)].map { " (at \($0))" } ?? ""

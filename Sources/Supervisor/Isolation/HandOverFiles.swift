@@ -49,6 +49,7 @@ struct HandOverFiles {
             return fd
         }
         descriptors[plan.qmp] = try listen(paths.qmpSocket)
+        descriptors[plan.marker.fd] = try openFile("/dev/null", O_RDONLY, what: "marker")
         if let agent = plan.agent { descriptors[agent] = try listen(paths.agentSocket) }
         if let serial = plan.serial {
             descriptors[serial.fd] = try openFile(paths.serialLog, O_WRONLY | O_CREAT | O_APPEND, what: "serial log")
