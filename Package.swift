@@ -110,6 +110,8 @@ let package = Package(
             "API", "CorralWire", "CorralModel", "CorralControl", "Supervisor", "LogTail", "Profiles", "QEMUCommand", "JSON",
             "UnixSockets",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            // OpenAPITests reads docs/openapi.yaml.
+            .product(name: "Yams", package: "Yams"),
         ]),
         .testTarget(name: "SupervisorTests", dependencies: [
             "Supervisor", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",

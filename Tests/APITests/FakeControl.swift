@@ -68,6 +68,8 @@ actor FakeControl: VMControl {
     }
 
     func setFailure(_ error: ControlError?) { failure = error }
+    func setIncomingReply(_ reply: IncomingReply) { incomingReply = reply }
+    func addNetwork(_ info: NetworkInfo) { fakeNetworks[info.name] = info }
     func setSerialLog(_ name: String, path: String) { serialLogs[name] = path }
     func add(_ status: VMStatus) { vms[status.name] = status }
 
@@ -309,7 +311,7 @@ extension FakeControl: TuningControl {
          "ksm":{"available":true,"managed":true,"pagesShared":10,"pagesSharing":1200,"running":true,"savedBytes":4915200},
          "memory":{"capacity":8589934592,"committed":1610612736,"ratio":0.1875},
          "memoryAvailableBytes":5368709120,
-         "vms":[{"autoBalloon":true,"balloonBytes":402653184,"cpuWeight":100,"memoryBytes":1073741824,
+         "vms":[{"autoBalloon":true,"balloonBytes":402653184,"cpuQuotaPercent":150,"cpuWeight":100,"memoryBytes":1073741824,
                  "memoryShares":1000,"name":"web","state":"running","vcpus":2}]}
         """
 
