@@ -120,6 +120,8 @@ let package = Package(
             "API", "CorralWire", "CorralModel", "CorralControl", "Supervisor", "LogTail", "Profiles", "QEMUCommand", "JSON",
             "UnixSockets",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            // OpenAPITests reads docs/openapi.yaml.
+            .product(name: "Yams", package: "Yams"),
         ]),
         .testTarget(name: "SupervisorTests", dependencies: [
             "Supervisor", "GuestAgent", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",

@@ -68,6 +68,8 @@ actor FakeControl: VMControl {
     }
 
     func setFailure(_ error: ControlError?) { failure = error }
+    func setIncomingReply(_ reply: IncomingReply) { incomingReply = reply }
+    func addNetwork(_ info: NetworkInfo) { fakeNetworks[info.name] = info }
     func setSerialLog(_ name: String, path: String) { serialLogs[name] = path }
     func add(_ status: VMStatus) { vms[status.name] = status }
 
@@ -202,9 +204,11 @@ actor FakeControl: VMControl {
             memory: .init(sizeBytes: 1 << 30, maxBytes: 2 << 30, balloonBytes: nil),
             disks: [.init(id: "root", file: "/var/lib/corral/vms/\(name)/root.qcow2", format: "qcow2", readonly: false,
                           bus: "virtio")],
-            nics: [.init(id: "net0", mac: "52:54:00:12:34:56", mode: "user")],
+            nics: [.init(id: "net0", mac: "52:54:00:12:34:56", mode: "user", addresses: ["10.0.2.15"],
+                         addressSource: "agent")],
             qmpSocket: "/var/lib/corral/vms/\(name)/qmp.sock", serialLog: "/var/lib/corral/vms/\(name)/serial.log",
-            restartCount: 0, lastExit: nil)
+            restartCount: 0, lastExit: nil, agent: state == .stopped ? nil : "connected", uid: 2_000_000,
+            confinement: "uid 2000000, no capabilities, no_new_privs, seccomp sandbox, descriptors only")
     }
 }
 
@@ -308,8 +312,8 @@ extension FakeControl: TuningControl {
          "cpus":{"capacity":4,"committed":3,"limit":4,"ratio":0.75},
          "ksm":{"available":true,"managed":true,"pagesShared":10,"pagesSharing":1200,"running":true,"savedBytes":4915200},
          "memory":{"capacity":8589934592,"committed":1610612736,"ratio":0.1875},
-         "memoryAvailableBytes":5368709120,
-         "vms":[{"autoBalloon":true,"balloonBytes":402653184,"cpuWeight":100,"memoryBytes":1073741824,
+         "memoryAvailableBytes":5368709120,"qemuUsers":"2000000-2065535","qemuUsersInUse":1,
+         "vms":[{"autoBalloon":true,"balloonBytes":402653184,"cpuQuotaPercent":150,"cpuWeight":100,"memoryBytes":1073741824,
                  "memoryShares":1000,"name":"web","state":"running","vcpus":2}]}
         """
 
