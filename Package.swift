@@ -27,6 +27,8 @@ let package = Package(
         .library(name: "QMP", targets: ["QMP"]),
         .library(name: "Profiles", targets: ["Profiles"]),
         .library(name: "QEMUCommand", targets: ["QEMUCommand"]),
+        // The fuzz target bodies, for the libFuzzer package in Fuzz/ (scripts/fuzz).
+        .library(name: "FuzzTargets", targets: ["FuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -34,6 +36,9 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        // Already there through Hummingbird; named for the fuzz targets (NIOEmbedded's channel, HTTPTypes' fields).
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.3"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -98,6 +103,15 @@ let package = Package(
             "QEMUCommand",
         ], path: "Sources/CorralBench"),
 
+        // The bodies of the fuzz targets (docs/fuzzing.md): the libFuzzer binary in Fuzz/ and FuzzTests both run them.
+        .target(name: "FuzzTargets", dependencies: [
+            "Profiles", "QEMUCommand", "QMP", "JSON", "CorralModel", "CorralWire", "CorralControl", "API",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "CorralModelTests", dependencies: ["CorralModel"]),
         .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON", "UnixSockets"]),
@@ -114,6 +128,7 @@ let package = Package(
         .testTarget(name: "SupervisorTests", dependencies: [
             "Supervisor", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",
         ]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "SystemTests", dependencies: [
             "Supervisor", "CorralCore", "CorralControl", "LogTail", "CorralModel", "QMP", "Profiles", "QEMUCommand", "JSON", "UnixSockets",
         ]),

@@ -5,8 +5,9 @@ import JSON
 ///
 /// One json-c tokener is kept across `feed` calls, so a message may arrive split over any number of reads, and one
 /// read may carry several messages: each is returned, in order. Whitespace between messages (QEMU ends each with
-/// `\r\n`) is skipped. Malformed input throws `QMPError.protocolError` and resets the decoder, so the next `feed`
-/// starts a fresh message; messages completed earlier in the same failing chunk are dropped with it.
+/// `\r\n`) is skipped. A message is a JSON object (QMP sends nothing else). Malformed input throws
+/// `QMPError.protocolError` and resets the decoder, so the next `feed` starts a fresh message; messages completed
+/// earlier in the same failing chunk are dropped with it.
 ///
 /// The decoder owns a json-c tokener, so it is non-copyable: two copies can never share one parser state.
 public struct QMPStreamDecoder: ~Copyable {
@@ -89,6 +90,15 @@ public struct QMPStreamDecoder: ~Copyable {
             let error = json_tokener_get_error(tokener)
             if error == json_tokener_success {
                 let end = json_tokener_get_parse_end(tokener)
+                // QMP sends only objects. A bare number or string is not QMP, and json-c splits bare numbers
+                // differently depending on where the reads end ("0-1" is one message or two): refuse them
+                // (found by the fuzzer).
+                guard json_object_get_type(object) == json_type_object else {
+                    let head = Self.printable(messageHead)
+                    json_object_put(object)
+                    reset()
+                    return .protocolError("a QMP message that is not a JSON object from QEMU: `\(head)`")
+                }
                 messages.append(JSONValue(borrowingJSONC: object))
                 json_object_put(object)
                 offset += end
