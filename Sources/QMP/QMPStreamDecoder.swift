@@ -77,6 +77,15 @@ public struct QMPStreamDecoder: ~Copyable {
                 // Between messages: skip the CRLF (or any whitespace) so json-c only ever sees message bytes.
                 while offset < count, Self.isWhitespace(base[offset]) { offset += 1 }
                 if offset == count { break }
+                // QMP sends only objects. A bare number is not QMP, and json-c splits bare numbers differently
+                // depending on where the reads end ("-0-0" is one message or two): refuse anything else at its
+                // first byte (found by the fuzzer).
+                guard base[offset] == UInt8(ascii: "{") else {
+                    let head = Self.printable(Array(UnsafeBufferPointer(start: base + offset,
+                                                                        count: min(Self.headLength, count - offset))))
+                    reset()
+                    return .protocolError("a QMP message that is not a JSON object from QEMU (starting `\(head)`)")
+                }
                 messageHead.removeAll(keepingCapacity: true)
             }
             let length = min(count - offset, Int(Int32.max))
@@ -90,15 +99,6 @@ public struct QMPStreamDecoder: ~Copyable {
             let error = json_tokener_get_error(tokener)
             if error == json_tokener_success {
                 let end = json_tokener_get_parse_end(tokener)
-                // QMP sends only objects. A bare number or string is not QMP, and json-c splits bare numbers
-                // differently depending on where the reads end ("0-1" is one message or two): refuse them
-                // (found by the fuzzer).
-                guard json_object_get_type(object) == json_type_object else {
-                    let head = Self.printable(messageHead)
-                    json_object_put(object)
-                    reset()
-                    return .protocolError("a QMP message that is not a JSON object from QEMU: `\(head)`")
-                }
                 messages.append(JSONValue(borrowingJSONC: object))
                 json_object_put(object)
                 offset += end
