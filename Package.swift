@@ -28,6 +28,8 @@ let package = Package(
         .library(name: "QMP", targets: ["QMP"]),
         .library(name: "Profiles", targets: ["Profiles"]),
         .library(name: "QEMUCommand", targets: ["QEMUCommand"]),
+        // The fuzz target bodies, for the libFuzzer package in Fuzz/ (scripts/fuzz).
+        .library(name: "FuzzTargets", targets: ["FuzzTargets"]),
     ],
     dependencies: [
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
@@ -36,9 +38,10 @@ let package = Package(
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         // Already in the graph through Hummingbird; named for the socket-activated listener (ServerBootstrap on a
-        // passed descriptor, ServerQuiescingHelper).
+        // passed descriptor, ServerQuiescingHelper) and the fuzz targets (NIOEmbedded's channel, HTTPTypes' fields).
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .systemLibrary(
@@ -107,6 +110,15 @@ let package = Package(
             "QEMUCommand",
         ], path: "Sources/CorralBench"),
 
+        // The bodies of the fuzz targets (docs/fuzzing.md): the libFuzzer binary in Fuzz/ and FuzzTests both run them.
+        .target(name: "FuzzTargets", dependencies: [
+            "Profiles", "QEMUCommand", "QMP", "JSON", "CorralModel", "CorralWire", "CorralControl", "API",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "NIOEmbedded", package: "swift-nio"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "CorralModelTests", dependencies: ["CorralModel"]),
         .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON", "UnixSockets"]),
@@ -126,6 +138,7 @@ let package = Package(
         .testTarget(name: "SupervisorTests", dependencies: [
             "Supervisor", "GuestAgent", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",
         ]),
+        .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "SystemTests", dependencies: [
             "Supervisor", "CorralCore", "CorralControl", "LogTail", "CorralModel", "QMP", "Profiles", "QEMUCommand", "JSON", "UnixSockets",
         ]),

@@ -14,6 +14,8 @@ struct ProfileChecker {
     var locations: [String: Location] = [:]
     /// Field paths whose value could not be decoded (or was required and missing).
     var failed: Set<String> = []
+    /// Checking a `Profile` value rather than a YAML file: every value counts as written.
+    var everythingGiven = false
 
     static let topKeys = ["name", "extends", "machine", "accel", "cpu", "memory", "boot", "disks", "nics",
                           "hotplug", "serial", "restart", "qemu", "overcommit", "agent"]

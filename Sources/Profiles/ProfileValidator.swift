@@ -28,8 +28,8 @@ extension ProfileChecker {
         return String(path[..<cut])
     }
 
-    /// True when `path` was explicitly written in the profile.
-    func given(_ path: String) -> Bool { locations[path] != nil }
+    /// True when `path` was explicitly written in the profile (always, for a profile that did not come from YAML).
+    func given(_ path: String) -> Bool { everythingGiven || locations[path] != nil }
 
     /// True when none of `paths` (nor any of their ancestors) failed to decode.
     func usable(_ paths: String...) -> Bool {

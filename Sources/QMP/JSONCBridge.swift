@@ -99,7 +99,10 @@ extension JSONValue {
                 self = .int(signed)
             }
         case json_type_double:
-            self = .double(json_object_get_double(object))
+            // json-c reads NaN and Infinity even in strict mode (and 1e400 as infinity); JSON has neither, and
+            // JSONValue writes a non-finite double as null: read them as null too (found by the fuzzer).
+            let number = json_object_get_double(object)
+            self = number.isFinite ? .double(number) : .null
         case json_type_string:
             let length = Int(json_object_get_string_len(object))
             guard let chars = json_object_get_string(object) else { self = .string(""); return }

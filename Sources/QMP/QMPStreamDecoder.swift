@@ -5,8 +5,9 @@ import JSON
 ///
 /// One json-c tokener is kept across `feed` calls, so a message may arrive split over any number of reads, and one
 /// read may carry several messages: each is returned, in order. Whitespace between messages (QEMU ends each with
-/// `\r\n`) is skipped. Malformed input throws `QMPError.protocolError` and resets the decoder, so the next `feed`
-/// starts a fresh message; messages completed earlier in the same failing chunk are dropped with it.
+/// `\r\n`) is skipped. A message is a JSON object (QMP sends nothing else). Malformed input throws
+/// `QMPError.protocolError` and resets the decoder, so the next `feed` starts a fresh message; messages completed
+/// earlier in the same failing chunk are dropped with it.
 ///
 /// The decoder owns a json-c tokener, so it is non-copyable: two copies can never share one parser state.
 public struct QMPStreamDecoder: ~Copyable {
@@ -76,6 +77,15 @@ public struct QMPStreamDecoder: ~Copyable {
                 // Between messages: skip the CRLF (or any whitespace) so json-c only ever sees message bytes.
                 while offset < count, Self.isWhitespace(base[offset]) { offset += 1 }
                 if offset == count { break }
+                // QMP sends only objects. A bare number is not QMP, and json-c splits bare numbers differently
+                // depending on where the reads end ("-0-0" is one message or two): refuse anything else at its
+                // first byte (found by the fuzzer).
+                guard base[offset] == UInt8(ascii: "{") else {
+                    let head = Self.printable(Array(UnsafeBufferPointer(start: base + offset,
+                                                                        count: min(Self.headLength, count - offset))))
+                    reset()
+                    return .protocolError("a QMP message that is not a JSON object from QEMU (starting `\(head)`)")
+                }
                 messageHead.removeAll(keepingCapacity: true)
             }
             let length = min(count - offset, Int(Int32.max))

@@ -92,7 +92,8 @@ package struct HTTPResponseDecoder: Sendable {
             case .chunkSize:
                 guard let line = try takeLine() else { return nil }
                 let sizeText = line.split(separator: ";", maxSplits: 1).first.map(String.init) ?? ""
-                guard let size = Int(trimmingOWS(sizeText), radix: 16), size >= 0 else {
+                let sizeDigits = trimmingOWS(sizeText)
+                guard sizeDigits.utf8.allSatisfy(isHexDigit), let size = Int(sizeDigits, radix: 16) else {
                     throw HTTPParseError("bad chunk size \"\(line)\"")
                 }
                 state = size == 0 ? .trailers : .chunkData(remaining: size)
@@ -201,7 +202,11 @@ package struct HTTPResponseDecoder: Sendable {
     private static func parseHead(_ lines: [String]) throws(HTTPParseError) -> HTTPResponseHead {
         let statusLine = lines[0]
         let parts = statusLine.split(separator: " ", maxSplits: 2, omittingEmptySubsequences: false)
-        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1].count == 3, let status = Int(parts[1]) else {
+        // RFC 9110 §15: three digits, 100…999 (`Int` alone would take "+12", "-12" and "002").
+        guard parts.count >= 2, parts[0].hasPrefix("HTTP/1."), parts[1].utf8.count == 3,
+              parts[1].utf8.allSatisfy(isDigit),
+              let status = Int(parts[1]), status >= 100
+        else {
             throw HTTPParseError("not an HTTP/1.x status line: \"\(statusLine.prefix(80))\"")
         }
         var headers: [(name: String, value: String)] = []
@@ -227,7 +232,10 @@ package struct HTTPResponseDecoder: Sendable {
             return .chunkSize
         }
         if let length = head.header("Content-Length") {
-            guard let count = Int(length), count >= 0 else { throw HTTPParseError("bad Content-Length \"\(length)\"") }
+            // 1*DIGIT (RFC 9110 §8.6): not the "+5" that `Int` would take.
+            guard length.utf8.allSatisfy(isDigit), let count = Int(length) else {
+                throw HTTPParseError("bad Content-Length \"\(length)\"")
+            }
             return .fixed(remaining: count)
         }
         return .untilClose
@@ -240,4 +248,10 @@ private func trimmingOWS(_ text: some StringProtocol) -> String {
     while let first = slice.first, first == " " || first == "\t" { slice.removeFirst() }
     while let last = slice.last, last == " " || last == "\t" { slice.removeLast() }
     return String(slice)
+}
+
+private func isDigit(_ byte: UInt8) -> Bool { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(byte) }
+
+private func isHexDigit(_ byte: UInt8) -> Bool {
+    isDigit(byte) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains(byte | 0x20)
 }

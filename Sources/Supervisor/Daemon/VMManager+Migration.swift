@@ -75,12 +75,11 @@ extension VMManager: MigrationControl {
     public func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply {
         var config = request.config
         let name = config.profile.name
-        guard VMName.isValid(name) else { throw .invalidRequest("'\(name)' is not a valid VM name (\(VMName.rule))") }
+        let problems = request.problems()
+        guard problems.isEmpty else { throw .invalidRequest(problems.joined(separator: "; ")) }
         if let existing = vms[name] {
             throw .conflict("a VM named \(name) already exists here (\(await existing.currentState.rawValue))")
         }
-        let problems = request.options.problems()
-        guard problems.isEmpty else { throw .invalidRequest(problems.joined(separator: "; ")) }
         if request.options.postcopy, let refusal = PostcopySupport.refusal(
             unprivilegedQEMU: options.qemuIdentity != .root,
             sysctl: (try? FileOps.readText(options.hostRoot + PostcopySupport.sysctlPath)) ?? nil) {
