@@ -7,7 +7,9 @@ import Glibc
 /// copied into a folder only that QEMU's uid can read, outside everything hidden, for as long as the migration runs.
 enum TLSHandOver {
     static let root = "/run/corral-qemu"
-    static let files = ["ca-cert.pem", "client-cert.pem", "client-key.pem", "server-cert.pem", "server-key.pem"]
+    /// What `tls-creds-x509` reads (dh-params.pem spares a listener generating DH parameters; ca-crl.pem is optional).
+    static let files = ["ca-cert.pem", "ca-crl.pem", "client-cert.pem", "client-key.pem", "server-cert.pem",
+                        "server-key.pem", "dh-params.pem"]
 
     struct Failure: Error, CustomStringConvertible {
         var description: String
