@@ -205,6 +205,10 @@ extension ProfileChecker {
         if boot.cmdline != nil && !hasKernel {
             problem("boot.cmdline", "needs boot.kernel (a command line is only used for direct kernel boot)")
         }
+        // Each reaches QEMU as one argv element, which exec would cut at a NUL byte.
+        for (key, text) in [("kernel", boot.kernel), ("initrd", boot.initrd), ("cmdline", boot.cmdline)] {
+            if let text, text.utf8.contains(0) { problem("boot." + key, "must not contain a NUL byte") }
+        }
         guard checkFiles else { return }
         for (key, file) in [("kernel", boot.kernel), ("initrd", boot.initrd)] {
             if let file, !source.exists(file) {
