@@ -224,6 +224,23 @@ private final class ExitWaiter: @unchecked Sendable {
 }
 
 public enum ProcessLauncher {
+    /// `spec.passing` as (target, copy) pairs, target order: each of our descriptors copied (close-on-exec) above every
+    /// target, so placing one in the child never overwrites another still to be placed. The caller closes the copies.
+    static func placedCopies(_ spec: LaunchSpec) throws(LaunchError) -> [(target: Int32, copy: Int32)] {
+        let highest = max(2, spec.passing.keys.max() ?? 2)
+        var placed: [(target: Int32, copy: Int32)] = []
+        for (target, source) in spec.passing.sorted(by: { $0.key < $1.key }) {
+            let copy = fcntl(source, F_DUPFD_CLOEXEC, highest + 1)
+            guard copy >= 0 else {
+                let code = errno
+                for (_, earlier) in placed { close(earlier) }
+                throw LaunchError(executable: spec.executable, errno: code)
+            }
+            placed.append((target, copy))
+        }
+        return placed
+    }
+
     /// Spawns `spec` with posix_spawn (no shell). stdin is /dev/null; the signal mask and
     /// dispositions are reset so the child does not inherit ours.
     public static func launch(_ spec: LaunchSpec) throws(LaunchError) -> ProcessHandle {
@@ -238,14 +255,9 @@ public enum ProcessLauncher {
         // Handed-over descriptors go where the child expects them. Ours are first copied above every target (and
         // close-on-exec), so placing one never overwrites another that is still to be placed.
         let highest = spec.passing.keys.max() ?? 2
-        var copies: [Int32] = []
-        defer { for copy in copies { close(copy) } }
-        for (target, source) in spec.passing.sorted(by: { $0.key < $1.key }) {
-            let copy = fcntl(source, F_DUPFD_CLOEXEC, highest + 1)
-            guard copy >= 0 else { throw LaunchError(executable: spec.executable, errno: errno) }
-            copies.append(copy)
-            posix_spawn_file_actions_adddup2(&actions, copy, target)
-        }
+        let placed = try placedCopies(spec)
+        defer { for (_, copy) in placed { close(copy) } }
+        for (target, copy) in placed { posix_spawn_file_actions_adddup2(&actions, copy, target) }
         // Nothing else we hold (QMP connections, API listeners, other VMs' sockets) reaches the child.
         _ = withUnsafeMutablePointer(to: &actions) { corral_spawn_closefrom($0, highest + 1) }
 

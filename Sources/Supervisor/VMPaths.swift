@@ -6,6 +6,12 @@ public struct VMPaths: Sendable, Equatable {
 
     public init(stateRoot: String, name: String) { self.folder = stateRoot + "/vms/" + name }
 
+    /// The daemon's state root (`STATE` of `STATE/vms/NAME`).
+    public var stateRoot: String {
+        let parts = folder.split(separator: "/", omittingEmptySubsequences: false)
+        return parts.dropLast(2).joined(separator: "/")
+    }
+
     public var qmpSocket: String { folder + "/qmp.sock" }
     /// The guest agent's channel (profiles with `agent: true`).
     public var agentSocket: String { folder + "/agent.sock" }

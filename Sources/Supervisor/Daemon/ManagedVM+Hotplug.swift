@@ -185,17 +185,9 @@ extension ManagedVM {
 
     /// Gives the disk to the VM's uid, opens it and hands the descriptor to QEMU in a new fd set; the set's number.
     private func handOverDisk(_ disk: Disk, uid: UInt32, to qmp: any QMPMonitor) async throws(ControlError) -> Int32 {
-        if let holder = FileClaims.holder(disk.file), holder != name {
-            throw .conflict("disk \(disk.file) is in use by VM \(holder)")
-        }
-        do { try FileClaims.claim(disk.file, vm: name, uid: uid, readonly: disk.readonly) } catch {
-            throw .refused(error.description)
-        }
-        let fd = open(disk.file, (disk.readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
-        guard fd >= 0 else {
-            let why = String(cString: strerror(errno))
-            FileClaims.release(disk.file, vm: name)
-            throw .refused("cannot open \(disk.file): \(why)")
+        let fd: Int32
+        do { fd = try FileClaims.handOver(disk.file, vm: name, uid: uid, readonly: disk.readonly).fd } catch {
+            throw error.heldBy != nil ? .conflict(error.description) : .refused(error.description)
         }
         defer { close(fd) }
         do { return try await qmp.addFD(fd, opaque: Self.fdSetOpaque(disk)) } catch {

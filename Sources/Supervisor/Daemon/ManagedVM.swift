@@ -303,8 +303,7 @@ public actor ManagedVM {
 
     /// A managed network's DHCP leases (MAC → address), read from its lease file.
     private func leases(of network: String) -> [String: String] {
-        let stateRoot = String(paths.folder.dropLast(("/vms/" + name).count))
-        let text = (try? FileOps.readText(NetworkPlan.Files(stateRoot: stateRoot, name: network).leases)) ?? nil
+        let text = (try? FileOps.readText(NetworkPlan.Files(stateRoot: paths.stateRoot, name: network).leases)) ?? nil
         return DHCPLeases.parse(text ?? "")
     }
 
@@ -422,8 +421,7 @@ public actor ManagedVM {
         let locked = profile.memory.lock ? (profile.memory.max ?? profile.memory.size).bytes + (64 << 20) : 64 << 10
         // The state root (every VM's folder), the daemon's socket folder, home and temp folders are empty in QEMU's
         // mount namespace: it gets what it needs as descriptors and has no path to anything else there.
-        let stateRoot = String(paths.folder.dropLast(("/vms/" + name).count))
-        let hidden = [stateRoot, "/run/corral", "/root", "/home", "/tmp", "/var/tmp"]
+        let hidden = [paths.stateRoot, "/run/corral", "/root", "/home", "/tmp", "/var/tmp"]
         return Confinement(uid: uid, gid: uid, groups: groups, memlockBytes: locked, hiddenPaths: hidden)
     }
 

@@ -45,17 +45,11 @@ extension ProcessLauncher {
         let output = open(spec.outputFile ?? "/dev/null", O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0o600)
         guard output >= 0 else { throw LaunchError(executable: spec.executable, errno: errno) }
         defer { close(output) }
-        // Ours are first copied above every target, so placing one never overwrites another still to be placed.
         let highest = max(2, spec.passing.keys.max() ?? 2)
-        var targets: [Int32] = []
-        var sources: [Int32] = []
-        defer { for copy in sources { close(copy) } }
-        for (target, source) in spec.passing.sorted(by: { $0.key < $1.key }) {
-            let copy = fcntl(source, F_DUPFD_CLOEXEC, highest + 1)
-            guard copy >= 0 else { throw LaunchError(executable: spec.executable, errno: errno) }
-            targets.append(target)
-            sources.append(copy)
-        }
+        let placed = try placedCopies(spec)
+        defer { for (_, copy) in placed { close(copy) } }
+        let targets = placed.map(\.target)
+        let sources = placed.map(\.copy)
         // The output descriptor must survive the placing too.
         let outputCopy = fcntl(output, F_DUPFD_CLOEXEC, highest + 1)
         guard outputCopy >= 0 else { throw LaunchError(executable: spec.executable, errno: errno) }

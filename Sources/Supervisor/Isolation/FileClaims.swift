@@ -16,6 +16,8 @@ public enum FileClaims {
 
     public struct Failure: Error, Sendable, CustomStringConvertible {
         public var description: String
+        /// The VM that holds the file, when that is why.
+        public var heldBy: String?
     }
 
     /// The VM that holds `path`, if any.
@@ -43,6 +45,27 @@ public enum FileClaims {
             throw Failure(description: "cannot give \(path) to uid \(uid): \(why)")
         }
         return true
+    }
+
+    /// A disk for VM `vm`'s unprivileged QEMU: refused when another VM holds it, given to `uid`, opened by the daemon
+    /// (read-only or read-write); the descriptor (close-on-exec) and whether it was claimed (to give back on failure).
+    public static func handOver(_ path: String, vm: String, uid: UInt32, readonly: Bool,
+                                claim: Bool = true) throws(Failure) -> (fd: Int32, claimed: Bool) {
+        var claimed = false
+        if claim {
+            if let holder = holder(path), holder != vm {
+                throw Failure(description: "\(path) is in use by VM \(holder) (if \(holder) no longer runs anywhere: "
+                    + "setfattr -x \(holderKey) \(path))", heldBy: holder)
+            }
+            claimed = try self.claim(path, vm: vm, uid: uid, readonly: readonly)
+        }
+        let fd = open(path, (readonly ? O_RDONLY : O_RDWR) | O_CLOEXEC)
+        guard fd >= 0 else {
+            let why = String(cString: strerror(errno))
+            if claimed { release(path, vm: vm) }
+            throw Failure(description: "cannot open \(path): \(why)")
+        }
+        return (fd, claimed)
     }
 
     /// Gives `path` back its original owner and mode if `vm` holds it (another VM's claim is left alone).

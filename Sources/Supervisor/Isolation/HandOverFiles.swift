@@ -56,20 +56,14 @@ struct HandOverFiles {
         }
         for disk in profile.disks + config.hotplugged.disks.map(\.disk) {
             guard let entry = plan.disks[disk.id] else { continue }
-            if claimDisks {
-                if let holder = FileClaims.holder(disk.file), holder != profile.name {
-                    throw Failure(description: "disks.\(disk.id): \(disk.file) is in use by VM \(holder) (if \(holder) "
-                        + "no longer runs anywhere: setfattr -x trusted.corral.vm \(disk.file))")
-                }
-                do {
-                    if try FileClaims.claim(disk.file, vm: profile.name, uid: uid, readonly: disk.readonly) {
-                        claimed.append(disk.file)
-                    }
-                } catch {
-                    throw Failure(description: "disks.\(disk.id): \(error.description)")
-                }
+            do {
+                let (fd, wasClaimed) = try FileClaims.handOver(disk.file, vm: profile.name, uid: uid,
+                                                               readonly: disk.readonly, claim: claimDisks)
+                if wasClaimed { claimed.append(disk.file) }
+                descriptors[entry.fd] = fd
+            } catch {
+                throw Failure(description: "disks.\(disk.id): \(error.description)")
             }
-            descriptors[entry.fd] = try openFile(disk.file, disk.readonly ? O_RDONLY : O_RDWR, what: "disks.\(disk.id)")
         }
         for (field, path, fd) in [("boot.kernel", profile.boot.kernel, plan.kernel),
                                   ("boot.initrd", profile.boot.initrd, plan.initrd)] {
