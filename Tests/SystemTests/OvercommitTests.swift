@@ -67,9 +67,11 @@ import Testing
         let host = try fakeHost(root, totalKB: 8 << 20, availableKB: 400 << 10)
         let options = DaemonOptions(policyInterval: .milliseconds(300), autoBalloon: true, manageKSM: true, hostRoot: host)
         let manager = try await VMManager.open(stateRoot: root + "/state", options: options)
-        let daemon = Task { await manager.run() }
         let up = try await manager.up(UpRequest(profile: try balloonProfile(root, name: "pressed")))
         let before = try await HeartbeatWait.first(in: up.serialLog) { $0.n >= 2 }
+        // The policy loop starts only now: `before` is the guest's memory before any balloon (a policy tick during the
+        // boot could shrink it first, and then no later heartbeat is below it).
+        let daemon = Task { await manager.run() }
         let shrunk = try await HeartbeatWait.first(in: up.serialLog, within: .seconds(90)) { $0.memKB < before.memKB - 30_000 }
         #expect(shrunk.memKB < before.memKB, "the policy inflated the balloon")
         let status = try await manager.status("pressed")
