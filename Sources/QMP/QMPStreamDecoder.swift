@@ -26,6 +26,11 @@ public struct QMPStreamDecoder: ~Copyable {
     private var bytesInMessage = 0
     /// A short prefix of the current message, for error messages.
     private var messageHead: [UInt8] = []
+    /// Bytes held back from json-c: a read that ends in a run of bytes that could be part of a number keeps that
+    /// run here until a byte that cannot be arrives. json-c checks a number's syntax only within one call (a number
+    /// resumed at a read boundary forgets that it has already seen digits, so `92` then `-1` passes as one number),
+    /// so it must never see a number split across calls. Only ever non-empty inside a message.
+    private var heldBack: [UInt8] = []
 
     public init() {
         guard let tokener = json_tokener_new_ex(Self.maximumDepth) else {
@@ -40,24 +45,25 @@ public struct QMPStreamDecoder: ~Copyable {
     }
 
     /// True when a message has started but not finished.
-    public var isInsideMessage: Bool { bytesInMessage > 0 }
+    public var isInsideMessage: Bool { bytesInMessage > 0 || !heldBack.isEmpty }
 
     /// Forgets any partial message.
     public mutating func reset() {
         json_tokener_reset(tokener)
         bytesInMessage = 0
         messageHead.removeAll(keepingCapacity: true)
+        heldBack.removeAll()
     }
 
     /// Feeds the next bytes of the stream and returns every message they complete.
     public mutating func feed(_ bytes: some Collection<UInt8>) throws(QMPError) -> [JSONValue] {
         var messages: [JSONValue] = []
         let outcome: QMPError?
-        if let direct = bytes.withContiguousStorageIfAvailable({ decode($0, into: &messages) }) {
+        if let direct = bytes.withContiguousStorageIfAvailable({ consume($0, into: &messages) }) {
             outcome = direct
         } else {
             let copy = Array(bytes)
-            outcome = copy.withUnsafeBufferPointer { decode($0, into: &messages) }
+            outcome = copy.withUnsafeBufferPointer { consume($0, into: &messages) }
         }
         if let outcome { throw outcome }
         return messages
@@ -65,7 +71,54 @@ public struct QMPStreamDecoder: ~Copyable {
 
     /// Feeds raw memory (the reader thread's buffer) without going through a generic collection.
     mutating func feed(buffer: UnsafeBufferPointer<UInt8>, into messages: inout [JSONValue]) throws(QMPError) {
-        if let error = decode(buffer, into: &messages) { throw error }
+        if let error = consume(buffer, into: &messages) { throw error }
+    }
+
+    /// Hands json-c everything but a trailing run of number bytes, which waits in `heldBack` for the next read. A
+    /// run that fills a whole read is only appended, so a long one costs linear time, never a re-parse per read.
+    private mutating func consume(_ buffer: UnsafeBufferPointer<UInt8>, into messages: inout [JSONValue]) -> QMPError? {
+        guard let base = buffer.baseAddress else { return nil }
+        let count = buffer.count
+        var run = 0
+        while run < count, Self.mayBeInNumber(base[count - 1 - run]) { run += 1 }
+        let ready = UnsafeBufferPointer(start: base, count: count - run)
+        let tail = UnsafeBufferPointer(start: base + (count - run), count: run)
+        if heldBack.isEmpty {
+            if let error = decode(ready, into: &messages) { return error }
+        } else {
+            if run == count {
+                heldBack.append(contentsOf: tail)
+                return checkSize()
+            }
+            heldBack.append(contentsOf: ready)
+            var joined: [UInt8] = []
+            swap(&joined, &heldBack)
+            if let error = joined.withUnsafeBufferPointer({ decode($0, into: &messages) }) { return error }
+        }
+        guard run > 0 else { return nil }
+        // Between messages a number byte cannot start one: decode it now, which refuses it as a whole read would.
+        guard bytesInMessage > 0 else { return decode(tail, into: &messages) }
+        heldBack.append(contentsOf: tail)
+        return checkSize()
+    }
+
+    private mutating func checkSize() -> QMPError? {
+        guard bytesInMessage + heldBack.count > Self.maximumMessageBytes else { return nil }
+        let head = Self.printable(messageHead)
+        reset()
+        return .protocolError("a QMP message longer than \(Self.maximumMessageBytes >> 20) MiB from QEMU "
+            + "(starting `\(head)`)")
+    }
+
+    /// The bytes json-c takes into a number token.
+    private static func mayBeInNumber(_ byte: UInt8) -> Bool {
+        switch byte {
+        case UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "+"), UInt8(ascii: "."),
+             UInt8(ascii: "e"), UInt8(ascii: "E"):
+            true
+        default:
+            false
+        }
     }
 
     private mutating func decode(_ buffer: UnsafeBufferPointer<UInt8>, into messages: inout [JSONValue]) -> QMPError? {
@@ -106,12 +159,7 @@ public struct QMPStreamDecoder: ~Copyable {
             } else if error == json_tokener_continue {
                 offset += length
                 bytesInMessage += length
-                if bytesInMessage > Self.maximumMessageBytes {
-                    let head = Self.printable(messageHead)
-                    reset()
-                    return .protocolError("a QMP message longer than \(Self.maximumMessageBytes >> 20) MiB from QEMU "
-                        + "(starting `\(head)`)")
-                }
+                if let error = checkSize() { return error }
             } else {
                 let position = bytesInMessage + json_tokener_get_parse_end(tokener)
                 let head = Self.printable(messageHead)

@@ -166,6 +166,38 @@ struct StreamDecoderTests {
         }
     }
 
+    /// json-c checks a number's syntax only within one call: resumed at a read boundary, `92` then `-1` passed as
+    /// one number. Every cut of a malformed number must fail, and every cut of a valid one must decode the same.
+    @Test("a number split at every position", arguments: [
+        (#"{"n": 92-23}"#, false), (#"{"n": 1.5e9}"#, true), (#"{"n": -12}"#, true), (#"{"n": 1e+}"#, false),
+        (#"{"n": 1.2.3}"#, false), (#"{"n": [1, -0.5E-3]}"#, true), (#"{"n": 0-}"#, false),
+    ])
+    func numberSplitAtEveryPosition(text: String, valid: Bool) throws {
+        let bytes = Array((text + "\r\n").utf8)
+        var whole = QMPStreamDecoder()
+        let expected = try? whole.feed(bytes)
+        #expect((expected != nil) == valid, "whole: \(String(describing: expected))")
+        for cut in 1..<bytes.count {
+            var decoder = QMPStreamDecoder()
+            let decoded = try? (decoder.feed(bytes[..<cut]) + decoder.feed(bytes[cut...]))
+            #expect(decoded == expected, "cut at \(cut)")
+        }
+    }
+
+    @Test func aLongDigitRunInAStringArrivesInManyReads() throws {
+        let digits = String(repeating: "1234567890", count: 100_000)  // 1 MB of number bytes inside a string
+        let bytes = Array((#"{"return": ""# + digits + #""}"# + "\r\n").utf8)
+        var decoder = QMPStreamDecoder()
+        var decoded: [JSONValue] = []
+        var offset = 0
+        while offset < bytes.count {
+            let end = min(offset + 1000, bytes.count)
+            decoded += try decoder.feed(bytes[offset..<end])
+            offset = end
+        }
+        #expect(decoded == [["return": .string(digits)]])
+    }
+
     @Test func oneMebibyteString() throws {
         let big = String(repeating: "0123456789abcdef", count: 65_536)  // 1 MiB
         let message: JSONValue = ["return": ["data": .string(big)], "id": 1]
