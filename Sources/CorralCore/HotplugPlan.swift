@@ -118,6 +118,13 @@ public enum HotplugPlanner {
         return .remove(victims.map { deviceDel($0.qomPath ?? cpuID($0)) })
     }
 
+    /// QEMU refuses to unplug a vCPU until the guest's firmware tables have switched CPU hotplug from the legacy to
+    /// the modern ACPI interface, which the guest's kernel does while it boots; until then `device_del` answers
+    /// `acpi: device unplug request for not supported device type: …`. That is the guest's state, not a QEMU fault.
+    public static func isUnplugBeforeGuestACPI(errorClass: String, desc: String) -> Bool {
+        errorClass == "GenericError" && desc.hasPrefix("acpi: device unplug request for not supported device type")
+    }
+
     /// A stable id for a hotplugged vCPU from its topology: `cpu-s0-c2-t0`.
     public static func cpuID(_ slot: CPUSlot) -> String {
         let p = slot.props

@@ -26,11 +26,11 @@ import Testing
         let root: String
         let profile: String
 
-        init(restart: String = "on-failure") throws {
+        init(restart: String = "on-failure", extra: String = "") throws {
             root = NSTemporaryDirectory() + "corral-managed-\(UUID().uuidString.prefix(8))"
             try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
             profile = root + "/web.yaml"
-            try "name: web\naccel: tcg\nmemory: 256M\nrestart: \(restart)\n"
+            try ("name: web\naccel: tcg\nmemory: 256M\nrestart: \(restart)\n" + extra)
                 .write(toFile: profile, atomically: true, encoding: .utf8)
         }
 
@@ -277,6 +277,38 @@ import Testing
 
     /// A QEMU whose QMP connection ends while it runs (it sent an endless line, say): the VM is marked, nothing is
     /// killed or restarted.
+    /// Until the guest's kernel has switched CPU hotplug to the modern ACPI interface, QEMU refuses a vCPU unplug:
+    /// the request is early, not failed (409 conflict with the reason, not 502), and the count stays as it was.
+    @Test func aVCPUUnplugBeforeTheGuestEnabledACPIIsAConflict() async throws {
+        let scene = try Scene(extra: "cpu: { count: 2, max: 4, sockets: 1, cores: 4, threads: 1 }\n")
+        defer { scene.cleanUp() }
+        let launcher = FakeLauncher()
+        let qemu = launcher.willStart(pid: 7002)
+        let manager = try await scene.open(launcher)
+        _ = try await manager.up(UpRequest(profile: scene.profile))
+        func slot(_ core: Int64, _ path: String?) -> JSONValue {
+            var slot: JSONObject = ["type": "max-x86_64-cpu", "vcpus-count": 1,
+                                    "props": ["socket-id": 0, "core-id": .int(core), "thread-id": 0]]
+            if let path { slot["qom-path"] = .string(path) }
+            return .object(slot)
+        }
+        qemu.qmp.expect("query-hotpluggable-cpus", nil,
+                        .ok([slot(3, nil), slot(2, nil), slot(1, "/machine/peripheral/cpu-s0-c1-t0"),
+                             slot(0, "/machine/unattached/device[0]")]))
+        let refusal = "acpi: device unplug request for not supported device type: max-x86_64-cpu"
+        qemu.qmp.expect("device_del", ["id": "/machine/peripheral/cpu-s0-c1-t0"], .error("GenericError", refusal))
+        var failure: ControlError?
+        do { _ = try await manager.setCPUs("web", count: 1) } catch { failure = error }
+        guard case .conflict(let message)? = failure else {
+            Issue.record("expected a conflict, got \(String(describing: failure))")
+            await manager.shutdown()
+            return
+        }
+        #expect(message.contains("has not enabled ACPI CPU hot-unplug yet") && message.contains(refusal), "\(message)")
+        qemu.qmp.verify()
+        await manager.shutdown()
+    }
+
     @Test func aLostMonitorMarksTheVMAndTouchesNothingElse() async throws {
         let scene = try Scene(restart: "always")
         defer { scene.cleanUp() }

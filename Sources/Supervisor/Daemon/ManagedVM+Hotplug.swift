@@ -93,6 +93,11 @@ extension ManagedVM {
                         pendingUnplugs[device] = PendingUnplug(remaining: [], completion: .cpu)
                     }
                     await saveConfig(.cpusChanged, ["online": .int(Int64(online - removed))])
+                    if case .stepFailed(_, .commandFailed(_, let errorClass, let desc), _) = error,
+                       HotplugPlanner.isUnplugBeforeGuestACPI(errorClass: errorClass, desc: desc) {
+                        throw .conflict("\(name)'s guest has not enabled ACPI CPU hot-unplug yet (a guest kernel does "
+                            + "so while it boots): try again once it has booted; QEMU said: \(desc)")
+                    }
                     throw failure(error)
                 }
             }
