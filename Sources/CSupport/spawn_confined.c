@@ -51,6 +51,11 @@ pid_t corral_spawn_confined(const struct corral_confined_spawn *s, int *failed_s
         for (int sig = 1; sig < NSIG; sig++) {
             if (sig != SIGKILL && sig != SIGSTOP) sigaction(sig, &dfl, NULL);
         }
+        /* Into the VM's cgroups while still root (the files are root's), before any descriptor is
+           moved (the placing below could overwrite these). */
+        for (int i = 0; i < s->join_count; i++) {
+            if (write(s->join_fds[i], "0\n", 2) != 2) fail(report[1], 18);
+        }
         int in = open("/dev/null", O_RDONLY);
         if (in < 0 || dup2(in, 0) < 0) fail(report[1], 2);
         if (dup2(s->output_fd, 1) < 0 || dup2(1, 2) < 0) fail(report[1], 3);

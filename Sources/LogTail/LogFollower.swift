@@ -37,15 +37,15 @@ public final class LogFollower: @unchecked Sendable {
         return stream
     }
 
-    /// The first line of `path` (from its start, then as it grows) that satisfies `predicate`;
+    /// The first line of `path` (from byte `offset`, then as it grows) that satisfies `predicate`;
     /// nil when none has appeared after `limit`.
-    public static func firstLine(in path: String, within limit: Duration,
+    public static func firstLine(in path: String, from offset: Int = 0, within limit: Duration,
                                  where predicate: @escaping @Sendable (String) -> Bool) async -> String? {
         let follower = LogFollower(path: path)
         defer { follower.stop() }
         return await withTaskGroup(of: String?.self) { group in
             group.addTask {
-                for await line in follower.lines() where predicate(line) { return line }
+                for await line in follower.lines(from: offset) where predicate(line) { return line }
                 return nil
             }
             group.addTask {

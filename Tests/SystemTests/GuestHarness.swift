@@ -164,9 +164,10 @@ enum HeartbeatWait {
     }
 
     /// Waits for the first heartbeat in `serialLog` that satisfies `predicate`.
-    static func first(in serialLog: String, within limit: Duration = .seconds(180),
+    /// `offset`: where to start reading (a restarted QEMU appends to the log the one before it wrote).
+    static func first(in serialLog: String, from offset: Int = 0, within limit: Duration = .seconds(180),
                       where predicate: @escaping @Sendable (Heartbeat) -> Bool = { _ in true }) async throws -> Heartbeat {
-        let line = await LogFollower.firstLine(in: serialLog, within: limit) { line in
+        let line = await LogFollower.firstLine(in: serialLog, from: offset, within: limit) { line in
             Heartbeat(line: line).map(predicate) ?? false
         }
         let found = line.flatMap { Heartbeat(line: $0) }

@@ -136,9 +136,13 @@ import Testing
         #expect(reattached.nics.map(\.id) == ["net0", "net1"])
 
         _ = try await second.stop("keep", timeout: .seconds(60))
+        // The new QEMU appends to the same serial log: only its own heartbeats count (the first QEMU's include one
+        // from between the disk and the NIC plugs, with both disks and one NIC).
+        let before = (try? FileManager.default.attributesOfItem(atPath: up.serialLog)[.size] as? Int) ?? 0
         let restarted = try await second.start("keep")
         #expect(restarted.pid != up.pid)
-        let seen = try await HeartbeatWait.first(in: up.serialLog, where: { $0.n >= 1 && $0.disks == ["vda", "vdb"] })
+        let seen = try await HeartbeatWait.first(in: up.serialLog, from: before,
+                                                 where: { $0.n >= 1 && $0.disks == ["vda", "vdb"] })
         #expect(seen.nics == ["eth0", "eth1"], "the restarted QEMU recreated the hotplugged devices")
         _ = try await second.kill("keep")
         await second.shutdown()

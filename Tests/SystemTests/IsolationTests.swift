@@ -80,6 +80,10 @@ struct IsolationTests {
             pids[name] = try #require(status.pid as Int32?)
             uids[name] = try #require(status.uid, "status shows the VM's uid")
             #expect(status.confinement?.contains("no capabilities") == true, "\(String(describing: status.confinement))")
+            if DeviceCGroup(root: "") != nil {
+                #expect(status.confinement?.contains("device cgroup allowing 5 nodes") == true,
+                        "\(String(describing: status.confinement))")
+            }
             _ = try await HeartbeatWait.first(in: status.serialLog) { $0.n >= 1 && $0.disks == ["vda"] }
         }
 
@@ -93,6 +97,12 @@ struct IsolationTests {
             #expect(fields["CapEff"] == "0000000000000000" && fields["CapPrm"] == "0000000000000000", "\(name)")
             #expect(fields["NoNewPrivs"] == "1", "\(name)")
             #expect(fields["Seccomp"] == "2", "\(name): QEMU's own seccomp sandbox is still on")
+            // Its own device cgroup (cgroup v1 here), joined before exec: only the harmless nodes.
+            if let devices = DeviceCGroup(root: "") {
+                let cgroup = (try? String(contentsOfFile: "/proc/\(pids[name]!)/cgroup", encoding: .utf8)) ?? ""
+                #expect(cgroup.contains(":devices:/corral/\(name)\n"), "\(name): \(cgroup)")
+                #expect(try devices.rules(vm: name) == DeviceRules.allowed(accel: .tcg).map(\.line), "\(name)")
+            }
             // Its own mount namespace, in which the daemon's state and /tmp (where these disks are) are empty.
             let ownNS = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/\(pids[name]!)/ns/mnt")
             let daemonNS = try FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/mnt")
@@ -150,6 +160,11 @@ struct IsolationTests {
             #expect(mode.map { $0 == (0, 4, 0o640) } == true, "\(name): \(String(describing: mode))")
         }
         _ = try await daemon.run("rm", "left")
+        if let devices = DeviceCGroup(root: "") {
+            for name in ["left", "right"] {
+                #expect(!FileManager.default.fileExists(atPath: devices.path(vm: name)), "\(name): device cgroup removed")
+            }
+        }
         #expect(await daemon.terminate() == .exited(0))
     }
 

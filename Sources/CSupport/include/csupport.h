@@ -80,10 +80,13 @@ struct corral_confined_spawn {
     /// Folders replaced by an empty read-only tmpfs in a mount namespace of the child's own (none: no namespace).
     const char *const *hide_paths;
     int hide_count;
+    /// Open `cgroup.procs` files of groups to join ("0" written to each) before anything else is dropped.
+    const int *join_fds;
+    int join_count;
 };
 
 /// fork + exec of `spec` (raw system calls only in between). The pid, or -errno with `failed_step` set to the step
-/// that failed in the child (1 setsid … 14 execve, 15–17 the mount namespace).
+/// that failed in the child (1 setsid … 14 execve, 15–17 the mount namespace, 18 joining a cgroup).
 pid_t corral_spawn_confined(const struct corral_confined_spawn *spec, int *failed_step);
 
 /// getxattr(2), setxattr(2) (flags 0), removexattr(2): Glibc's module does not export <sys/xattr.h>.

@@ -68,6 +68,7 @@ extension ManagedVM {
     }
 
     func removeCGroup() {
+        deviceCGroup?.remove(vm: name)
         guard let cgroups else { return }
         try? cgroups.remove(vm: name)
     }

@@ -45,6 +45,8 @@ public actor ManagedVM {
     let logger: Logger
     /// Per-VM cgroups (nil when the host has none we can use).
     let cgroups: CGroupManager?
+    /// The device cgroup a confined QEMU joins before exec (nil when the host has none).
+    let deviceCGroup: DeviceCGroup?
     /// Reaches the guest agent behind a socket path.
     let guestAgent: @Sendable (String) -> any GuestAgent
 
@@ -75,9 +77,11 @@ public actor ManagedVM {
 
     init(record: VMRecord, config: LiveConfig, paths: VMPaths, hub: EventHub, launcher: any VMLaunching,
          restartEngine: RestartPolicyEngine, unplugTimeout: Duration, cgroups: CGroupManager? = nil,
+         deviceCGroup: DeviceCGroup? = nil,
          guestAgent: @escaping @Sendable (String) -> any GuestAgent = { GuestAgentClient(socketPath: $0) },
          logger: Logger) {
         self.cgroups = cgroups
+        self.deviceCGroup = deviceCGroup
         self.guestAgent = guestAgent
         self.name = record.name
         self.paths = paths
@@ -138,6 +142,14 @@ public actor ManagedVM {
         request.onSpawn = spawnHook(expecting: lifecycle.recordedState)
         request.liveConfigWritten = configStaged
         request.confinement = confinement
+        if request.confinement != nil, let deviceCGroup {
+            do {
+                let procs = try deviceCGroup.prepare(vm: name, rules: DeviceRules.allowed(accel: record.accel))
+                request.confinement?.joinCGroups = [procs]
+            } catch {
+                logger.warning("QEMU starts without device rules", metadata: ["error": "\(error)"])
+            }
+        }
         // A migration destination takes the disks at the commit: until then the source runs with them.
         request.claimDisks = kind != .incoming
         disksWentWithMigration = false
@@ -145,6 +157,7 @@ public actor ManagedVM {
         do {
             vm = try await launcher.start(request)
         } catch {
+            deviceCGroup?.remove(vm: name)
             await feed(.startFailed(reason: error.reason))
             throw .startFailed(reason: error.description.split(separator: "\n").first.map(String.init) ?? error.reason,
                                qemuOutput: error.qemuOutput)
@@ -297,7 +310,8 @@ public actor ManagedVM {
             migration: outgoing.map { OutgoingMigrationInfo(to: $0.destination, progress: $0.progress) },
             agent: agentAnswer?.label,
             uid: record.uid,
-            confinement: record.uid.map { "uid \($0), no capabilities, no_new_privs, seccomp sandbox, descriptors only" }
+            confinement: record.uid.map { "uid \($0), no capabilities, no_new_privs, seccomp sandbox, descriptors only, "
+                + deviceRulesSummary }
                 ?? "none: QEMU runs as root (--qemu-user root)")
     }
 
@@ -406,6 +420,15 @@ public actor ManagedVM {
         removeCGroup()
         logger.info("qemu exited", metadata: ["note": "\(note)"])
         await session.vm.qmp.close()
+    }
+
+    /// The device rules in force for this VM's QEMU, as `status` shows them.
+    var deviceRulesSummary: String {
+        guard let deviceCGroup else { return "no device cgroup on this host" }
+        guard let rules = try? deviceCGroup.rules(vm: name), !rules.isEmpty, !rules.contains("a *:* rwm") else {
+            return "no device rules"
+        }
+        return "device cgroup allowing \(rules.count) nodes"
     }
 
     /// How this VM's QEMU runs: as its own uid (and gid) with no other groups, except the group of /dev/kvm under

@@ -134,7 +134,8 @@ extension VMManager: MigrationControl {
         }
         let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
                            restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
-                           cgroups: cgroups, guestAgent: options.guestAgent, logger: logger)
+                           cgroups: cgroups, deviceCGroup: deviceCGroup, guestAgent: options.guestAgent,
+                           logger: logger)
         vms[name] = vm
         await vm.setOnIncomingLost { [weak self] lost in await self?.forget(lost, vm: vm) }
         await hub.setLogFile(store.eventsPath, for: name)

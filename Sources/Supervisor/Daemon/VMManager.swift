@@ -18,6 +18,8 @@ public actor VMManager: VMControl {
     var peerConnector: MigrationPeerConnector?
     let options: DaemonOptions
     let cgroups: CGroupManager?
+    /// Device cgroups for confined QEMUs (nil: none on this host, or cgroups off).
+    let deviceCGroup: DeviceCGroup?
     let logger: Logger
     var vms: [String: ManagedVM] = [:]
     /// VM folders that cannot be read, by name: why. Listed, never touched except by `rm`.
@@ -49,6 +51,14 @@ public actor VMManager: VMControl {
             }
         } else {
             self.cgroups = nil
+        }
+        if let root = options.cgroupRoot, options.qemuIdentity != .root {
+            deviceCGroup = DeviceCGroup(root: root)
+            if case .unavailable(let reason) = DeviceCGroup.availability(root: root) {
+                logger.warning("QEMU runs without device rules", metadata: ["why": "\(reason)"])
+            }
+        } else {
+            deviceCGroup = nil
         }
     }
 
@@ -126,7 +136,8 @@ public actor VMManager: VMControl {
             await hub.setLogFile(store.eventsPath, for: name)
             let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
                                restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
-                               cgroups: cgroups, guestAgent: options.guestAgent, logger: logger)
+                               cgroups: cgroups, deviceCGroup: deviceCGroup, guestAgent: options.guestAgent,
+                           logger: logger)
             vms[name] = vm
             if let uid = record.uid { uids[name] = uid }
             // A pid file without a recorded pid: this daemon's predecessor died while starting the VM.
@@ -214,7 +225,8 @@ public actor VMManager: VMControl {
         }
         let vm = ManagedVM(record: record, config: config, paths: paths, hub: hub, launcher: launcher,
                            restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
-                           cgroups: cgroups, guestAgent: options.guestAgent, logger: logger)
+                           cgroups: cgroups, deviceCGroup: deviceCGroup, guestAgent: options.guestAgent,
+                           logger: logger)
         vms[name] = vm  // reserve the name before suspending
         await hub.setLogFile(store.eventsPath, for: name)
         await hub.publish(vm: name, .defined, ["profile": .string(request.profile)])

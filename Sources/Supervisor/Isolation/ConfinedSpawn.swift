@@ -15,10 +15,13 @@ public struct Confinement: Sendable, Equatable {
     public var openFiles: UInt64
     /// Folders the process sees empty (its own mount namespace): the daemon's state, home folders, temp folders.
     public var hiddenPaths: [String]
+    /// `cgroup.procs` files of the groups the process joins in the child, before exec (the VM's device cgroup).
+    public var joinCGroups: [String]
 
     public init(uid: UInt32, gid: UInt32, groups: [UInt32] = [], memlockBytes: UInt64 = 0, openFiles: UInt64 = 0,
-                hiddenPaths: [String] = []) {
+                hiddenPaths: [String] = [], joinCGroups: [String] = []) {
         self.hiddenPaths = hiddenPaths
+        self.joinCGroups = joinCGroups
         self.uid = uid
         self.gid = gid
         self.groups = groups
@@ -33,7 +36,7 @@ extension ProcessLauncher {
         1: "setsid", 2: "stdin", 3: "stdout", 4: "passing descriptors", 5: "closing descriptors",
         6: "RLIMIT_CORE", 7: "RLIMIT_MEMLOCK", 8: "RLIMIT_NOFILE", 9: "dropping capabilities", 10: "setgroups",
         11: "setresgid", 12: "setresuid", 13: "no_new_privs", 14: "execve", 15: "unshare(CLONE_NEWNS)",
-        16: "making mounts private", 17: "hiding a folder",
+        16: "making mounts private", 17: "hiding a folder", 18: "joining the VM's cgroup",
     ]
 
     /// fork + exec under `confinement` (see `corral_spawn_confined`): the identity is changed in the child before
@@ -58,11 +61,22 @@ extension ProcessLauncher {
         let argv = [spec.executable] + spec.arguments
         var cArgs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
         defer { for arg in cArgs { free(arg) } }
+        var joins: [Int32] = []
+        defer { for fd in joins { close(fd) } }
+        for procs in confinement.joinCGroups {
+            let fd = open(procs, O_WRONLY | O_CLOEXEC)
+            guard fd >= 0 else {
+                throw LaunchError(executable: spec.executable + " (opening \(procs) to join the VM's cgroup)",
+                                  errno: errno)
+            }
+            joins.append(fd)
+        }
         var failedStep: Int32 = 0
         let groups = confinement.groups.map { gid_t($0) }
         let hidden: [UnsafePointer<CChar>?] = confinement.hiddenPaths.map { UnsafePointer(strdup($0)) }
         defer { for path in hidden { free(UnsafeMutablePointer(mutating: path)) } }
         let pid: pid_t = path.withCString { cPath in
+          joins.withUnsafeBufferPointer { joinBuffer in
           hidden.withUnsafeBufferPointer { hiddenBuffer in
             targets.withUnsafeBufferPointer { targetBuffer in
                 sources.withUnsafeBufferPointer { sourceBuffer in
@@ -75,12 +89,14 @@ extension ProcessLauncher {
                                 new_session: spec.detach ? 1 : 0, uid: confinement.uid, gid: confinement.gid,
                                 groups: groupBuffer.baseAddress, group_count: Int32(groups.count),
                                 memlock_bytes: UInt(confinement.memlockBytes), nofile: UInt(confinement.openFiles),
-                                hide_paths: hiddenBuffer.baseAddress, hide_count: Int32(hidden.count))
+                                hide_paths: hiddenBuffer.baseAddress, hide_count: Int32(hidden.count),
+                                join_fds: joinBuffer.baseAddress, join_count: Int32(joins.count))
                             return corral_spawn_confined(&request, &failedStep)
                         }
                     }
                 }
             }
+          }
           }
         }
         guard pid > 0 else {
