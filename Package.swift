@@ -36,6 +36,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        // Already in the graph through Hummingbird; named for the API's mutual TLS listener.
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         // Already in the graph through Hummingbird; named for the socket-activated listener (ServerBootstrap on a
         // passed descriptor, ServerQuiescingHelper) and the fuzz targets (NIOEmbedded's channel, HTTPTypes' fields).
@@ -76,11 +78,15 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // What crosses the wire between a client and the daemon, and the client itself: no server, no NIO.
-        .target(name: "CorralWire", dependencies: ["CorralModel", "JSON", "UnixSockets"]),
+        // OpenSSL for the client side of the API's mutual TLS (libssl-dev).
+        .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
+        .target(name: "CorralWire", dependencies: ["CorralModel", "JSON", "UnixSockets", "CTLS"]),
         .target(name: "API", dependencies: [
             "CorralWire", "CorralModel", "CorralControl", "LogTail", "JSON", "UnixSockets",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),

@@ -1,5 +1,10 @@
 import CorralModel
 import Hummingbird
+import HummingbirdTLS
+import NIOSSL
+#if canImport(Glibc)
+import Glibc
+#endif
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -31,10 +36,32 @@ public struct DaemonConfiguration: Sendable {
         public var token: String
         /// Other daemons' key: only the migration routes (`PeerScope`).
         public var peerToken: String?
-        public init(address: HostPort, token: String, peerToken: String? = nil) {
+        /// Mutual TLS (`--api-tls`): every client must present a certificate from this CA; nil: plain HTTP.
+        public var tls: TLSFiles?
+        public init(address: HostPort, token: String, peerToken: String? = nil, tls: TLSFiles? = nil) {
             self.address = address
             self.token = token
             self.peerToken = peerToken
+            self.tls = tls
+        }
+    }
+
+    /// The server side of the API's mutual TLS, in a migration TLS folder's names (`STATE/tls`).
+    public struct TLSFiles: Sendable, Equatable {
+        public var caFile: String
+        public var certificateFile: String
+        public var keyFile: String
+
+        public init(caFile: String, certificateFile: String, keyFile: String) {
+            self.caFile = caFile
+            self.certificateFile = certificateFile
+            self.keyFile = keyFile
+        }
+
+        /// `DIR/ca-cert.pem`, `DIR/server-cert.pem`, `DIR/server-key.pem`.
+        public static func inFolder(_ folder: String) -> TLSFiles {
+            TLSFiles(caFile: folder + "/ca-cert.pem", certificateFile: folder + "/server-cert.pem",
+                     keyFile: folder + "/server-key.pem")
         }
     }
 
@@ -185,7 +212,7 @@ public struct CorralDaemon: Service {
         if let tcp = configuration.tcp {
             let app = Application(
                 router: api.router(token: tcp.token, peerToken: tcp.peerToken),
-                server: server,
+                server: try tcp.tls.map { files in try .tls(server, tlsConfiguration: try Self.mutualTLS(files)) } ?? server,
                 configuration: .init(address: .hostname(tcp.address.host, port: tcp.address.port), serverName: nil,
                                      availableConnectionsDelegate: MaximumAvailableConnections(limits.connections)),
                 onServerRunning: { channel in
@@ -204,6 +231,34 @@ public struct CorralDaemon: Service {
             try await group.run()
         } onGracefulShutdown: {
             onStopping()
+        }
+    }
+}
+
+extension CorralDaemon {
+    /// Loads the `--api-tls` files as the listener will, so a bad one stops the daemon before it serves anything.
+    public static func checkTLS(_ files: DaemonConfiguration.TLSFiles) throws(DaemonError) {
+        _ = try mutualTLS(files)
+    }
+
+    /// The TCP listener's TLS: the daemon's certificate and key, and a client certificate required, chained to the
+    /// CA (no host name check on clients: a peer daemon connects from whichever address it has). TLS 1.2 or later.
+    static func mutualTLS(_ files: DaemonConfiguration.TLSFiles) throws(DaemonError) -> TLSConfiguration {
+        for (what, path) in [("CA certificate", files.caFile), ("certificate", files.certificateFile),
+                             ("key", files.keyFile)] where access(path, R_OK) != 0 {
+            throw .invalidConfiguration("--api-tls: the \(what) \(path) cannot be read (\(String(cString: strerror(errno)))); "
+                + "it needs ca-cert.pem, server-cert.pem and server-key.pem (the migration TLS folder)")
+        }
+        do {
+            let chain = try NIOSSLCertificate.fromPEMFile(files.certificateFile).map { NIOSSLCertificateSource.certificate($0) }
+            var configuration = TLSConfiguration.makeServerConfiguration(
+                certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: files.keyFile, format: .pem)))
+            configuration.trustRoots = .file(files.caFile)
+            configuration.certificateVerification = .noHostnameVerification
+            configuration.minimumTLSVersion = .tlsv12
+            return configuration
+        } catch {
+            throw .invalidConfiguration("--api-tls: cannot load the daemon's certificate or key: \(error)")
         }
     }
 }

@@ -10,10 +10,13 @@ public struct HTTPMigrationPeer: MigrationPeer {
     /// The destination daemon's TCP API: `192.0.2.2:7070`, `[2001:db8::2]:7070` in messages.
     public let address: HostPort
     public let token: String?
+    /// Mutual TLS towards the destination (this daemon started with `--api-tls`).
+    public let tls: TLSClientCredentials?
 
-    public init(address: HostPort, token: String?) {
+    public init(address: HostPort, token: String?, tls: TLSClientCredentials? = nil) {
         self.address = address
         self.token = token
+        self.tls = tls
     }
 
     public func prepareIncoming(_ request: IncomingRequest) async throws(ControlError) -> IncomingReply {
@@ -40,7 +43,7 @@ public struct HTTPMigrationPeer: MigrationPeer {
     private func calling<T: Sendable>(_ body: (CorralClient) async throws -> T) async throws(ControlError) -> T {
         let endpoint = CorralClient.Endpoint.tcp(address, token: token ?? "")
         do {
-            return try await CorralClient.withClient(endpoint, body)
+            return try await CorralClient.withClient(endpoint, tls: tls, body)
         } catch {
             throw map(error)
         }

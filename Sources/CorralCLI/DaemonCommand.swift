@@ -22,6 +22,12 @@ package struct DaemonFlags: ParsableArguments {
         valueName: "FILE"))
     package var peerTokenFile: String?
 
+    @Flag(help: ArgumentHelp(
+        "Mutual TLS on the TCP listener and towards peer daemons: this daemon presents STATE/tls/server-cert.pem "
+            + "(server-key.pem) and requires a client certificate from STATE/tls/ca-cert.pem; as a migration source it "
+            + "presents client-cert.pem (client-key.pem). The token is still required."))
+    package var apiTls = false
+
     @Option(help: ArgumentHelp("Refuse to start or grow VMs beyond RATIO online vCPUs per host CPU (e.g. 4).",
                                valueName: "RATIO"))
     package var cpuOvercommit: Double?
@@ -91,8 +97,9 @@ package struct DaemonFlags: ParsableArguments {
         }
         if listen != nil {
             guard tokenFile != nil else { throw ValidationError("--listen needs --token-file") }
-        } else if tokenFile != nil || peerTokenFile != nil {
-            throw ValidationError("\(tokenFile != nil ? "--token-file" : "--peer-token-file") only applies with --listen")
+        } else if tokenFile != nil || peerTokenFile != nil || apiTls {
+            let flag = tokenFile != nil ? "--token-file" : peerTokenFile != nil ? "--peer-token-file" : "--api-tls"
+            throw ValidationError("\(flag) only applies with --listen")
         }
     }
 
@@ -103,6 +110,7 @@ package struct DaemonFlags: ParsableArguments {
         if let listen { arguments += ["--listen", listen.description] }
         if let tokenFile { arguments += ["--token-file", tokenFile] }
         if let peerTokenFile { arguments += ["--peer-token-file", peerTokenFile] }
+        if apiTls { arguments.append("--api-tls") }
         if let cpuOvercommit { arguments += ["--cpu-overcommit", "\(cpuOvercommit)"] }
         if let memoryOvercommit { arguments += ["--memory-overcommit", "\(memoryOvercommit)"] }
         arguments += ["--policy-interval", "\(policyInterval)"]

@@ -47,19 +47,22 @@ public struct CorralClient: Sendable {
     }
 
     public let endpoint: Endpoint
+    /// Over TCP: mutual TLS with these credentials (a daemon started with `--api-tls`); nil: plain HTTP.
+    public let tls: TLSClientCredentials?
     /// Requests other than `stop` get this long to answer (`up` waits for QEMU to boot).
     private let requestTimeout: Duration = .seconds(600)
 
-    public init(endpoint: Endpoint) {
+    public init(endpoint: Endpoint, tls: TLSClientCredentials? = nil) {
         self.endpoint = endpoint
+        self.tls = tls
     }
 
     /// Runs `body` with a client (kept for symmetry with clients that hold resources; this one holds none).
     @discardableResult
     public static func withClient<T: Sendable>(
-        _ endpoint: Endpoint, _ body: (CorralClient) async throws -> T
+        _ endpoint: Endpoint, tls: TLSClientCredentials? = nil, _ body: (CorralClient) async throws -> T
     ) async throws -> T {
-        try await body(CorralClient(endpoint: endpoint))
+        try await body(CorralClient(endpoint: endpoint, tls: tls))
     }
 
     // MARK: Operations
@@ -261,7 +264,7 @@ public struct CorralClient: Sendable {
         case .unixSocket(let path):
             target = .unixSocket(path)
         case .tcp(let address, let token):
-            target = .tcp(address)
+            target = .tcp(address, tls: tls)
             headers.append(("Authorization", "Bearer \(token)"))
         }
         return (HTTPRequest(method: method, target: path, headers: headers, body: body.map { Array($0) }), target)
@@ -326,6 +329,8 @@ public struct CorralClient: Sendable {
             }
         case (.unixSocket(let socket), .connect(let failure)):
             return .transport("\(socket): \(failure.message)")
+        case (.tcp, .connect(.tls(let reason))):
+            return .transport("\(place): \(reason) (mutual TLS: check the CA, this side's certificate and the daemon's)")
         case (.tcp, .connect(let failure)):
             return .noDaemon("no corral daemon answers on \(place): \(failure.message)")
         case (_, .io(let failure)):

@@ -43,6 +43,12 @@ public final class StreamSocket: Sendable {
 
     private var wasShutDown: Bool { lifecycle.withLock { $0 == .shutDown } }
 
+    /// True once `shutdown()` was called (a failure after it is the shutdown's doing).
+    public var isShutDown: Bool { wasShutDown }
+
+    /// The descriptor, for a layer that reads and writes it itself (a TLS session); still this object's to close.
+    public var descriptor: Int32 { fd }
+
     /// Reads what is there, blocking until something is: at most `buffer.count` bytes; returns the count, 0 at EOF.
     /// `deadline`: a `ContinuousClock` instant after which `.timedOut` is thrown; nil waits as long as it takes.
     public func read(into buffer: UnsafeMutableRawBufferPointer,
@@ -64,7 +70,8 @@ public final class StreamSocket: Sendable {
         return bytes
     }
 
-    private func waitUntilReadable(_ deadline: ContinuousClock.Instant) throws(Failure) {
+    /// Waits until a read would not block, or throws `.timedOut` at `deadline`.
+    public func waitUntilReadable(_ deadline: ContinuousClock.Instant) throws(Failure) {
         while true {
             let left = ContinuousClock.now.duration(to: deadline)
             guard left > .zero else { throw .timedOut }

@@ -37,9 +37,13 @@ struct CorralDaemonMain: AsyncParsableCommand {
                 try SocketActivation.unixListenerPath(fd)
             } ?? flags.socket.resolved
             var tcp: DaemonConfiguration.TCPListener?
+            // The migration TLS folder: with --api-tls the API's certificates come from it too.
+            let tlsFolder = flags.options.tlsDirectory ?? flags.stateDir.resolved + "/tls"
+            let peerTLS = flags.apiTls ? TLSClientCredentials.inFolder(tlsFolder) : nil
             if let listen = flags.listen, let tokenFile = flags.tokenFile {
                 tcp = .init(address: listen, token: try BearerToken.load(file: tokenFile),
-                            peerToken: try flags.peerTokenFile.map { file throws(TokenFileError) in try BearerToken.load(file: file) })
+                            peerToken: try flags.peerTokenFile.map { file throws(TokenFileError) in try BearerToken.load(file: file) },
+                            tls: flags.apiTls ? .inFolder(tlsFolder) : nil)
                 if let peer = tcp?.peerToken, peer == tcp?.token {
                     throw DaemonError.invalidConfiguration(
                         "--peer-token-file holds the same token as --token-file; the peer token must be a different, narrower key")
@@ -54,7 +58,7 @@ struct CorralDaemonMain: AsyncParsableCommand {
             // Migrations reach other daemons over their TCP API with the token the user gave.
             let manager = try await VMManager.open(
                 stateRoot: flags.stateDir.resolved, logger: logger, options: flags.options,
-                peerConnector: { destination, token in HTTPMigrationPeer(address: destination, token: token) })
+                peerConnector: { destination, token in HTTPMigrationPeer(address: destination, token: token, tls: peerTLS) })
             // systemd (Type=notify) hears READY=1 once every listener accepts connections; every VM was reattached
             // before the listeners opened (VMManager.open).
             let readiness = Readiness(listeners: tcp == nil ? 1 : 2)

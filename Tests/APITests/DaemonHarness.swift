@@ -42,6 +42,7 @@ struct DaemonHarness {
         _ control: any DaemonControl,
         socketPath: String = tempSocketPath(),
         token: String? = nil,
+        tls: DaemonConfiguration.TLSFiles? = nil,
         limits: DaemonConfiguration.Limits = .init(),
         probe: SupervisorProbe = SupervisorProbe(),
         _ body: @Sendable (DaemonHarness) async throws -> T
@@ -50,7 +51,7 @@ struct DaemonHarness {
         let daemon = CorralDaemon(
             configuration: DaemonConfiguration(
                 socketPath: socketPath,
-                tcp: token.map { .init(address: "127.0.0.1:0", token: $0) }, limits: limits),
+                tcp: token.map { .init(address: "127.0.0.1:0", token: $0, tls: tls) }, limits: limits),
             control: control,
             supervise: {
                 await probe.markStarted()

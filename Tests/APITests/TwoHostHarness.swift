@@ -103,8 +103,9 @@ extension TwoHostMigrationTests {
     /// Namespaces up, one daemon in each (listening on the hosts' IPv6 addresses with `ipv6`), `body`, then every
     /// process of the test killed and everything removed.
     /// `daemonFlags`: extra `corral daemon` flags for both hosts.
-    static func withHosts(ipv6: Bool = false, daemonFlags: [String] = [], _ body: (Hosts) async throws -> Void)
-        async throws {
+    /// `apiTLS`: both daemons get throw-away certificates (scripts/make-test-certs) in STATE/tls and `--api-tls`.
+    static func withHosts(ipv6: Bool = false, daemonFlags: [String] = [], apiTLS: Bool = false,
+                          _ body: (Hosts) async throws -> Void) async throws {
         guard FileManager.default.fileExists(atPath: BinaryTCPTests.kernel),
             FileManager.default.fileExists(atPath: BinaryTCPTests.initrd)
         else {
@@ -129,6 +130,18 @@ extension TwoHostMigrationTests {
         try "two-hosts-admin\n".write(toFile: adminTokenFile, atomically: true, encoding: .utf8)
         let tokenFile = root + "/peer-token"
         try "two-hosts-peer\n".write(toFile: tokenFile, atomically: true, encoding: .utf8)
+
+        var daemonFlags = daemonFlags
+        if apiTLS {
+            let certs = root + "/certs"
+            let made = try await ProcessLauncher.run(BinaryTCPTests.repoRoot + "/scripts/make-test-certs", [certs])
+            try #require(made.status == .exited(0), "make-test-certs: \(made.output)")
+            for side in ["a", "b"] {
+                try FileManager.default.createDirectory(atPath: root + "/state-\(side)", withIntermediateDirectories: true)
+                try FileManager.default.createSymbolicLink(atPath: root + "/state-\(side)/tls", withDestinationPath: certs)
+            }
+            daemonFlags.append("--api-tls")
+        }
 
         func startDaemon(_ side: String, address: HostPort) async throws -> ProcessHandle {
             let log = root + "/daemon-\(side).log"

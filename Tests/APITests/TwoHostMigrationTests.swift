@@ -468,6 +468,21 @@ struct TwoHostMigrationTests {
         }
     }
 
+    /// `--api-tls` on both daemons: the source's peer calls present its client certificate to the destination's
+    /// TLS listener, and the migration completes as over plain HTTP.
+    @Test func aMigrationBetweenDaemonsWithMutualTLSOnTheirAPI() async throws {
+        try await Self.withHosts(apiTLS: true) { hosts in
+            let source = try await hosts.upOnA(disk: hosts.root + "/shared/data.qcow2")
+            let done = try await hosts.corral(["migrate", Self.vm, "--to", Self.destination, "--token-file",
+                                               hosts.tokenFile, "--timeout", "90"], socket: hosts.socketA)
+            #expect(done.status == .exited(0), "\(done)")
+            #expect(try await hosts.list(hosts.socketA).isEmpty)
+            let moved = try await hosts.list(hosts.socketB).first
+            #expect(moved?.state == .running && moved?.pid != source.pid)
+            _ = try await Self.heartbeat(in: hosts.serialB) { _ in true }
+        }
+    }
+
     @Test func wrongTokenFailsClearlyAndTheSourceKeepsRunning() async throws {
         try await Self.withHosts { hosts in
             let source = try await hosts.upOnA(disk: hosts.root + "/shared/data.qcow2")

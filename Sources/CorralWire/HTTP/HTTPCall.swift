@@ -10,13 +10,14 @@ import UnixSockets
 /// Where an HTTP server listens.
 package enum HTTPEndpoint: Sendable, Equatable {
     case unixSocket(String)
-    case tcp(HostPort)
+    /// With `tls`, the exchange runs over mutual TLS with these credentials.
+    case tcp(HostPort, tls: TLSClientCredentials? = nil)
 
     /// The Host header's value.
     var hostHeader: String {
         switch self {
         case .unixSocket: return "localhost"
-        case .tcp(let address): return address.description
+        case .tcp(let address, _): return address.description
         }
     }
 }
@@ -155,7 +156,7 @@ package final class HTTPCall: Sendable {
                 } catch {
                     throw SocketFailure(error)
                 }
-            case .tcp(let address):
+            case .tcp(let address, _):
                 connection = try TCPConnect.connect(host: address.host, port: address.port, timeout: connectTimeout)
             }
         } catch {
@@ -166,13 +167,26 @@ package final class HTTPCall: Sendable {
             state.socket = connection
             if state.cancelled { connection.shutdown() }
         }
+        let stream: any ByteStream
+        if case .tcp(let address, let credentials?) = endpoint {
+            let session: TLSSession
+            do throws(SocketFailure) {
+                session = try TLSSession(over: connection, host: address.host, credentials: credentials)
+            } catch {
+                throw error == .shutDown ? .cancelled : .connect(error)
+            }
+            stream = session
+        } else {
+            stream = connection
+        }
+        defer { (stream as? TLSSession)?.close() }
 
         var decoder = HTTPResponseDecoder()
         var headSeen = false
-        do throws(StreamSocket.Failure) {
-            try connection.write(request.serialized(host: endpoint.hostHeader))
+        do throws(SocketFailure) {
+            try stream.send(request.serialized(host: endpoint.hostHeader))
         } catch {
-            throw error == .shutDown ? .cancelled : .io(SocketFailure(error))
+            throw error == .shutDown ? .cancelled : .io(error)
         }
         while true {
             while let event = try mapParse({ () throws(HTTPParseError) in try decoder.next() }) {
@@ -187,10 +201,10 @@ package final class HTTPCall: Sendable {
                 }
             }
             let bytes: [UInt8]
-            do throws(StreamSocket.Failure) {
-                bytes = try connection.read(deadline: headSeen ? bodyDeadline : headDeadline)
+            do throws(SocketFailure) {
+                bytes = try stream.receive(deadline: headSeen ? bodyDeadline : headDeadline)
             } catch {
-                throw error == .shutDown ? .cancelled : .io(SocketFailure(error))
+                throw error == .shutDown ? .cancelled : .io(error)
             }
             if bytes.isEmpty {
                 _ = try mapParse({ () throws(HTTPParseError) in try decoder.endOfInput() })

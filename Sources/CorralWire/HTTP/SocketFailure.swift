@@ -14,11 +14,14 @@ package enum SocketFailure: Error, Sendable, Equatable {
     case shutDown
     case io(errno: Int32)
     case pathTooLong(Int)
+    /// The TLS handshake or a TLS record failed (OpenSSL's reason).
+    case tls(String)
 
     package var message: String {
         switch self {
         case .connect(let code), .io(let code): return String(cString: strerror(code))
         case .resolve(let detail): return "cannot resolve the host: \(detail)"
+        case .tls(let reason): return reason
         case .timedOut: return "timed out"
         case .shutDown: return "cancelled"
         case .pathTooLong(let count):
