@@ -85,13 +85,19 @@ let package = Package(
             "CorralWire", "CorralModel", "CorralControl", "LogTail", "JSON", "UnixSockets",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "HummingbirdCore", package: "hummingbird"),
-            .product(name: "HummingbirdTLS", package: "hummingbird"),
-            .product(name: "NIOSSL", package: "swift-nio-ssl"),
             .product(name: "NIOPosix", package: "swift-nio"),
             .product(name: "NIOHTTP1", package: "swift-nio"),
             .product(name: "NIOExtras", package: "swift-nio-extras"),
             .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The API's mutual TLS listener: its own module, so the fuzz targets (which link API) carry no TLS library.
+        .target(name: "APITLS", dependencies: [
+            "API",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "HummingbirdCore", package: "hummingbird"),
+            .product(name: "HummingbirdTLS", package: "hummingbird"),
+            .product(name: "NIOSSL", package: "swift-nio-ssl"),
         ]),
         // The CLI is only a client: no server, no supervisor, no profile loader. `corral daemon` execs
         // `corrald`; `corral check|argv|run|qmp --socket` exec `corral-local`. Each `corral` call then loads
@@ -106,7 +112,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CorralLocal"),
         .executableTarget(name: "corrald", dependencies: [
-            "CorralCLI", "CorralWire", "CorralModel", "CorralControl", "API", "Supervisor", "UnixSockets",
+            "CorralCLI", "CorralWire", "CorralModel", "CorralControl", "API", "APITLS", "Supervisor", "UnixSockets",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -135,8 +141,8 @@ let package = Package(
         .testTarget(name: "CorralCLITests", dependencies: ["CorralCLI", "CorralModel"]),
         .testTarget(name: "CorralCoreTests", dependencies: ["CorralCore", "CorralModel", "Profiles", "QEMUCommand", "JSON"]),
         .testTarget(name: "APITests", dependencies: [
-            "API", "CorralWire", "CorralModel", "CorralControl", "Supervisor", "LogTail", "Profiles", "QEMUCommand", "JSON",
-            "UnixSockets",
+            "API", "APITLS", "CorralWire", "CorralModel", "CorralControl", "Supervisor", "LogTail", "Profiles", "QEMUCommand",
+            "JSON", "UnixSockets",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             // OpenAPITests reads docs/openapi.yaml.
             .product(name: "Yams", package: "Yams"),

@@ -1,10 +1,5 @@
 import CorralModel
 import Hummingbird
-import HummingbirdTLS
-import NIOSSL
-#if canImport(Glibc)
-import Glibc
-#endif
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -25,6 +20,11 @@ public enum DaemonError: Error, Sendable, Equatable, CustomStringConvertible {
             return message
         }
     }
+}
+
+/// Wraps the TCP listener's HTTP server in TLS with the given files (`APITLS.MutualTLS`).
+public protocol TLSServerWrapping: Sendable {
+    func wrap(_ server: HTTPServerBuilder, files: DaemonConfiguration.TLSFiles) throws(DaemonError) -> HTTPServerBuilder
 }
 
 /// Where the daemon listens.
@@ -92,7 +92,13 @@ public struct DaemonConfiguration: Sendable {
     /// replaced or removed by the daemon.
     public var inheritedSocket: Int32?
 
-    public init(socketPath: String, tcp: TCPListener? = nil, limits: Limits = Limits(), inheritedSocket: Int32? = nil) {
+    /// Puts TLS on the TCP listener when it has `tls` files (`APITLS.MutualTLS`; kept out of this module so that
+    /// what links the API alone, such as the fuzz targets, does not carry a TLS library).
+    public var tlsServer: (any TLSServerWrapping)?
+
+    public init(socketPath: String, tcp: TCPListener? = nil, limits: Limits = Limits(), inheritedSocket: Int32? = nil,
+                tlsServer: (any TLSServerWrapping)? = nil) {
+        self.tlsServer = tlsServer
         self.socketPath = socketPath
         self.tcp = tcp
         self.limits = limits
@@ -212,7 +218,12 @@ public struct CorralDaemon: Service {
         if let tcp = configuration.tcp {
             let app = Application(
                 router: api.router(token: tcp.token, peerToken: tcp.peerToken),
-                server: try tcp.tls.map { files in try .tls(server, tlsConfiguration: try Self.mutualTLS(files)) } ?? server,
+                server: try tcp.tls.map { files in
+                    guard let wrapping = configuration.tlsServer else {
+                        throw DaemonError.invalidConfiguration("--api-tls: this daemon was built without TLS support")
+                    }
+                    return try wrapping.wrap(server, files: files)
+                } ?? server,
                 configuration: .init(address: .hostname(tcp.address.host, port: tcp.address.port), serverName: nil,
                                      availableConnectionsDelegate: MaximumAvailableConnections(limits.connections)),
                 onServerRunning: { channel in
@@ -231,34 +242,6 @@ public struct CorralDaemon: Service {
             try await group.run()
         } onGracefulShutdown: {
             onStopping()
-        }
-    }
-}
-
-extension CorralDaemon {
-    /// Loads the `--api-tls` files as the listener will, so a bad one stops the daemon before it serves anything.
-    public static func checkTLS(_ files: DaemonConfiguration.TLSFiles) throws(DaemonError) {
-        _ = try mutualTLS(files)
-    }
-
-    /// The TCP listener's TLS: the daemon's certificate and key, and a client certificate required, chained to the
-    /// CA (no host name check on clients: a peer daemon connects from whichever address it has). TLS 1.2 or later.
-    static func mutualTLS(_ files: DaemonConfiguration.TLSFiles) throws(DaemonError) -> TLSConfiguration {
-        for (what, path) in [("CA certificate", files.caFile), ("certificate", files.certificateFile),
-                             ("key", files.keyFile)] where access(path, R_OK) != 0 {
-            throw .invalidConfiguration("--api-tls: the \(what) \(path) cannot be read (\(String(cString: strerror(errno)))); "
-                + "it needs ca-cert.pem, server-cert.pem and server-key.pem (the migration TLS folder)")
-        }
-        do {
-            let chain = try NIOSSLCertificate.fromPEMFile(files.certificateFile).map { NIOSSLCertificateSource.certificate($0) }
-            var configuration = TLSConfiguration.makeServerConfiguration(
-                certificateChain: chain, privateKey: .privateKey(try NIOSSLPrivateKey(file: files.keyFile, format: .pem)))
-            configuration.trustRoots = .file(files.caFile)
-            configuration.certificateVerification = .noHostnameVerification
-            configuration.minimumTLSVersion = .tlsv12
-            return configuration
-        } catch {
-            throw .invalidConfiguration("--api-tls: cannot load the daemon's certificate or key: \(error)")
         }
     }
 }

@@ -1,4 +1,5 @@
 import API
+import APITLS
 import CorralControl
 import ArgumentParser
 import CorralCLI
@@ -49,6 +50,8 @@ struct CorralDaemonMain: AsyncParsableCommand {
                         "--peer-token-file holds the same token as --token-file; the peer token must be a different, narrower key")
                 }
             }
+            // A certificate that cannot be loaded stops the daemon before it takes over any VM.
+            if let files = tcp?.tls { try MutualTLS.check(files) }
             // Before touching the state: a second daemon must not take over the first one's VMs. (A passed socket
             // is systemd's, which starts one daemon per socket.)
             if inherited == nil { try CorralDaemon.prepareSocket(socketPath) }
@@ -63,7 +66,8 @@ struct CorralDaemonMain: AsyncParsableCommand {
             // before the listeners opened (VMManager.open).
             let readiness = Readiness(listeners: tcp == nil ? 1 : 2)
             let daemon = CorralDaemon(
-                configuration: DaemonConfiguration(socketPath: socketPath, tcp: tcp, inheritedSocket: inherited),
+                configuration: DaemonConfiguration(socketPath: socketPath, tcp: tcp, inheritedSocket: inherited,
+                                                   tlsServer: MutualTLS()),
                 control: manager,
                 supervise: { await manager.run() },
                 logger: logger,

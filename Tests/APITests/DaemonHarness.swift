@@ -1,4 +1,5 @@
 import API
+import APITLS
 import CorralModel
 import CorralWire
 import Foundation
@@ -51,7 +52,8 @@ struct DaemonHarness {
         let daemon = CorralDaemon(
             configuration: DaemonConfiguration(
                 socketPath: socketPath,
-                tcp: token.map { .init(address: "127.0.0.1:0", token: $0, tls: tls) }, limits: limits),
+                tcp: token.map { .init(address: "127.0.0.1:0", token: $0, tls: tls) }, limits: limits,
+                tlsServer: tls == nil ? nil : MutualTLS()),
             control: control,
             supervise: {
                 await probe.markStarted()

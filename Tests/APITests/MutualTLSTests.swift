@@ -1,4 +1,5 @@
 import API
+import APITLS
 import CorralControl
 import CorralModel
 import CorralWire
@@ -91,9 +92,9 @@ import Testing
 
     @Test func missingCertificatesStopTheDaemonWithTheFileNamed() throws {
         let missing = DaemonConfiguration.TLSFiles.inFolder("/nonexistent/tls")
-        #expect(throws: DaemonError.self) { try CorralDaemon.checkTLS(missing) }
+        #expect(throws: DaemonError.self) { try MutualTLS.check(missing) }
         do {
-            try CorralDaemon.checkTLS(missing)
+            try MutualTLS.check(missing)
         } catch {
             #expect(error.description.contains("/nonexistent/tls/ca-cert.pem") && error.description.contains("--api-tls"),
                     "\(error.description)")
