@@ -1,4 +1,5 @@
 import CorralModel
+import CorralWire
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -24,7 +25,7 @@ public enum DaemonError: Error, Sendable, Equatable, CustomStringConvertible {
 
 /// Wraps the TCP listener's HTTP server in TLS with the given files (`APITLS.MutualTLS`).
 public protocol TLSServerWrapping: Sendable {
-    func wrap(_ server: HTTPServerBuilder, files: DaemonConfiguration.TLSFiles) throws(DaemonError) -> HTTPServerBuilder
+    func wrap(_ server: HTTPServerBuilder, files: TLSFiles) throws(DaemonError) -> HTTPServerBuilder
 }
 
 /// Where the daemon listens.
@@ -43,25 +44,6 @@ public struct DaemonConfiguration: Sendable {
             self.token = token
             self.peerToken = peerToken
             self.tls = tls
-        }
-    }
-
-    /// The server side of the API's mutual TLS, in a migration TLS folder's names (`STATE/tls`).
-    public struct TLSFiles: Sendable, Equatable {
-        public var caFile: String
-        public var certificateFile: String
-        public var keyFile: String
-
-        public init(caFile: String, certificateFile: String, keyFile: String) {
-            self.caFile = caFile
-            self.certificateFile = certificateFile
-            self.keyFile = keyFile
-        }
-
-        /// `DIR/ca-cert.pem`, `DIR/server-cert.pem`, `DIR/server-key.pem`.
-        public static func inFolder(_ folder: String) -> TLSFiles {
-            TLSFiles(caFile: folder + "/ca-cert.pem", certificateFile: folder + "/server-cert.pem",
-                     keyFile: folder + "/server-key.pem")
         }
     }
 

@@ -11,9 +11,9 @@ public struct HTTPMigrationPeer: MigrationPeer {
     public let address: HostPort
     public let token: String?
     /// Mutual TLS towards the destination (this daemon started with `--api-tls`).
-    public let tls: TLSClientCredentials?
+    public let tls: TLSFiles?
 
-    public init(address: HostPort, token: String?, tls: TLSClientCredentials? = nil) {
+    public init(address: HostPort, token: String?, tls: TLSFiles? = nil) {
         self.address = address
         self.token = token
         self.tls = tls

@@ -1,4 +1,5 @@
 import API
+import CorralWire
 import Hummingbird
 import HummingbirdCore
 import HummingbirdTLS
@@ -11,7 +12,7 @@ import Glibc
 public struct MutualTLS: TLSServerWrapping {
     public init() {}
 
-    public func wrap(_ server: HTTPServerBuilder, files: DaemonConfiguration.TLSFiles) throws(DaemonError)
+    public func wrap(_ server: HTTPServerBuilder, files: TLSFiles) throws(DaemonError)
         -> HTTPServerBuilder
     {
         do {
@@ -24,13 +25,13 @@ public struct MutualTLS: TLSServerWrapping {
     }
 
     /// Loads the `--api-tls` files as the listener will, so a bad one stops the daemon before it serves anything.
-    public static func check(_ files: DaemonConfiguration.TLSFiles) throws(DaemonError) {
+    public static func check(_ files: TLSFiles) throws(DaemonError) {
         _ = try configuration(files)
     }
 
     /// The TCP listener's TLS: the daemon's certificate and key, and a client certificate required, chained to the
     /// CA (no host name check on clients: a peer daemon connects from whichever address it has). TLS 1.2 or later.
-    static func configuration(_ files: DaemonConfiguration.TLSFiles) throws(DaemonError) -> TLSConfiguration {
+    static func configuration(_ files: TLSFiles) throws(DaemonError) -> TLSConfiguration {
         for (what, path) in [("CA certificate", files.caFile), ("certificate", files.certificateFile),
                              ("key", files.keyFile)] where access(path, R_OK) != 0 {
             throw .invalidConfiguration("--api-tls: the \(what) \(path) cannot be read (\(String(cString: strerror(errno)))); "

@@ -48,11 +48,11 @@ public struct CorralClient: Sendable {
 
     public let endpoint: Endpoint
     /// Over TCP: mutual TLS with these credentials (a daemon started with `--api-tls`); nil: plain HTTP.
-    public let tls: TLSClientCredentials?
+    public let tls: TLSFiles?
     /// Requests other than `stop` get this long to answer (`up` waits for QEMU to boot).
     private let requestTimeout: Duration = .seconds(600)
 
-    public init(endpoint: Endpoint, tls: TLSClientCredentials? = nil) {
+    public init(endpoint: Endpoint, tls: TLSFiles? = nil) {
         self.endpoint = endpoint
         self.tls = tls
     }
@@ -60,7 +60,7 @@ public struct CorralClient: Sendable {
     /// Runs `body` with a client (kept for symmetry with clients that hold resources; this one holds none).
     @discardableResult
     public static func withClient<T: Sendable>(
-        _ endpoint: Endpoint, tls: TLSClientCredentials? = nil, _ body: (CorralClient) async throws -> T
+        _ endpoint: Endpoint, tls: TLSFiles? = nil, _ body: (CorralClient) async throws -> T
     ) async throws -> T {
         try await body(CorralClient(endpoint: endpoint, tls: tls))
     }

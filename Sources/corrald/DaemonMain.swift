@@ -40,11 +40,11 @@ struct CorralDaemonMain: AsyncParsableCommand {
             var tcp: DaemonConfiguration.TCPListener?
             // The migration TLS folder: with --api-tls the API's certificates come from it too.
             let tlsFolder = flags.options.tlsDirectory ?? flags.stateDir.resolved + "/tls"
-            let peerTLS = flags.apiTls ? TLSClientCredentials.inFolder(tlsFolder) : nil
+            let peerTLS = flags.apiTls ? TLSFiles.client(in: tlsFolder) : nil
             if let listen = flags.listen, let tokenFile = flags.tokenFile {
                 tcp = .init(address: listen, token: try BearerToken.load(file: tokenFile),
                             peerToken: try flags.peerTokenFile.map { file throws(TokenFileError) in try BearerToken.load(file: file) },
-                            tls: flags.apiTls ? .inFolder(tlsFolder) : nil)
+                            tls: flags.apiTls ? .server(in: tlsFolder) : nil)
                 if let peer = tcp?.peerToken, peer == tcp?.token {
                     throw DaemonError.invalidConfiguration(
                         "--peer-token-file holds the same token as --token-file; the peer token must be a different, narrower key")

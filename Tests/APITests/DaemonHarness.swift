@@ -43,7 +43,7 @@ struct DaemonHarness {
         _ control: any DaemonControl,
         socketPath: String = tempSocketPath(),
         token: String? = nil,
-        tls: DaemonConfiguration.TLSFiles? = nil,
+        tls: TLSFiles? = nil,
         limits: DaemonConfiguration.Limits = .init(),
         probe: SupervisorProbe = SupervisorProbe(),
         _ body: @Sendable (DaemonHarness) async throws -> T

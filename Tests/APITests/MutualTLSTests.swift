@@ -27,7 +27,7 @@ import Testing
     }
 
     /// What a call made with `tls` ends in: the VM names, or the client's error text.
-    func list(port: Int, tls: TLSClientCredentials?, token: String = "mtls-token") async -> Outcome {
+    func list(port: Int, tls: TLSFiles?, token: String = "mtls-token") async -> Outcome {
         do {
             let names = try await CorralClient.withClient(.tcp(try HostPort(host: "127.0.0.1", port: port), token: token),
                                                           tls: tls) { try await $0.list().map(\.name) }
@@ -40,11 +40,11 @@ import Testing
     @Test func onlyAClientWithACertificateFromTheCAGetsAnAnswer() async throws {
         let certs = try await Self.certificates()
         defer { try? FileManager.default.removeItem(atPath: certs) }
-        try await DaemonHarness.run(fake, token: "mtls-token", tls: DaemonConfiguration.TLSFiles.inFolder(certs)) { daemon in
+        try await DaemonHarness.run(fake, token: "mtls-token", tls: TLSFiles.server(in: certs)) { daemon in
             let port = try #require(daemon.tcpPort)
             // The right CA and a client certificate from it: served (and the token still counts).
-            #expect(await list(port: port, tls: .inFolder(certs)) == .success(["web"]))
-            guard case .failure(let badToken) = await list(port: port, tls: .inFolder(certs), token: "wrong") else {
+            #expect(await list(port: port, tls: .client(in: certs)) == .success(["web"]))
+            guard case .failure(let badToken) = await list(port: port, tls: .client(in: certs), token: "wrong") else {
                 Issue.record("a wrong token over TLS was served")
                 return
             }
@@ -55,7 +55,7 @@ import Testing
                 return
             }
             // A client certificate from another CA (trusting the right CA for the server): refused by the daemon.
-            let stranger = TLSClientCredentials(caFile: certs + "/ca-cert.pem",
+            let stranger = TLSFiles(caFile: certs + "/ca-cert.pem",
                                                 certificateFile: certs + "/wrong-ca/client-cert.pem",
                                                 keyFile: certs + "/wrong-ca/client-key.pem")
             guard case .failure(let refused) = await list(port: port, tls: stranger) else {
@@ -64,7 +64,7 @@ import Testing
             }
             #expect(refused.contains("TLS"), "\(refused)")
             // A client that trusts another CA: it refuses the daemon's certificate itself, and says why.
-            guard case .failure(let distrust) = await list(port: port, tls: .inFolder(certs + "/wrong-ca")) else {
+            guard case .failure(let distrust) = await list(port: port, tls: .client(in: certs + "/wrong-ca")) else {
                 Issue.record("the client accepted a daemon certificate from a CA it does not trust")
                 return
             }
@@ -80,9 +80,9 @@ import Testing
         // Names 192.0.2.1, 192.0.2.2 and localhost only.
         let made = try await ProcessLauncher.run(BinaryTCPTests.repoRoot + "/scripts/make-test-certs", [folder])
         try #require(made.status == .exited(0), "make-test-certs: \(made.output)")
-        try await DaemonHarness.run(fake, token: "mtls-token", tls: DaemonConfiguration.TLSFiles.inFolder(folder)) { daemon in
+        try await DaemonHarness.run(fake, token: "mtls-token", tls: TLSFiles.server(in: folder)) { daemon in
             let port = try #require(daemon.tcpPort)
-            guard case .failure(let refused) = await list(port: port, tls: .inFolder(folder)) else {
+            guard case .failure(let refused) = await list(port: port, tls: .client(in: folder)) else {
                 Issue.record("a certificate that does not name 127.0.0.1 was accepted")
                 return
             }
@@ -91,7 +91,7 @@ import Testing
     }
 
     @Test func missingCertificatesStopTheDaemonWithTheFileNamed() throws {
-        let missing = DaemonConfiguration.TLSFiles.inFolder("/nonexistent/tls")
+        let missing = TLSFiles.server(in: "/nonexistent/tls")
         #expect(throws: DaemonError.self) { try MutualTLS.check(missing) }
         do {
             try MutualTLS.check(missing)

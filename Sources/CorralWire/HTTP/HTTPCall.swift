@@ -11,7 +11,7 @@ import UnixSockets
 package enum HTTPEndpoint: Sendable, Equatable {
     case unixSocket(String)
     /// With `tls`, the exchange runs over mutual TLS with these credentials.
-    case tcp(HostPort, tls: TLSClientCredentials? = nil)
+    case tcp(HostPort, tls: TLSFiles? = nil)
 
     /// The Host header's value.
     var hostHeader: String {

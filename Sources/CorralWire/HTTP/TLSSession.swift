@@ -1,9 +1,9 @@
 import CTLS
 import UnixSockets
 
-/// The files a client presents and trusts for the API's mutual TLS: the CA the daemon's certificate must chain to,
-/// and this side's certificate and key. `inFolder` names them as in a migration TLS folder (`STATE/tls`).
-public struct TLSClientCredentials: Sendable, Equatable {
+/// The files one side of the API's mutual TLS uses: the CA the other side's certificate must chain to, and this
+/// side's certificate and key, named as in a migration TLS folder (`STATE/tls`) by `client(in:)` and `server(in:)`.
+public struct TLSFiles: Sendable, Equatable {
     public var caFile: String
     public var certificateFile: String
     public var keyFile: String
@@ -14,10 +14,15 @@ public struct TLSClientCredentials: Sendable, Equatable {
         self.keyFile = keyFile
     }
 
-    /// `DIR/ca-cert.pem`, `DIR/client-cert.pem`, `DIR/client-key.pem`.
-    public static func inFolder(_ folder: String) -> TLSClientCredentials {
-        TLSClientCredentials(caFile: folder + "/ca-cert.pem", certificateFile: folder + "/client-cert.pem",
-                             keyFile: folder + "/client-key.pem")
+    /// `DIR/ca-cert.pem`, `DIR/client-cert.pem`, `DIR/client-key.pem`: a client (a migration source).
+    public static func client(in folder: String) -> TLSFiles { named(folder, "client") }
+
+    /// `DIR/ca-cert.pem`, `DIR/server-cert.pem`, `DIR/server-key.pem`: the daemon's listener.
+    public static func server(in folder: String) -> TLSFiles { named(folder, "server") }
+
+    private static func named(_ folder: String, _ side: String) -> TLSFiles {
+        TLSFiles(caFile: folder + "/ca-cert.pem", certificateFile: folder + "/\(side)-cert.pem",
+                 keyFile: folder + "/\(side)-key.pem")
     }
 }
 
@@ -45,7 +50,7 @@ final class TLSSession: ByteStream {
     private let session: OpaquePointer
 
     /// The handshake: the server's certificate must chain to the CA and name `host`; ours goes to the server.
-    init(over socket: StreamSocket, host: String, credentials: TLSClientCredentials) throws(SocketFailure) {
+    init(over socket: StreamSocket, host: String, credentials: TLSFiles) throws(SocketFailure) {
         var error = [CChar](repeating: 0, count: 512)
         let session = corral_tls_connect(socket.descriptor, credentials.caFile, credentials.certificateFile,
                                          credentials.keyFile, host, &error, error.count)
