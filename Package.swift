@@ -78,6 +78,11 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         // What crosses the wire between a client and the daemon, and the client itself: no server, no NIO.
+        // The cluster on etcd: the store protocol, etcd's v3 JSON gateway over CorralWire's client, ownership rules.
+        .target(name: "Cluster", dependencies: [
+            "CorralWire", "CorralModel",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         // OpenSSL for the client side of the API's mutual TLS (libssl-dev).
         .target(name: "CTLS", linkerSettings: [.linkedLibrary("ssl"), .linkedLibrary("crypto")]),
         .target(name: "CorralWire", dependencies: ["CorralModel", "JSON", "UnixSockets", "CTLS"]),
@@ -151,6 +156,10 @@ let package = Package(
             "Supervisor", "GuestAgent", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",
         ]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
+        .testTarget(name: "ClusterTests", dependencies: [
+            "Cluster", "CorralModel", "Supervisor",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .testTarget(name: "SystemTests", dependencies: [
             "Supervisor", "CorralCore", "CorralControl", "LogTail", "CorralModel", "QMP", "Profiles", "QEMUCommand", "JSON", "UnixSockets",
         ]),

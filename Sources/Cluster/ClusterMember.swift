@@ -1,0 +1,148 @@
+import Foundation
+import Logging
+
+/// What a host publishes about itself under `corral/hosts/NAME`.
+public struct HostRecord: Sendable, Codable, Equatable {
+    /// Where its API listens (`--host-address`, else the `--listen` address).
+    public var address: String
+    public var joinedAt: Double
+
+    public init(address: String, joinedAt: Double) {
+        self.address = address
+        self.joinedAt = joinedAt
+    }
+}
+
+/// This host in the cluster: it joins by putting its `HostRecord` on a lease of `ttl` seconds, renews the lease every
+/// `renewEvery`, and claims and releases the VMs it runs (`Ownership`). Without a live lease it owns nothing new.
+public actor ClusterMember {
+    public enum State: String, Sendable {
+        /// Not joined yet, or the lease was lost and not yet granted again.
+        case joining
+        case alive
+        /// The last renewal failed (etcd unreachable); the lease may still be alive until its TTL runs out.
+        case unreachable
+    }
+
+    public nonisolated let host: String
+    public nonisolated let store: any ClusterStore
+    public let ttl: Int
+    public let renewEvery: Duration
+    private let record: HostRecord
+    private let logger: Logger
+    public private(set) var lease: Int64?
+    public private(set) var state: State = .joining
+    /// When the lease was last renewed (monotonic), for the fencing rule.
+    public private(set) var lastRenewal: ContinuousClock.Instant?
+    private var renewal: Task<Void, Never>?
+
+    public init(host: String, store: any ClusterStore, record: HostRecord, ttl: Int = 10,
+                renewEvery: Duration = .seconds(2), logger: Logger) {
+        self.host = host
+        self.store = store
+        self.record = record
+        self.ttl = ttl
+        self.renewEvery = renewEvery
+        self.logger = logger
+    }
+
+    /// Grants a lease and puts the host key on it (refused while another live daemon holds the same host name),
+    /// then keeps renewing in the background.
+    public func join() async throws(ClusterError) {
+        try await takeLease()
+        guard renewal == nil else { return }
+        renewal = Task { [weak self] in
+            while !Task.isCancelled {
+                try? await Task.sleep(for: self?.renewEvery ?? .seconds(2))
+                await self?.renew()
+            }
+        }
+    }
+
+    private func takeLease() async throws(ClusterError) {
+        let granted = try await store.grantLease(ttl: ttl)
+        let text: String
+        do { text = String(decoding: try JSONEncoder().encode(record), as: UTF8.self) } catch {
+            throw .malformed("cannot encode the host record: \(error)")
+        }
+        // Only an absent host key: a second daemon with this --host name must not take over the first one's.
+        let joined = try await store.transaction([.absent(ClusterKeys.host(host))],
+                                                 success: [.put(ClusterKeys.host(host), text, lease: granted)],
+                                                 failure: [.get(ClusterKeys.host(host))])
+        guard joined.succeeded else {
+            try? await store.revoke(granted)
+            let holder = (joined.reads.first ?? nil).map { ", lease \($0.lease)" } ?? ""
+            throw .refused("host name \(host) is already in the cluster, held by a live daemon\(holder); "
+                + "give this one another --host, or wait up to \(ttl) s after the other one stopped")
+        }
+        lease = granted
+        state = .alive
+        lastRenewal = .now
+        logger.info("joined the cluster", metadata: ["host": "\(host)", "lease": "\(granted)", "ttl": "\(ttl)"])
+    }
+
+    /// One renewal; a lost lease is taken again (the host key and this host's VMs are claimed anew by the caller).
+    func renew() async {
+        guard let lease else {
+            do { try await takeLease() } catch { logger.warning("cannot rejoin the cluster", metadata: ["error": "\(error)"]) }
+            return
+        }
+        do {
+            let left = try await store.keepAlive(lease)
+            if left > 0 {
+                state = .alive
+                lastRenewal = .now
+                return
+            }
+            logger.error("the cluster lease expired: this host's keys are gone", metadata: ["lease": "\(lease)"])
+            self.lease = nil
+            state = .joining
+            do { try await takeLease() } catch { logger.warning("cannot rejoin the cluster", metadata: ["error": "\(error)"]) }
+        } catch {
+            if state != .unreachable { logger.warning("cannot renew the cluster lease", metadata: ["error": "\(error)"]) }
+            state = .unreachable
+        }
+    }
+
+    /// Makes this host the VM's owner, or says who is.
+    public func claim(_ vm: String) async throws(ClusterError) -> Ownership.Outcome {
+        guard let lease, state != .joining else { return .hostNotAlive }
+        let first = Ownership.claim(vm: vm, host: host, lease: lease)
+        let result = try await store.transaction(first.compares, success: first.success, failure: first.failure)
+        if result.succeeded { return .claimed }
+        if let refusal = Ownership.refusal(afterFailed: result, host: host) { return refusal }
+        // Ours already (perhaps on the lease of this daemon's predecessor): moved onto the current lease.
+        let again = Ownership.renew(vm: vm, host: host, lease: lease)
+        let renewed = try await store.transaction(again.compares, success: again.success, failure: again.failure)
+        if renewed.succeeded { return .claimed }
+        return Ownership.refusal(afterFailed: renewed, host: host) ?? .ownedBy("(changed while claiming; try again)")
+    }
+
+    /// Gives the VM up (removed here, or moved away); a key another host holds is left alone.
+    public func release(_ vm: String) async throws(ClusterError) {
+        let plan = Ownership.release(vm: vm, host: host)
+        _ = try await store.transaction(plan.compares, success: plan.success, failure: plan.failure)
+    }
+
+    /// The VM's owner, if any.
+    public func owner(of vm: String) async throws(ClusterError) -> String? {
+        try await store.get(ClusterKeys.owner(vm))?.value
+    }
+
+    /// Every live host and its record.
+    public func hosts() async throws(ClusterError) -> [(name: String, record: HostRecord?)] {
+        try await store.list(prefix: ClusterKeys.hostsPrefix).map { entry in
+            (String(entry.key.dropFirst(ClusterKeys.hostsPrefix.count)),
+             try? JSONDecoder().decode(HostRecord.self, from: Data(entry.value.utf8)))
+        }
+    }
+
+    /// Stops renewing and revokes the lease: this host's key and every VM it owns are released at once.
+    public func leave() async {
+        renewal?.cancel()
+        renewal = nil
+        if let lease { try? await store.revoke(lease) }
+        lease = nil
+        state = .joining
+    }
+}
