@@ -73,6 +73,7 @@ let package = Package(
         .target(name: "LogTail"),
         .target(name: "GuestAgent", dependencies: ["CorralCore", "QMP", "JSON", "UnixSockets"]),
         .target(name: "Supervisor", dependencies: [
+            "Cluster",
             "QMP", "GuestAgent", "Profiles", "QEMUCommand", "CorralModel", "CorralCore", "CorralControl", "LogTail", "JSON",
             "CSupport",
             .product(name: "Logging", package: "swift-log"),
@@ -117,7 +118,7 @@ let package = Package(
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CorralLocal"),
         .executableTarget(name: "corrald", dependencies: [
-            "CorralCLI", "CorralWire", "CorralModel", "CorralControl", "API", "APITLS", "Supervisor", "UnixSockets",
+            "CorralCLI", "CorralWire", "CorralModel", "CorralControl", "API", "APITLS", "Cluster", "Supervisor", "UnixSockets",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

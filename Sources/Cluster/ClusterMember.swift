@@ -146,3 +146,15 @@ public actor ClusterMember {
         state = .joining
     }
 }
+
+extension ClusterMember {
+    /// The migration commit on the destination: ownership moves here in one transaction, whoever held it (the source
+    /// has handed the guest over and is paused), as long as this host is alive.
+    public func takeOver(_ vm: String) async throws(ClusterError) -> Ownership.Outcome {
+        guard let lease, state != .joining else { return .hostNotAlive }
+        let result = try await store.transaction([.present(ClusterKeys.host(host))],
+                                                 success: [.put(ClusterKeys.owner(vm), host, lease: lease)],
+                                                 failure: [])
+        return result.succeeded ? .claimed : .hostNotAlive
+    }
+}

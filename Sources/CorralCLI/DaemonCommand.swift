@@ -28,6 +28,19 @@ package struct DaemonFlags: ParsableArguments {
             + "presents client-cert.pem (client-key.pem). The token is still required."))
     package var apiTls = false
 
+    @Option(help: ArgumentHelp(
+        "Join an etcd cluster (v3 API, plain HTTP): its members' client URLs, comma-separated; needs --host. A VM then "
+            + "starts only on the host that owns it.", valueName: "http://E1:2379,…"))
+    package var cluster: String?
+
+    @Option(help: ArgumentHelp("This host's name in the cluster (a-z, 0-9, '-'; unique among live hosts).",
+                               valueName: "NAME"))
+    package var host: String?
+
+    @Option(help: ArgumentHelp("The address other hosts reach this daemon's API at (default: --listen).",
+                               valueName: "HOST:PORT"), transform: { try HostPort(parsing: $0) })
+    package var hostAddress: HostPort?
+
     @Option(help: ArgumentHelp("Refuse to start or grow VMs beyond RATIO online vCPUs per host CPU (e.g. 4).",
                                valueName: "RATIO"))
     package var cpuOvercommit: Double?
@@ -95,6 +108,14 @@ package struct DaemonFlags: ParsableArguments {
         if !hostRoot.isEmpty && !hostRoot.hasPrefix("/") {
             throw ValidationError("--host-root must be an absolute path, got \(hostRoot)")
         }
+        if cluster != nil || host != nil || hostAddress != nil {
+            guard let cluster, !cluster.isEmpty else { throw ValidationError("--host and --host-address need --cluster") }
+            guard let host else { throw ValidationError("--cluster needs --host NAME (this host's name in the cluster)") }
+            let allowed = host.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
+            guard allowed, (1...63).contains(host.utf8.count), !host.hasPrefix("-") else {
+                throw ValidationError("--host must be 1-63 characters of a-z, 0-9 and '-', not starting with '-', got '\(host)'")
+            }
+        }
         if listen != nil {
             guard tokenFile != nil else { throw ValidationError("--listen needs --token-file") }
         } else if tokenFile != nil || peerTokenFile != nil || apiTls {
@@ -111,6 +132,9 @@ package struct DaemonFlags: ParsableArguments {
         if let tokenFile { arguments += ["--token-file", tokenFile] }
         if let peerTokenFile { arguments += ["--peer-token-file", peerTokenFile] }
         if apiTls { arguments.append("--api-tls") }
+        if let cluster { arguments += ["--cluster", cluster] }
+        if let host { arguments += ["--host", host] }
+        if let hostAddress { arguments += ["--host-address", hostAddress.description] }
         if let cpuOvercommit { arguments += ["--cpu-overcommit", "\(cpuOvercommit)"] }
         if let memoryOvercommit { arguments += ["--memory-overcommit", "\(memoryOvercommit)"] }
         arguments += ["--policy-interval", "\(policyInterval)"]

@@ -1,4 +1,6 @@
 import API
+import Cluster
+import Foundation
 import APITLS
 import CorralControl
 import ArgumentParser
@@ -58,9 +60,20 @@ struct CorralDaemonMain: AsyncParsableCommand {
             if flags.qemuUser == "root" {
                 logger.critical("--qemu-user root: every QEMU runs as root, unconfined; a guest that escapes into its QEMU owns this host and every other VM's disks")
             }
+            var options = flags.options
+            if let urls = flags.cluster, let host = flags.host {
+                // Joined before any VM is taken over: each is claimed again on this daemon's lease.
+                let store = try EtcdGateway(urls: urls.split(separator: ",").map { String($0) })
+                let address = flags.hostAddress?.description ?? flags.listen?.description ?? ""
+                let member = ClusterMember(host: host, store: store,
+                                           record: HostRecord(address: address, joinedAt: Date().timeIntervalSince1970),
+                                           logger: logger)
+                try await member.join()
+                options.cluster = member
+            }
             // Migrations reach other daemons over their TCP API with the token the user gave.
             let manager = try await VMManager.open(
-                stateRoot: flags.stateDir.resolved, logger: logger, options: flags.options,
+                stateRoot: flags.stateDir.resolved, logger: logger, options: options,
                 peerConnector: { destination, token in HTTPMigrationPeer(address: destination, token: token, tls: peerTLS) })
             // systemd (Type=notify) hears READY=1 once every listener accepts connections; every VM was reattached
             // before the listeners opened (VMManager.open).
@@ -84,6 +97,9 @@ struct CorralDaemonMain: AsyncParsableCommand {
             try await daemon.runUntilSignalled()
         } catch let error as SocketActivation.Failure {
             Terminal.err("error: \(error.description)")
+            throw ExitCode(ExitCodeValue.failure.rawValue)
+        } catch let error as ClusterError {
+            Terminal.err("error: --cluster: \(error.description)")
             throw ExitCode(ExitCodeValue.failure.rawValue)
         } catch let error as DaemonError {
             Terminal.err("error: \(error.description)")

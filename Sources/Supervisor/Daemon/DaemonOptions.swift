@@ -1,3 +1,4 @@
+import Cluster
 import GuestAgent
 import CorralCore
 /// How the daemon runs: limits, policies and where it reads the host from.
@@ -23,6 +24,8 @@ public struct DaemonOptions: Sendable {
     public var incomingDeadline: Duration
     /// Who QEMU runs as: one unprivileged uid/gid per VM from a range (the default), or root (an explicit opt-out).
     public var qemuIdentity: QEMUIdentity
+    /// This host in an etcd cluster (`--cluster`, `--host`): a VM starts only once this host owns it there.
+    public var cluster: ClusterMember?
     /// The guest agent behind a VM's `agent.sock` (tests script one).
     public var guestAgent: @Sendable (_ socketPath: String) -> any GuestAgent = { GuestAgentClient(socketPath: $0) }
 

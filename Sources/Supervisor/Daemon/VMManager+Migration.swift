@@ -163,7 +163,14 @@ extension VMManager: MigrationControl {
     }
 
     public func commitIncoming(_ name: String) async throws(ControlError) -> VMStatus {
-        try await queued(name) { vm throws(ControlError) in try await vm.commitIncoming() }
+        // Ownership moves here before the guest resumes here: never two owners, never a running copy without one.
+        if options.cluster != nil {
+            guard let vm = vms[name], await vm.currentState == .incoming else {
+                return try await queued(name) { vm throws(ControlError) in try await vm.commitIncoming() }
+            }
+            try await takeOverOwnership(name)
+        }
+        return try await queued(name) { vm throws(ControlError) in try await vm.commitIncoming() }
     }
 
     public func abortIncoming(_ name: String) async throws(ControlError) {

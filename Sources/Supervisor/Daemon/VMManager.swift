@@ -80,6 +80,7 @@ public actor VMManager: VMControl {
         let manager = VMManager(stateRoot: stateRoot, launcher: launcher, options: options,
                                 peerConnector: peerConnector, networks: networks, logger: logger)
         await manager.loadExisting()
+        await manager.reclaimOwnership()
         return manager
     }
 
@@ -231,15 +232,25 @@ public actor VMManager: VMControl {
         await hub.setLogFile(store.eventsPath, for: name)
         await hub.publish(vm: name, .defined, ["profile": .string(request.profile)])
         do {
-            try await vm.queue.run { () async throws(ControlError) in
-                try await vm.launch(paused: request.paused, configStaged: true)
-            }
+            try await claimOwnership(name)
         } catch {
-            // Nothing left behind: no process (the launcher killed it), no socket, no folder, not listed.
             vms[name] = nil
             uids[name] = nil
             await vm.markRemoved()
             FileOps.removeTree(paths.folder)
+            throw error
+        }
+        do {
+            try await vm.queue.run { () async throws(ControlError) in
+                try await vm.launch(paused: request.paused, configStaged: true)
+            }
+        } catch {
+            // Nothing left behind: no process (the launcher killed it), no socket, no folder, not listed, not owned.
+            vms[name] = nil
+            uids[name] = nil
+            await vm.markRemoved()
+            FileOps.removeTree(paths.folder)
+            await releaseOwnership(name)
             throw error
         }
         return await vm.status()
@@ -279,6 +290,7 @@ public actor VMManager: VMControl {
                 throw ControlError.conflict(refusal)
             }
             try await self.admit(Admission.Load(await vm.config), excluding: name)
+            try await self.claimOwnership(name)
             try await vm.launch(paused: false)
         }
         return await vm.status()
@@ -325,6 +337,7 @@ public actor VMManager: VMControl {
         vms[name] = nil
         uids[name] = nil
         FileOps.removeTree(vm.paths.folder)
+        await releaseOwnership(name)
     }
 
     public func pause(_ name: String) async throws(ControlError) -> VMStatus {

@@ -1,0 +1,56 @@
+import Cluster
+import CorralModel
+
+/// One owner per VM in a cluster (`Ownership`): QEMU starts only after this host's claim succeeded; `rm` gives the
+/// claim up; a migration's commit moves it to the destination. Without `--cluster` every call is a no-op.
+extension VMManager {
+    /// Claims `name` for this host, or refuses naming the owner (or why the cluster cannot be asked).
+    func claimOwnership(_ name: String) async throws(ControlError) {
+        guard let cluster = options.cluster else { return }
+        let outcome: Ownership.Outcome
+        do { outcome = try await cluster.claim(name) } catch {
+            throw .unreachable("cannot claim \(name) in the cluster, so it was not started: \(error)")
+        }
+        switch outcome {
+        case .claimed:
+            return
+        case .ownedBy(let owner):
+            throw .conflict("\(name) is owned by host \(owner) in the cluster (one host runs a VM at a time): "
+                + "start it there, or migrate it here")
+        case .hostNotAlive:
+            throw .unreachable("this host (\(cluster.host)) has no live lease in the cluster, so it owns nothing and "
+                + "\(name) was not started; it rejoins on its own once etcd answers")
+        }
+    }
+
+    /// Gives `name` up (it was removed here); failures are logged, the key then lapses with this host's lease.
+    func releaseOwnership(_ name: String) async {
+        guard let cluster = options.cluster else { return }
+        do { try await cluster.release(name) } catch {
+            logger.warning("cannot release a VM in the cluster", metadata: ["vm": "\(name)", "error": "\(error)"])
+        }
+    }
+
+    /// The migration commit on this (destination) host.
+    func takeOverOwnership(_ name: String) async throws(ControlError) {
+        guard let cluster = options.cluster else { return }
+        let outcome: Ownership.Outcome
+        do { outcome = try await cluster.takeOver(name) } catch {
+            throw .unreachable("cannot move \(name)'s ownership here in the cluster: \(error)")
+        }
+        guard outcome == .claimed else {
+            throw .unreachable("this host (\(cluster.host)) has no live lease in the cluster; \(name) stays with its source")
+        }
+    }
+
+    /// At daemon start: every VM defined here is claimed again (onto this daemon's lease); one another host owns
+    /// now is reported, not started or stopped.
+    func reclaimOwnership() async {
+        guard options.cluster != nil else { return }
+        for name in vms.keys.sorted() {
+            do { try await claimOwnership(name) } catch {
+                logger.error("a VM of this host is not owned here in the cluster", metadata: ["vm": "\(name)", "why": "\(error)"])
+            }
+        }
+    }
+}
