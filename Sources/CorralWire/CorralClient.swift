@@ -195,6 +195,10 @@ public struct CorralClient: Sendable {
         try await call("GET", "/v1/host", as: HostReport.self)
     }
 
+    public func cluster() async throws -> ClusterReport {
+        try await call("GET", "/v1/cluster", as: ClusterReport.self)
+    }
+
     // MARK: Networks
 
     public func createNetwork(_ request: NetworkCreateRequest) async throws -> NetworkInfo {

@@ -91,6 +91,10 @@ struct FuzzControl: DaemonControl {
         try checked(request.validate)
         return try known(name)
     }
+    func cluster() async -> ClusterReport {
+        ClusterReport(enabled: false)
+    }
+
     func host() async -> HostReport {
         let ratio = HostReport.Ratio(committed: 1, capacity: 2, ratio: 0.5, limit: nil)
         return HostReport(cpus: ratio, memory: ratio, memoryAvailableBytes: 1 << 30,

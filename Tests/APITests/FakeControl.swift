@@ -296,6 +296,13 @@ extension FakeControl: TuningControl {
         return try lookUp(name)
     }
 
+    /// Every field set, so the OpenAPI test sees each documented one.
+    func cluster() async -> ClusterReport {
+        ClusterReport(enabled: true, host: "host-a", state: "alive",
+                      hosts: [.init(name: "host-a", address: "192.0.2.1:7070", vms: ["web"])],
+                      orphans: ["lost"], problem: "sample")
+    }
+
     func host() async -> HostReport {
         record(.host)
         return FakeControl.hostReport

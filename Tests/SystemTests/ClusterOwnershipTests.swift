@@ -62,6 +62,13 @@ struct ClusterOwnershipTests {
         #expect(await managers[loser]!.list().isEmpty)
         #expect(!FileManager.default.fileExists(atPath: root + "/\(loser)/vms/solo"))
 
+        // Either daemon answers for the whole cluster.
+        let report = await managers[loser]!.cluster()
+        #expect(report.enabled && report.host == loser && report.state == "alive" && report.problem == nil)
+        #expect(report.hosts.map(\.name) == ["host-a", "host-b"])
+        #expect(report.hosts.first { $0.name == winner }?.vms == ["solo"])
+        #expect(report.hosts.first { $0.name == loser }?.vms == [])
+
         // Removed on the winner: the other host may run it now.
         try await managers[winner]!.remove("solo", force: true)
         #expect(try await members[winner]!.owner(of: "solo") == nil, "rm gave the claim up")

@@ -54,3 +54,27 @@ extension VMManager {
         }
     }
 }
+
+extension VMManager {
+    /// The cluster's hosts and who owns which VM, read from etcd now.
+    public func cluster() async -> ClusterReport {
+        guard let cluster = options.cluster else { return ClusterReport(enabled: false) }
+        let state = await cluster.state.rawValue
+        do {
+            let hosts = try await cluster.hosts()
+            let owners = try await cluster.store.list(prefix: ClusterKeys.root + "vms/")
+                .filter { $0.key.hasSuffix("/owner") }
+                .map { (vm: String($0.key.dropFirst((ClusterKeys.root + "vms/").count).dropLast("/owner".count)), owner: $0.value) }
+            let live = Set(hosts.map(\.name))
+            return ClusterReport(
+                enabled: true, host: cluster.host, state: state,
+                hosts: hosts.map { host in
+                    ClusterReport.Host(name: host.name, address: host.record?.address ?? "",
+                                       vms: owners.filter { $0.owner == host.name }.map(\.vm).sorted())
+                },
+                orphans: owners.filter { !live.contains($0.owner) }.map(\.vm).sorted())
+        } catch {
+            return ClusterReport(enabled: true, host: cluster.host, state: state, problem: error.description)
+        }
+    }
+}
