@@ -31,11 +31,13 @@ struct MigrateCommand: AsyncParsableCommand {
     @Argument(help: "VM name.")
     var name: String
 
-    @Option(help: ArgumentHelp("The destination daemon's TCP API (an IPv6 address in brackets: [2001:db8::2]:7070).",
-                               valueName: "HOST:PORT"))
+    @Option(help: ArgumentHelp(
+        "The destination daemon's TCP API (an IPv6 address in brackets: [2001:db8::2]:7070); in a cluster, a host's "
+            + "name, or 'auto' for the live host that owns the fewest VMs.", valueName: "HOST:PORT|NAME|auto"))
     var to: String?
 
-    @Option(help: "File whose first line is the destination daemon's bearer token.")
+    @Option(help: ArgumentHelp("File whose first line is the destination daemon's bearer token (in a cluster, by "
+        + "default the daemon's own --peer-token-file, which every host of the cluster shares)."))
     var tokenFile: String?
 
     @Option(help: ArgumentHelp("Cap the migration stream, e.g. 100M/s (default: QEMU's 128M/s).", valueName: "SIZE/s"))
@@ -79,7 +81,7 @@ struct MigrateCommand: AsyncParsableCommand {
                 || multifd != nil || autoConverge || xbzrle || withStorage || tls || timeout != nil
             if migrationFlags { throw ValidationError("--cancel takes only the VM name") }
         } else if to == nil {
-            throw ValidationError("--to HOST:PORT is required (the destination daemon's TCP API)")
+            throw ValidationError("--to HOST:PORT (or, in a cluster, --to NAME|auto) is required")
         }
     }
 
@@ -89,7 +91,17 @@ struct MigrateCommand: AsyncParsableCommand {
             Terminal.out("\(name): cancel requested")
             return
         }
-        guard let to else { return }
+        guard var to else { return }
+        // A host name (no port): its address comes from the cluster.
+        if !to.contains(":") {
+            let report = try await DaemonCall.run(socket: socket.resolved) { try await $0.cluster() }
+            switch report.destination(to) {
+            case .success(let address): to = address
+            case .failure(let problem):
+                Terminal.err("error: \(problem.description)")
+                throw ExitCode(ExitCodeValue.invalid.rawValue)
+            }
+        }
         let request: MigrateRequest
         switch Self.request(to: to, tokenFile: tokenFile, options: options) {
         case .success(let built): request = built

@@ -37,3 +37,39 @@ public struct ClusterReport: Sendable, Codable, Equatable {
         self.problem = problem
     }
 }
+
+extension ClusterReport {
+    /// Where `corral migrate --to NAME` goes: that live host's API address; `--to auto`: the live host other than
+    /// this one that owns the fewest VMs (ties by name). The reason when there is none.
+    public func destination(_ name: String) -> Result<String, DestinationProblem> {
+        guard enabled else {
+            return .failure(.init("--to \(name): this daemon is not in a cluster; give the destination as HOST:PORT"))
+        }
+        if let problem { return .failure(.init("--to \(name): the cluster cannot be read: \(problem)")) }
+        let others = hosts.filter { $0.name != host }
+        let chosen: Host
+        if name == "auto" {
+            guard let best = others.min(by: { ($0.vms.count, $0.name) < ($1.vms.count, $1.name) }) else {
+                return .failure(.init("--to auto: no other live host in the cluster"))
+            }
+            chosen = best
+        } else {
+            guard name != host else { return .failure(.init("--to \(name): that is this host")) }
+            guard let named = others.first(where: { $0.name == name }) else {
+                let live = hosts.map(\.name).joined(separator: ", ")
+                return .failure(.init("--to \(name): no live host of that name in the cluster (live: \(live.isEmpty ? "none" : live))"))
+            }
+            chosen = named
+        }
+        guard !chosen.address.isEmpty else {
+            return .failure(.init("--to \(name): host \(chosen.name) published no API address "
+                + "(start its daemon with --listen or --host-address)"))
+        }
+        return .success(chosen.address)
+    }
+
+    public struct DestinationProblem: Error, Equatable, CustomStringConvertible {
+        public var description: String
+        init(_ description: String) { self.description = description }
+    }
+}

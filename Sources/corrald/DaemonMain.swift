@@ -70,6 +70,7 @@ struct CorralDaemonMain: AsyncParsableCommand {
                                            logger: logger)
                 try await member.join()
                 options.cluster = member
+                options.clusterPeerToken = tcp?.peerToken
             }
             // Migrations reach other daemons over their TCP API with the token the user gave.
             let manager = try await VMManager.open(

@@ -26,6 +26,9 @@ public struct DaemonOptions: Sendable {
     public var qemuIdentity: QEMUIdentity
     /// This host in an etcd cluster (`--cluster`, `--host`): a VM starts only once this host owns it there.
     public var cluster: ClusterMember?
+    /// In a cluster every host accepts the same peer token (`--peer-token-file`): a migration whose request names no
+    /// token uses it.
+    public var clusterPeerToken: String?
     /// The guest agent behind a VM's `agent.sock` (tests script one).
     public var guestAgent: @Sendable (_ socketPath: String) -> any GuestAgent = { GuestAgentClient(socketPath: $0) }
 

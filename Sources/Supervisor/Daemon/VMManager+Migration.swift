@@ -30,7 +30,7 @@ extension VMManager: MigrationControl {
         if let refusal = Lifecycle.refusal(.migrate, vm: name, state: await vm.currentState) {
             throw .conflict(refusal)
         }
-        let peer = connector(request.to, request.token)
+        let peer = connector(request.to, request.token ?? (options.cluster != nil ? options.clusterPeerToken : nil))
         let tls = tlsDirectory
         await vm.setOnMigratedAway { [weak self] name in await self?.forgetMigrated(name, vm: vm) }
         // Only the newest progress matters to a slow reader; the outcome, sent last, is never dropped.
