@@ -26,8 +26,8 @@ public actor ClusterMember {
 
     public nonisolated let host: String
     public nonisolated let store: any ClusterStore
-    public let ttl: Int
-    public let renewEvery: Duration
+    public nonisolated let ttl: Int
+    public nonisolated let renewEvery: Duration
     private let record: HostRecord
     private let logger: Logger
     public private(set) var lease: Int64?
@@ -129,12 +129,59 @@ public actor ClusterMember {
         try await store.get(ClusterKeys.owner(vm))?.value
     }
 
-    /// Every live host and its record.
-    public func hosts() async throws(ClusterError) -> [(name: String, record: HostRecord?)] {
+    /// Every live host, its record and its lease.
+    public func hosts() async throws(ClusterError) -> [(name: String, record: HostRecord?, lease: Int64)] {
         try await store.list(prefix: ClusterKeys.hostsPrefix).map { entry in
             (String(entry.key.dropFirst(ClusterKeys.hostsPrefix.count)),
-             try? JSONDecoder().decode(HostRecord.self, from: Data(entry.value.utf8)))
+             try? JSONDecoder().decode(HostRecord.self, from: Data(entry.value.utf8)), entry.lease)
         }
+    }
+
+    /// Every VM's owner (VM → host).
+    public func owners() async throws(ClusterError) -> [String: String] {
+        var owners: [String: String] = [:]
+        for entry in try await store.list(prefix: ClusterKeys.vmsPrefix) where entry.key.hasSuffix("/owner") {
+            owners[String(entry.key.dropFirst(ClusterKeys.vmsPrefix.count).dropLast("/owner".count))] = entry.value
+        }
+        return owners
+    }
+
+    /// The HA VMs' configs (VM → JSON).
+    public func haConfigs() async throws(ClusterError) -> [String: String] {
+        var configs: [String: String] = [:]
+        for entry in try await store.list(prefix: ClusterKeys.haPrefix) {
+            configs[String(entry.key.dropFirst(ClusterKeys.haPrefix.count))] = entry.value
+        }
+        return configs
+    }
+
+    /// Publishes an HA VM's config while this host owns it.
+    public func publishHA(_ vm: String, config: String) async throws(ClusterError) {
+        _ = try await store.transaction([.valueEquals(ClusterKeys.owner(vm), host)],
+                                        success: [.put(ClusterKeys.ha(vm), config, lease: nil)], failure: [])
+    }
+
+    /// Forgets an HA VM (removed by its owner).
+    public func unpublishHA(_ vm: String) async throws(ClusterError) {
+        _ = try await store.transaction([.valueEquals(ClusterKeys.owner(vm), host)],
+                                        success: [.delete(ClusterKeys.ha(vm))], failure: [])
+    }
+
+    /// True when this host is (or has just become) the cluster's reconciler.
+    public func electReconciler() async throws(ClusterError) -> Bool {
+        guard let lease, state == .alive else { return false }
+        let result = try await store.transaction([.absent(ClusterKeys.reconciler)],
+                                                 success: [.put(ClusterKeys.reconciler, host, lease: lease)],
+                                                 failure: [.get(ClusterKeys.reconciler)])
+        return result.succeeded || (result.reads.first ?? nil)?.value == host
+    }
+
+    /// The reconciler gives an orphaned VM to `target` (on the target's lease), only while it has no owner and the
+    /// target is alive.
+    public func assign(_ vm: String, to target: String, lease targetLease: Int64) async throws(ClusterError) -> Bool {
+        try await store.transaction([.absent(ClusterKeys.owner(vm)), .present(ClusterKeys.host(target))],
+                                    success: [.put(ClusterKeys.owner(vm), target, lease: targetLease)],
+                                    failure: []).succeeded
     }
 
     /// Stops renewing and revokes the lease: this host's key and every VM it owns are released at once.

@@ -7,6 +7,55 @@ public enum ClusterKeys {
     public static let hostsPrefix = root + "hosts/"
     /// The host that may run the VM, on that host's lease.
     public static func owner(_ vm: String) -> String { root + "vms/" + vm + "/owner" }
+    public static let vmsPrefix = root + "vms/"
+    /// An HA VM's live config (JSON), so that another host can start it; no lease: it outlives its owner.
+    public static func ha(_ vm: String) -> String { root + "ha/" + vm }
+    public static let haPrefix = root + "ha/"
+    /// The one host that places orphaned HA VMs, on its lease.
+    public static let reconciler = root + "reconciler"
+}
+
+/// When an owner pauses its HA VMs: once the last renewal is older than the lease's TTL minus `margin`, i.e. before
+/// etcd can let the owner key expire and another host start the VM.
+public enum Fencing {
+    public static func mustPause(sinceRenewal: Duration, ttl: Int, margin: Duration) -> Bool {
+        sinceRenewal >= .seconds(ttl) - margin
+    }
+}
+
+/// The elected reconciler's placement of HA VMs that have lost their owner (pure).
+public enum HAPlacement {
+    public struct Host: Sendable, Equatable {
+        public var name: String
+        public var lease: Int64
+        public var vms: Int
+        public init(name: String, lease: Int64, vms: Int) {
+            self.name = name
+            self.lease = lease
+            self.vms = vms
+        }
+    }
+
+    public struct Assignment: Sendable, Equatable {
+        public var vm: String
+        public var host: String
+        public var lease: Int64
+    }
+
+    /// Each orphan (an HA VM with no owner key) that has been orphaned for at least `grace` goes to the live host
+    /// with the fewest VMs (counting the ones assigned in this round; ties by name).
+    public static func assign(orphans: [String], orphanedFor: (String) -> Duration, grace: Duration,
+                              hosts: [Host]) -> [Assignment] {
+        var load = hosts
+        var assignments: [Assignment] = []
+        for vm in orphans.sorted() where orphanedFor(vm) >= grace {
+            guard let index = load.indices.min(by: { (load[$0].vms, load[$0].name) < (load[$1].vms, load[$1].name) })
+            else { break }
+            assignments.append(Assignment(vm: vm, host: load[index].name, lease: load[index].lease))
+            load[index].vms += 1
+        }
+        return assignments
+    }
 }
 
 public enum Ownership {

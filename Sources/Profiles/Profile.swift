@@ -24,12 +24,15 @@ public struct Profile: Sendable, Equatable, Codable {
     /// A virtio-serial channel for qemu-guest-agent (`org.qemu.guest_agent.0`): the daemon asks the agent for the
     /// guest's addresses.
     public var agent: Bool
+    /// High availability in a cluster: when the owning host is lost, another host starts the VM (its disks must be
+    /// on storage every host reaches); the owner pauses it when it cannot renew its lease (docs/cluster.md).
+    public var ha: Bool
 
     public init(
         name: String, machine: String = "q35", accel: Accel = .auto, cpu: CPU = CPU(), memory: Memory,
         boot: Boot = Boot(), disks: [Disk] = [], nics: [NIC] = [], hotplug: Hotplug = Hotplug(),
         serial: SerialMode = .log, restart: RestartPolicy = .no, qemu: QEMUSettings = QEMUSettings(),
-        overcommit: Overcommit = Overcommit(), agent: Bool = false
+        overcommit: Overcommit = Overcommit(), agent: Bool = false, ha: Bool = false
     ) {
         self.name = name
         self.machine = machine
@@ -45,15 +48,16 @@ public struct Profile: Sendable, Equatable, Codable {
         self.qemu = qemu
         self.overcommit = overcommit
         self.agent = agent
+        self.ha = ha
     }
 }
 
 extension Profile {
     enum CodingKeys: String, CodingKey {
-        case name, machine, accel, cpu, memory, boot, disks, nics, hotplug, serial, restart, qemu, overcommit, agent
+        case name, machine, accel, cpu, memory, boot, disks, nics, hotplug, serial, restart, qemu, overcommit, agent, ha
     }
 
-    /// Keys added after the first release (`overcommit`, `agent`) default when missing, so resolved profiles
+    /// Keys added after the first release (`overcommit`, `agent`, `ha`) default when missing, so resolved profiles
     /// stored by an older corral still load.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -71,7 +75,8 @@ extension Profile {
             restart: try c.decode(RestartPolicy.self, forKey: .restart),
             qemu: try c.decode(QEMUSettings.self, forKey: .qemu),
             overcommit: try c.decodeIfPresent(Overcommit.self, forKey: .overcommit) ?? Overcommit(),
-            agent: try c.decodeIfPresent(Bool.self, forKey: .agent) ?? false)
+            agent: try c.decodeIfPresent(Bool.self, forKey: .agent) ?? false,
+            ha: try c.decodeIfPresent(Bool.self, forKey: .ha) ?? false)
     }
 }
 

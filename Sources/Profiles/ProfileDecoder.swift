@@ -18,7 +18,7 @@ struct ProfileChecker {
     var everythingGiven = false
 
     static let topKeys = ["name", "extends", "machine", "accel", "cpu", "memory", "boot", "disks", "nics",
-                          "hotplug", "serial", "restart", "qemu", "overcommit", "agent"]
+                          "hotplug", "serial", "restart", "qemu", "overcommit", "agent", "ha"]
     static let cpuKeys = ["model", "count", "max", "sockets", "cores", "threads", "pinning"]
     static let memoryKeys = ["size", "max", "slots", "balloon", "merge", "hugepages", "lock"]
     static let balloonKeys = ["min", "freePageReporting"]
@@ -195,6 +195,7 @@ struct ProfileChecker {
             profile.overcommit = decodeOvercommit(overcommit)
         }
         if let agent = bool(map, "agent", "") { profile.agent = agent }
+        if let ha = bool(map, "ha", "") { profile.ha = ha }
         return profile
     }
 

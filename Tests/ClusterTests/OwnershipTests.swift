@@ -85,3 +85,21 @@ struct OwnershipTests {
         #expect(Ownership.refusal(afterFailed: .init(succeeded: false, reads: [entry("b"), nil]), host: "a") == .hostNotAlive)
     }
 }
+
+struct FencingAndPlacementTests {
+    @Test func anOwnerPausesBeforeItsLeaseCanExpire() {
+        #expect(!Fencing.mustPause(sinceRenewal: .seconds(6), ttl: 10, margin: .seconds(3)))
+        #expect(Fencing.mustPause(sinceRenewal: .seconds(7), ttl: 10, margin: .seconds(3)))
+        #expect(Fencing.mustPause(sinceRenewal: .seconds(60), ttl: 10, margin: .seconds(3)))
+    }
+
+    @Test func orphansGoToTheLeastLoadedLiveHostAfterTheGrace() {
+        let hosts = [HAPlacement.Host(name: "b", lease: 2, vms: 1), HAPlacement.Host(name: "c", lease: 3, vms: 0)]
+        let ages: [String: Duration] = ["x": .seconds(5), "y": .seconds(5), "young": .seconds(1)]
+        let plan = HAPlacement.assign(orphans: ["y", "x", "young"], orphanedFor: { ages[$0] ?? .zero },
+                                      grace: .seconds(2), hosts: hosts)
+        // x first (sorted): c has fewest; then y: b and c tie at 1, b by name; "young" waits for the grace.
+        #expect(plan.map { "\($0.vm)→\($0.host)@\($0.lease)" } == ["x→c@3", "y→b@2"])
+        #expect(HAPlacement.assign(orphans: ["x"], orphanedFor: { _ in .seconds(9) }, grace: .seconds(2), hosts: []) == [])
+    }
+}

@@ -212,6 +212,16 @@ import Testing
         ])
     }
 
+    @Test func haIsABooleanOffByDefault() throws {
+        let on = try #require(loadValid("a.yaml", files: ["/vm/a.yaml": "name: a\nmemory: 1G\nha: true\n"]))
+        #expect(on.ha)
+        let off = try #require(loadValid("b.yaml", files: ["/vm/b.yaml": "name: b\nmemory: 1G\n"]))
+        #expect(!off.ha)
+        #expect(diagnostics("c.yaml", files: ["/vm/c.yaml": "name: c\nmemory: 1G\nha: 1\n"]) == [
+            "c.yaml:3:5: ha: expected true or false, got '1'",
+        ])
+    }
+
     @Test func unknownKeyFarFromAnyKnownKeyListsTheAllowedKeys() {
         let text = "name: u\nmemory: { size: 1G, balloon: { limit: 1G } }"
         #expect(diagnostics("u.yaml", files: ["/vm/u.yaml": text]) == [

@@ -75,6 +75,9 @@ public actor ManagedVM {
     /// The guest moved to another host with its (shared) disks: they are not given back when this QEMU exits.
     var disksWentWithMigration = false
 
+    /// Another host runs this VM now (HA took it over while this host was cut off): the disks are that host's.
+    func loseToAnotherHost() { disksWentWithMigration = true }
+
     init(record: VMRecord, config: LiveConfig, paths: VMPaths, hub: EventHub, launcher: any VMLaunching,
          restartEngine: RestartPolicyEngine, unplugTimeout: Duration, cgroups: CGroupManager? = nil,
          deviceCGroup: DeviceCGroup? = nil,

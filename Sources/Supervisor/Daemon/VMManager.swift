@@ -33,6 +33,10 @@ public actor VMManager: VMControl {
     /// Policy state carried across ticks (hysteresis, idle counters).
     var balloonPolicy = BalloonPolicy()
     var ksmPolicy = KSMPolicy()
+    /// HA VMs this host paused because it could not renew its cluster lease (resumed, or given up, once it can).
+    var fenced: Set<String> = []
+    /// When the reconciler first saw each HA VM without an owner.
+    var orphanedSince: [String: ContinuousClock.Instant] = [:]
 
     init(stateRoot: String, launcher: any VMLaunching, options: DaemonOptions,
          peerConnector: MigrationPeerConnector? = nil, networks: NetworkManager, logger: Logger) {
@@ -87,10 +91,18 @@ public actor VMManager: VMControl {
     /// Supervises until the task is cancelled: every `policyInterval` the balloon and KSM
     /// policies look at the host. On cancellation lets go of every VM without stopping any.
     public func run() async {
+        // The cluster's duties (fencing, HA placement and adoption) run every second, apart from the policies.
+        let clusterDuties = options.cluster == nil ? nil : Task { [weak self] in
+            while !Task.isCancelled {
+                await self?.clusterTick()
+                try? await Task.sleep(for: .seconds(1))
+            }
+        }
         while !Task.isCancelled {
             await policyTick()
             do { try await Task.sleep(for: options.policyInterval) } catch { break }
         }
+        clusterDuties?.cancel()
         await shutdown()
     }
 
@@ -200,6 +212,13 @@ public actor VMManager: VMControl {
     }
 
     private func up(_ profile: Profile, _ request: UpRequest) async throws(ControlError) -> VMStatus {
+        try await up(LiveConfig(profile: profile), request)
+    }
+
+    /// Defines and starts a VM from a live config (a profile, or an HA VM's config from the cluster with its
+    /// hotplugged devices).
+    func up(_ config: LiveConfig, _ request: UpRequest) async throws(ControlError) -> VMStatus {
+        let profile = config.profile
         let name = profile.name
         if let existing = vms[name] {
             throw .conflict("a VM named \(name) already exists (\(await existing.currentState.rawValue)): "
@@ -210,7 +229,6 @@ public actor VMManager: VMControl {
         let accel = HostProbe.resolve(request.accel ?? profile.accel)
         var record = VMRecord(name: name, profilePath: request.profile, accel: accel,
                               now: Date().timeIntervalSince1970)
-        let config = LiveConfig(profile: profile)
         try await admitNew(config)
         guard vms[name] == nil else { throw .conflict("a VM named \(name) already exists") }
         record.uid = try allocateUID(for: name)
@@ -253,6 +271,7 @@ public actor VMManager: VMControl {
             await releaseOwnership(name)
             throw error
         }
+        await publishHA(name, config)
         return await vm.status()
     }
 
@@ -293,6 +312,7 @@ public actor VMManager: VMControl {
             try await self.claimOwnership(name)
             try await vm.launch(paused: false)
         }
+        await publishHA(name, await vm.config)
         return await vm.status()
     }
 
@@ -337,6 +357,7 @@ public actor VMManager: VMControl {
         vms[name] = nil
         uids[name] = nil
         FileOps.removeTree(vm.paths.folder)
+        await unpublishHA(name)
         await releaseOwnership(name)
     }
 

@@ -1,0 +1,134 @@
+import Cluster
+import CorralControl
+import CorralModel
+import Foundation
+import Logging
+import Supervisor
+import Synchronization
+import Testing
+
+/// The link between a host and etcd, which a test can cut: every call fails as if etcd were unreachable.
+final class SwitchableStore: ClusterStore {
+    let inner: any ClusterStore
+    private let cut = Mutex(false)
+
+    init(_ inner: any ClusterStore) { self.inner = inner }
+
+    func setCut(_ value: Bool) { cut.withLock { $0 = value } }
+
+    private func check() throws(ClusterError) {
+        if cut.withLock({ $0 }) { throw .unreachable("test: the link to etcd is cut") }
+    }
+
+    func grantLease(ttl: Int) async throws(ClusterError) -> Int64 { try check(); return try await inner.grantLease(ttl: ttl) }
+    func keepAlive(_ lease: Int64) async throws(ClusterError) -> Int { try check(); return try await inner.keepAlive(lease) }
+    func revoke(_ lease: Int64) async throws(ClusterError) { try check(); try await inner.revoke(lease) }
+    func get(_ key: String) async throws(ClusterError) -> ClusterEntry? { try check(); return try await inner.get(key) }
+    func list(prefix: String) async throws(ClusterError) -> [ClusterEntry] { try check(); return try await inner.list(prefix: prefix) }
+    func put(_ key: String, _ value: String, lease: Int64?) async throws(ClusterError) {
+        try check()
+        try await inner.put(key, value, lease: lease)
+    }
+    func delete(_ key: String) async throws(ClusterError) { try check(); try await inner.delete(key) }
+    func transaction(_ compares: [ClusterCompare], success: [ClusterOperation], failure: [ClusterOperation])
+        async throws(ClusterError) -> ClusterTransactionResult
+    {
+        try check()
+        return try await inner.transaction(compares, success: success, failure: failure)
+    }
+}
+
+/// HA across two hosts on a real etcd with real QEMU: the owner of an `ha: true` VM is cut off from etcd; it pauses
+/// the guest before its lease can expire, the other host starts the VM once the lease is gone, and when the link
+/// returns the cut-off host does not resume its copy but kills and forgets it. At no moment do two copies run.
+@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: "/opt/corral-etcd/usr/bin/etcd"),
+                "etcd missing: run scripts/install-deps"))
+struct ClusterHATests {
+    static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+
+    /// Polls `body` every 200 ms until it is true or `limit` passes.
+    static func eventually(within limit: Duration, _ body: () async -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now + limit
+        while ContinuousClock.now < deadline {
+            if await body() { return true }
+            try? await Task.sleep(for: .milliseconds(200))
+        }
+        return await body()
+    }
+
+    @Test func aCutOffOwnerPausesItsHAVMAnotherHostStartsItAndTheOldCopyIsDropped() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("ha")
+        defer { Guest.cleanUp(root) }
+        let script = Guest.repoRoot + "/scripts/etcd-cluster"
+        let port = 27_000 + Int(getpid() % 40) * 100
+        let up = try await ProcessLauncher.run(script, ["up", root + "/etcd", "--port", "\(port)"])
+        defer {
+            let down = Process()
+            down.executableURL = URL(fileURLWithPath: script)
+            down.arguments = ["down", root + "/etcd"]
+            try? down.run()
+            down.waitUntilExit()
+        }
+        try #require(up.status == .exited(0), "\(up.output)")
+        let urls = (up.output.split(separator: "\n").last ?? "").split(separator: ",").map(String.init)
+
+        let linkA = SwitchableStore(try EtcdGateway(urls: urls))
+        let memberA = ClusterMember(host: "host-a", store: linkA, record: HostRecord(address: "192.0.2.1:7070", joinedAt: 0),
+                                    logger: Self.quiet)
+        let memberB = ClusterMember(host: "host-b", store: try EtcdGateway(urls: urls),
+                                    record: HostRecord(address: "192.0.2.2:7070", joinedAt: 0), logger: Self.quiet)
+        try await memberA.join()
+        try await memberB.join()
+        func manager(_ host: String, _ member: ClusterMember) async throws -> VMManager {
+            var options = DaemonOptions(autoBalloon: false, manageKSM: false)
+            options.cluster = member
+            return try await VMManager.open(stateRoot: root + "/\(host)", options: options)
+        }
+        let a = try await manager("host-a", memberA)
+        let b = try await manager("host-b", memberB)
+        let loops = [Task { await a.run() }, Task { await b.run() }]
+        defer { for loop in loops { loop.cancel() } }
+
+        let profile = try Guest.writeProfile(in: root, name: "solo", extra: "ha: true\nrestart: no\n")
+        let started = try await a.up(UpRequest(profile: profile))
+        #expect(started.state == .running)
+        _ = try await HeartbeatWait.first(in: started.serialLog) { $0.n >= 1 }
+
+        // Watch both hosts all along: never two running copies.
+        let twoRunning = Mutex(0)
+        let watcher = Task {
+            while !Task.isCancelled {
+                let onA = (try? await a.status("solo"))?.state
+                let onB = (try? await b.status("solo"))?.state
+                if onA == .running && onB == .running { twoRunning.withLock { $0 += 1 } }
+                try? await Task.sleep(for: .milliseconds(100))
+            }
+        }
+        defer { watcher.cancel() }
+
+        // Cut host-a off: it pauses the guest before its lease (10 s) can expire.
+        linkA.setCut(true)
+        let paused = await Self.eventually(within: .seconds(20)) { (try? await a.status("solo"))?.state == .paused }
+        #expect(paused, "the cut-off owner paused its HA VM")
+        // host-b is given the VM once host-a's lease has expired, and starts it.
+        let adopted = await Self.eventually(within: .seconds(60)) { (try? await b.status("solo"))?.state == .running }
+        try #require(adopted, "host-b started the HA VM")
+        #expect(try await memberB.owner(of: "solo") == "host-b")
+        let onB = try await b.status("solo")
+        let beat = try await HeartbeatWait.first(in: onB.serialLog, from: 0) { $0.n >= 1 }
+        #expect(beat.n >= 1)
+
+        // The link returns: host-a rejoins, finds host-b owns the VM, kills its paused copy and forgets it.
+        linkA.setCut(false)
+        let dropped = await Self.eventually(within: .seconds(40)) { await a.list().isEmpty }
+        #expect(dropped, "host-a dropped its copy")
+        #expect(try await b.status("solo").state == .running, "host-b's copy runs on")
+        watcher.cancel()
+        #expect(twoRunning.withLock { $0 } == 0, "never two running copies")
+
+        try await b.remove("solo", force: true)
+        await memberA.leave()
+        await memberB.leave()
+    }
+}
