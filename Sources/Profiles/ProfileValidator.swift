@@ -221,6 +221,8 @@ extension ProfileChecker {
         var firstUser: [String: String] = [:]
         for (index, disk) in profile.disks.enumerated() {
             let path = "disks[\(index)]"
+            // open(2) would stop at the NUL and open another file.
+            if disk.file.utf8.contains(0) { problem(path + ".file", "must not contain a NUL byte") }
             if let size = disk.size, usable(path + ".size"), size.bytes == 0 {
                 problem(path + ".size", "must be more than 0")
             }
@@ -337,6 +339,9 @@ extension ProfileChecker {
         guard usable("qemu.binary") else { return }
         if binary.isEmpty {
             problem("qemu.binary", "must not be empty")
+        } else if binary.utf8.contains(0) {
+            // argv[0] and the path exec opens: both would stop at the NUL.
+            problem("qemu.binary", "must not contain a NUL byte")
         } else if binary.contains(where: \.isWhitespace) {
             problem("qemu.binary", "'\(binary)' must not contain whitespace")
         }

@@ -212,6 +212,16 @@ import Testing
         ])
     }
 
+    /// A NUL byte (YAML's "\0") would cut argv[0] or a disk path at exec or open; found by the liveconfig fuzz target
+    /// for `qemu.binary`. The boot paths and command line have the same check.
+    @Test func aNULByteInTheBinaryOrADiskPathIsRefused() {
+        let text = "name: n\nmemory: 1G\nqemu: { binary: \"qemu\\0x\" }\ndisks: [ { id: d, file: \"/vm/a\\0b\", size: 1G } ]\n"
+        #expect(diagnostics("n.yaml", files: ["/vm/n.yaml": text]).map { $0.components(separatedBy: ": ").dropFirst().joined(separator: ": ") } == [
+            "qemu.binary: must not contain a NUL byte",
+            "disks[0].file: must not contain a NUL byte",
+        ])
+    }
+
     @Test func haIsABooleanOffByDefault() throws {
         let on = try #require(loadValid("a.yaml", files: ["/vm/a.yaml": "name: a\nmemory: 1G\nha: true\n"]))
         #expect(on.ha)
