@@ -184,6 +184,12 @@ public actor ClusterMember {
                                     failure: []).succeeded
     }
 
+    /// Stops renewing without revoking: what a daemon killed with SIGKILL leaves (tests).
+    public func stopRenewingForTest() {
+        renewal?.cancel()
+        renewal = nil
+    }
+
     /// Stops renewing and revokes the lease: this host's key and every VM it owns are released at once.
     public func leave() async {
         renewal?.cancel()

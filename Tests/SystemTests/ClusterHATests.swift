@@ -131,4 +131,61 @@ struct ClusterHATests {
         await memberA.leave()
         await memberB.leave()
     }
+
+    /// The owner's daemon is gone (its QEMU runs on, unfenced: nobody is there to pause it) until the other host has
+    /// restarted the HA VM; the daemon that comes back finds the VM owned elsewhere and kills its own copy at once.
+    @Test func aDaemonThatComesBackAfterItsHAVMMovedKillsItsCopy() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("ha2")
+        defer { Guest.cleanUp(root) }
+        let script = Guest.repoRoot + "/scripts/etcd-cluster"
+        let port = 28_000 + Int(getpid() % 40) * 100
+        let up = try await ProcessLauncher.run(script, ["up", root + "/etcd", "--port", "\(port)"])
+        defer {
+            let down = Process()
+            down.executableURL = URL(fileURLWithPath: script)
+            down.arguments = ["down", root + "/etcd"]
+            try? down.run()
+            down.waitUntilExit()
+        }
+        try #require(up.status == .exited(0), "\(up.output)")
+        let urls = (up.output.split(separator: "\n").last ?? "").split(separator: ",").map(String.init)
+        func member(_ host: String) throws -> ClusterMember {
+            ClusterMember(host: host, store: try EtcdGateway(urls: urls),
+                          record: HostRecord(address: "192.0.2.1:7070", joinedAt: 0), logger: Self.quiet)
+        }
+        func manager(_ host: String, _ member: ClusterMember) async throws -> VMManager {
+            var options = DaemonOptions(autoBalloon: false, manageKSM: false)
+            options.cluster = member
+            return try await VMManager.open(stateRoot: root + "/\(host)", options: options)
+        }
+        let memberA = try member("host-a"), memberB = try member("host-b")
+        try await memberA.join()
+        try await memberB.join()
+        let a = try await manager("host-a", memberA)
+        let b = try await manager("host-b", memberB)
+        let loopB = Task { await b.run() }
+        defer { loopB.cancel() }
+        let profile = try Guest.writeProfile(in: root, name: "solo", extra: "ha: true\nrestart: no\n")
+        let first = try await a.up(UpRequest(profile: profile))
+        let oldPid = try #require(first.pid)
+
+        // host-a's daemon goes away without a word (its lease is not revoked; its QEMU keeps running).
+        await a.shutdown()
+        await memberA.stopRenewingForTest()
+        let adopted = await Self.eventually(within: .seconds(60)) { (try? await b.status("solo"))?.state == .running }
+        try #require(adopted, "host-b started the HA VM once host-a's lease expired")
+
+        // host-a's daemon comes back: it finds the VM owned by host-b and kills its own copy.
+        let memberA2 = try member("host-a")
+        try await memberA2.join()
+        let a2 = try await manager("host-a", memberA2)
+        #expect(await a2.list().isEmpty, "the copy that lost its ownership is forgotten")
+        let gone = await Self.eventually(within: .seconds(10)) { kill(oldPid, 0) != 0 }
+        #expect(gone, "and its QEMU killed")
+        #expect(try await b.status("solo").state == .running)
+        try await b.remove("solo", force: true)
+        await memberA2.leave()
+        await memberB.leave()
+    }
 }

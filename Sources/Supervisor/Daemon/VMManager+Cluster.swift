@@ -43,13 +43,23 @@ extension VMManager {
         }
     }
 
-    /// At daemon start: every VM defined here is claimed again (onto this daemon's lease); one another host owns
-    /// now is reported, not started or stopped.
+    /// At daemon start: every VM defined here is claimed again (onto this daemon's lease). An HA VM another host owns
+    /// now was restarted there while this daemon was away: its copy here is killed and forgotten. Any other VM owned
+    /// elsewhere is reported, not touched.
     func reclaimOwnership() async {
         guard options.cluster != nil else { return }
         for name in vms.keys.sorted() {
             do { try await claimOwnership(name) } catch {
-                logger.error("a VM of this host is not owned here in the cluster", metadata: ["vm": "\(name)", "why": "\(error)"])
+                guard case .conflict = error, let vm = vms[name], await vm.config.profile.ha else {
+                    logger.error("a VM of this host is not owned here in the cluster", metadata: ["vm": "\(name)", "why": "\(error)"])
+                    continue
+                }
+                logger.critical("an HA VM was restarted on another host while this daemon was away: this copy is killed and forgotten",
+                                metadata: ["vm": "\(name)", "why": "\(error)"])
+                await vm.loseToAnotherHost()
+                do { try await remove(name, force: true) } catch {
+                    logger.error("cannot remove a copy that lost its ownership", metadata: ["vm": "\(name)", "error": "\(error)"])
+                }
             }
         }
     }
