@@ -42,4 +42,33 @@ enum ClusterText {
         }
         return lines
     }
+
+    /// One row of `ls --all`.
+    struct VMRow: Codable, Equatable {
+        var name: String
+        /// The owning host; this host's name for a VM defined here without a cluster.
+        var host: String
+        /// This host's VMs only (another host's state is that host's to tell).
+        var state: String?
+    }
+
+    /// Every VM the cluster knows (by owner) plus this host's own, sorted by name.
+    static func allVMs(local: [VMStatus], report: ClusterReport) -> [VMRow] {
+        var rows: [String: VMRow] = [:]
+        for host in report.hosts {
+            for vm in host.vms { rows[vm] = VMRow(name: vm, host: host.name, state: nil) }
+        }
+        for vm in report.orphans where rows[vm] == nil { rows[vm] = VMRow(name: vm, host: "-", state: nil) }
+        let me = report.host ?? "this host"
+        for status in local {
+            // Defined here: its state is ours to show (the owner column still says who owns it, if another host does).
+            let owner = rows[status.name]?.host ?? me
+            rows[status.name] = VMRow(name: status.name, host: owner, state: status.state.rawValue)
+        }
+        return rows.keys.sorted().compactMap { rows[$0] }
+    }
+
+    static func allTable(_ rows: [VMRow]) -> [String] {
+        StatusText.aligned([["NAME", "HOST", "STATE"]] + rows.map { [$0.name, $0.host, $0.state ?? "(on its host)"] })
+    }
 }

@@ -57,9 +57,19 @@ struct ListCommand: ParsableCommand {
     @Flag(help: "Print a JSON array of VM statuses (docs/api.md).")
     var json = false
 
+    @Flag(help: "In a cluster: every VM of every live host, with its host (this host's VMs in full).")
+    var all = false
+
     @OptionGroup var socket: DaemonSocketOption
 
     func run() throws {
+        if all {
+            let (vms, report) = try DaemonCall.runBlocking(socket: socket.resolved) { try ($0.list(), $0.cluster()) }
+            let rows = ClusterText.allVMs(local: vms, report: report)
+            if json { return try JSONOutput.print(rows) }
+            for line in ClusterText.allTable(rows) { Terminal.out(line) }
+            return
+        }
         let vms = try DaemonCall.runBlocking(socket: socket.resolved) { try $0.list() }
         if json { return try JSONOutput.print(vms) }
         for line in StatusText.table(vms) { Terminal.out(line) }

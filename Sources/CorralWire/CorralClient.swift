@@ -506,6 +506,10 @@ extension CorralClient {
             try client.callBlocking("GET", "/v1/vms", body: Optional<StopRequest>.none, as: [VMStatus].self)
         }
 
+        public func cluster() throws -> ClusterReport {
+            try client.callBlocking("GET", "/v1/cluster", body: Optional<StopRequest>.none, as: ClusterReport.self)
+        }
+
         public func status(_ name: String) throws -> VMStatus {
             try client.callBlocking("GET", client.vmPath(name), body: Optional<StopRequest>.none, as: VMStatus.self)
         }

@@ -55,3 +55,29 @@ struct ClusterDestinationTests {
         #expect(problem(alone.destination("auto")) == "--to auto: no other live host in the cluster")
     }
 }
+
+struct ListAllTests {
+    static func status(_ name: String, _ state: VMState) -> VMStatus {
+        VMStatus(name: name, state: state, pid: nil, accel: "tcg", uptimeSeconds: nil, cpus: .init(online: 1, max: 1),
+                 memory: .init(sizeBytes: 0, maxBytes: 0, balloonBytes: nil), disks: [], nics: [], qmpSocket: "",
+                 serialLog: "", restartCount: 0, lastExit: nil)
+    }
+
+    @Test func everyVMWithItsHostAndThisHostsStates() {
+        let report = ClusterReport(enabled: true, host: "a", state: "alive", hosts: [
+            .init(name: "a", address: "", vms: ["web"]),
+            .init(name: "b", address: "", vms: ["db", "stale"]),
+        ], orphans: ["lost"])
+        // "stale" is defined here too (a copy host b took over): owned by b, state from here.
+        let rows = ClusterText.allVMs(local: [Self.status("web", .running), Self.status("stale", .paused),
+                                              Self.status("local-only", .stopped)], report: report)
+        #expect(ClusterText.allTable(rows) == [
+            "NAME        HOST  STATE",
+            "db          b     (on its host)",
+            "local-only  a     stopped",
+            "lost        -     (on its host)",
+            "stale       b     paused",
+            "web         a     running",
+        ])
+    }
+}
