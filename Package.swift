@@ -125,7 +125,7 @@ let package = Package(
         // Benchmark harness used by scripts/bench-*; not part of the product.
         .executableTarget(name: "corral-bench", dependencies: [
             "QMP", "JSON", "UnixSockets", "CorralModel", "CorralCore", "CorralControl", "Supervisor", "Profiles",
-            "QEMUCommand",
+            "QEMUCommand", "Cluster",
         ], path: "Sources/CorralBench"),
 
         // The bodies of the fuzz targets (docs/fuzzing.md): the libFuzzer binary in Fuzz/ and FuzzTests both run them.

@@ -20,6 +20,7 @@ func usage() -> Never {
                corral-bench overcommit-host --state-dir DIR --profile PROFILE --count N --ready-file F --stop-file F
                                             [--host-root R] [--ksm] [--auto-balloon] [--policy-interval S]
                corral-bench migrate …   (see Sources/CorralBench/MigrateBench.swift and scripts/bench-migrate)
+               corral-bench cluster --state-dir DIR --profile PROFILE --etcd URLS [--runs N] [--failovers M]
 
         """)
     exit(2)
@@ -32,5 +33,6 @@ case "qmp-up": runQMPUp(Array(arguments.dropFirst()))
 case "hotplug": await runHotplugBench(Array(arguments.dropFirst()))
 case "overcommit-host": await runOvercommitHost(Array(arguments.dropFirst()))
 case "migrate": await runMigrateBench(Array(arguments.dropFirst()))
+case "cluster": await runClusterBench(Array(arguments.dropFirst()))
 default: usage()
 }

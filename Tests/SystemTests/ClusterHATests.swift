@@ -7,37 +7,6 @@ import Supervisor
 import Synchronization
 import Testing
 
-/// The link between a host and etcd, which a test can cut: every call fails as if etcd were unreachable.
-final class SwitchableStore: ClusterStore {
-    let inner: any ClusterStore
-    private let cut = Mutex(false)
-
-    init(_ inner: any ClusterStore) { self.inner = inner }
-
-    func setCut(_ value: Bool) { cut.withLock { $0 = value } }
-
-    private func check() throws(ClusterError) {
-        if cut.withLock({ $0 }) { throw .unreachable("test: the link to etcd is cut") }
-    }
-
-    func grantLease(ttl: Int) async throws(ClusterError) -> Int64 { try check(); return try await inner.grantLease(ttl: ttl) }
-    func keepAlive(_ lease: Int64) async throws(ClusterError) -> Int { try check(); return try await inner.keepAlive(lease) }
-    func revoke(_ lease: Int64) async throws(ClusterError) { try check(); try await inner.revoke(lease) }
-    func get(_ key: String) async throws(ClusterError) -> ClusterEntry? { try check(); return try await inner.get(key) }
-    func list(prefix: String) async throws(ClusterError) -> [ClusterEntry] { try check(); return try await inner.list(prefix: prefix) }
-    func put(_ key: String, _ value: String, lease: Int64?) async throws(ClusterError) {
-        try check()
-        try await inner.put(key, value, lease: lease)
-    }
-    func delete(_ key: String) async throws(ClusterError) { try check(); try await inner.delete(key) }
-    func transaction(_ compares: [ClusterCompare], success: [ClusterOperation], failure: [ClusterOperation])
-        async throws(ClusterError) -> ClusterTransactionResult
-    {
-        try check()
-        return try await inner.transaction(compares, success: success, failure: failure)
-    }
-}
-
 /// HA across two hosts on a real etcd with real QEMU: the owner of an `ha: true` VM is cut off from etcd; it pauses
 /// the guest before its lease can expire, the other host starts the VM once the lease is gone, and when the link
 /// returns the cut-off host does not resume its copy but kills and forgets it. At no moment do two copies run.
@@ -73,7 +42,7 @@ struct ClusterHATests {
         try #require(up.status == .exited(0), "\(up.output)")
         let urls = (up.output.split(separator: "\n").last ?? "").split(separator: ",").map(String.init)
 
-        let linkA = SwitchableStore(try EtcdGateway(urls: urls))
+        let linkA = SeveredStore(try EtcdGateway(urls: urls))
         let memberA = ClusterMember(host: "host-a", store: linkA, record: HostRecord(address: "192.0.2.1:7070", joinedAt: 0),
                                     logger: Self.quiet)
         let memberB = ClusterMember(host: "host-b", store: try EtcdGateway(urls: urls),
@@ -108,7 +77,7 @@ struct ClusterHATests {
         defer { watcher.cancel() }
 
         // Cut host-a off: it pauses the guest before its lease (10 s) can expire.
-        linkA.setCut(true)
+        linkA.isCut = true
         let paused = await Self.eventually(within: .seconds(20)) { (try? await a.status("solo"))?.state == .paused }
         #expect(paused, "the cut-off owner paused its HA VM")
         // host-b is given the VM once host-a's lease has expired, and starts it.
@@ -120,7 +89,7 @@ struct ClusterHATests {
         #expect(beat.n >= 1)
 
         // The link returns: host-a rejoins, finds host-b owns the VM, kills its paused copy and forgets it.
-        linkA.setCut(false)
+        linkA.isCut = false
         let dropped = await Self.eventually(within: .seconds(40)) { await a.list().isEmpty }
         #expect(dropped, "host-a dropped its copy")
         #expect(try await b.status("solo").state == .running, "host-b's copy runs on")
