@@ -29,20 +29,25 @@ struct DeviceCGroupTests {
         return root
     }
 
-    @Test func availabilityNamesTheReason() throws {
-        let v1 = try Self.fakeRoot(["devices/devices.allow", "cpu/cpu.shares"])
+    @Test func availabilityPrefersTheV1ControllerThenAV2Program() throws {
+        let v1 = try Self.fakeRoot(["devices/devices.allow", "cpu/cpu.shares", "unified/cgroup.procs"])
         let v2 = try Self.fakeRoot(["cgroup.controllers"])
         let none = try Self.fakeRoot(["cpu/cpu.shares"])
         defer { for root in [v1, v2, none] { try? FileManager.default.removeItem(atPath: root) } }
-        #expect(DeviceCGroup.availability(root: v1) == .available(hierarchy: v1 + "/sys/fs/cgroup/devices"))
-        guard case .unavailable(let v2Reason) = DeviceCGroup.availability(root: v2),
-              case .unavailable(let noneReason) = DeviceCGroup.availability(root: none) else {
-            Issue.record("v2 and a host without the controller have no device cgroup")
+        #expect(DeviceCGroup.availability(root: v1) == .available(hierarchy: v1 + "/sys/fs/cgroup/devices", mechanism: .controller))
+        #expect(DeviceCGroup.availability(root: v2) == .available(hierarchy: v2 + "/sys/fs/cgroup", mechanism: .program))
+        guard case .unavailable(let noneReason) = DeviceCGroup.availability(root: none) else {
+            Issue.record("a host with neither has no device cgroup")
             return
         }
-        #expect(v2Reason.contains("cgroup v2") && v2Reason.contains("BPF"))
-        #expect(noneReason.contains("no cgroup devices controller"))
-        #expect(DeviceCGroup(root: v2) == nil && DeviceCGroup(root: v1) != nil)
+        #expect(noneReason.contains("no cgroup devices controller and no cgroup v2 hierarchy"))
+        #expect(DeviceCGroup(root: none) == nil && DeviceCGroup(root: v1)?.mechanism == .controller)
+    }
+
+    @Test func accessLettersBecomeTheKernelsBits() {
+        #expect(DeviceCGroup.accessBits("rw") == 6)
+        #expect(DeviceCGroup.accessBits("rwm") == 7)
+        #expect(DeviceCGroup.accessBits("r") == 2)
     }
 
     /// Deny everything first, then one write per allowed rule (the kernel parses one rule per write), in the VM's
@@ -109,5 +114,40 @@ struct RealDeviceCGroupTests {
         free.confinement = Confinement(uid: 2_000_127, gid: 2_000_127)
         _ = await (try ProcessLauncher.launch(free)).waitForExit()
         #expect(((try? String(contentsOfFile: output, encoding: .utf8)) ?? "").contains("ptmx-ok"))
+    }
+}
+
+/// The cgroup v2 mechanism, for real: a BPF device program on this host's v2 hierarchy (the unified one of a hybrid
+/// host), a confined child in that group refused /dev/ptmx and allowed /dev/null by the program alone.
+enum CGroupV2 {
+    /// This host's cgroup v2 hierarchy: the unified one of a hybrid host, or /sys/fs/cgroup on a pure v2 host.
+    static let hierarchy: String? = ["/sys/fs/cgroup/unified", "/sys/fs/cgroup"].first {
+        FileManager.default.fileExists(atPath: $0 + "/cgroup.procs")
+            && !FileManager.default.fileExists(atPath: $0 + "/devices")
+    }
+}
+
+@Suite(.enabled(if: getuid() == 0 && CGroupV2.hierarchy != nil, "needs root and a cgroup v2 hierarchy"))
+struct RealDeviceProgramTests {
+    @Test func aChildInAGroupWithTheProgramIsRefusedEveryOtherNode() async throws {
+        let group = DeviceCGroup(programOn: try #require(CGroupV2.hierarchy), parent: "corral-test")
+        let vm = "program-\(getpid())"
+        let procs = try group.prepare(vm: vm, rules: DeviceRules.allowed(accel: .tcg))
+        defer {
+            group.remove(vm: vm)
+            _ = rmdir(group.hierarchy + "/corral-test")
+        }
+        #expect(try group.rules(vm: vm) == ["1 BPF device program"])
+        #expect(group.summary(vm: vm, allowed: 5) == "device cgroup allowing 5 nodes (BPF program)")
+        let output = "/tmp/corral-devprog-\(getpid()).out"
+        defer { unlink(output) }
+        let script = "(: < /dev/null) && echo null-ok; (: < /dev/zero) && echo zero-ok; (: < /dev/ptmx) || echo ptmx-refused"
+        var spec = LaunchSpec(executable: "/bin/sh", arguments: ["-c", script], outputFile: output)
+        spec.confinement = Confinement(uid: 2_000_128, gid: 2_000_128, joinCGroups: [procs])
+        let status = await (try ProcessLauncher.launch(spec)).waitForExit()
+        let text = (try? String(contentsOfFile: output, encoding: .utf8)) ?? ""
+        #expect(status == .exited(0), "\(text)")
+        #expect(text.contains("null-ok") && text.contains("zero-ok") && text.contains("ptmx-refused")
+                && text.contains("Operation not permitted"), "\(text)")
     }
 }

@@ -89,6 +89,23 @@ struct corral_confined_spawn {
 /// that failed in the child (1 setsid … 14 execve, 15–17 the mount namespace, 18 joining a cgroup).
 pid_t corral_spawn_confined(const struct corral_confined_spawn *spec, int *failed_step);
 
+/// One device rule for a cgroup v2 device program: character (block 0) or block device, major and minor (-1: any),
+/// access bits as the kernel's BPF_DEVCG_ACC_* (1 mknod, 2 read, 4 write).
+struct corral_device_rule {
+    int block;
+    int major;
+    int minor;
+    int access;
+};
+
+/// Loads a BPF_PROG_TYPE_CGROUP_DEVICE program that allows exactly `rules` (everything else denied) and attaches it to
+/// the cgroup v2 folder open as `cgroup_fd`. 0, or -errno with the reason (and the verifier's log) in `error`.
+int corral_attach_device_program(int cgroup_fd, const struct corral_device_rule *rules, int count,
+                                 char *error, unsigned long error_length);
+
+/// How many device programs are attached to the cgroup v2 folder open as `cgroup_fd`, or -errno.
+int corral_device_programs(int cgroup_fd);
+
 /// getxattr(2), setxattr(2) (flags 0), removexattr(2): Glibc's module does not export <sys/xattr.h>.
 long corral_getxattr(const char *path, const char *name, void *value, unsigned long size);
 int corral_setxattr(const char *path, const char *name, const void *value, unsigned long size);

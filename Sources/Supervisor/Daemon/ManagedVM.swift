@@ -428,10 +428,7 @@ public actor ManagedVM {
     /// The device rules in force for this VM's QEMU, as `status` shows them.
     var deviceRulesSummary: String {
         guard let deviceCGroup else { return "no device cgroup on this host" }
-        guard let rules = try? deviceCGroup.rules(vm: name), !rules.isEmpty, !rules.contains("a *:* rwm") else {
-            return "no device rules"
-        }
-        return "device cgroup allowing \(rules.count) nodes"
+        return deviceCGroup.summary(vm: name, allowed: DeviceRules.allowed(accel: record.accel).count)
     }
 
     /// How this VM's QEMU runs: as its own uid (and gid) with no other groups, except the group of /dev/kvm under
