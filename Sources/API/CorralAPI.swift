@@ -29,6 +29,7 @@ public struct CorralAPI: Sendable {
         let router = Router(context: CorralRequestContext.self)
         router.add(middleware: ErrorMiddleware(logger: logger))
         if let token { router.add(middleware: BearerTokenMiddleware(token: token, peerToken: peerToken)) }
+        router.add(middleware: QueryKeysMiddleware())
 
         // Each area registers its own routes (one small function per area, one file per new area).
         let v1 = router.group("v1")

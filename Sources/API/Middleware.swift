@@ -77,3 +77,32 @@ struct BearerTokenMiddleware: RouterMiddleware {
         return response
     }
 }
+
+/// Refuses a query parameter the route does not take (`400`, naming it and the ones it takes): a misspelt
+/// `?folow=true` must not be silently ignored. Runs after the token check, so it tells nothing to a stranger.
+struct QueryKeysMiddleware: RouterMiddleware {
+    typealias Context = CorralRequestContext
+
+    /// The query parameters of a route, by method and path shape (`*` one path segment).
+    static func allowed(method: HTTPRequest.Method, path: String) -> Set<String> {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: true)
+        switch (method, parts.count) {
+        case (.delete, 3) where parts[0] == "v1" && parts[1] == "vms": return ["force"]
+        case (.get, 4) where parts[0] == "v1" && parts[1] == "vms" && parts[3] == "console": return ["lines", "follow"]
+        case (.get, 2) where parts[0] == "v1" && parts[1] == "events": return ["history", "follow", "vm"]
+        case (.delete, 5) where parts[0] == "v1" && parts[1] == "vms" && parts[3] == "disks": return ["deleteImage"]
+        default: return []
+        }
+    }
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
+        async throws -> Response
+    {
+        let allowed = Self.allowed(method: request.method, path: request.uri.path)
+        for (key, _) in request.uri.queryParameters where !allowed.contains(String(key)) {
+            let takes = allowed.isEmpty ? "this route takes none" : "this route takes " + allowed.sorted().joined(separator: ", ")
+            throw ControlError.invalidRequest("unknown query parameter '\(key)': \(takes)")
+        }
+        return try await next(request, context)
+    }
+}

@@ -1,4 +1,4 @@
-import API
+@testable import API
 import CorralModel
 import CorralWire
 import Foundation
@@ -315,5 +315,15 @@ import Testing
             let missing = try await client.execute(uri: "/v1/vms/nope/console", method: .get)
             #expect(missing.status == .notFound)
         }
+    }
+}
+
+struct QueryKeysTests {
+    @Test func eachRouteTakesOnlyItsOwnQueryParameters() {
+        #expect(QueryKeysMiddleware.allowed(method: .get, path: "/v1/vms/web/console") == ["lines", "follow"])
+        #expect(QueryKeysMiddleware.allowed(method: .delete, path: "/v1/vms/web") == ["force"])
+        #expect(QueryKeysMiddleware.allowed(method: .get, path: "/v1/vms/web") == [])
+        #expect(QueryKeysMiddleware.allowed(method: .get, path: "/v1/events") == ["history", "follow", "vm"])
+        #expect(QueryKeysMiddleware.allowed(method: .delete, path: "/v1/vms/web/disks/d1") == ["deleteImage"])
     }
 }
