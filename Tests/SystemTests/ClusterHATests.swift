@@ -29,18 +29,9 @@ struct ClusterHATests {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("ha")
         defer { Guest.cleanUp(root) }
-        let script = Guest.repoRoot + "/scripts/etcd-cluster"
-        let port = 27_000 + Int(getpid() % 40) * 100
-        let up = try await ProcessLauncher.run(script, ["up", root + "/etcd", "--port", "\(port)"])
-        defer {
-            let down = Process()
-            down.executableURL = URL(fileURLWithPath: script)
-            down.arguments = ["down", root + "/etcd"]
-            try? down.run()
-            down.waitUntilExit()
-        }
-        try #require(up.status == .exited(0), "\(up.output)")
-        let urls = (up.output.split(separator: "\n").last ?? "").split(separator: ",").map(String.init)
+        let etcd = try await EtcdCluster.start(in: root + "/etcd", port: 27_000 + Int(getpid() % 40) * 100)
+        defer { etcd.stop() }
+        let urls = etcd.urls
 
         let linkA = SeveredStore(try EtcdGateway(urls: urls))
         let memberA = ClusterMember(host: "host-a", store: linkA, record: HostRecord(address: "192.0.2.1:7070", joinedAt: 0),
@@ -107,18 +98,9 @@ struct ClusterHATests {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("ha2")
         defer { Guest.cleanUp(root) }
-        let script = Guest.repoRoot + "/scripts/etcd-cluster"
-        let port = 28_000 + Int(getpid() % 40) * 100
-        let up = try await ProcessLauncher.run(script, ["up", root + "/etcd", "--port", "\(port)"])
-        defer {
-            let down = Process()
-            down.executableURL = URL(fileURLWithPath: script)
-            down.arguments = ["down", root + "/etcd"]
-            try? down.run()
-            down.waitUntilExit()
-        }
-        try #require(up.status == .exited(0), "\(up.output)")
-        let urls = (up.output.split(separator: "\n").last ?? "").split(separator: ",").map(String.init)
+        let etcd = try await EtcdCluster.start(in: root + "/etcd", port: 28_000 + Int(getpid() % 40) * 100)
+        defer { etcd.stop() }
+        let urls = etcd.urls
         func member(_ host: String) throws -> ClusterMember {
             ClusterMember(host: host, store: try EtcdGateway(urls: urls),
                           record: HostRecord(address: "192.0.2.1:7070", joinedAt: 0), logger: Self.quiet)

@@ -18,18 +18,9 @@ struct ClusterOwnershipTests {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("own")
         defer { Guest.cleanUp(root) }
-        let script = Guest.repoRoot + "/scripts/etcd-cluster"
-        let port = 26_000 + Int(getpid() % 40) * 100
-        let up = try await ProcessLauncher.run(script, ["up", root + "/etcd", "--port", "\(port)"])
-        defer {
-            let down = Process()
-            down.executableURL = URL(fileURLWithPath: script)
-            down.arguments = ["down", root + "/etcd"]
-            try? down.run()
-            down.waitUntilExit()
-        }
-        try #require(up.status == .exited(0), "\(up.output)")
-        let urls = (up.output.split(separator: "\n").last ?? "").split(separator: ",").map(String.init)
+        let etcd = try await EtcdCluster.start(in: root + "/etcd", port: 26_000 + Int(getpid() % 40) * 100)
+        defer { etcd.stop() }
+        let urls = etcd.urls
 
         var managers: [String: VMManager] = [:]
         var members: [String: ClusterMember] = [:]
