@@ -19,17 +19,31 @@ public struct CorralAPI: Sendable {
     /// `console` sends this many past lines when the request names no `lines`.
     public static let defaultConsoleLines = 50
 
-    public init(control: any DaemonControl, logger: Logger = Logger(label: "corral.api")) {
+    /// In a cluster: the admin token every host accepts (`--token-file`, the same file on every host), with which
+    /// a request that arrived on the Unix socket (root on this host) is forwarded to the VM's owner; a request that
+    /// arrived over TCP is forwarded with its own token. nil: requests arriving on the socket are not forwarded.
+    public var forwardingToken: String?
+    /// Mutual TLS towards other hosts' APIs (`--api-tls`).
+    public var forwardingTLS: TLSFiles?
+
+    public init(control: any DaemonControl, logger: Logger = Logger(label: "corral.api"),
+                forwardingToken: String? = nil, forwardingTLS: TLSFiles? = nil) {
         self.control = control
         self.logger = logger
+        self.forwardingToken = forwardingToken
+        self.forwardingTLS = forwardingTLS
     }
 
     /// The router; `token` nil serves without authentication (the Unix socket's case).
     public func router(token: String? = nil, peerToken: String? = nil) -> Router<CorralRequestContext> {
+        // (the Unix socket's router has no token of its own: it forwards with the TCP listener's admin token)
         let router = Router(context: CorralRequestContext.self)
         router.add(middleware: ErrorMiddleware(logger: logger))
         if let token { router.add(middleware: BearerTokenMiddleware(token: token, peerToken: peerToken)) }
         router.add(middleware: QueryKeysMiddleware())
+        // After the token check: a request is forwarded with the credentials it came with.
+        router.add(middleware: ForwardingMiddleware(control: control, token: token, adminToken: forwardingToken,
+                                                    tls: forwardingTLS, logger: logger))
 
         // Each area registers its own routes (one small function per area, one file per new area).
         let v1 = router.group("v1")
@@ -39,6 +53,7 @@ public struct CorralAPI: Sendable {
         addTuningRoutes(v1)
         addMigrationRoutes(v1)
         addNetworkRoutes(v1)
+        addClusterRoutes(v1)
         return router
     }
 

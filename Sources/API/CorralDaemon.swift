@@ -77,10 +77,13 @@ public struct DaemonConfiguration: Sendable {
     /// Puts TLS on the TCP listener when it has `tls` files (`APITLS.MutualTLS`; kept out of this module so that
     /// what links the API alone, such as the fuzz targets, does not carry a TLS library).
     public var tlsServer: (any TLSServerWrapping)?
+    /// Client credentials towards other hosts' APIs (`--api-tls`), for requests forwarded to a VM's owner.
+    public var clientTLS: TLSFiles?
 
     public init(socketPath: String, tcp: TCPListener? = nil, limits: Limits = Limits(), inheritedSocket: Int32? = nil,
-                tlsServer: (any TLSServerWrapping)? = nil) {
+                tlsServer: (any TLSServerWrapping)? = nil, clientTLS: TLSFiles? = nil) {
         self.tlsServer = tlsServer
+        self.clientTLS = clientTLS
         self.socketPath = socketPath
         self.tcp = tcp
         self.limits = limits
@@ -155,7 +158,8 @@ public struct CorralDaemon: Service {
             }
         }
         let logger = self.logger
-        let api = CorralAPI(control: control, logger: logger)
+        let api = CorralAPI(control: control, logger: logger, forwardingToken: configuration.tcp?.token,
+                            forwardingTLS: configuration.clientTLS)
         let onListening = self.onListening
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: SupervisorService(supervise: supervise),

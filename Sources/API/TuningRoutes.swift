@@ -22,8 +22,5 @@ extension CorralAPI {
         v1.get("host") { _, _ in
             return try Reply.json(await control.host())
         }
-        v1.get("cluster") { _, _ in
-            return try Reply.json(await control.cluster())
-        }
     }
 }

@@ -1,3 +1,4 @@
+import CorralModel
 import Foundation
 import Logging
 
@@ -6,10 +7,13 @@ public struct HostRecord: Sendable, Codable, Equatable {
     /// Where its API listens (`--host-address`, else the `--listen` address).
     public var address: String
     public var joinedAt: Double
+    /// What it can take and has committed (refreshed by the daemon as VMs come and go).
+    public var capacity: HostCapacity?
 
-    public init(address: String, joinedAt: Double) {
+    public init(address: String, joinedAt: Double, capacity: HostCapacity? = nil) {
         self.address = address
         self.joinedAt = joinedAt
+        self.capacity = capacity
     }
 }
 
@@ -28,7 +32,7 @@ public actor ClusterMember {
     public nonisolated let store: any ClusterStore
     public nonisolated let ttl: Int
     public nonisolated let renewEvery: Duration
-    private let record: HostRecord
+    private var record: HostRecord
     private let logger: Logger
     public private(set) var lease: Int64?
     public private(set) var state: State = .joining
@@ -59,12 +63,27 @@ public actor ClusterMember {
         }
     }
 
-    private func takeLease() async throws(ClusterError) {
-        let granted = try await store.grantLease(ttl: ttl)
-        let text: String
-        do { text = String(decoding: try JSONEncoder().encode(record), as: UTF8.self) } catch {
+    private func recordText() throws(ClusterError) -> String {
+        do { return String(decoding: try JSONEncoder().encode(record), as: UTF8.self) } catch {
             throw .malformed("cannot encode the host record: \(error)")
         }
+    }
+
+    /// Publishes new capacity figures in this host's key (on its lease, while the key is there); unchanged figures
+    /// cost nothing.
+    public func publish(capacity: HostCapacity) async throws(ClusterError) {
+        guard capacity != record.capacity else { return }
+        record.capacity = capacity
+        guard let lease, state == .alive else { return }
+        let text = try recordText()
+        // A key that is gone comes back with the next rejoin, carrying these figures.
+        _ = try await store.transaction([.present(ClusterKeys.host(host))],
+                                        success: [.put(ClusterKeys.host(host), text, lease: lease)], failure: [])
+    }
+
+    private func takeLease() async throws(ClusterError) {
+        let granted = try await store.grantLease(ttl: ttl)
+        let text = try recordText()
         // Only an absent host key: a second daemon with this --host name must not take over the first one's.
         let joined = try await store.transaction([.absent(ClusterKeys.host(host))],
                                                  success: [.put(ClusterKeys.host(host), text, lease: granted)],
@@ -201,6 +220,34 @@ public actor ClusterMember {
 }
 
 extension ClusterMember {
+    /// A host's drain record (`corral host evacuate`), nil when it is not draining and has nothing to bring back.
+    public func drain(of target: String) async throws(ClusterError) -> DrainRecord? {
+        guard let entry = try await store.get(ClusterKeys.drain(target)) else { return nil }
+        do { return try JSONDecoder().decode(DrainRecord.self, from: Data(entry.value.utf8)) } catch {
+            throw .malformed("\(ClusterKeys.drain(target)) is not a drain record: \(error)")
+        }
+    }
+
+    /// Every host's drain record (host → record).
+    public func drains() async throws(ClusterError) -> [String: DrainRecord] {
+        var drains: [String: DrainRecord] = [:]
+        for entry in try await store.list(prefix: ClusterKeys.drainPrefix) {
+            drains[String(entry.key.dropFirst(ClusterKeys.drainPrefix.count))] =
+                try? JSONDecoder().decode(DrainRecord.self, from: Data(entry.value.utf8))
+        }
+        return drains
+    }
+
+    /// Writes (nil: removes) this host's drain record.
+    public func setDrain(_ record: DrainRecord?) async throws(ClusterError) {
+        guard let record else { return try await store.delete(ClusterKeys.drain(host)) }
+        let text: String
+        do { text = String(decoding: try JSONEncoder().encode(record), as: UTF8.self) } catch {
+            throw .malformed("cannot encode the drain record: \(error)")
+        }
+        try await store.put(ClusterKeys.drain(host), text, lease: nil)
+    }
+
     /// The migration commit on the destination: ownership moves here in one transaction, whoever held it (the source
     /// has handed the guest over and is paused), as long as this host is alive.
     public func takeOver(_ vm: String) async throws(ClusterError) -> Ownership.Outcome {

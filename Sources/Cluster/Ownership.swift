@@ -11,6 +11,9 @@ public enum ClusterKeys {
     /// An HA VM's live config (JSON), so that another host can start it; no lease: it outlives its owner.
     public static func ha(_ vm: String) -> String { root + "ha/" + vm }
     public static let haPrefix = root + "ha/"
+    /// A host's `DrainRecord` (`corral host evacuate`); no lease: a drain outlives the daemon.
+    public static func drain(_ host: String) -> String { root + "drain/" + host }
+    public static let drainPrefix = root + "drain/"
     /// The one host that places orphaned HA VMs, on its lease.
     public static let reconciler = root + "reconciler"
 }

@@ -32,11 +32,22 @@ enum ClusterText {
         }
         var lines = ["host \(report.host ?? "?") (\(report.state ?? "?"))"]
         if let problem = report.problem { return lines + ["cluster unreadable: \(problem)"] }
-        let rows = report.hosts.map { host in
-            [host.name + (host.name == report.host ? " *" : ""), host.address.isEmpty ? "-" : host.address,
-             "\(host.vms.count)", host.vms.isEmpty ? "-" : host.vms.joined(separator: ",")]
+        let rows = report.hosts.map { host -> [String] in
+            let name: String = host.name + (host.name == report.host ? " *" : "")
+            let address: String = host.address.isEmpty ? "-" : host.address
+            var vcpus = "-", memory = "-"
+            if let capacity = host.capacity {
+                vcpus = "\(capacity.committedVCPUs)/\(capacity.cpus)"
+                memory = StatusText.bytes(capacity.committedMemoryBytes) + "/" + StatusText.bytes(capacity.memoryBytes)
+            }
+            let names: String = host.vms.isEmpty ? "-" : host.vms.joined(separator: ",")
+            return [name, address, host.draining ? "draining" : "ready", vcpus, memory, "\(host.vms.count)", names]
         }
-        lines += StatusText.aligned([["HOST", "ADDRESS", "VMS", "NAMES"]] + rows)
+        lines += StatusText.aligned([["HOST", "ADDRESS", "STATE", "VCPUS", "MEMORY", "VMS", "NAMES"]] + rows)
+        for host in report.hosts where !host.moved.isEmpty {
+            lines.append("\(host.name) evacuated: " + host.moved.keys.sorted().map { "\($0)→\(host.moved[$0]!)" }
+                .joined(separator: ", ") + " (corral host restore \(host.name) brings them back)")
+        }
         if !report.orphans.isEmpty {
             lines.append("owned by no live host: " + report.orphans.joined(separator: ", "))
         }

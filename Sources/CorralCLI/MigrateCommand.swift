@@ -33,7 +33,8 @@ struct MigrateCommand: AsyncParsableCommand {
 
     @Option(help: ArgumentHelp(
         "The destination daemon's TCP API (an IPv6 address in brackets: [2001:db8::2]:7070); in a cluster, a host's "
-            + "name, or 'auto' for the live host that owns the fewest VMs.", valueName: "HOST:PORT|NAME|auto"))
+            + "name, or 'auto': the host that can take the VM (admission limits, QEMU version, CPU model for "
+            + "cpu.model: host, not draining) with the most memory left, then the fewest VMs.", valueName: "HOST:PORT|NAME|auto"))
     var to: String?
 
     @Option(help: ArgumentHelp("File whose first line is the destination daemon's bearer token (in a cluster, by "
@@ -92,15 +93,12 @@ struct MigrateCommand: AsyncParsableCommand {
             return
         }
         guard var to else { return }
-        // A host name (no port): its address comes from the cluster.
+        // A host name (no port) or auto: the daemon places the VM in its cluster and says where.
         if !to.contains(":") {
-            let report = try await DaemonCall.run(socket: socket.resolved) { try await $0.cluster() }
-            switch report.destination(to) {
-            case .success(let address): to = address
-            case .failure(let problem):
-                Terminal.err("error: \(problem.description)")
-                throw ExitCode(ExitCodeValue.invalid.rawValue)
-            }
+            let target = to
+            let placed = try await DaemonCall.run(socket: socket.resolved) { try await $0.placement(name, to: target) }
+            if !json { Terminal.out("\(name): to host \(placed.host) (\(placed.address))") }
+            to = placed.address
         }
         let request: MigrateRequest
         switch Self.request(to: to, tokenFile: tokenFile, options: options) {
@@ -239,7 +237,7 @@ final class ProgressDisplay {
         barShown = false
     }
 
-    private static func writeRaw(_ text: String) {
+    static func writeRaw(_ text: String) {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
             let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress!, $0.count) }

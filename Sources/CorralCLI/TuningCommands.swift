@@ -119,6 +119,14 @@ struct SetCommand: AsyncParsableCommand {
 struct HostCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "host",
+        abstract: "This host's capacity and load; in a cluster, evacuate a host and restore it.",
+        subcommands: [HostShowCommand.self, HostEvacuateCommand.self, HostRestoreCommand.self],
+        defaultSubcommand: HostShowCommand.self)
+}
+
+struct HostShowCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
         abstract: "Show the host's capacity, what the VMs commit, overcommit ratios and limits, KSM and balloons.")
 
     @Flag(help: "Print the report as JSON (docs/api.md, HostReport).") var json = false

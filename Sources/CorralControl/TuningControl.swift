@@ -11,6 +11,4 @@ public protocol TuningControl: Sendable {
     func setTuning(_ name: String, _ request: TuningRequest) async throws(ControlError) -> VMStatus
     /// Host capacity, what is committed, the ratios and limits, KSM and balloon totals, per-VM rows.
     func host() async -> HostReport
-    /// The cluster as this daemon sees it (`GET /v1/cluster`).
-    func cluster() async -> ClusterReport
 }

@@ -7,11 +7,21 @@ public struct ClusterReport: Sendable, Codable, Equatable {
         public var address: String
         /// The VMs it owns.
         public var vms: [String]
+        /// What it can take, as it last published it (nil: a host that has not published it yet).
+        public var capacity: HostCapacity?
+        /// Marked by `corral host evacuate`: it takes no new VMs until `corral host restore`.
+        public var draining: Bool
+        /// The VMs an evacuation moved away and where to (VM → host); `restore` brings them back.
+        public var moved: [String: String]
 
-        public init(name: String, address: String, vms: [String]) {
+        public init(name: String, address: String, vms: [String], capacity: HostCapacity? = nil,
+                    draining: Bool = false, moved: [String: String] = [:]) {
             self.name = name
             self.address = address
             self.vms = vms
+            self.capacity = capacity
+            self.draining = draining
+            self.moved = moved
         }
     }
 
@@ -38,38 +48,45 @@ public struct ClusterReport: Sendable, Codable, Equatable {
     }
 }
 
-extension ClusterReport {
-    /// Where `corral migrate --to NAME` goes: that live host's API address; `--to auto`: the live host other than
-    /// this one that owns the fewest VMs (ties by name). The reason when there is none.
-    public func destination(_ name: String) -> Result<String, DestinationProblem> {
-        guard enabled else {
-            return .failure(.init("--to \(name): this daemon is not in a cluster; give the destination as HOST:PORT"))
-        }
-        if let problem { return .failure(.init("--to \(name): the cluster cannot be read: \(problem)")) }
-        let others = hosts.filter { $0.name != host }
-        let chosen: Host
-        if name == "auto" {
-            guard let best = others.min(by: { ($0.vms.count, $0.name) < ($1.vms.count, $1.name) }) else {
-                return .failure(.init("--to auto: no other live host in the cluster"))
-            }
-            chosen = best
-        } else {
-            guard name != host else { return .failure(.init("--to \(name): that is this host")) }
-            guard let named = others.first(where: { $0.name == name }) else {
-                let live = hosts.map(\.name).joined(separator: ", ")
-                return .failure(.init("--to \(name): no live host of that name in the cluster (live: \(live.isEmpty ? "none" : live))"))
-            }
-            chosen = named
-        }
-        guard !chosen.address.isEmpty else {
-            return .failure(.init("--to \(name): host \(chosen.name) published no API address "
-                + "(start its daemon with --listen or --host-address)"))
-        }
-        return .success(chosen.address)
-    }
+/// What a host can take and has committed, published with its host key and refreshed as VMs come and go.
+public struct HostCapacity: Sendable, Codable, Equatable {
+    public var cpus: Int
+    public var memoryBytes: UInt64
+    /// The daemon's admission limits (`--cpu-overcommit`, `--memory-overcommit`); nil: unlimited.
+    public var cpuRatioLimit: Double?
+    public var memoryRatioLimit: Double?
+    /// Online vCPUs and guest memory of the VMs it runs (or is receiving).
+    public var committedVCPUs: Int
+    public var committedMemoryBytes: UInt64
+    /// The host CPU (`model name` of /proc/cpuinfo): a VM with `cpu.model: host` only moves between equal ones.
+    public var cpuModel: String
+    /// The default QEMU's version (`qemu-system-x86_64 --version`), e.g. `7.2.15`; a VM never moves to an older one.
+    public var qemuVersion: String?
 
-    public struct DestinationProblem: Error, Equatable, CustomStringConvertible {
-        public var description: String
-        init(_ description: String) { self.description = description }
+    public init(cpus: Int, memoryBytes: UInt64, cpuRatioLimit: Double? = nil, memoryRatioLimit: Double? = nil,
+                committedVCPUs: Int = 0, committedMemoryBytes: UInt64 = 0, cpuModel: String, qemuVersion: String?) {
+        self.cpus = cpus
+        self.memoryBytes = memoryBytes
+        self.cpuRatioLimit = cpuRatioLimit
+        self.memoryRatioLimit = memoryRatioLimit
+        self.committedVCPUs = committedVCPUs
+        self.committedMemoryBytes = committedMemoryBytes
+        self.cpuModel = cpuModel
+        self.qemuVersion = qemuVersion
+    }
+}
+
+/// `corral/drain/HOST` in etcd, written by `corral host evacuate` (no lease: a drain outlives a daemon restart).
+public struct DrainRecord: Sendable, Codable, Equatable {
+    /// True from `evacuate` until `restore`: the host takes no new VM.
+    public var draining: Bool
+    public var since: Double
+    /// The VMs moved away and their destination; `restore` removes each one it brings back.
+    public var moved: [String: String]
+
+    public init(draining: Bool, since: Double, moved: [String: String] = [:]) {
+        self.draining = draining
+        self.since = since
+        self.moved = moved
     }
 }

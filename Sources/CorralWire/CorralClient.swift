@@ -515,3 +515,57 @@ extension CorralClient {
         }
     }
 }
+
+// MARK: Cluster
+
+extension CorralClient {
+    /// Where `corral migrate --to NAME|auto` would send `name` (the daemon places it).
+    public func placement(_ name: String, to: String) async throws -> PlacementReply {
+        try await call("GET", vmPath(name, "placement") + "?to=" + Self.percentEncoded(to), as: PlacementReply.self)
+    }
+
+    /// `corral host evacuate|restore`: `action` is `evacuate` or `restore`; the stream's last element is
+    /// `.finished`.
+    public func hostAction(_ host: String, _ action: String, _ request: EvacuateRequest) async throws
+        -> AsyncThrowingStream<EvacuationStreamLine, any Error>
+    {
+        let response = try await send("POST", "/v1/hosts/" + Self.percentEncoded(host) + "/" + action,
+                                      body: try WireCoding.encode(request), streaming: true)
+        guard response.head.status < 400 else {
+            _ = try await collect(response)
+            throw CorralClientError.badResponse("HTTP \(response.head.status)")
+        }
+        let parsed = lines(of: response.body) { line throws(BodyError) in try EvacuationStreamLine.parse(line) }
+        return AsyncThrowingStream { continuation in
+            let reader = Task {
+                do {
+                    for try await line in parsed {
+                        continuation.yield(line)
+                        guard case .finished = line.update else { continue }
+                        continuation.finish()
+                        return
+                    }
+                    continuation.finish(throwing: CorralClientError.transport(
+                        "the daemon ended the \(action) stream of \(host) without a summary"))
+                } catch {
+                    continuation.finish(throwing: error)
+                }
+            }
+            continuation.onTermination = { _ in reader.cancel() }
+        }
+    }
+}
+
+/// One line of a `POST /v1/hosts/{name}/evacuate|restore` stream, as sent and as understood.
+public struct EvacuationStreamLine: Sendable, Equatable {
+    public var text: String
+    public var update: EvacuationUpdate
+
+    static func parse(_ text: String) throws(BodyError) -> EvacuationStreamLine {
+        let message = try WireCoding.decode(EvacuationStreamMessage.self, from: Data(text.utf8))
+        guard let update = message.update else {
+            throw BodyError(message: "an evacuation stream line without plan, progress, result, error or summary: \(text.prefix(200))")
+        }
+        return EvacuationStreamLine(text: text, update: update)
+    }
+}

@@ -134,3 +134,36 @@ public struct MigrationStreamMessage: Sendable, Codable, Equatable {
 public enum NotSupportedCode {
     public static let code = "not-supported"
 }
+
+/// One NDJSON line of `POST /v1/hosts/{name}/evacuate` (and `…/restore`): `{"plan": […]}` first; then, per VM,
+/// `{"vm": …, "progress": …}` lines and one `{"vm": …, "result": …}` or `{"vm": …, "error": …}`; last
+/// `{"summary": …}`.
+public struct EvacuationStreamMessage: Sendable, Codable, Equatable {
+    public var plan: [EvacuationStep]?
+    public var vm: String?
+    public var progress: MigrationProgress?
+    public var result: MigrationResult?
+    public var error: ErrorBody?
+    public var summary: EvacuationSummary?
+
+    public init(_ update: EvacuationUpdate) {
+        switch update {
+        case .plan(let steps): plan = steps
+        case .progress(let vm, let progress): self.vm = vm; self.progress = progress
+        case .moved(let vm, let result): self.vm = vm; self.result = result
+        case .failed(let vm, let error): self.vm = vm; self.error = ErrorBody(error)
+        case .finished(let summary): self.summary = summary
+        }
+    }
+
+    /// The update this line carries; nil for a line with none.
+    public var update: EvacuationUpdate? {
+        if let summary { return .finished(summary) }
+        if let plan { return .plan(plan) }
+        guard let vm else { return nil }
+        if let result { return .moved(vm: vm, result) }
+        if let error { return .failed(vm: vm, error.controlError ?? .internalError("\(error.error): \(error.message)")) }
+        if let progress { return .progress(vm: vm, progress) }
+        return nil
+    }
+}

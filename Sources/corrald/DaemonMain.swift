@@ -76,12 +76,16 @@ struct CorralDaemonMain: AsyncParsableCommand {
             let manager = try await VMManager.open(
                 stateRoot: flags.stateDir.resolved, logger: logger, options: options,
                 peerConnector: { destination, token in HTTPMigrationPeer(address: destination, token: token, tls: peerTLS) })
+            if options.cluster != nil, let adminToken = tcp?.token {
+                // restore asks other hosts to migrate VMs back with the admin token every host of the cluster shares.
+                await manager.setClusterConnector { address in HTTPClusterPeer(address: address, token: adminToken, tls: peerTLS) }
+            }
             // systemd (Type=notify) hears READY=1 once every listener accepts connections; every VM was reattached
             // before the listeners opened (VMManager.open).
             let readiness = Readiness(listeners: tcp == nil ? 1 : 2)
             let daemon = CorralDaemon(
                 configuration: DaemonConfiguration(socketPath: socketPath, tcp: tcp, inheritedSocket: inherited,
-                                                   tlsServer: MutualTLS()),
+                                                   tlsServer: MutualTLS(), clientTLS: peerTLS),
                 control: manager,
                 supervise: { await manager.run() },
                 logger: logger,

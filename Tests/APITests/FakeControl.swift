@@ -299,7 +299,11 @@ extension FakeControl: TuningControl {
     /// Every field set, so the OpenAPI test sees each documented one.
     func cluster() async -> ClusterReport {
         ClusterReport(enabled: true, host: "host-a", state: "alive",
-                      hosts: [.init(name: "host-a", address: "192.0.2.1:7070", vms: ["web"])],
+                      hosts: [.init(name: "host-a", address: "192.0.2.1:7070", vms: ["web"],
+                                    capacity: HostCapacity(cpus: 4, memoryBytes: 8 << 30, cpuRatioLimit: 4, memoryRatioLimit: 1.5,
+                                                           committedVCPUs: 2, committedMemoryBytes: 1 << 30,
+                                                           cpuModel: "AMD EPYC", qemuVersion: "7.2.15"),
+                                    draining: true, moved: ["db": "host-b"])],
                       orphans: ["lost"], problem: "sample")
     }
 
@@ -407,5 +411,35 @@ extension FakeControl: NetworkControl {
 
     func removeNetwork(_ name: String) async throws(ControlError) {
         guard fakeNetworks.removeValue(forKey: name) != nil else { throw .notFound("no network named \(name)") }
+    }
+}
+/// The cluster as a fake: this is host-a; placement answers host-b; evacuate and restore stream one of each line.
+extension FakeControl: ClusterControl {
+    func placement(_ name: String, to: String) async throws(ControlError) -> PlacementReply {
+        _ = try lookUp(name)
+        guard to == "auto" || to == "host-b" else { throw .refused("--to \(to): no live host of that name") }
+        return PlacementReply(host: "host-b", address: "192.0.2.2:7070")
+    }
+
+    func evacuate(_ host: String, _ request: EvacuateRequest) async throws(ControlError) -> AsyncStream<EvacuationUpdate> {
+        try scriptedHostAction(host, request)
+    }
+
+    func restore(_ host: String, _ request: EvacuateRequest) async throws(ControlError) -> AsyncStream<EvacuationUpdate> {
+        try scriptedHostAction(host, request)
+    }
+
+    private func scriptedHostAction(_ host: String, _ request: EvacuateRequest) throws(ControlError) -> AsyncStream<EvacuationUpdate> {
+        guard host == "host-a" else { throw .notFound("no live host named \(host) in the cluster") }
+        if let problem = request.problem() { throw .invalidRequest(problem) }
+        let (stream, sink) = AsyncStream<EvacuationUpdate>.makeStream()
+        sink.yield(.plan([EvacuationStep(vm: "web", to: "host-b"), EvacuationStep(vm: "idle", reason: "it is stopped")]))
+        sink.yield(.progress(vm: "web", OpenAPITests.progress))
+        sink.yield(.moved(vm: "web", MigrationRouteTests.result))
+        sink.yield(.failed(vm: "db", .unreachable("destination 192.0.2.3:7070: connection refused")))
+        sink.yield(.finished(EvacuationSummary(host: host, moved: ["web": "host-b"], failed: ["db": "connection refused"],
+                                               stayed: ["idle": "it is stopped"])))
+        sink.finish()
+        return stream
     }
 }

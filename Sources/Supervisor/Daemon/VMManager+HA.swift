@@ -16,6 +16,7 @@ extension VMManager {
 
     func clusterTick() async {
         guard let cluster = options.cluster else { return }
+        await publishCapacity(cluster)
         await fence(cluster)
         await reconcile(cluster)
         await adopt(cluster)
@@ -81,7 +82,9 @@ extension VMManager {
         do {
             let configs = try await cluster.haConfigs()
             let owners = try await cluster.owners()
-            let hosts = try await cluster.hosts()
+            let drains = try await cluster.drains()
+            // A draining host is given no HA VM.
+            let hosts = try await cluster.hosts().filter { drains[$0.name]?.draining != true }
             let now = ContinuousClock.now
             let orphans = configs.keys.filter { owners[$0] == nil }
             orphanedSince = orphanedSince.filter { orphans.contains($0.key) }
@@ -115,7 +118,7 @@ extension VMManager {
                   config.profile.name == name else { continue }
             logger.notice("HA: starting a VM this host was given", metadata: ["vm": "\(name)"])
             do {
-                _ = try await up(config, UpRequest(profile: "(HA: \(ClusterKeys.ha(name)) in the cluster)"))
+                _ = try await up(config, UpRequest(profile: "(HA: \(ClusterKeys.ha(name)) in the cluster)"), adopting: true)
             } catch {
                 logger.error("HA: cannot start a VM this host was given", metadata: ["vm": "\(name)", "error": "\(error)"])
             }

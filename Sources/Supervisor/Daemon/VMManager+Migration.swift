@@ -116,6 +116,7 @@ extension VMManager: MigrationControl {
             }
         }
         try await admit(Admission.Load(config), excluding: name)
+        try await refuseWhileDraining("the incoming migration of \(name)")
 
         var record = VMRecord(name: name, profilePath: nil, accel: request.accel, now: Date().timeIntervalSince1970)
         record.state = .incoming

@@ -37,6 +37,12 @@ public actor VMManager: VMControl {
     var fenced: Set<String> = []
     /// When the reconciler first saw each HA VM without an owner.
     var orphanedSince: [String: ContinuousClock.Instant] = [:]
+    /// How `restore` asks another host's daemon to migrate a VM back (corrald passes the HTTP peer).
+    var clusterConnector: ClusterPeerConnector?
+    /// An evacuation or restore of this host is running.
+    var evacuating = false
+    /// The host CPU model and QEMU version this host publishes (read once).
+    var hostFacts: (cpuModel: String, qemuVersion: String?)?
 
     init(stateRoot: String, launcher: any VMLaunching, options: DaemonOptions,
          peerConnector: MigrationPeerConnector? = nil, networks: NetworkManager, logger: Logger) {
@@ -216,8 +222,9 @@ public actor VMManager: VMControl {
     }
 
     /// Defines and starts a VM from a live config (a profile, or an HA VM's config from the cluster with its
-    /// hotplugged devices).
-    func up(_ config: LiveConfig, _ request: UpRequest) async throws(ControlError) -> VMStatus {
+    /// hotplugged devices). `adopting`: an HA VM the cluster gave this host (started even while it drains, since
+    /// nothing else would start it).
+    func up(_ config: LiveConfig, _ request: UpRequest, adopting: Bool = false) async throws(ControlError) -> VMStatus {
         let profile = config.profile
         let name = profile.name
         if let existing = vms[name] {
@@ -230,6 +237,7 @@ public actor VMManager: VMControl {
         var record = VMRecord(name: name, profilePath: request.profile, accel: accel,
                               now: Date().timeIntervalSince1970)
         try await admitNew(config)
+        if !adopting { try await refuseWhileDraining("\(name)'s start") }
         guard vms[name] == nil else { throw .conflict("a VM named \(name) already exists") }
         record.uid = try allocateUID(for: name)
         let store = VMStore(paths: paths)
@@ -309,6 +317,7 @@ public actor VMManager: VMControl {
                 throw ControlError.conflict(refusal)
             }
             try await self.admit(Admission.Load(await vm.config), excluding: name)
+            try await self.refuseWhileDraining("\(name)'s start")
             try await self.claimOwnership(name)
             try await vm.launch(paused: false)
         }
