@@ -8,7 +8,8 @@ import Supervisor
 //   1. ownership overhead: `up` of the same paused VM on a manager without a cluster and on one in the cluster
 //      (the claim transaction before QEMU starts), alternating, RUNS each;
 //   2. failover: an `ha: true` guest on host-a, host-a's link to etcd cut at t0; when host-a has paused it, when
-//      host-b runs it, when host-b's guest prints its first heartbeat; FAILOVERS rounds.
+//      host-b runs it, when host-b's guest prints its first heartbeat; FAILOVERS rounds;
+//   3. evacuation (EvacuationBench.swift): EVACUATE guests off a host one by one and all at once, and back.
 
 func runClusterBench(_ arguments: [String]) async {
     let flags = Flags(arguments) { usage() }
@@ -16,6 +17,8 @@ func runClusterBench(_ arguments: [String]) async {
           let etcd = flags.string("--etcd") else { usage() }
     let runs = flags.int("--runs", default: 10)
     let failovers = flags.int("--failovers", default: 3)
+    let evacuateVMs = flags.int("--evacuate", default: 3)
+    let evacuations = flags.int("--evacuations", default: 2)
     let urls = etcd.split(separator: ",").map(String.init)
     var logger = Logger(label: "corral-bench")
     logger.logLevel = .error
@@ -100,6 +103,10 @@ func runClusterBench(_ arguments: [String]) async {
         await b.leave()
     }
 
+    // 3. Evacuation.
+    let evac = await runEvacuationBench(stateDir: stateDir + "/evac", profile: profilePath, urls: urls,
+                                        vms: evacuateVMs, rounds: evacuations, logger: logger)
+
     let overheadPlain = Spread(plainTimes), overheadCluster = Spread(clusteredTimes)
     print("| measure | median (min–max) | runs |")
     print("|---|---:|---:|")
@@ -112,6 +119,12 @@ func runClusterBench(_ arguments: [String]) async {
                             ("host-a cut off → host-b runs the VM (s), goal ≤ 25 s", runningAfter),
                             ("host-a cut off → first heartbeat of the guest on host-b (s)", heartbeatAfter)] {
         if let spread = Spread(values.filter { !$0.isNaN }) { print("| \(label) | \(spread.cell) | \(spread.count) |") }
+    }
+    for (label, values) in [("evacuate \(evacuateVMs) guests one by one, --parallel 1 (s)", evac.serial),
+                            ("evacuate \(evacuateVMs) guests at once, --parallel \(evacuateVMs) (s)", evac.parallel),
+                            ("restore them one by one (s)", evac.restoreSerial),
+                            ("restore them at once (s)", evac.restoreParallel)] {
+        if let spread = Spread(values) { print("| \(label) | \(spread.cell) | \(spread.count) |") }
     }
 }
 

@@ -20,7 +20,7 @@ func usage() -> Never {
                corral-bench overcommit-host --state-dir DIR --profile PROFILE --count N --ready-file F --stop-file F
                                             [--host-root R] [--ksm] [--auto-balloon] [--policy-interval S]
                corral-bench migrate …   (see Sources/CorralBench/MigrateBench.swift and scripts/bench-migrate)
-               corral-bench cluster --state-dir DIR --profile PROFILE --etcd URLS [--runs N] [--failovers M]
+               corral-bench cluster --state-dir DIR --profile PROFILE --etcd URLS [--runs N] [--failovers M] [--evacuate N] [--evacuations R]
 
         """)
     exit(2)
