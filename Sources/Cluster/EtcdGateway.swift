@@ -15,14 +15,26 @@ public final class EtcdGateway: ClusterStore {
     /// How long one request may take (a keep-alive must fit well inside the lease's TTL).
     private let timeout: Duration
 
-    /// `urls`: `http://HOST:PORT` (or `HOST:PORT`), one per member.
-    public init(urls: [String], timeout: Duration = .seconds(2)) throws(ClusterError) {
+    /// Mutual TLS towards etcd (`https://` endpoints): etcd's CA, and the client certificate etcd checks.
+    public let tls: TLSFiles?
+
+    /// `urls`: `http://HOST:PORT` (or `HOST:PORT`), one per member; `https://HOST:PORT` with `tls` (all or none).
+    public init(urls: [String], tls: TLSFiles? = nil, timeout: Duration = .seconds(2)) throws(ClusterError) {
         var endpoints: [HostPort] = []
+        let secure = urls.filter { $0.hasPrefix("https://") }.count
+        if secure != 0, secure != urls.count {
+            throw .refused("the etcd endpoints mix http:// and https://: give all members the same scheme")
+        }
+        if secure > 0, tls == nil {
+            throw .refused("https:// etcd endpoints need client TLS files (corral daemon --cluster-tls DIR with "
+                + "ca-cert.pem, client-cert.pem, client-key.pem)")
+        }
+        if secure == 0, tls != nil {
+            throw .refused("--cluster-tls needs https:// etcd endpoints")
+        }
         for url in urls {
             var text = url
-            if text.hasPrefix("https://") {
-                throw .refused("\(url): corral talks to etcd over plain HTTP on a trusted network only (no https yet)")
-            }
+            if text.hasPrefix("https://") { text.removeFirst("https://".count) }
             if text.hasPrefix("http://") { text.removeFirst("http://".count) }
             while text.hasSuffix("/") { text.removeLast() }
             do {
@@ -33,6 +45,7 @@ public final class EtcdGateway: ClusterStore {
         }
         guard !endpoints.isEmpty else { throw .refused("no etcd endpoint given") }
         self.endpoints = endpoints
+        self.tls = tls
         self.timeout = timeout
     }
 
@@ -111,7 +124,7 @@ public final class EtcdGateway: ClusterStore {
             let head: HTTPResponseHead
             let bytes: [UInt8]
             do {
-                let response = try await HTTPCall.send(request, to: .tcp(endpoint), connectTimeout: 1,
+                let response = try await HTTPCall.send(request, to: .tcp(endpoint, tls: tls), connectTimeout: 1,
                                                        timeout: timeout, timeoutCoversBody: true)
                 head = response.head
                 bytes = try await response.collect(limit: 16 << 20)

@@ -29,9 +29,15 @@ package struct DaemonFlags: ParsableArguments {
     package var apiTls = false
 
     @Option(help: ArgumentHelp(
-        "Join an etcd cluster (v3 API, plain HTTP): its members' client URLs, comma-separated; needs --host. A VM then "
-            + "starts only on the host that owns it.", valueName: "http://E1:2379,…"))
+        "Join an etcd cluster (v3 API): its members' client URLs, comma-separated (http://, or https:// with "
+            + "--cluster-tls); needs --host. A VM then starts only on the host that owns it.",
+        valueName: "http://E1:2379,…"))
     package var cluster: String?
+
+    @Option(help: ArgumentHelp(
+        "Mutual TLS towards etcd (https:// URLs): DIR/ca-cert.pem is etcd's CA, DIR/client-cert.pem and "
+            + "DIR/client-key.pem this host's client certificate.", valueName: "DIR"))
+    package var clusterTls: String?
 
     @Option(help: ArgumentHelp("This host's name in the cluster (a-z, 0-9, '-'; unique among live hosts).",
                                valueName: "NAME"))
@@ -108,8 +114,10 @@ package struct DaemonFlags: ParsableArguments {
         if !hostRoot.isEmpty && !hostRoot.hasPrefix("/") {
             throw ValidationError("--host-root must be an absolute path, got \(hostRoot)")
         }
-        if cluster != nil || host != nil || hostAddress != nil {
-            guard let cluster, !cluster.isEmpty else { throw ValidationError("--host and --host-address need --cluster") }
+        if cluster != nil || host != nil || hostAddress != nil || clusterTls != nil {
+            guard let cluster, !cluster.isEmpty else {
+                throw ValidationError("--host, --host-address and --cluster-tls need --cluster")
+            }
             guard let host else { throw ValidationError("--cluster needs --host NAME (this host's name in the cluster)") }
             let allowed = host.utf8.allSatisfy { ($0 >= 97 && $0 <= 122) || ($0 >= 48 && $0 <= 57) || $0 == 45 }
             guard allowed, (1...63).contains(host.utf8.count), !host.hasPrefix("-") else {
@@ -133,6 +141,7 @@ package struct DaemonFlags: ParsableArguments {
         if let peerTokenFile { arguments += ["--peer-token-file", peerTokenFile] }
         if apiTls { arguments.append("--api-tls") }
         if let cluster { arguments += ["--cluster", cluster] }
+        if let clusterTls { arguments += ["--cluster-tls", clusterTls] }
         if let host { arguments += ["--host", host] }
         if let hostAddress { arguments += ["--host-address", hostAddress.description] }
         if let cpuOvercommit { arguments += ["--cpu-overcommit", "\(cpuOvercommit)"] }

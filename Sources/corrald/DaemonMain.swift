@@ -63,7 +63,8 @@ struct CorralDaemonMain: AsyncParsableCommand {
             var options = flags.options
             if let urls = flags.cluster, let host = flags.host {
                 // Joined before any VM is taken over: each is claimed again on this daemon's lease.
-                let store = try EtcdGateway(urls: urls.split(separator: ",").map { String($0) })
+                let store = try EtcdGateway(urls: urls.split(separator: ",").map { String($0) },
+                                            tls: flags.clusterTls.map { TLSFiles.client(in: $0) })
                 let address = flags.hostAddress?.description ?? flags.listen?.description ?? ""
                 let member = ClusterMember(host: host, store: store,
                                            record: HostRecord(address: address, joinedAt: Date().timeIntervalSince1970),

@@ -57,10 +57,18 @@ enum ClusterLab {
             return try? JSONDecoder().decode(VMStatus.self, from: Data(result.output.utf8))
         }
 
-        /// The VM's state on every host, host 1 first, read at once (nil: not there).
+        /// The state of host K's own copy of the VM (`ls` lists only the host's own VMs, where `status` of a VM
+        /// another host owns is forwarded there); nil: host K has none (or does not answer).
+        func ownState(_ name: String, on k: Int) async -> VMState? {
+            guard let result = try? await corral(["ls", "--json"], on: k), result.status == .exited(0),
+                  let vms = try? JSONDecoder().decode([VMStatus].self, from: Data(result.output.utf8)) else { return nil }
+            return vms.first { $0.name == name }?.state
+        }
+
+        /// The state of each host's own copy of the VM, host 1 first, read at once (nil: not there).
         func states(_ name: String) async -> [VMState?] {
             await withTaskGroup(of: (Int, VMState?).self) { group in
-                for k in 1...hosts { group.addTask { (k, await status(name, on: k)?.state) } }
+                for k in 1...hosts { group.addTask { (k, await ownState(name, on: k)) } }
                 var states = [VMState?](repeating: nil, count: hosts)
                 for await (k, state) in group { states[k - 1] = state }
                 return states
