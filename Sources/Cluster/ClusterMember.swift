@@ -249,12 +249,27 @@ extension ClusterMember {
     }
 
     /// The migration commit on the destination: ownership moves here in one transaction, whoever held it (the source
-    /// has handed the guest over and is paused), as long as this host is alive.
-    public func takeOver(_ vm: String) async throws(ClusterError) -> Ownership.Outcome {
-        guard let lease, state != .joining else { return .hostNotAlive }
+    /// has handed the guest over and is paused), as long as this host is alive. `previous`: who held it before, for
+    /// `handBack` should the guest not resume here.
+    public func takeOver(_ vm: String) async throws(ClusterError) -> (outcome: Ownership.Outcome, previous: String?) {
+        guard let lease, state != .joining else { return (.hostNotAlive, nil) }
         let result = try await store.transaction([.present(ClusterKeys.host(host))],
-                                                 success: [.put(ClusterKeys.owner(vm), host, lease: lease)],
+                                                 success: [.get(ClusterKeys.owner(vm)),
+                                                           .put(ClusterKeys.owner(vm), host, lease: lease)],
                                                  failure: [])
-        return result.succeeded ? .claimed : .hostNotAlive
+        guard result.succeeded else { return (.hostNotAlive, nil) }
+        return (.claimed, (result.reads.first ?? nil)?.value)
+    }
+
+    /// Undoes `takeOver` when the guest did not resume here (the source resumes it): the key goes back to `previous`
+    /// on that host's lease, only while it still names this host; with `previous` gone (or unknown) it is released.
+    public func handBack(_ vm: String, to previous: String?) async throws(ClusterError) {
+        guard let previous, previous != host, let holder = try await store.get(ClusterKeys.host(previous)) else {
+            return try await release(vm)
+        }
+        let back = try await store.transaction([.valueEquals(ClusterKeys.owner(vm), host), .present(ClusterKeys.host(previous))],
+                                               success: [.put(ClusterKeys.owner(vm), previous, lease: holder.lease)],
+                                               failure: [])
+        if !back.succeeded { try await release(vm) }
     }
 }

@@ -75,6 +75,35 @@ struct OwnershipTests {
         await first.leave()
     }
 
+    /// A migration commit moves the key to the destination; when the guest then does not resume there (the source
+    /// resumes it), the key goes back to the source on the source's lease, so the source is not left running a
+    /// VM the cluster says is the destination's (HA adoption there would start a second copy).
+    @Test func aFailedCommitHandsTheOwnershipBackToTheSource() async throws {
+        let store = FakeClusterStore()
+        let a = Self.member("host-a", store), b = Self.member("host-b", store), c = Self.member("host-c", store)
+        try await a.join()
+        try await b.join()
+        try await c.join()
+        #expect(try await a.claim("web") == .claimed)
+        let taken = try await b.takeOver("web")
+        #expect(taken.outcome == .claimed && taken.previous == "host-a")
+        #expect(try await a.owner(of: "web") == "host-b")
+        try await b.handBack("web", to: taken.previous)
+        #expect(try await a.owner(of: "web") == "host-a")
+        let aLease = try #require(await a.lease)
+        #expect(try await store.get(ClusterKeys.owner("web"))?.lease == aLease, "back on the source's lease")
+        // Handing back what another host has taken since changes nothing.
+        _ = try await c.takeOver("web")
+        try await b.handBack("web", to: "host-a")
+        #expect(try await a.owner(of: "web") == "host-c")
+        // The source gone: the key is released rather than left naming the destination.
+        let first = try await b.takeOver("db")
+        #expect(first.previous == nil)
+        try await b.handBack("db", to: "host-gone")
+        #expect(try await a.owner(of: "db") == nil)
+        for member in [a, b, c] { await member.leave() }
+    }
+
     @Test func theTransactionsAreTheRulesNotTheMember() {
         let claim = Ownership.claim(vm: "web", host: "a", lease: 7)
         #expect(claim.compares == [.absent("corral/vms/web/owner"), .present("corral/hosts/a")])

@@ -35,15 +35,25 @@ extension VMManager {
         }
     }
 
-    /// The migration commit on this (destination) host.
-    func takeOverOwnership(_ name: String) async throws(ControlError) {
-        guard let cluster = options.cluster else { return }
-        let outcome: Ownership.Outcome
-        do { outcome = try await cluster.takeOver(name) } catch {
+    /// The migration commit on this (destination) host; returns who owned the VM before.
+    func takeOverOwnership(_ name: String) async throws(ControlError) -> String? {
+        guard let cluster = options.cluster else { return nil }
+        let taken: (outcome: Ownership.Outcome, previous: String?)
+        do { taken = try await cluster.takeOver(name) } catch {
             throw .unreachable("cannot move \(name)'s ownership here in the cluster: \(error)")
         }
-        guard outcome == .claimed else {
+        guard taken.outcome == .claimed else {
             throw .unreachable("this host (\(cluster.host)) has no live lease in the cluster; \(name) stays with its source")
+        }
+        return taken.previous
+    }
+
+    /// The commit failed after the ownership moved here: the source resumes the guest, so it owns it again.
+    func handBackOwnership(_ name: String, to previous: String?) async {
+        guard let cluster = options.cluster else { return }
+        do { try await cluster.handBack(name, to: previous) } catch {
+            logger.error("cannot hand a VM's ownership back after a failed commit",
+                         metadata: ["vm": "\(name)", "to": "\(previous ?? "-")", "error": "\(error)"])
         }
     }
 

@@ -169,7 +169,14 @@ extension VMManager: MigrationControl {
             guard let vm = vms[name], await vm.currentState == .incoming else {
                 return try await queued(name) { vm throws(ControlError) in try await vm.commitIncoming() }
             }
-            try await takeOverOwnership(name)
+            let previous = try await takeOverOwnership(name)
+            do {
+                return try await queued(name) { vm throws(ControlError) in try await vm.commitIncoming() }
+            } catch {
+                // Not resumed here: the source keeps (and resumes) the guest, and with it the ownership.
+                await handBackOwnership(name, to: previous)
+                throw error
+            }
         }
         return try await queued(name) { vm throws(ControlError) in try await vm.commitIncoming() }
     }
