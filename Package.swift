@@ -158,7 +158,7 @@ let package = Package(
         ]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "ClusterTests", dependencies: [
-            "Cluster", "CorralModel", "Supervisor",
+            "Cluster", "CorralModel", "CorralWire", "Supervisor",
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SystemTests", dependencies: [

@@ -1,4 +1,5 @@
 import Cluster
+import CorralWire
 import Foundation
 import Logging
 import Supervisor
@@ -28,14 +29,14 @@ struct EtcdGatewayTests {
         }
     }
 
-    static func withEtcd(_ body: (Etcd) async throws -> Void) async throws {
+    static func withEtcd(tls certs: String? = nil, _ body: (Etcd) async throws -> Void) async throws {
         let port = nextPort.withLock { value in
             defer { value += 100 }
             return value
         }
         let folder = NSTemporaryDirectory() + "corral-etcd-\(port)"
         let script = repoRoot + "/scripts/etcd-cluster"
-        let up = try await ProcessLauncher.run(script, ["up", folder, "--port", "\(port)"])
+        let up = try await ProcessLauncher.run(script, ["up", folder, "--port", "\(port)"] + (certs.map { ["--tls", $0] } ?? []))
         defer {
             let down = Process()
             down.executableURL = URL(fileURLWithPath: script)
@@ -47,6 +48,27 @@ struct EtcdGatewayTests {
         let urls = up.output.split(separator: "\n").last.map { $0.split(separator: ",").map(String.init) } ?? []
         try #require(urls.count == 3, "\(up.output)")
         try await body(Etcd(folder: folder, urls: urls))
+    }
+
+    /// `https://` endpoints with mutual TLS: the client presents its certificate from the cluster's CA and checks
+    /// etcd's; a client certificate from another CA is refused by etcd, and the endpoints must agree on a scheme.
+    @Test func mutualTLSToEtcd() async throws {
+        let certs = NSTemporaryDirectory() + "corral-etcd-tls-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: certs) }
+        let made = try await ProcessLauncher.run(Self.repoRoot + "/scripts/make-test-certs", [certs, "127.0.0.1"])
+        try #require(made.status == .exited(0), "make-test-certs: \(made.output)")
+        try await Self.withEtcd(tls: certs) { etcd in
+            #expect(etcd.urls.allSatisfy { $0.hasPrefix("https://127.0.0.1:") }, "\(etcd.urls)")
+            let store = try EtcdGateway(urls: etcd.urls, tls: TLSFiles.client(in: certs))
+            try await store.put("corral/tls", "sealed", lease: nil)
+            #expect(try await store.get("corral/tls")?.value == "sealed")
+            let stranger = try EtcdGateway(urls: etcd.urls, tls: TLSFiles.client(in: certs + "/wrong-ca"))
+            await #expect(throws: ClusterError.self) { _ = try await stranger.get("corral/tls") }
+            #expect(throws: ClusterError.self) { _ = try EtcdGateway(urls: etcd.urls) }
+            #expect(throws: ClusterError.self) {
+                _ = try EtcdGateway(urls: [etcd.urls[0], "http://127.0.0.1:1"], tls: TLSFiles.client(in: certs))
+            }
+        }
     }
 
     @Test func keysLeasesAndTransactionsBehaveAsTheFakeSays() async throws {
