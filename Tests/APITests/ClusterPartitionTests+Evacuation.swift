@@ -100,7 +100,25 @@ extension ClusterPartitionTests {
             #expect(!host1After.draining && host1After.moved.isEmpty && host1After.vms == Self.evacuees, "\(host1After)")
             let second = try await lab.corral(["host", "restore", "host-1"], on: 1)
             #expect(second.status != .exited(0) && second.output.contains("not draining"), "\(second)")
-            for vm in Self.evacuees { _ = try await lab.corral(["rm", vm, "--force"], on: 1) }
+
+            // Migrate by host name, and by placement: host-3 has one VM then, host-2 none, so auto picks host-2.
+            let named = try await lab.corral(["migrate", "ev-a", "--to", "host-3"], on: 1)
+            #expect(named.status == .exited(0) && named.output.contains("ev-a: to host host-3 (192.0.2.13:7070)"), "\(named)")
+            let _ = await ClusterLab.eventually(within: .seconds(5)) {
+                (try? await lab.cluster(on: 1))?.hosts.first { $0.name == "host-3" }?.capacity?.committedMemoryBytes ?? 0 > 0
+            }
+            let auto = try await lab.corral(["migrate", "ev-b", "--to", "auto"], on: 1)
+            #expect(auto.status == .exited(0) && auto.output.contains("ev-b: to host host-2"), "\(auto)")
+            let self_ = try await lab.corral(["migrate", "ev-c", "--to", "host-1"], on: 1)
+            #expect(self_.status != .exited(0) && self_.output.contains("it is the VM's own host"), "\(self_)")
+            let statesA = await lab.states("ev-a"), statesB = await lab.states("ev-b")
+            #expect(statesA == [nil, nil, .running] && statesB == [nil, .running, nil], "\(statesA) \(statesB)")
+            // rm through host-1 reaches each VM's owner.
+            for vm in Self.evacuees {
+                let removed = try await lab.corral(["rm", vm, "--force"], on: 1)
+                #expect(removed.status == .exited(0), "\(removed)")
+            }
+            for k in 1...3 { #expect(try await lab.list(on: k).isEmpty, "host-\(k) has nothing left") }
         }
     }
 }
