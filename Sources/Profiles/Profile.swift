@@ -27,13 +27,16 @@ public struct Profile: Sendable, Equatable, Codable {
     /// High availability in a cluster: when the owning host is lost, another host starts the VM (its disks must be
     /// on storage every host reaches); the owner pauses it when it cannot renew its lease (docs/cluster.md).
     public var ha: Bool
+    /// Host PCI devices and SR-IOV virtual functions given to the guest (docs/devices.md).
+    public var hostdevs: [HostDevice]
 
     public init(
         name: String, machine: String = "q35", accel: Accel = .auto, cpu: CPU = CPU(), memory: Memory,
         boot: Boot = Boot(), disks: [Disk] = [], nics: [NIC] = [], hotplug: Hotplug = Hotplug(),
         serial: SerialMode = .log, restart: RestartPolicy = .no, qemu: QEMUSettings = QEMUSettings(),
-        overcommit: Overcommit = Overcommit(), agent: Bool = false, ha: Bool = false
+        overcommit: Overcommit = Overcommit(), agent: Bool = false, ha: Bool = false, hostdevs: [HostDevice] = []
     ) {
+        self.hostdevs = hostdevs
         self.name = name
         self.machine = machine
         self.accel = accel
@@ -54,10 +57,11 @@ public struct Profile: Sendable, Equatable, Codable {
 
 extension Profile {
     enum CodingKeys: String, CodingKey {
-        case name, machine, accel, cpu, memory, boot, disks, nics, hotplug, serial, restart, qemu, overcommit, agent, ha
+        case name, machine, accel, cpu, memory, boot, disks, nics, hotplug, serial, restart, qemu, overcommit, agent, ha,
+             hostdevs
     }
 
-    /// Keys added after the first release (`overcommit`, `agent`, `ha`) default when missing, so resolved profiles
+    /// Keys added after the first release (`overcommit`, `agent`, `ha`, `hostdevs`) default when missing, so resolved profiles
     /// stored by an older corral still load.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
@@ -76,7 +80,8 @@ extension Profile {
             qemu: try c.decode(QEMUSettings.self, forKey: .qemu),
             overcommit: try c.decodeIfPresent(Overcommit.self, forKey: .overcommit) ?? Overcommit(),
             agent: try c.decodeIfPresent(Bool.self, forKey: .agent) ?? false,
-            ha: try c.decodeIfPresent(Bool.self, forKey: .ha) ?? false)
+            ha: try c.decodeIfPresent(Bool.self, forKey: .ha) ?? false,
+            hostdevs: try c.decodeIfPresent([HostDevice].self, forKey: .hostdevs) ?? [])
     }
 }
 

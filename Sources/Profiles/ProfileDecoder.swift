@@ -18,7 +18,9 @@ struct ProfileChecker {
     var everythingGiven = false
 
     static let topKeys = ["name", "extends", "machine", "accel", "cpu", "memory", "boot", "disks", "nics",
-                          "hotplug", "serial", "restart", "qemu", "overcommit", "agent", "ha"]
+                          "hotplug", "serial", "restart", "qemu", "overcommit", "agent", "ha", "hostdevs"]
+    static let hostdevKeys = ["id", "pci", "allFunctions", "rombar", "romfile", "vf", "emulated", "failover"]
+    static let vfKeys = ["pf", "netdev", "mac", "vlan", "trust", "spoofchk"]
     static let cpuKeys = ["model", "count", "max", "sockets", "cores", "threads", "pinning"]
     static let memoryKeys = ["size", "max", "slots", "balloon", "merge", "hugepages", "lock"]
     static let balloonKeys = ["min", "freePageReporting"]
@@ -196,6 +198,9 @@ struct ProfileChecker {
         }
         if let agent = bool(map, "agent", "") { profile.agent = agent }
         if let ha = bool(map, "ha", "") { profile.ha = ha }
+        if let node = node(map, "hostdevs", "") {
+            profile.hostdevs = decodeList(node, "hostdevs") { $0.decodeHostDevice($1, $2, $3) }
+        }
         return profile
     }
 
@@ -360,6 +365,36 @@ struct ProfileChecker {
         nic.queues = int(map, "queues", path)
         nic.vhost = bool(map, "vhost", path)
         return nic
+    }
+}
+
+extension ProfileChecker {
+    mutating func decodeHostDevice(_ map: TreeMap, _ path: String, _ index: Int) -> HostDevice? {
+        checkKeys(map, path: path, allowed: Self.hostdevKeys)
+        var device = HostDevice(id: string(map, "id", path) ?? "hostdev\(index)")
+        device.pci = pciAddress(map, "pci", path)
+        if let all = bool(map, "allFunctions", path) { device.allFunctions = all }
+        device.rombar = bool(map, "rombar", path)
+        device.romfile = filePath(map, "romfile", path)
+        if let node = node(map, "vf", path), let vf = mapping(node, Self.join(path, "vf")) {
+            let vfPath = Self.join(path, "vf")
+            checkKeys(vf, path: vfPath, allowed: Self.vfKeys)
+            device.vf = VirtualFunction(pf: pciAddress(vf, "pf", vfPath), netdev: string(vf, "netdev", vfPath),
+                                        mac: string(vf, "mac", vfPath), vlan: int(vf, "vlan", vfPath),
+                                        trust: bool(vf, "trust", vfPath), spoofchk: bool(vf, "spoofchk", vfPath))
+        }
+        device.emulated = choice(map, "emulated", path, EmulatedPrimary.self)
+        device.failover = string(map, "failover", path)
+        return device
+    }
+
+    /// A PCI address (`0000:65:00.0`).
+    mutating func pciAddress(_ map: TreeMap, _ key: String, _ path: String) -> PCIAddress? {
+        guard let s = scalar(map, key, path, expected: "a PCI address like 0000:65:00.0") else { return nil }
+        do { return try PCIAddress(parsing: s.text) } catch {
+            fail(s.location, Self.join(path, key), error.description)
+            return nil
+        }
     }
 }
 

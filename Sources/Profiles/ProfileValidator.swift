@@ -58,6 +58,7 @@ extension ProfileChecker {
         validateBoot(profile, source: source, checkFiles: checkFiles)
         validateDisks(profile, source: source, checkFiles: checkFiles)
         validateNICs(&profile)
+        validateHostDevices(&profile)
         validateDeviceIDs(profile)
         validateHotplug(profile)
         validateQEMU(profile)
@@ -308,10 +309,11 @@ extension ProfileChecker {
         }
     }
 
-    /// Disk and NIC ids become QEMU device ids, so they share one namespace.
+    /// Disk, NIC and host device ids become QEMU device ids, so they share one namespace.
     mutating func validateDeviceIDs(_ profile: Profile) {
         let devices = profile.disks.enumerated().map { ("disks[\($0.offset)]", $0.element.id) }
             + profile.nics.enumerated().map { ("nics[\($0.offset)]", $0.element.id) }
+            + profile.hostdevs.enumerated().map { ("hostdevs[\($0.offset)]", $0.element.id) }
         var firstUser: [String: String] = [:]
         for (path, id) in devices where usable(path + ".id") {
             if !DeviceID.isValid(id) {

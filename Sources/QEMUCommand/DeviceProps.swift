@@ -181,8 +181,9 @@ public enum DeviceProps {
 
     /// The guest side of a NIC: `virtio-net-pci` or `e1000e`, with the profile's MAC or a stable one.
     /// `queues`: the tap's queue pairs (`TapPlan`), > 1 turns on virtio-net multiqueue.
+    /// `standby`: the NIC stands by for a host device (virtio-net failover).
     public static func nicDevice(_ nic: NIC, vmName: String, bus: String?, addr: String? = nil,
-                                 queues: Int? = nil) -> JSONObject {
+                                 queues: Int? = nil, standby: Bool = false) -> JSONObject {
         var device: JSONObject = [
             "driver": .string(nic.model == .virtioNet ? "virtio-net-pci" : "e1000e"),
             "id": .string(nicDeviceID(nic)),
@@ -195,6 +196,7 @@ public enum DeviceProps {
             device["mq"] = true
             device["vectors"] = .int(Int64(2 * queues + 2))
         }
+        if standby, nic.model == .virtioNet { device["failover"] = true }
         return device
     }
 
@@ -263,7 +265,7 @@ public enum DeviceProps {
         return device
     }
 
-    private static func place(_ device: inout JSONObject, bus: String?, addr: String?) {
+    static func place(_ device: inout JSONObject, bus: String?, addr: String?) {
         if let bus { device["bus"] = .string(bus) }
         if let addr { device["addr"] = .string(addr) }
     }

@@ -107,6 +107,9 @@ public struct RuntimeOptions: Sendable, Equatable {
     public var handOver: HandOverPlan?
     /// Path of the Unix socket QEMU listens on for the guest agent's channel (used when `profile.agent`).
     public var agentSocket: String
+    /// The host functions each profile host device was given, by device id (function 0 first; the VF corral chose
+    /// for a `vf`), resolved by the daemon before QEMU starts.
+    public var hostDevices: [String: [PCIAddress]] = [:]
 
     /// `agentSocket` defaults to `agent.sock` beside the QMP socket (the VM's folder).
     public init(accel: ResolvedAccel, qmpSocket: String, serialLog: String? = nil, pidFile: String? = nil,

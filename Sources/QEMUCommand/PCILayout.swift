@@ -30,7 +30,8 @@ public struct HotplugPort: Sendable, Equatable {
 ///
 /// Root bus slots are handed out in this order:
 /// 1. hotplug ports — q35: `pcie-root-port`s packed eight per slot (functions 0–7, multifunction);
-///    i440fx: one reserved slot per port;
+///    i440fx: one reserved slot per port; then (q35 only) one root port per profile host device, `hd-ID`, packed
+///    the same way right after them;
 /// 2. profile disks, one slot each (for virtio-scsi the slot holds the disk's own controller);
 /// 3. profile NICs, one slot each;
 /// 4. the balloon;
@@ -42,6 +43,8 @@ public struct PCILayout: Sendable, Equatable {
     public let isPCIe: Bool
     public let rootBus: String
     public let ports: [HotplugPort]
+    /// Parallel to `profile.hostdevs`: each one's own root port (q35; a profile with hostdevs must be q35).
+    public let hostdevPorts: [HotplugPort]
     /// Parallel to `profile.disks`.
     public let disks: [PCIPlacement]
     /// Parallel to `profile.nics`.
@@ -69,15 +72,18 @@ public struct PCILayout: Sendable, Equatable {
 
         let portIDs = DeviceProps.hotplugPortIDs(count: max(0, profile.hotplug.slots))
         var ports: [HotplugPort] = []
+        var hostdevPorts: [HotplugPort] = []
         if pcie {
-            for (i, id) in portIDs.enumerated() {
+            let allIDs = portIDs + profile.hostdevs.map(DeviceProps.hostDevicePortID)
+            for (i, id) in allIDs.enumerated() {
                 let slot = firstSlot + i / PCILayout.portsPerSlot
                 let function = i % PCILayout.portsPerSlot
-                let sharesSlot = portIDs.count > i - function + 1
-                ports.append(HotplugPort(id: id, addr: PCILayout.addr(slot, function), chassis: 1, slot: i + 1,
-                                         multifunction: function == 0 && sharesSlot))
+                let sharesSlot = allIDs.count > i - function + 1
+                let port = HotplugPort(id: id, addr: PCILayout.addr(slot, function), chassis: 1, slot: i + 1,
+                                       multifunction: function == 0 && sharesSlot)
+                if i < portIDs.count { ports.append(port) } else { hostdevPorts.append(port) }
             }
-            next += (portIDs.count + PCILayout.portsPerSlot - 1) / PCILayout.portsPerSlot
+            next += (allIDs.count + PCILayout.portsPerSlot - 1) / PCILayout.portsPerSlot
         } else {
             for (i, id) in portIDs.enumerated() {
                 ports.append(HotplugPort(id: id, addr: PCILayout.addr(next, 0), chassis: 0, slot: i + 1,
@@ -86,6 +92,7 @@ public struct PCILayout: Sendable, Equatable {
             }
         }
         self.ports = ports
+        self.hostdevPorts = hostdevPorts
 
         func take() -> PCIPlacement {
             defer { next += 1 }

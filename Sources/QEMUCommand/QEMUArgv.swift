@@ -7,8 +7,9 @@ import Profiles
 /// binary, identity (`-name`, `-uuid`), machine, accelerator, cpu, smp, memory, `-overcommit`, defaults
 /// off, display, sandbox, QMP, handed-over fd sets (`-add-fd`, unprivileged QEMU only), serial, guest agent chardev,
 /// pidfile, firmware blockdevs, direct kernel boot, disk blockdevs, netdevs, memory backends (boot RAM, then DIMMs),
-/// devices (root ports, profile disks, profile NICs, balloon, guest agent channel, hotplugged disks, hotplugged NICs,
-/// DIMMs), `-S`, `-incoming`.
+/// devices (root ports, host device root ports, profile disks, profile NICs, host devices, balloon, guest agent
+/// channel, hotplugged disks, hotplugged NICs, DIMMs), `-S`, `-incoming`. Emulated host-device stand-ins' netdevs
+/// come after the NICs' netdevs.
 public enum QEMUArgv {
     /// OVMF code (read-only pflash0) used for `firmware: uefi`.
     public static let ovmfCodePath = "/usr/share/OVMF/OVMF_CODE.fd"
@@ -27,7 +28,8 @@ public enum QEMUArgv {
         // Machine and accelerator
         var machine = qemuOptsEscape(profile.machine)
         if profile.boot.firmware == .uefi { machine += ",pflash0=" + ovmfNode }
-        if !profile.memory.merge { machine += ",mem-merge=off" }
+        // Assigned devices pin all guest RAM for DMA: nothing to merge.
+        if !profile.memory.merge || !profile.hostdevs.isEmpty { machine += ",mem-merge=off" }
         if profile.memory.hugepages { machine += ",memory-backend=" + DeviceProps.bootRAMBackendID }
         args += ["-machine", machine]
         switch runtime.accel {
@@ -98,6 +100,9 @@ public enum QEMUArgv {
                 args += ["-netdev", text(DeviceProps.netdev(nic))]
             }
         }
+        for device in profile.hostdevs {
+            if let netdev = DeviceProps.hostDeviceNetdev(device) { args += ["-netdev", text(netdev)] }
+        }
         if let ram = DeviceProps.bootRAMBackend(profile.memory) { args += ["-object", text(ram)] }
         for dimm in config.hotplugged.memory {
             args += ["-object", text(DeviceProps.memoryBackend(dimm, hugepages: profile.memory.hugepages))]
@@ -109,7 +114,9 @@ public enum QEMUArgv {
             args += ["-device", text(DeviceProps.cpuDevice(index: index, cpu: profile.cpu, model: model))]
         }
         if layout.isPCIe {
-            for port in layout.ports { args += ["-device", text(DeviceProps.rootPort(port, bus: layout.rootBus))] }
+            for port in layout.ports + layout.hostdevPorts {
+                args += ["-device", text(DeviceProps.rootPort(port, bus: layout.rootBus))]
+            }
         }
         for (index, disk) in profile.disks.enumerated() {
             let place = layout.disks[index]
@@ -122,7 +129,16 @@ public enum QEMUArgv {
             let place = layout.nics[index]
             let queues = taps.first(where: { $0.nicID == nic.id })?.queues
             args += ["-device", text(DeviceProps.nicDevice(nic, vmName: profile.name, bus: place.bus, addr: place.addr,
-                                                           queues: queues))]
+                                                           queues: queues,
+                                                           standby: DeviceProps.isFailoverStandby(nic, in: profile)))]
+        }
+        for (index, device) in profile.hostdevs.enumerated() where index < layout.hostdevPorts.count {
+            let hosts = runtime.hostDevices[device.id]?.map(\.description) ?? DeviceProps.unresolvedAddresses(device)
+            for object in DeviceProps.hostDevices(device, hosts: hosts, bus: layout.hostdevPorts[index].id,
+                                                  pairedNIC: DeviceProps.failoverNIC(device, in: profile),
+                                                  vmName: profile.name) {
+                args += ["-device", text(object)]
+            }
         }
         if let balloon = profile.memory.balloon, let place = layout.balloon {
             args += ["-device", text(DeviceProps.balloonDevice(balloon, bus: place.bus, addr: place.addr))]

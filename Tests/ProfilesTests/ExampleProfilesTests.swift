@@ -25,7 +25,8 @@ import Testing
     }
 
     @Test func theExamplesAreThere() {
-        #expect(Self.exampleNames == ["base.yaml", "db.yaml", "minimal.yaml", "tiny-test.yaml", "web.yaml"])
+        #expect(Self.exampleNames == ["base.yaml", "db.yaml", "failover.yaml", "gpu.yaml", "minimal.yaml", "tiny-test.yaml",
+                                      "web.yaml"])
     }
 
     @Test(arguments: exampleNames)
