@@ -15,7 +15,7 @@ public struct HostDevice: Sendable, Equatable, Codable {
     public var romfile: String?
     /// A free virtual function of an SR-IOV physical function, with its network settings.
     public var vf: VirtualFunction?
-    /// An emulated device standing in for a VF (`e1000e`): the failover choreography on hosts without SR-IOV
+    /// An emulated device standing in for a VF (`e1000e`, `virtio-net`): the failover choreography on hosts without SR-IOV
     /// (tests, demos). Never bound to anything on the host.
     public var emulated: EmulatedPrimary?
     /// With `vf` (or `emulated`): the id of a virtio-net NIC of the profile that stands by for this device
@@ -72,4 +72,14 @@ public struct VirtualFunction: Sendable, Equatable, Codable {
 
 public enum EmulatedPrimary: String, Sendable, Codable, CaseIterable {
     case e1000e
+    /// A second virtio-net device (without `failover`): the primary any guest kernel can drive.
+    case virtioNet = "virtio-net"
+
+    /// The QEMU device.
+    public var driver: String {
+        switch self {
+        case .e1000e: return "e1000e"
+        case .virtioNet: return "virtio-net-pci"
+        }
+    }
 }

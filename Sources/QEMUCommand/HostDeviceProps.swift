@@ -35,7 +35,7 @@ extension DeviceProps {
                                    vmName: String) -> [JSONObject] {
         let pair: JSONValue? = pairedNIC.map { .string(nicDeviceID($0)) }
         if let emulated = device.emulated {
-            var object: JSONObject = ["driver": .string(emulated.rawValue), "id": .string(hostDeviceID(device))]
+            var object: JSONObject = ["driver": .string(emulated.driver), "id": .string(hostDeviceID(device))]
             place(&object, bus: bus, addr: "00.0")
             object["netdev"] = .string(hostDeviceNetdevID(device))
             if let nic = pairedNIC { object["mac"] = .string(nic.mac ?? stableMAC(vmName: vmName, nicID: nic.id)) }

@@ -116,6 +116,9 @@ struct Heartbeat: Equatable {
     /// The first global IPv6 address of each NIC that has one (`ip6=eth0:2001:db8::10,eth1:-`); empty for a guest
     /// built before `ip6=` existed.
     var ip6: [String: String]
+    /// Each master interface (a virtio-net failover pair's) and its slaves (`lower=eth0:eth1+eth2`); empty for none
+    /// or a guest built before `lower=` existed.
+    var lower: [String: [String]]
 
     init?(line: String) {
         guard let start = line.range(of: "CORRAL-HB ") else { return nil }
@@ -147,6 +150,12 @@ struct Heartbeat: Equatable {
         self.ips = addresses("ips")
         self.ping = fields["ping"]
         self.ip6 = addresses("ip6")
+        var lower: [String: [String]] = [:]
+        for entry in (fields["lower"] ?? "").split(separator: ";") {
+            let pair = entry.split(separator: ":", maxSplits: 1)
+            if pair.count == 2 { lower[String(pair[0])] = pair[1].split(separator: "+").map(String.init) }
+        }
+        self.lower = lower
     }
 }
 
