@@ -75,3 +75,22 @@ public enum RTNetlinkSocket {
         }
     }
 }
+
+extension VFSettings {
+    /// The part of `self` (settings read before a change) that `change` overwrites: applying it undoes `change`.
+    public func undoing(_ change: VFSettings) -> VFSettings {
+        VFSettings(mac: change.mac == nil ? nil : mac, vlan: change.vlan == nil ? nil : vlan,
+                   qos: change.vlan == nil ? nil : qos, trust: change.trust == nil ? nil : trust,
+                   spoofCheck: change.spoofCheck == nil ? nil : spoofCheck)
+    }
+}
+
+extension VFNetConfig {
+    /// Reads VF `vf`'s settings, applies `settings`, and returns what applying undoes it (persist it with the VF's
+    /// bind record and `apply` it when the VM lets the VF go).
+    public func replace(_ settings: VFSettings, pf: String, vf: Int) throws(NetlinkError) -> VFSettings {
+        let before = try self.settings(pf: pf, vf: vf)
+        try apply(settings, pf: pf, vf: vf)
+        return before.undoing(settings)
+    }
+}
