@@ -43,20 +43,14 @@ public enum VFIOBindError: Error, Sendable, Equatable, CustomStringConvertible {
                 + (expected == VFIOBinder.vfioDriver ? " (is the vfio-pci module loaded? modprobe vfio-pci)" : "")
         case .groupNodeMissing(let device, let path, let waited, let restoreFailure):
             return "\(device): \(path) did not appear within \(waited) ms after binding to vfio-pci; "
-                + (restoreFailure.map { "putting it back failed too: \($0)" } ?? "the device was put back on its driver")
+                + (restoreFailure.map { "putting it back failed too: \($0)" } ?? "the device was put back as it was")
         case .bindAndRestoreFailed(let cause, let restoreFailure):
             return "\(cause); putting the device back failed too: \(restoreFailure)"
         }
     }
 }
 
-/// Gives devices to vfio-pci and back, through sysfs.
-///
-/// Bind: `vfio-pci` to `driver_override`, the address to the current driver's `unbind`, the address to
-/// `/sys/bus/pci/drivers_probe` (the kernel then matches the override only), then wait for `/dev/vfio/GROUP`.
-/// Restore: `\n` to `driver_override` (cleared), the address to vfio-pci's `unbind`, the address to `drivers_probe`
-/// (the device's own driver matches it again). Never `new_id`: that would make vfio-pci claim every device with the
-/// same ids, the host's ones included.
+/// Gives devices to vfio-pci and back (`VFIOBinder`; a fake in the daemon's tests).
 public protocol PCIDeviceBinding: Sendable {
     /// Binds `address` to vfio-pci and returns what to persist for `restore`.
     func bind(_ address: PCIAddress) async throws(VFIOBindError) -> BindRecord
@@ -65,6 +59,12 @@ public protocol PCIDeviceBinding: Sendable {
 }
 
 /// `PCIDeviceBinding` over a `SysfsTree`.
+///
+/// Bind: `vfio-pci` to `driver_override`, the address to the current driver's `unbind`, the address to
+/// `/sys/bus/pci/drivers_probe` (the kernel then matches the override only), then wait for `/dev/vfio/GROUP`.
+/// Restore: `\n` to `driver_override` (cleared), the address to vfio-pci's `unbind`, the address to `drivers_probe`
+/// (the device's own driver matches it again). Never `new_id`: that would make vfio-pci claim every device with the
+/// same ids, the host's ones included.
 public struct VFIOBinder: PCIDeviceBinding {
     public static let vfioDriver = "vfio-pci"
     public static let probePath = "/sys/bus/pci/drivers_probe"
@@ -119,8 +119,8 @@ public struct VFIOBinder: PCIDeviceBinding {
         if original != Self.vfioDriver {
             do { try restore(record) } catch { restoreFailure = error.description }
         }
-        let waited = Int(timeout.components.seconds * 1000 + timeout.components.attoseconds / 1_000_000_000_000_000)
-        throw .groupNodeMissing(device: address, path: node, waitedMilliseconds: waited, restoreFailure: restoreFailure)
+        throw .groupNodeMissing(device: address, path: node, waitedMilliseconds: Int(timeout / .milliseconds(1)),
+                                restoreFailure: restoreFailure)
     }
 
     public func restore(_ record: BindRecord) throws(VFIOBindError) {

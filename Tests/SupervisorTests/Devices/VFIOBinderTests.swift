@@ -93,7 +93,7 @@ struct VFIOBinderTests {
             #expect(error == .groupNodeMissing(device: Self.address("0000:03:00.0"), path: "/dev/vfio/3",
                                                waitedMilliseconds: 100, restoreFailure: nil))
             #expect(error.description == "0000:03:00.0: /dev/vfio/3 did not appear within 100 ms after binding to "
-                + "vfio-pci; the device was put back on its driver")
+                + "vfio-pci; the device was put back as it was")
         }
         #expect(kernel.snapshot == before)
     }
