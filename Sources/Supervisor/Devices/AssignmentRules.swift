@@ -104,7 +104,8 @@ public enum AssignmentRules {
     /// What to bind for a VM asking for `requested`: every rule checked in turn (IOMMU, existence, whole slot when
     /// `allFunctions`, holders, group viability). The devices come back in address order.
     public static func plan(_ requested: [PCIAddress], allFunctions expand: Bool, for vm: String,
-                            holders: [PCIAddress: String], in inventory: PCIInventory) throws(DeviceRefusal) -> [PCIAddress] {
+                            holders: [PCIAddress: String],
+                            in inventory: PCIInventory) throws(DeviceRefusal) -> [PCIAddress] {
         try requireIOMMU(inventory)
         for address in requested where inventory[address] == nil { throw .noSuchDevice(address) }
         let devices = expand ? allFunctions(requested, in: inventory) : Array(Set(requested)).sorted()

@@ -46,7 +46,9 @@ public struct HostNetdevStateProbe: NetdevStateProbe {
         var entry = list
         while let current = entry {
             defer { entry = current.pointee.ifa_next }
-            guard String(cString: current.pointee.ifa_name) == netdev, let address = current.pointee.ifa_addr else { continue }
+            guard String(cString: current.pointee.ifa_name) == netdev, let address = current.pointee.ifa_addr else {
+                continue
+            }
             let family = Int32(address.pointee.sa_family)
             guard family == AF_INET || family == AF_INET6 else { continue }
             var host = [CChar](repeating: 0, count: Int(NI_MAXHOST))

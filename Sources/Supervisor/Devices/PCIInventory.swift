@@ -118,7 +118,9 @@ public struct PCIInventory: Sendable, Equatable {
         func optionalInt(_ file: String) throws(KernelFileError) -> Int? {
             guard tree.exists(folder + "/" + file) else { return nil }
             let text = try tree.value(folder + "/" + file)
-            guard let value = Int(text) else { throw KernelFileError(operation: "parse", path: folder + "/" + file, errno: 0) }
+            guard let value = Int(text) else {
+                throw KernelFileError(operation: "parse", path: folder + "/" + file, errno: 0)
+            }
             return value
         }
         func linkedAddress(_ link: String) throws(KernelFileError) -> PCIAddress? {
@@ -137,7 +139,9 @@ public struct PCIInventory: Sendable, Equatable {
             let entries = try tree.list(folder)
             var vfs: [Int: PCIAddress] = [:]
             for entry in entries where entry.hasPrefix("virtfn") {
-                if let number = Int(entry.dropFirst("virtfn".count)), let vf = try linkedAddress(entry) { vfs[number] = vf }
+                if let number = Int(entry.dropFirst("virtfn".count)), let vf = try linkedAddress(entry) {
+                    vfs[number] = vf
+                }
             }
             device.sriov = SRIOVFacts(totalVFs: total, numVFs: try optionalInt("sriov_numvfs") ?? 0,
                                       virtualFunctions: vfs,

@@ -107,7 +107,8 @@ public enum RTNetlink {
             message.attribute(iflaVFMac, payload: u32Bytes(number) + octets + [UInt8](repeating: 0, count: 26))
         }
         if let vlan = settings.vlan {
-            message.attribute(iflaVFVlan, payload: u32Bytes(number) + u32Bytes(UInt32(vlan)) + u32Bytes(UInt32(settings.qos ?? 0)))
+            let qos = UInt32(settings.qos ?? 0)
+            message.attribute(iflaVFVlan, payload: u32Bytes(number) + u32Bytes(UInt32(vlan)) + u32Bytes(qos))
         }
         if let trust = settings.trust {
             message.attribute(iflaVFTrust, payload: u32Bytes(number) + u32Bytes(trust ? 1 : 0))
@@ -199,7 +200,11 @@ public enum RTNetlink {
             case iflaVFTrust, iflaVFSpoofchk:
                 guard payload.count >= 8 else { throw .malformed("IFLA_VF attribute \(type) of \(payload.count) bytes") }
                 number = u32(payload, 0)
-                if type == iflaVFTrust { settings.trust = setting(payload) } else { settings.spoofCheck = setting(payload) }
+                if type == iflaVFTrust {
+                    settings.trust = setting(payload)
+                } else {
+                    settings.spoofCheck = setting(payload)
+                }
             default:
                 break
             }
@@ -228,8 +233,9 @@ public enum RTNetlink {
         var bytes: [UInt8]
 
         init(type: UInt16, flags: UInt16, sequence: UInt32) {
-            bytes = RTNetlink.u32Bytes(0) + RTNetlink.u16Bytes(type) + RTNetlink.u16Bytes(flags) + RTNetlink.u32Bytes(sequence)
-                + RTNetlink.u32Bytes(0)
+            // nlmsghdr: length (filled in by finish), type, flags, sequence, port 0.
+            bytes = RTNetlink.u32Bytes(0) + RTNetlink.u16Bytes(type) + RTNetlink.u16Bytes(flags)
+                + RTNetlink.u32Bytes(sequence) + RTNetlink.u32Bytes(0)
             bytes += [UInt8](repeating: 0, count: RTNetlink.ifinfomsgSize)
         }
 

@@ -89,7 +89,9 @@ public enum VFChoice {
     /// The lowest-numbered VF of `pf` that is not in `unavailable` (held or reserved) and whose interfaces, if any,
     /// are down without addresses (`states`; an interface missing from it counts as in use).
     public static func choose(pf: PCIDevice, in inventory: PCIInventory, unavailable: Set<PCIAddress>,
-                              states: [String: NetdevState]) throws(VFAllocationError) -> (index: Int, address: PCIAddress) {
+                              states: [String: NetdevState])
+        throws(VFAllocationError) -> (index: Int, address: PCIAddress)
+    {
         let vfs = (pf.sriov?.virtualFunctions ?? [:]).sorted { $0.key < $1.key }
         var reasons: [String] = []
         for (index, address) in vfs {

@@ -94,7 +94,9 @@ public struct VFIOBinder: PCIDeviceBinding {
         guard let group = groupName.flatMap({ Int($0) }) else { throw .noGroup(address) }
         let record = BindRecord(address: address, originalDriver: original, iommuGroup: group)
         if original != Self.vfioDriver {
-            try sysfs(address) { () throws(KernelFileError) in try tree.write(Self.vfioDriver, to: folder + "/driver_override") }
+            try sysfs(address) { () throws(KernelFileError) in
+                try tree.write(Self.vfioDriver, to: folder + "/driver_override")
+            }
             do {
                 try sysfs(address) { () throws(KernelFileError) in
                     if let original { try tree.write(address.description, to: Self.unbindPath(original)) }
@@ -139,7 +141,9 @@ public struct VFIOBinder: PCIDeviceBinding {
 
     /// Throws unless the device's `driver` link names `expected` (nil: no link).
     private func expectDriver(_ expected: String?, on address: PCIAddress) throws(VFIOBindError) {
-        let now = try sysfs(address) { () throws(KernelFileError) in try tree.linkName(Self.devicePath(address) + "/driver") }
+        let now = try sysfs(address) { () throws(KernelFileError) in
+            try tree.linkName(Self.devicePath(address) + "/driver")
+        }
         guard now == expected else { throw .wrongDriver(device: address, expected: expected, found: now) }
     }
 
