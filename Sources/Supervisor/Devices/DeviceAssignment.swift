@@ -20,7 +20,9 @@ public enum DeviceAssignmentError: Error, Sendable, Equatable, CustomStringConve
 }
 
 /// Prepares the host's PCI devices for a VM: scans, checks the rules (`AssignmentRules.plan`), binds each device to
-/// vfio-pci; all or nothing. The caller persists the records and hands them to `release` when the VM is gone.
+/// vfio-pci; all or nothing. The caller persists the records and hands them to `release` when the VM is gone. Keep
+/// the first records: assigning a device that is already on vfio-pci records `vfio-pci` as its original driver, so
+/// a VM that holds its devices must not be assigned them again (after a daemon restart, read the saved records).
 public struct DeviceAssignment: Sendable {
     public let tree: any SysfsTree
     public let binder: any PCIDeviceBinding
