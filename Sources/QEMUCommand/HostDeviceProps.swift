@@ -40,6 +40,9 @@ extension DeviceProps {
             object["netdev"] = .string(hostDeviceNetdevID(device))
             if let nic = pairedNIC { object["mac"] = .string(nic.mac ?? stableMAC(vmName: vmName, nicID: nic.id)) }
             if let pair { object["failover_pair_id"] = pair }
+            // No option ROM: its RAM block would be in the migration stream's RAM list (taken before QEMU unplugs
+            // the primary), and the destination, whose primary stays hidden until the guest negotiates, has none.
+            object["romfile"] = ""
             return [object]
         }
         return hosts.enumerated().map { function, host in

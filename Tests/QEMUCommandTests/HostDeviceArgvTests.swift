@@ -33,7 +33,7 @@ struct HostDeviceArgvTests {
             #"{"driver":"vfio-pci","id":"hostdev-gpu","bus":"hd-gpu","addr":"00.0","host":"0000:65:00.0","multifunction":true}"#,
             #"{"driver":"vfio-pci","id":"hostdev-gpu-f1","bus":"hd-gpu","addr":"00.1","host":"0000:65:00.1"}"#,
             #"{"driver":"vfio-pci","id":"hostdev-vf0","bus":"hd-vf0","addr":"00.0","host":"0000:65:10.2","failover_pair_id":"nic-lan0"}"#,
-            #"{"driver":"e1000e","id":"hostdev-sim","bus":"hd-sim","addr":"00.0","netdev":"hostnet-sim","mac":"\#(lan1MAC)","failover_pair_id":"nic-lan1"}"#,
+            #"{"driver":"e1000e","id":"hostdev-sim","bus":"hd-sim","addr":"00.0","netdev":"hostnet-sim","mac":"\#(lan1MAC)","failover_pair_id":"nic-lan1","romfile":""}"#,
         ] {
             #expect(devices.contains(expected), "missing \(expected) in \(devices)")
         }

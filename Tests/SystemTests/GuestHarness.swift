@@ -28,6 +28,20 @@ enum Guest {
     }
     static var kernel: String { folder + "/vmlinuz" }
     static var initrd: String { folder + "/initrd.img" }
+    /// The generic-kernel variant (`scripts/build-test-guest --flavor generic`): drives an emulated e1000e.
+    static var genericFolder: String {
+        if let dir = ProcessInfo.processInfo.environment["CORRAL_TEST_GUEST_GENERIC"], !dir.isEmpty { return dir }
+        return repoRoot + "/.build/test-guest-generic"
+    }
+
+    /// Fails the test with a hint when the generic-kernel guest has not been built (scripts/test builds it).
+    static func requireGenericBuilt() throws {
+        guard FileManager.default.fileExists(atPath: genericFolder + "/vmlinuz") else {
+            let hint = "run scripts/build-test-guest --flavor generic (scripts/test does)"
+            Issue.record("generic test guest missing at \(genericFolder): \(hint)")
+            throw GuestMissing()
+        }
+    }
 
     /// Fails the test with a hint when the guest has not been built (scripts/test builds it).
     static func requireBuilt() throws {

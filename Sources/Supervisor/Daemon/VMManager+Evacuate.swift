@@ -75,7 +75,9 @@ extension VMManager: ClusterControl {
         for name in vms.keys.sorted() {
             guard let vm = vms[name] else { continue }
             let state = await vm.currentState
-            if state == .running || state == .paused {
+            if let refusal = HostDeviceMigration.refusal(await vm.config.profile) {
+                summary.stayed[name] = refusal
+            } else if state == .running || state == .paused {
                 demands.append(await demand(name, vm))
             } else {
                 summary.stayed[name] = "it is \(state.rawValue): only running and paused VMs move"
