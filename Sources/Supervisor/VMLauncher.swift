@@ -1,3 +1,4 @@
+import CorralModel
 import Foundation
 import JSON
 import Logging
@@ -24,6 +25,8 @@ public struct StartRequest: Sendable {
     /// Give the disks to the VM's uid now; a migration destination waits for the commit (the source still runs
     /// with them).
     public var claimDisks = true
+    /// The host functions of each profile host device (`HostDeviceClaims.addresses`).
+    public var hostDevices: [String: [PCIAddress]] = [:]
 
     public init(config: LiveConfig, accel: ResolvedAccel, paths: VMPaths, startPaused: Bool = false,
                 incoming: String? = nil, detach: Bool = true) {
@@ -36,11 +39,13 @@ public struct StartRequest: Sendable {
     }
 
     public var runtimeOptions: RuntimeOptions {
-        RuntimeOptions(
+        var options = RuntimeOptions(
             accel: accel, qmpSocket: paths.qmpSocket,
             serialLog: config.profile.serial == .log ? paths.serialLog : nil,
             pidFile: paths.pidFile, startPaused: startPaused, incoming: incoming,
             vhostNet: HostProbe.vhostNetUsable(), agentSocket: paths.agentSocket)
+        options.hostDevices = hostDevices
+        return options
     }
 }
 

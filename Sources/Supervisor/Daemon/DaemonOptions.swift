@@ -29,6 +29,8 @@ public struct DaemonOptions: Sendable {
     /// In a cluster every host accepts the same peer token (`--peer-token-file`): a migration whose request names no
     /// token uses it.
     public var clusterPeerToken: String?
+    /// Binds VMs' host PCI devices (tests give one over a fake kernel); nil: the real host's.
+    public var hostDeviceClaims: HostDeviceClaims?
     /// The guest agent behind a VM's `agent.sock` (tests script one).
     public var guestAgent: @Sendable (_ socketPath: String) -> any GuestAgent = { GuestAgentClient(socketPath: $0) }
 

@@ -68,6 +68,8 @@ public actor ManagedVM {
     var uncommittedIncoming: String?
     /// The timer of a pending automatic restart.
     private var restartTimer: Task<Void, Never>?
+    /// Binds and releases this VM's host PCI devices (the daemon's, shared by its VMs).
+    var hostDeviceClaims: HostDeviceClaims?
     /// What was last written to `vm.json` (a write that would not change it is skipped).
     private var lastPersisted: VMRecord?
     /// Set by `markRemoved`: the folder is going or gone, and nothing may write into it again.
@@ -144,10 +146,25 @@ public actor ManagedVM {
                                    startPaused: kind == .paused || kind == .incoming, incoming: incoming)
         request.onSpawn = spawnHook(expecting: lifecycle.recordedState)
         request.liveConfigWritten = configStaged
+        var vfioRules: [DeviceRule] = []
+        if let claims = hostDeviceClaims, HostDeviceClaims.needsBinding(config.profile) {
+            // Left bound by a QEMU that ended while no daemon watched: given back first, then bound afresh.
+            await releaseHostDevices()
+            do {
+                let records = try await claims.acquire(vm: name, profile: config.profile)
+                record.boundDevices = records
+                request.hostDevices = HostDeviceClaims.addresses(config.profile, records)
+                // An unprivileged QEMU opens its groups' /dev/vfio nodes itself: they become its uid's.
+                vfioRules = await claims.handOver(records, to: record.uid)
+            } catch {
+                await feed(.startFailed(reason: error.message))
+                throw error
+            }
+        }
         request.confinement = confinement
         if request.confinement != nil, let deviceCGroup {
             do {
-                let procs = try deviceCGroup.prepare(vm: name, rules: DeviceRules.allowed(accel: record.accel))
+                let procs = try deviceCGroup.prepare(vm: name, rules: DeviceRules.allowed(accel: record.accel) + vfioRules)
                 request.confinement?.joinCGroups = [procs]
             } catch {
                 logger.warning("QEMU starts without device rules", metadata: ["error": "\(error)"])
@@ -160,6 +177,7 @@ public actor ManagedVM {
         do {
             vm = try await launcher.start(request)
         } catch {
+            await releaseHostDevices()
             deviceCGroup?.remove(vm: name)
             await feed(.startFailed(reason: error.reason))
             throw .startFailed(reason: error.description.split(separator: "\n").first.map(String.init) ?? error.reason,
@@ -416,6 +434,7 @@ public actor ManagedVM {
         FileOps.remove(paths.pidFile)
         await session.agent?.close()
         releaseNetwork()
+        await releaseHostDevices()
         if !disksWentWithMigration { releaseDisks() }
         if record.uid != nil { TLSHandOver.remove(pid: session.vm.process.pid) }
         record.pid = nil
@@ -441,7 +460,9 @@ public actor ManagedVM {
             if stat("/dev/kvm", &info) == 0 { groups.append(info.st_gid) }
         }
         let profile = config.profile
-        let locked = profile.memory.lock ? (profile.memory.max ?? profile.memory.size).bytes + (64 << 20) : 64 << 10
+        // VFIO pins every page of guest RAM for the devices' DMA, like memory.lock.
+        let pinned = profile.memory.lock || HostDeviceClaims.needsBinding(profile)
+        let locked = pinned ? (profile.memory.max ?? profile.memory.size).bytes + (64 << 20) : 64 << 10
         // The state root (every VM's folder), the daemon's socket folder, home and temp folders are empty in QEMU's
         // mount namespace: it gets what it needs as descriptors and has no path to anything else there.
         let hidden = [paths.stateRoot, "/run/corral", "/root", "/home", "/tmp", "/var/tmp"]
@@ -468,6 +489,21 @@ public actor ManagedVM {
 
     /// What outlives a QEMU on the host side and must go with it: its macvtaps (its taps went with their last
     /// descriptor on their own).
+    func setHostDeviceClaims(_ claims: HostDeviceClaims?) async {
+        hostDeviceClaims = claims
+        if let records = record.boundDevices, !records.isEmpty { await claims?.adopt(vm: name, records) }
+    }
+
+    /// Gives the host devices back to their drivers (QEMU has ended, or never started).
+    func releaseHostDevices() async {
+        guard let records = record.boundDevices, !records.isEmpty else { return }
+        let problems = await hostDeviceClaims?.release(vm: name, records) ?? []
+        for problem in problems {
+            logger.error("a host device was not given back to its driver", metadata: ["problem": "\(problem)"])
+        }
+        record.boundDevices = nil
+    }
+
     func releaseNetwork() {
         TapDevices.removeMacvtaps(of: TapPlan.entries(config, vhostAvailable: false))
     }

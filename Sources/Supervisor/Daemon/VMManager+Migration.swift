@@ -138,6 +138,7 @@ extension VMManager: MigrationControl {
                            restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
                            cgroups: cgroups, deviceCGroup: deviceCGroup, guestAgent: options.guestAgent,
                            logger: logger)
+        await vm.setHostDeviceClaims(hostDeviceClaims)
         vms[name] = vm
         await vm.setOnIncomingLost { [weak self] lost in await self?.forget(lost, vm: vm) }
         await hub.setLogFile(store.eventsPath, for: name)

@@ -41,6 +41,8 @@ public actor VMManager: VMControl {
     var clusterConnector: ClusterPeerConnector?
     /// An evacuation or restore of this host is running.
     var evacuating = false
+    /// Binds VMs' host PCI devices to vfio-pci and back.
+    let hostDeviceClaims: HostDeviceClaims
     /// The host CPU model and QEMU version this host publishes (read once).
     var hostFacts: (cpuModel: String, qemuVersion: String?)?
 
@@ -52,6 +54,7 @@ public actor VMManager: VMControl {
         self.launcher = launcher
         self.options = options
         self.logger = logger
+        self.hostDeviceClaims = options.hostDeviceClaims ?? HostDeviceClaims.host()
         if let root = options.cgroupRoot {
             do {
                 self.cgroups = try CGroupManager(root: root)
@@ -157,6 +160,7 @@ public actor VMManager: VMControl {
                                restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
                                cgroups: cgroups, deviceCGroup: deviceCGroup, guestAgent: options.guestAgent,
                            logger: logger)
+            await vm.setHostDeviceClaims(hostDeviceClaims)
             vms[name] = vm
             if let uid = record.uid { uids[name] = uid }
             // A pid file without a recorded pid: this daemon's predecessor died while starting the VM.
@@ -254,6 +258,7 @@ public actor VMManager: VMControl {
                            restartEngine: options.restartEngine, unplugTimeout: options.unplugTimeout,
                            cgroups: cgroups, deviceCGroup: deviceCGroup, guestAgent: options.guestAgent,
                            logger: logger)
+        await vm.setHostDeviceClaims(hostDeviceClaims)
         vms[name] = vm  // reserve the name before suspending
         await hub.setLogFile(store.eventsPath, for: name)
         await hub.publish(vm: name, .defined, ["profile": .string(request.profile)])

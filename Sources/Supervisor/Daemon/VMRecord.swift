@@ -29,6 +29,8 @@ public struct VMRecord: Sendable, Codable, Equatable {
     /// The unprivileged uid (= gid) its QEMU runs as, allocated from the daemon's range and kept until `rm`;
     /// nil: QEMU runs as root (`--qemu-user root`, or a VM made before isolation).
     public var uid: UInt32?
+    /// The host PCI devices bound to vfio-pci for this VM's QEMU (restored to their drivers when it ends).
+    public var boundDevices: [BindRecord]?
 
     public init(name: String, profilePath: String?, accel: ResolvedAccel, now: Double) {
         self.name = name
