@@ -98,6 +98,20 @@ extension ClusterPartitionTests {
             let after = try await lab.cluster(on: 1)
             let host1After = try #require(after.hosts.first { $0.name == "host-1" })
             #expect(!host1After.draining && host1After.moved.isEmpty && host1After.vms == Self.evacuees, "\(host1After)")
+            // One owner per VM across real daemons: the same profile `up` on hosts 2 and 3 at once runs on one; the
+            // other is refused naming it and keeps nothing.
+            let twin = lab.root + "/ev-a.yaml"
+            async let onTwo = lab.corral(["up", twin, "--name", "twin"], on: 2)
+            async let onThree = lab.corral(["up", twin, "--name", "twin"], on: 3)
+            let outcomes = [2: try await onTwo, 3: try await onThree]
+            let winners = outcomes.filter { $0.value.status == .exited(0) }.map(\.key)
+            #expect(winners.count == 1, "exactly one host runs twin: \(outcomes)")
+            if let winner = winners.first, let loser = [2, 3].first(where: { $0 != winner }) {
+                #expect(outcomes[loser]!.output.contains("twin is owned by host host-\(winner)"), "\(outcomes[loser]!)")
+                #expect(await lab.ownState("twin", on: loser) == nil)
+                _ = try await lab.corral(["rm", "twin", "--force"], on: winner)
+            }
+
             let second = try await lab.corral(["host", "restore", "host-1"], on: 1)
             #expect(second.status != .exited(0) && second.output.contains("not draining"), "\(second)")
 
