@@ -88,7 +88,10 @@ public actor ClusterMember {
         let joined = try await store.transaction([.absent(ClusterKeys.host(host))],
                                                  success: [.put(ClusterKeys.host(host), text, lease: granted)],
                                                  failure: [.get(ClusterKeys.host(host))])
-        guard joined.succeeded else {
+        // A request retried on another member after a timeout may find the key its first attempt wrote: on our own
+        // lease, that is our join.
+        let ours = (joined.reads.first ?? nil)?.lease == granted
+        guard joined.succeeded || ours else {
             try? await store.revoke(granted)
             let holder = (joined.reads.first ?? nil).map { ", lease \($0.lease)" } ?? ""
             throw .refused("host name \(host) is already in the cluster, held by a live daemon\(holder); "

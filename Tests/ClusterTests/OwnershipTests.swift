@@ -132,3 +132,44 @@ struct FencingAndPlacementTests {
         #expect(HAPlacement.assign(orphans: ["x"], orphanedFor: { _ in .seconds(9) }, grace: .seconds(2), hosts: []) == [])
     }
 }
+
+/// A store whose transactions run twice, as when a request timed out after etcd applied it and the gateway sent it
+/// again to another member: the caller sees the second answer.
+struct RetriedStore: ClusterStore {
+    let inner: FakeClusterStore
+    func grantLease(ttl: Int) async throws(ClusterError) -> Int64 { try await inner.grantLease(ttl: ttl) }
+    func keepAlive(_ lease: Int64) async throws(ClusterError) -> Int { try await inner.keepAlive(lease) }
+    func revoke(_ lease: Int64) async throws(ClusterError) { try await inner.revoke(lease) }
+    func get(_ key: String) async throws(ClusterError) -> ClusterEntry? { try await inner.get(key) }
+    func list(prefix: String) async throws(ClusterError) -> [ClusterEntry] { try await inner.list(prefix: prefix) }
+    func put(_ key: String, _ value: String, lease: Int64?) async throws(ClusterError) {
+        try await inner.put(key, value, lease: lease)
+    }
+    func delete(_ key: String) async throws(ClusterError) { try await inner.delete(key) }
+    func transaction(_ compares: [ClusterCompare], success: [ClusterOperation], failure: [ClusterOperation])
+        async throws(ClusterError) -> ClusterTransactionResult
+    {
+        _ = try await inner.transaction(compares, success: success, failure: failure)
+        return try await inner.transaction(compares, success: success, failure: failure)
+    }
+}
+
+struct RetriedRequestTests {
+    /// CI found it: the join's transaction applied, its answer timed out, the retry found the host key of the first
+    /// attempt and the daemon refused to start ("host name … is already in the cluster").
+    @Test func aJoinRetriedAfterItAppliedIsStillAJoinAndAClaimStillAClaim() async throws {
+        let fake = FakeClusterStore()
+        let member = ClusterMember(host: "host-a", store: RetriedStore(inner: fake),
+                                   record: HostRecord(address: "192.0.2.1:7070", joinedAt: 0),
+                                   renewEvery: .seconds(3600), logger: OwnershipTests.quiet)
+        try await member.join()
+        let lease = try #require(await member.lease)
+        #expect(try await fake.get(ClusterKeys.host("host-a"))?.lease == lease, "joined, the key on its lease")
+        #expect(try await member.claim("web") == .claimed)
+        // Another daemon with the same name is still refused.
+        let twin = ClusterMember(host: "host-a", store: fake, record: HostRecord(address: "192.0.2.9:7070", joinedAt: 0),
+                                 renewEvery: .seconds(3600), logger: OwnershipTests.quiet)
+        await #expect(throws: ClusterError.self) { try await twin.join() }
+        await member.leave()
+    }
+}
