@@ -132,10 +132,12 @@ struct EtcdGatewayTests {
     @Test func aLeaseThatIsNotRenewedTakesItsKeysWithIt() async throws {
         try await Self.withEtcd { etcd in
             let store = try EtcdGateway(urls: etcd.urls)
-            let lease = try await store.grantLease(ttl: 2)
+            // 5 s: a 2 s lease once ran out between the grant and the put on a loaded CI machine.
+            let lease = try await store.grantLease(ttl: 5)
             try await store.put(ClusterKeys.owner("web"), "host-a", lease: lease)
+            #expect(try await store.get(ClusterKeys.owner("web"))?.lease == lease)
             var gone = false
-            for _ in 0..<100 where !gone {
+            for _ in 0..<250 where !gone {
                 try await Task.sleep(for: .milliseconds(100))
                 gone = try await store.get(ClusterKeys.owner("web")) == nil
             }
