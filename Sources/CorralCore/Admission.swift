@@ -27,22 +27,30 @@ public enum Admission {
     public struct Load: Sendable, Equatable {
         public var vcpus: Int
         public var memory: UInt64
+        /// The part of `memory` that is pinned in host RAM (VFIO host devices, `memory.lock`): it can never be
+        /// overcommitted, whatever the memory ratio allows.
+        public var pinnedMemory: UInt64
 
-        public init(vcpus: Int, memory: UInt64) {
+        public init(vcpus: Int, memory: UInt64, pinnedMemory: UInt64 = 0) {
             self.vcpus = vcpus
             self.memory = memory
+            self.pinnedMemory = pinnedMemory
         }
 
-        /// What a VM commits: online vCPUs and boot memory plus plugged DIMMs.
+        /// What a VM commits: online vCPUs and boot memory plus plugged DIMMs; all of it pinned when the VM has
+        /// host devices bound to vfio-pci (their DMA needs every page resident) or locks its memory.
         public init(_ config: LiveConfig) {
             vcpus = config.hotplugged.onlineCPUs ?? config.profile.cpu.count
             memory = config.hotplugged.memory.reduce(config.profile.memory.size.bytes) { $0 + $1.size.bytes }
+            let profile = config.profile
+            let pinned = profile.memory.lock || profile.hostdevs.contains { $0.pci != nil || $0.vf != nil }
+            pinnedMemory = pinned ? memory : 0
         }
 
         public static let zero = Load(vcpus: 0, memory: 0)
 
         public static func + (a: Load, b: Load) -> Load {
-            Load(vcpus: a.vcpus + b.vcpus, memory: a.memory + b.memory)
+            Load(vcpus: a.vcpus + b.vcpus, memory: a.memory + b.memory, pinnedMemory: a.pinnedMemory + b.pinnedMemory)
         }
     }
 
@@ -60,12 +68,17 @@ public enum Admission {
         /// committed includes the candidate.
         case memory(ratio: Double, limit: Double, committed: UInt64, host: UInt64)
         case cpu(ratio: Double, limit: Double, committed: Int, host: Int)
+        /// Pinned memory (host devices, `memory.lock`) past the host's RAM; committed includes the candidate.
+        case pinned(committed: UInt64, host: UInt64)
 
         public var description: String {
             switch self {
             case .memory(let ratio, let limit, let committed, let host):
                 return "memory overcommit would be \(fixed(ratio, 2)), limit \(fixed(limit, 2)): "
                     + "\(gib(committed)) committed of \(gib(host))"
+            case .pinned(let committed, let host):
+                return "memory pinned for host devices or memory.lock would be \(gib(committed)) of the host's "
+                    + "\(gib(host)): pinned memory cannot be overcommitted"
             case .cpu(let ratio, let limit, let committed, let host):
                 return "cpu overcommit would be \(fixed(ratio, 2)), limit \(fixed(limit, 2)): "
                     + "\(committed) vCPU\(committed == 1 ? "" : "s") committed of "
@@ -74,10 +87,13 @@ public enum Admission {
         }
     }
 
-    /// The refusals (memory first, then CPU); empty means admitted.
+    /// The refusals (pinned memory, then memory, then CPU); empty means admitted.
     public static func check(limits: Limits, host: Host, committed: Load, adding candidate: Load) -> [Refusal] {
         let after = committed + candidate
         var refusals: [Refusal] = []
+        if candidate.pinnedMemory > 0, after.pinnedMemory > host.memory {
+            refusals.append(.pinned(committed: after.pinnedMemory, host: host.memory))
+        }
         if let limit = limits.memoryRatio, candidate.memory > 0 {
             let ratio = host.memory == 0 ? Double.infinity : Double(after.memory) / Double(host.memory)
             if ratio > limit {

@@ -1,3 +1,4 @@
+import CorralModel
 import Profiles
 import QEMUCommand
 import CorralCore
@@ -262,5 +263,31 @@ private func host(availablePercent percent: Double, total: UInt64 = 16 * GiB) ->
                                                          PluggedMemory(id: "m1", size: .gib(1))])
         #expect(Admission.Load(LiveConfig(profile: profile, hotplugged: grown))
             == .init(vcpus: 5, memory: 2 * GiB + 512 * MiB))
+    }
+}
+
+/// Memory pinned for VFIO host devices (or `memory.lock`) is never overcommitted, whatever the ratio allows.
+struct PinnedMemoryAdmissionTests {
+    static let host = Admission.Host(cpus: 8, memory: 16 << 30)
+
+    @Test func pinnedMemoryMustFitTheHostsRAM() throws {
+        let gpu = HostDevice(id: "gpu", pci: try PCIAddress(parsing: "0000:65:00.0"))
+        let passthrough = LiveConfig(profile: Profile(name: "g", memory: Memory(size: .gib(10)), hostdevs: [gpu]))
+        let load = Admission.Load(passthrough)
+        #expect(load.pinnedMemory == 10 << 30)
+        #expect(Admission.Load(LiveConfig(profile: Profile(name: "p", memory: Memory(size: .gib(10))))).pinnedMemory == 0)
+        let standIn = HostDevice(id: "sim", emulated: .e1000e, failover: "n")
+        #expect(Admission.Load(LiveConfig(profile: Profile(name: "s", memory: Memory(size: .gib(1)), hostdevs: [standIn])))
+            .pinnedMemory == 0, "an emulated stand-in pins nothing")
+        // A 2.0 memory ratio admits 20 GiB of ordinary guests, but not a second 10 GiB pinned guest on 16 GiB.
+        let limits = Admission.Limits(memoryRatio: 2.0)
+        #expect(Admission.check(limits: limits, host: Self.host, committed: load, adding: load)
+            == [.pinned(committed: 20 << 30, host: 16 << 30)])
+        #expect(Admission.check(limits: limits, host: Self.host, committed: Admission.Load(vcpus: 1, memory: 10 << 30),
+                                adding: load).isEmpty, "unpinned guests may still be overcommitted around it")
+        #expect(Admission.check(limits: .init(), host: Self.host, committed: load, adding: load).count == 1,
+                "checked without any ratio limit too")
+        #expect(Admission.Refusal.pinned(committed: 20 << 30, host: 16 << 30).description
+            == "memory pinned for host devices or memory.lock would be 20.0 GiB of the host's 16.0 GiB: pinned memory cannot be overcommitted")
     }
 }

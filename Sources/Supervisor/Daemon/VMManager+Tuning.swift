@@ -55,7 +55,8 @@ extension VMManager: TuningControl {
     /// Refuses when adding `candidate` would cross a configured overcommit ratio.
     func admit(_ candidate: Admission.Load, excluding name: String?) async throws(ControlError) {
         let limits = options.limits
-        guard limits.cpuRatio != nil || limits.memoryRatio != nil else { return }
+        // Pinned memory is checked against the host's RAM even without overcommit limits.
+        guard limits.cpuRatio != nil || limits.memoryRatio != nil || candidate.pinnedMemory > 0 else { return }
         let probe = HostMemoryProbe(root: options.hostRoot)
         guard let memory = try? probe.memory(), let cpus = try? probe.cpuCount() else {
             throw .refused("admission control cannot read the host's CPUs and memory")
