@@ -36,7 +36,7 @@ struct EtcdGatewayTests {
         }
         let folder = NSTemporaryDirectory() + "corral-etcd-\(port)"
         let script = repoRoot + "/scripts/etcd-cluster"
-        let up = try await ProcessLauncher.run(script, ["up", folder, "--port", "\(port)"] + (certs.map { ["--tls", $0] } ?? []))
+        let up = try await ProcessLauncher.run(script, ["up", folder, "--port", "auto"] + (certs.map { ["--tls", $0] } ?? []))
         defer {
             let down = Process()
             down.executableURL = URL(fileURLWithPath: script)

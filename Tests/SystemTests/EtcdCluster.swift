@@ -9,7 +9,9 @@ struct EtcdCluster {
     let urls: [String]
 
     static func start(in folder: String, port: Int) async throws -> EtcdCluster {
-        let up = try await ProcessLauncher.run(script, ["up", folder, "--port", "\(port)"])
+        // `port` only names the test's intent; the script picks free ports (suites start clusters at once).
+        _ = port
+        let up = try await ProcessLauncher.run(script, ["up", folder, "--port", "auto"])
         let cluster = EtcdCluster(folder: folder,
                                   urls: (up.output.split(separator: "\n").last ?? "").split(separator: ",").map(String.init))
         guard up.status == .exited(0) else {
