@@ -65,6 +65,7 @@ extension VMManager: ClusterControl {
             drain = try await cluster.drain(of: host) ?? DrainRecord(draining: true, since: Date().timeIntervalSince1970)
             drain.draining = true
             try await cluster.setDrain(drain)
+            drainRecord = drain
         } catch {
             throw .unreachable("cannot mark \(host) draining in the cluster: \(error)")
         }
@@ -153,15 +154,30 @@ extension VMManager: ClusterControl {
         }
     }
 
+    /// Records a finished move. Moves end concurrently and each write of the record awaits etcd: the record is
+    /// changed here, at once, and written by one writer after another, each writing the record as it is then.
     private func recordMoved(_ vm: String, to target: String) async {
-        guard let cluster = options.cluster else { return }
+        drainRecord?.moved[vm] = target
+        await writeDrainRecord()
+    }
+
+    private func writeDrainRecord() async {
+        let previous = drainWriter
+        let write = Task { () async -> Void in
+            await previous?.value
+            await self.flushDrainRecord()
+        }
+        drainWriter = write
+        await write.value
+    }
+
+    private func flushDrainRecord() async {
+        guard let cluster = options.cluster, let record = drainRecord else { return }
         do {
-            var drain = try await cluster.drain(of: cluster.host) ?? DrainRecord(draining: true, since: Date().timeIntervalSince1970)
-            drain.moved[vm] = target
-            try await cluster.setDrain(drain)
+            try await cluster.setDrain(record.moved.isEmpty && !record.draining ? nil : record)
         } catch {
-            logger.error("cannot record an evacuated VM in the cluster: restore will not bring it back",
-                         metadata: ["vm": "\(vm)", "to": "\(target)", "error": "\(error)"])
+            logger.error("cannot write this host's drain record: restore may not bring every VM back",
+                         metadata: ["moved": "\(record.moved)", "error": "\(error)"])
         }
     }
 
@@ -193,6 +209,7 @@ extension VMManager: ClusterControl {
             var ended = drain
             ended.draining = false
             try await cluster.setDrain(ended.moved.isEmpty ? nil : ended)
+            drainRecord = ended
         } catch let error as ControlError {
             throw error
         } catch {
@@ -281,14 +298,8 @@ extension VMManager: ClusterControl {
     /// Drops a VM from this host's drain record (it is back, or gone); the record goes with its last VM once the
     /// host no longer drains.
     private func forgetMoved(_ vm: String) async {
-        guard let cluster = options.cluster else { return }
-        do {
-            guard var drain = try await cluster.drain(of: cluster.host) else { return }
-            drain.moved[vm] = nil
-            try await cluster.setDrain(drain.moved.isEmpty && !drain.draining ? nil : drain)
-        } catch {
-            logger.warning("cannot update this host's drain record", metadata: ["vm": "\(vm)", "error": "\(error)"])
-        }
+        drainRecord?.moved[vm] = nil
+        await writeDrainRecord()
     }
 
     // MARK: Helpers

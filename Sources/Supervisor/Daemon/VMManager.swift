@@ -41,6 +41,10 @@ public actor VMManager: VMControl {
     var clusterConnector: ClusterPeerConnector?
     /// An evacuation or restore of this host is running.
     var evacuating = false
+    /// This host's drain record while an evacuation or restore runs (the one copy its moves change).
+    var drainRecord: DrainRecord?
+    /// The write of the drain record in flight; the next one waits for it.
+    var drainWriter: Task<Void, Never>?
     /// Binds VMs' host PCI devices to vfio-pci and back.
     let hostDeviceClaims: HostDeviceClaims
     /// The host CPU model and QEMU version this host publishes (read once).
