@@ -128,30 +128,8 @@ extension VMManager: ClusterControl {
             sink.yield(.failed(vm: name, failure))
             return failure
         }
-        do {
-            var lastProgress = ContinuousClock.now - .seconds(1)
-            for await update in try await migrate(name, request) {
-                switch update {
-                case .progress(let progress):
-                    // One line a second per VM is enough for a view of several at once.
-                    guard ContinuousClock.now - lastProgress >= .seconds(1) else { continue }
-                    lastProgress = .now
-                    sink.yield(.progress(vm: name, progress))
-                case .completed(let result):
-                    sink.yield(.moved(vm: name, result))
-                    return nil
-                case .failed(let error):
-                    sink.yield(.failed(vm: name, error))
-                    return error
-                }
-            }
-            let ended = ControlError.internalError("the migration of \(name) ended without an outcome")
-            sink.yield(.failed(vm: name, ended))
-            return ended
-        } catch {
-            sink.yield(.failed(vm: name, error))
-            return error
-        }
+        return await Self.relay(name, ended: .internalError("the migration of \(name) ended without an outcome"),
+                                sink: sink) { () async throws(ControlError) in try await self.migrate(name, request) }
     }
 
     /// Records a finished move. Moves end concurrently and each write of the record awaits etcd: the record is
@@ -270,9 +248,17 @@ extension VMManager: ClusterControl {
     /// Asks the VM's owner to migrate it here; nil when it came back.
     private static func bringBack(_ name: String, from peer: any ClusterPeer, request: MigrateRequest,
                                   sink: AsyncStream<EvacuationUpdate>.Continuation) async -> ControlError? {
+        await relay(name, ended: .unreachable("the migration of \(name) back here ended without an outcome"),
+                    sink: sink) { () async throws(ControlError) in try await peer.migrate(name, request) }
+    }
+
+    /// Passes one migration's updates on as the VM's (progress once a second at most: enough for a view of several
+    /// at once); nil when it completed, else why not (`ended` when the stream stopped without an outcome).
+    private static func relay(_ name: String, ended: ControlError, sink: AsyncStream<EvacuationUpdate>.Continuation,
+                              start: @Sendable () async throws(ControlError) -> AsyncStream<MigrationUpdate>) async -> ControlError? {
         do {
             var lastProgress = ContinuousClock.now - .seconds(1)
-            for await update in try await peer.migrate(name, request) {
+            for await update in try await start() {
                 switch update {
                 case .progress(let progress):
                     guard ContinuousClock.now - lastProgress >= .seconds(1) else { continue }
@@ -286,7 +272,6 @@ extension VMManager: ClusterControl {
                     return error
                 }
             }
-            let ended = ControlError.unreachable("the migration of \(name) back here ended without an outcome")
             sink.yield(.failed(vm: name, ended))
             return ended
         } catch {
