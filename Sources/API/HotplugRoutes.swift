@@ -36,5 +36,16 @@ extension CorralAPI {
         v1.delete("vms/:name/memory/:id") { _, context in
             return try Reply.json(try await control.removeMemory(Self.name(context), id: Self.parameter("id", context)))
         }
+        v1.post("vms/:name/hostdevs") { request, context in
+            let body = try await Self.decodeBody(HostDeviceAddRequest.self, request, context)
+            return try Reply.json(try await control.addHostDevice(Self.name(context), body), status: .created)
+        }
+        v1.delete("vms/:name/hostdevs/:id") { _, context in
+            return try Reply.json(try await control.removeHostDevice(Self.name(context),
+                                                                     id: Self.parameter("id", context)))
+        }
+        v1.get("hostdevs") { _, _ in
+            return try Reply.json(try await control.hostDevices())
+        }
     }
 }

@@ -2,6 +2,7 @@
 #include "csupport.h"
 #include <spawn.h>
 #include <sys/syscall.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #ifndef SYS_pidfd_open
@@ -286,4 +287,15 @@ int corral_addr_add4(const char *name, unsigned int address, int prefix) {
     if (!corral_nl_add(&request.header, capacity, IFA_ADDRESS, &wire, sizeof wire)) return -E2BIG;
     if (!corral_nl_add(&request.header, capacity, IFA_BROADCAST, &broadcast, sizeof broadcast)) return -E2BIG;
     return corral_nl_talk(&request.header);
+}
+
+int corral_raise_memlock(pid_t pid, unsigned long long bytes) {
+    struct rlimit limit;
+    if (prlimit(pid, RLIMIT_MEMLOCK, NULL, &limit) < 0) return errno;
+    rlim_t wanted = (rlim_t)bytes;
+    if (limit.rlim_cur == RLIM_INFINITY || limit.rlim_cur >= wanted) return 0;
+    limit.rlim_cur = wanted;
+    if (limit.rlim_max != RLIM_INFINITY && limit.rlim_max < wanted) limit.rlim_max = wanted;
+    if (prlimit(pid, RLIMIT_MEMLOCK, &limit, NULL) < 0) return errno;
+    return 0;
 }

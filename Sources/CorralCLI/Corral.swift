@@ -39,6 +39,7 @@ public struct Corral: ParsableCommand {
             StatsCommand.self,
             SetCommand.self,
             HostCommand.self,
+            HostDeviceCommand.self,
             ClusterCommand.self,
             MigrateCommand.self,
         ]

@@ -57,6 +57,12 @@ enum StatusText {
             pairs.append((index == 0 ? "nics" : "", text))
         }
         if vm.nics.isEmpty { pairs.append(("nics", "-")) }
+        for (index, device) in (vm.hostdevs ?? []).enumerated() {
+            var text = "\(device.id) \(device.kind) " + (device.host.isEmpty ? "-" : device.host.joined(separator: ", "))
+            if let failover = device.failover { text += " (failover with \(failover))" }
+            if device.source == "plugged" { text += " (plugged)" }
+            pairs.append((index == 0 ? "hostdevs" : "", text))
+        }
         if let agent = vm.agent { pairs.append(("agent", agent)) }
         pairs += [
             ("qmp", vm.qmpSocket),

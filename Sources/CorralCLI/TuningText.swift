@@ -59,13 +59,14 @@ enum TuningText {
             ("memory", memory),
             ("ksm", ksm),
             ("balloons", "\(StatusText.bytes(report.balloonTotalBytes)) in guests"),
+            ("pinned", pinned(report)),
             ("cgroups", report.cgroupVersion ?? "none"),
             ("qemu uids", report.qemuUsers.map { "\($0) (\(report.qemuUsersInUse ?? 0) in use)" } ?? "-"),
         ])
         guard !report.vms.isEmpty else { return lines + ["", "no VMs"] }
         let header = ["NAME", "STATE", "VCPUS", "MEMORY", "BALLOON", "CPU-WEIGHT", "CPU-QUOTA", "SHARES", "AUTO"]
         let rows = report.vms.map { vm in
-            [vm.name, vm.state.rawValue, "\(vm.vcpus)", StatusText.bytes(vm.memoryBytes),
+            [vm.name, vm.state.rawValue, "\(vm.vcpus)", StatusText.bytes(vm.memoryBytes) + (vm.pinned == true ? " pinned" : ""),
              vm.balloonBytes.map(StatusText.bytes) ?? "-", "\(vm.cpuWeight)",
              vm.cpuQuotaPercent.map { "\($0)%" } ?? "-", "\(vm.memoryShares)", vm.autoBalloon ? "on" : "off"]
         }
@@ -93,5 +94,13 @@ enum TuningText {
     static func block(_ pairs: [(String, String)]) -> [String] {
         let width = pairs.map(\.0.count).max() ?? 0
         return pairs.map { key, value in TextFormat.padded(key + ":", width + 2) + value }
+    }
+
+    /// The `pinned` line: how much, which VMs, and what that means for overcommit.
+    static func pinned(_ report: HostReport) -> String {
+        let names = report.vms.filter { $0.pinned == true }.map(\.name)
+        guard let bytes = report.pinnedMemoryBytes, bytes > 0 || !names.isEmpty else { return "none" }
+        return "\(StatusText.bytes(bytes)) of running VMs (\(names.joined(separator: ", "))): host devices or "
+            + "memory.lock; counted in full against the host's RAM, never ballooned or merged"
     }
 }

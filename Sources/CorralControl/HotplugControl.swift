@@ -12,4 +12,10 @@ public protocol HotplugControl: Sendable {
     func removeNIC(_ name: String, id: String) async throws(ControlError) -> VMStatus
     func addMemory(_ name: String, _ request: MemoryAddRequest) async throws(ControlError) -> VMStatus
     func removeMemory(_ name: String, id: String) async throws(ControlError) -> VMStatus
+    /// `corral hostdev add`: a host PCI device or a VF of a PF, bound to vfio-pci and plugged.
+    func addHostDevice(_ name: String, _ request: HostDeviceAddRequest) async throws(ControlError) -> VMStatus
+    /// `corral hostdev rm`: unplugged, then (after DEVICE_DELETED) given back to its host driver.
+    func removeHostDevice(_ name: String, id: String) async throws(ControlError) -> VMStatus
+    /// `corral hostdev ls`.
+    func hostDevices() async throws(ControlError) -> HostDeviceReport
 }

@@ -43,7 +43,8 @@ public enum Admission {
             vcpus = config.hotplugged.onlineCPUs ?? config.profile.cpu.count
             memory = config.hotplugged.memory.reduce(config.profile.memory.size.bytes) { $0 + $1.size.bytes }
             let profile = config.profile
-            let pinned = profile.memory.lock || profile.hostdevs.contains { $0.pci != nil || $0.vf != nil }
+            let pinned = profile.memory.lock || (profile.hostdevs + config.hotplugged.hostdevs.map(\.device))
+                .contains { $0.pci != nil || $0.vf != nil }
             pinnedMemory = pinned ? memory : 0
         }
 

@@ -1,3 +1,4 @@
+import CorralModel
 import JSON
 import Profiles
 import QEMUCommand
@@ -48,6 +49,21 @@ public enum HotplugPlanner {
 
     public static func removeNIC(_ nic: NIC) -> [QMPStep] {
         [deviceDel(DeviceProps.nicDeviceID(nic)), netdevDel(DeviceProps.netdevID(nic))]
+    }
+
+    // MARK: Host devices
+
+    /// `device_add` vfio-pci for `host` (the function the daemon bound) on the port at `placement`.
+    public static func addHostDevice(_ device: HostDevice, host: PCIAddress, at placement: PCIPlacement,
+                                     vmName: String) -> [QMPStep] {
+        DeviceProps.hostDevices(device, hosts: [host.description], bus: placement.bus, pairedNIC: nil, vmName: vmName)
+            .map { QMPStep("device_add", $0, undo: [deviceDel(DeviceProps.hostDeviceID(device))]) }
+    }
+
+    /// `device_del` and the wait for DEVICE_DELETED: only then is the device QEMU's no more, and the daemon gives it
+    /// back to its driver.
+    public static func removeHostDevice(_ device: HostDevice) -> [QMPStep] {
+        [deviceDel(DeviceProps.hostDeviceID(device))]
     }
 
     // MARK: Memory

@@ -17,7 +17,8 @@ public enum HotplugValidation {
         let profile = config.profile
         return Set(profile.disks.map(\.id) + profile.nics.map(\.id)
             + config.hotplugged.disks.map(\.disk.id) + config.hotplugged.nics.map(\.nic.id)
-            + config.hotplugged.memory.map(\.id))
+            + config.hotplugged.memory.map(\.id) + profile.hostdevs.map(\.id)
+            + config.hotplugged.hostdevs.map(\.device.id))
     }
 
     /// A syntactically valid id (`validate()`) that no device of the VM uses yet.
@@ -29,11 +30,30 @@ public enum HotplugValidation {
     /// The first hotplug port no hotplugged disk or NIC sits on.
     public static func freePort(_ config: LiveConfig, reserved: Set<String> = []) -> Result<String, HotplugRefusal> {
         let ports = PCILayout(profile: config.profile).ports.map(\.id)
-        let used = Set(config.hotplugged.disks.map(\.port) + config.hotplugged.nics.map(\.port)).union(reserved)
+        let used = Set(config.hotplugged.disks.map(\.port) + config.hotplugged.nics.map(\.port)
+            + config.hotplugged.hostdevs.map(\.port)).union(reserved)
         guard let free = ports.first(where: { !used.contains($0) }) else {
             return .failure(HotplugRefusal("no free hotplug slot: the profile reserves \(ports.count) (hotplug.slots)"))
         }
         return .success(free)
+    }
+
+    /// The host device a `hostdev add` request describes, on a q35 VM (PCI Express root ports, where vfio-pci
+    /// hotplugs).
+    public static func hostDevice(_ request: HostDeviceAddRequest, config: LiveConfig) -> Result<HostDevice, HotplugRefusal> {
+        if let refusal = validated(request.validate) { return .failure(refusal) }
+        if let problem = checkNewID(request.id, config) { return .failure(HotplugRefusal(problem)) }
+        guard PCILayout(profile: config.profile).isPCIe else {
+            return .failure(HotplugRefusal("host devices plug into PCI Express root ports: \(config.profile.name) "
+                + "has machine \(config.profile.machine); use machine: q35"))
+        }
+        if let pci = request.pci.flatMap({ try? PCIAddress(parsing: $0) }) {
+            return .success(HostDevice(id: request.id, pci: pci))
+        }
+        let source = request.vfOf ?? ""
+        let pf = try? PCIAddress(parsing: source)
+        return .success(HostDevice(id: request.id, vf: VirtualFunction(
+            pf: pf, netdev: pf == nil ? source : nil, mac: request.mac, vlan: request.vlan)))
     }
 
     public static func disk(_ request: DiskAddRequest, config: LiveConfig, fileExists: Bool) -> Result<Disk, HotplugRefusal> {

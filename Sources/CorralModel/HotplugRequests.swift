@@ -84,3 +84,51 @@ public struct BalloonRequest: Sendable, Codable, Equatable {
         try RequestProblems.check(problems)
     }
 }
+
+/// `corral hostdev add NAME --id ID (--pci ADDR | --vf-of PF)`: a host PCI device, or a VF corral chooses from a PF
+/// (by address or by its interface name), plugged into a running VM.
+public struct HostDeviceAddRequest: Sendable, Codable, Equatable {
+    public var id: String
+    /// The device's host address (`0000:65:00.0`).
+    public var pci: String?
+    /// The PF to take a VF from: its address or its host interface.
+    public var vfOf: String?
+    /// With `vfOf`: the VF's MAC (nil: derived from the VM and device id) and VLAN.
+    public var mac: String?
+    public var vlan: Int?
+
+    public init(id: String, pci: String? = nil, vfOf: String? = nil, mac: String? = nil, vlan: Int? = nil) {
+        self.id = id
+        self.pci = pci
+        self.vfOf = vfOf
+        self.mac = mac
+        self.vlan = vlan
+    }
+}
+
+extension HostDeviceAddRequest {
+    public func validate() throws(RequestProblems) {
+        var problems: [String] = []
+        if let problem = DeviceID.problem(id, flag: "--id") { problems.append(problem) }
+        if (pci == nil) == (vfOf == nil) {
+            problems.append("give one of --pci ADDRESS (a host device) or --vf-of PF (a VF of that PF, by address or interface)")
+        }
+        if let pci, (try? PCIAddress(parsing: pci)) == nil {
+            problems.append("--pci: '\(pci)' is not a PCI address like 0000:65:00.0")
+        }
+        if let vfOf, (try? PCIAddress(parsing: vfOf)) == nil, !InterfaceName.isValid(vfOf) {
+            problems.append("--vf-of: '\(vfOf)' is neither a PCI address like 0000:65:00.0 nor an interface name "
+                + "(\(InterfaceName.rule))")
+        }
+        if pci != nil, mac != nil || vlan != nil { problems.append("--mac and --vlan go with --vf-of, not --pci") }
+        if let mac {
+            if !MACAddress.isValid(mac) {
+                problems.append("--mac: '\(mac)' is not a MAC address like 52:54:00:12:34:56")
+            } else if !MACAddress.isUnicast(mac) {
+                problems.append("--mac: '\(mac)' is a multicast address; the first octet must be even")
+            }
+        }
+        if let vlan, !(1...4094).contains(vlan) { problems.append("--vlan: \(vlan) is outside 1…4094") }
+        try RequestProblems.check(problems)
+    }
+}

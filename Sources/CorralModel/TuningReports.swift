@@ -85,9 +85,12 @@ public struct HostReport: Sendable, Codable, Equatable {
         public var cpuQuotaPercent: Int?
         public var memoryShares: Int
         public var autoBalloon: Bool
+        /// All its memory is pinned (host devices, `memory.lock`): never ballooned, merged or overcommitted.
+        public var pinned: Bool?
 
         public init(name: String, state: VMState, vcpus: Int, memoryBytes: UInt64, balloonBytes: UInt64?,
-                    cpuWeight: Int, cpuQuotaPercent: Int?, memoryShares: Int, autoBalloon: Bool) {
+                    cpuWeight: Int, cpuQuotaPercent: Int?, memoryShares: Int, autoBalloon: Bool, pinned: Bool? = nil) {
+            self.pinned = pinned
             self.name = name
             self.state = state
             self.vcpus = vcpus
@@ -110,8 +113,12 @@ public struct HostReport: Sendable, Codable, Equatable {
     /// The uids QEMUs run as (`2000000-2065535`, or `root`) and how many are in use.
     public var qemuUsers: String?
     public var qemuUsersInUse: Int?
+    /// Memory of running VMs that is pinned in host RAM (host devices, `memory.lock`): outside overcommit.
+    public var pinnedMemoryBytes: UInt64?
     public init(cpus: Ratio, memory: Ratio, memoryAvailableBytes: UInt64, ksm: KSM, balloonTotalBytes: UInt64,
-                cgroupVersion: String?, vms: [Row], qemuUsers: String? = nil, qemuUsersInUse: Int? = nil) {
+                cgroupVersion: String?, vms: [Row], qemuUsers: String? = nil, qemuUsersInUse: Int? = nil,
+                pinnedMemoryBytes: UInt64? = nil) {
+        self.pinnedMemoryBytes = pinnedMemoryBytes
         self.qemuUsers = qemuUsers
         self.qemuUsersInUse = qemuUsersInUse
         self.cpus = cpus

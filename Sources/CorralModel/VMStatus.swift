@@ -119,12 +119,36 @@ public struct VMStatus: Sendable, Codable, Equatable {
     /// How the VM's QEMU is confined, in words (`uid 2000000, no capabilities, no_new_privs, seccomp`, or
     /// `none: QEMU runs as root`).
     public var confinement: String?
+    /// The VM's host devices (profile and plugged); absent when it has none.
+    public var hostdevs: [HostDeviceInfo]?
+
+    /// One host device of a VM.
+    public struct HostDeviceInfo: Sendable, Codable, Equatable {
+        public var id: String
+        /// `pci`, `vf` or `emulated`.
+        public var kind: String
+        /// The host functions the VM holds now (empty while it is stopped; a VF's address once chosen).
+        public var host: [String]
+        /// `profile` or `plugged` (`corral hostdev add`).
+        public var source: String
+        /// The NIC standing by for it (virtio-net failover).
+        public var failover: String?
+
+        public init(id: String, kind: String, host: [String], source: String, failover: String? = nil) {
+            self.id = id
+            self.kind = kind
+            self.host = host
+            self.source = source
+            self.failover = failover
+        }
+    }
 
     public init(name: String, state: VMState, pid: Int32?, accel: String, uptimeSeconds: Double?, cpus: CPUs,
                 memory: MemoryInfo, disks: [DiskInfo], nics: [NICInfo], qmpSocket: String, serialLog: String,
                 restartCount: Int, lastExit: String?, unplugPending: [String] = [], problem: String? = nil,
                 migration: OutgoingMigrationInfo? = nil, agent: String? = nil, uid: UInt32? = nil,
-                confinement: String? = nil) {
+                confinement: String? = nil, hostdevs: [HostDeviceInfo]? = nil) {
+        self.hostdevs = hostdevs
         self.agent = agent
         self.uid = uid
         self.confinement = confinement
@@ -166,6 +190,7 @@ public enum CorralEventName: Sendable, Hashable, Codable, CustomStringConvertibl
     case defined, started, startFailed, stopped, crashed, restarted, reattached, removed
     case balloonSet, tuningChanged, unplugPending
     case cpusChanged, diskAdded, diskRemoved, nicAdded, nicRemoved, memoryAdded, memoryRemoved
+    case hostdevAdded, hostdevRemoved
     case migrationStarted, migrationProgress, migrated, migrationFailed, incomingReady, migratedIn
     /// A QMP event QEMU sent (`SHUTDOWN`, `STOP`, `RESUME`, `DEVICE_DELETED`, …).
     case qmp(String)
@@ -178,7 +203,7 @@ public enum CorralEventName: Sendable, Hashable, Codable, CustomStringConvertibl
         (.balloonSet, "balloon-set"), (.tuningChanged, "tuning-changed"), (.unplugPending, "unplug-pending"),
         (.cpusChanged, "cpus-changed"), (.diskAdded, "disk-added"), (.diskRemoved, "disk-removed"),
         (.nicAdded, "nic-added"), (.nicRemoved, "nic-removed"), (.memoryAdded, "memory-added"),
-        (.memoryRemoved, "memory-removed"),
+        (.memoryRemoved, "memory-removed"), (.hostdevAdded, "hostdev-added"), (.hostdevRemoved, "hostdev-removed"),
         (.migrationStarted, "migration-started"), (.migrationProgress, "migration-progress"),
         (.migrated, "migrated"), (.migrationFailed, "migration-failed"), (.incomingReady, "incoming-ready"),
         (.migratedIn, "migrated-in"),

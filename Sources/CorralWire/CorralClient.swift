@@ -168,6 +168,18 @@ public struct CorralClient: Sendable {
         try await call("DELETE", vmPath(name, "nics", id), as: VMStatus.self)
     }
 
+    public func addHostDevice(_ name: String, _ request: HostDeviceAddRequest) async throws -> VMStatus {
+        try await call("POST", vmPath(name, "hostdevs"), body: request, as: VMStatus.self)
+    }
+
+    public func removeHostDevice(_ name: String, id: String) async throws -> VMStatus {
+        try await call("DELETE", vmPath(name, "hostdevs", id), as: VMStatus.self)
+    }
+
+    public func hostDevices() async throws -> HostDeviceReport {
+        try await call("GET", "/v1/hostdevs", as: HostDeviceReport.self)
+    }
+
     public func addMemory(_ name: String, _ request: MemoryAddRequest) async throws -> VMStatus {
         try await call("POST", vmPath(name, "memory"), body: request, as: VMStatus.self)
     }

@@ -76,6 +76,14 @@ struct FuzzControl: DaemonControl {
         return try known(name)
     }
     func removeMemory(_ name: String, id: String) async throws(ControlError) -> VMStatus { try known(name) }
+    func addHostDevice(_ name: String, _ request: HostDeviceAddRequest) async throws(ControlError) -> VMStatus {
+        try checked(request.validate)
+        return try known(name)
+    }
+    func removeHostDevice(_ name: String, id: String) async throws(ControlError) -> VMStatus { try known(name) }
+    func hostDevices() async throws(ControlError) -> HostDeviceReport {
+        HostDeviceReport(iommu: [], groups: [], physicalFunctions: [])
+    }
 
     // TuningControl
     func balloon(_ name: String, size: String) async throws(ControlError) -> VMStatus {

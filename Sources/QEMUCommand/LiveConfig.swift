@@ -30,13 +30,38 @@ public struct HotplugState: Sendable, Equatable, Codable {
     public var onlineCPUs: Int?
     /// DIMMs plugged at runtime, in plug order.
     public var memory: [PluggedMemory]
+    /// Host devices plugged at runtime (`corral hostdev add`), each on a hotplug port.
+    public var hostdevs: [PluggedHostDevice]
 
     public init(disks: [PluggedDisk] = [], nics: [PluggedNIC] = [], onlineCPUs: Int? = nil,
-                memory: [PluggedMemory] = []) {
+                memory: [PluggedMemory] = [], hostdevs: [PluggedHostDevice] = []) {
         self.disks = disks
         self.nics = nics
         self.onlineCPUs = onlineCPUs
         self.memory = memory
+        self.hostdevs = hostdevs
+    }
+
+    /// live.json written before a kind of device could be plugged lacks its list: empty.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        disks = try c.decodeIfPresent([PluggedDisk].self, forKey: .disks) ?? []
+        nics = try c.decodeIfPresent([PluggedNIC].self, forKey: .nics) ?? []
+        onlineCPUs = try c.decodeIfPresent(Int.self, forKey: .onlineCPUs)
+        memory = try c.decodeIfPresent([PluggedMemory].self, forKey: .memory) ?? []
+        hostdevs = try c.decodeIfPresent([PluggedHostDevice].self, forKey: .hostdevs) ?? []
+    }
+}
+
+/// A host device plugged at runtime: a `pci` device or a VF (never `allFunctions`, never a failover pair).
+public struct PluggedHostDevice: Sendable, Equatable, Codable {
+    public var device: HostDevice
+    /// Hotplug port id (e.g. `hp2`) it sits on.
+    public var port: String
+
+    public init(device: HostDevice, port: String) {
+        self.device = device
+        self.port = port
     }
 }
 

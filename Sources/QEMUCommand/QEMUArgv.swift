@@ -29,7 +29,7 @@ public enum QEMUArgv {
         var machine = qemuOptsEscape(profile.machine)
         if profile.boot.firmware == .uefi { machine += ",pflash0=" + ovmfNode }
         // Assigned devices pin all guest RAM for DMA: nothing to merge.
-        if !profile.memory.merge || !profile.hostdevs.isEmpty { machine += ",mem-merge=off" }
+        if !profile.memory.merge || !profile.hostdevs.isEmpty || !config.hotplugged.hostdevs.isEmpty { machine += ",mem-merge=off" }
         if profile.memory.hugepages { machine += ",memory-backend=" + DeviceProps.bootRAMBackendID }
         args += ["-machine", machine]
         switch runtime.accel {
@@ -157,6 +157,15 @@ public enum QEMUArgv {
             let queues = taps.first(where: { $0.nicID == plugged.nic.id })?.queues
             args += ["-device", text(DeviceProps.nicDevice(plugged.nic, vmName: profile.name, bus: place.bus,
                                                            addr: place.addr, queues: queues))]
+        }
+        for plugged in config.hotplugged.hostdevs {
+            let place = layout.placement(forPort: plugged.port)
+            let hosts = runtime.hostDevices[plugged.device.id]?.map(\.description)
+                ?? DeviceProps.unresolvedAddresses(plugged.device)
+            for object in DeviceProps.hostDevices(plugged.device, hosts: hosts, bus: place.bus, pairedNIC: nil,
+                                                  vmName: profile.name) {
+                args += ["-device", text(object)]
+            }
         }
         for dimm in config.hotplugged.memory {
             args += ["-device", text(DeviceProps.memoryDevice(dimm))]

@@ -29,6 +29,9 @@ actor FakeControl: VMControl {
         case removeNIC(String, id: String)
         case addMemory(String, MemoryAddRequest)
         case removeMemory(String, id: String)
+        case addHostDevice(String, HostDeviceAddRequest)
+        case removeHostDevice(String, id: String)
+        case hostDevices
         case balloon(String, size: String)
         case stats(String)
         case setTuning(String, TuningRequest)
@@ -272,6 +275,38 @@ extension FakeControl: HotplugControl {
         record(.removeMemory(name, id: id))
         return try lookUp(name)
     }
+
+    func addHostDevice(_ name: String, _ request: HostDeviceAddRequest) async throws(ControlError) -> VMStatus {
+        record(.addHostDevice(name, request))
+        do { try request.validate() } catch { throw ControlError(error) }
+        var status = try lookUp(name)
+        status.hostdevs = (status.hostdevs ?? []) + [.init(id: request.id, kind: request.pci == nil ? "vf" : "pci",
+                                                           host: [request.pci ?? "0000:65:10.0"], source: "plugged",
+                                                           failover: request.vfOf == nil ? nil : "net0")]
+        update(status)
+        return status
+    }
+
+    func removeHostDevice(_ name: String, id: String) async throws(ControlError) -> VMStatus {
+        record(.removeHostDevice(name, id: id))
+        return try lookUp(name)
+    }
+
+    func hostDevices() async throws(ControlError) -> HostDeviceReport {
+        record(.hostDevices)
+        return HostDeviceReport(iommu: ["dmar0"], groups: [
+            .init(number: 20, devices: [.init(address: "0000:65:00.0", ids: "8086:10fb", kind: "Ethernet",
+                                              driver: "ixgbe", vm: nil)], hostBound: ["0000:65:00.0"]),
+            .init(number: 60, devices: [.init(address: "0000:65:10.0", ids: "8086:10ed", kind: "Ethernet",
+                                              driver: "vfio-pci", vm: "web", physicalFunction: "0000:65:00.0")],
+                  hostBound: []),
+        ], physicalFunctions: [
+            .init(address: "0000:65:00.0", netdev: "enp101s0f0", totalVFs: 8, numVFs: 2, usedVFs: 1, vfs: [
+                .init(index: 0, address: "0000:65:10.0", driver: "vfio-pci", vm: "web"),
+                .init(index: 1, address: "0000:65:10.2", driver: nil, vm: nil),
+            ]),
+        ])
+    }
 }
 
 /// Tuning as a fake: fixed statistics and a host report decoded from the documented JSON.
@@ -323,9 +358,9 @@ extension FakeControl: TuningControl {
          "cpus":{"capacity":4,"committed":3,"limit":4,"ratio":0.75},
          "ksm":{"available":true,"managed":true,"pagesShared":10,"pagesSharing":1200,"running":true,"savedBytes":4915200},
          "memory":{"capacity":8589934592,"committed":1610612736,"ratio":0.1875},
-         "memoryAvailableBytes":5368709120,"qemuUsers":"2000000-2065535","qemuUsersInUse":1,
+         "memoryAvailableBytes":5368709120,"qemuUsers":"2000000-2065535","qemuUsersInUse":1,"pinnedMemoryBytes":0,
          "vms":[{"autoBalloon":true,"balloonBytes":402653184,"cpuQuotaPercent":150,"cpuWeight":100,"memoryBytes":1073741824,
-                 "memoryShares":1000,"name":"web","state":"running","vcpus":2}]}
+                 "memoryShares":1000,"name":"web","state":"running","vcpus":2,"pinned":false}]}
         """
 
     static var hostReport: HostReport {

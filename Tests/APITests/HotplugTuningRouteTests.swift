@@ -115,6 +115,31 @@ import Testing
         ])
     }
 
+    @Test func hostDeviceRoutes() async throws {
+        try await withApp { client in
+            let plug = try await post(client, "/v1/vms/web/hostdevs", #"{"id":"gpu","pci":"0000:01:00.0"}"#)
+            #expect(plug.status == .created)
+            #expect(try decode(VMStatus.self, plug).hostdevs?.map(\.host) == [["0000:01:00.0"]])
+            let both = try await post(client, "/v1/vms/web/hostdevs", #"{"id":"x","pci":"0000:01:00.0","vfOf":"eth0"}"#)
+            #expect(both.status == .badRequest)
+            #expect(try decode(ErrorBody.self, both).message.contains("give one of --pci ADDRESS"))
+            let vlan = try await post(client, "/v1/vms/web/hostdevs", #"{"id":"vf","vfOf":"enp101s0f0","vlan":5000}"#)
+            #expect(try decode(ErrorBody.self, vlan).message == "--vlan: 5000 is outside 1…4094")
+            let unplug = try await client.execute(uri: "/v1/vms/web/hostdevs/gpu", method: .delete)
+            #expect(unplug.status == .ok)
+            let list = try await client.execute(uri: "/v1/hostdevs", method: .get)
+            #expect(list.status == .ok)
+            let report = try decode(HostDeviceReport.self, list)
+            #expect(report.physicalFunctions.first?.vfs.compactMap(\.vm) == ["web"])
+        }
+        #expect(await fake.calls == [
+            .addHostDevice("web", HostDeviceAddRequest(id: "gpu", pci: "0000:01:00.0")),
+            .addHostDevice("web", HostDeviceAddRequest(id: "x", pci: "0000:01:00.0", vfOf: "eth0")),
+            .addHostDevice("web", HostDeviceAddRequest(id: "vf", vfOf: "enp101s0f0", vlan: 5000)),
+            .removeHostDevice("web", id: "gpu"), .hostDevices,
+        ])
+    }
+
     @Test func balloonStatsTuningAndHost() async throws {
         try await withApp { client in
             let balloon = try await post(client, "/v1/vms/web/balloon", #"{"size":"384M"}"#)
@@ -154,6 +179,10 @@ import Testing
                 #expect(try await client.removeNIC("web", id: "n1").unplugPending == ["n1"])
                 _ = try await client.addMemory("web", MemoryAddRequest(id: "m1", size: "256M"))
                 _ = try await client.removeMemory("web", id: "m1")
+                let vf = HostDeviceAddRequest(id: "vf", vfOf: "0000:65:00.0", mac: "52:54:00:00:00:09", vlan: 10)
+                #expect(try await client.addHostDevice("web", vf).hostdevs?.map(\.kind) == ["vf"])
+                _ = try await client.removeHostDevice("web", id: "vf")
+                #expect(try await client.hostDevices().iommu == ["dmar0"])
                 #expect(try await client.balloon("web", size: "384M").memory.balloonBytes == 384 << 20)
                 #expect(try await client.stats("web") == FakeControl.guestStats("web"))
                 _ = try await client.setTuning("web", TuningRequest(cpuQuotaPercent: 0))
@@ -169,6 +198,8 @@ import Testing
             .removeDisk("web", id: "d1", deleteImage: true), .removeDisk("web", id: "d/1", deleteImage: false),
             .addNIC("web", NICAddRequest(id: "n1")), .removeNIC("web", id: "n1"),
             .addMemory("web", MemoryAddRequest(id: "m1", size: "256M")), .removeMemory("web", id: "m1"),
+            .addHostDevice("web", HostDeviceAddRequest(id: "vf", vfOf: "0000:65:00.0", mac: "52:54:00:00:00:09", vlan: 10)),
+            .removeHostDevice("web", id: "vf"), .hostDevices,
             .balloon("web", size: "384M"), .stats("web"), .setTuning("web", TuningRequest(cpuQuotaPercent: 0)),
             .host, .setCPUs("ghost", 1),
         ])

@@ -176,6 +176,9 @@ import Testing
             try await call(.delete, "/v1/vms/web/disks/nope", expect: 404)
             try await call(.post, "/v1/vms/web/nics", #"{"id":"net2","mode":"bridge","bridge":"br0"}"#, expect: 201)
             try await call(.delete, "/v1/vms/web/nics/net2", expect: 200)
+            try await call(.post, "/v1/vms/web/hostdevs", #"{"id":"uplink","vfOf":"enp101s0f0","vlan":100}"#, expect: 201)
+            try await call(.delete, "/v1/vms/web/hostdevs/uplink", expect: 200)
+            try await call(.get, "/v1/hostdevs", expect: 200)
             try await call(.post, "/v1/vms/web/memory", #"{"size":"512M"}"#, expect: 201)
             try await call(.delete, "/v1/vms/web/memory/dimm0", expect: 200)
             // Overcommit.

@@ -32,6 +32,29 @@ import Testing
         #expect(problems(broken.validate) == ["PROFILE: 'web.yaml' must be an absolute path on the daemon's host"])
     }
 
+    // MARK: hostdev add
+
+    @Test func hostDeviceAddRequest() {
+        #expect(problems(HostDeviceAddRequest(id: "gpu", pci: "0000:65:00.0").validate).isEmpty)
+        #expect(problems(HostDeviceAddRequest(id: "vf", vfOf: "enp101s0f0", mac: "52:54:00:00:00:01", vlan: 4094).validate).isEmpty)
+        #expect(problems(HostDeviceAddRequest(id: "vf", vfOf: "0000:65:00.0").validate).isEmpty)
+        let oneOf = "give one of --pci ADDRESS (a host device) or --vf-of PF (a VF of that PF, by address or interface)"
+        #expect(problems(HostDeviceAddRequest(id: "x").validate) == [oneOf])
+        #expect(problems(HostDeviceAddRequest(id: "x", pci: "0000:65:00.0", vfOf: "eth0").validate) == [oneOf])
+        #expect(problems(HostDeviceAddRequest(id: "x", pci: "65:00").validate)
+            == ["--pci: '65:00' is not a PCI address like 0000:65:00.0"])
+        #expect(problems(HostDeviceAddRequest(id: "x", vfOf: "not an interface!").validate)
+            == ["--vf-of: 'not an interface!' is neither a PCI address like 0000:65:00.0 nor an interface name "
+                + "(\(InterfaceName.rule))"])
+        #expect(problems(HostDeviceAddRequest(id: "x", pci: "0000:65:00.0", vlan: 3).validate)
+            == ["--mac and --vlan go with --vf-of, not --pci"])
+        #expect(problems(HostDeviceAddRequest(id: "1x", vfOf: "eth0", mac: "01:00:5e:00:00:01", vlan: 0).validate) == [
+            "--id: '1x' is not a valid device id (\(Self.idRule))",
+            "--mac: '01:00:5e:00:00:01' is a multicast address; the first octet must be even",
+            "--vlan: 0 is outside 1…4094",
+        ])
+    }
+
     // MARK: migrate
 
     @Test func migrateRequest() {

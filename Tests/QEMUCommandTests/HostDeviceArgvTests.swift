@@ -1,3 +1,4 @@
+import Foundation
 import CorralModel
 import Profiles
 import QEMUCommand
@@ -48,5 +49,22 @@ struct HostDeviceArgvTests {
         let layout = PCILayout(profile: profile)
         #expect(layout.hostdevPorts.isEmpty && layout.ports.map(\.id) == ["hp0", "hp1"])
         #expect(layout.nics == [PCIPlacement(bus: "pcie.0", addr: "02.0")])
+    }
+
+    /// A device plugged at run time comes back on the same hotplug port at the next start, with the function the
+    /// daemon bound then; live.json from before host devices could be plugged still loads.
+    @Test func aPluggedDeviceIsOnItsHotplugPortAfterARestart() throws {
+        let profile = Profile(name: "p", memory: Memory(size: .gib(1)), hotplug: Hotplug(slots: 2))
+        let usb = HostDevice(id: "usb", pci: try PCIAddress(parsing: "0000:05:00.0"))
+        let config = LiveConfig(profile: profile, hotplugged: HotplugState(hostdevs: [PluggedHostDevice(device: usb, port: "hp1")]))
+        var runtime = RuntimeOptions(accel: .tcg, qmpSocket: "/run/q.sock")
+        runtime.hostDevices = ["usb": [try PCIAddress(parsing: "0000:05:00.0")]]
+        let argv = QEMUArgv.build(config, runtime)
+        #expect(Self.devices(argv).contains(#"{"driver":"vfio-pci","id":"hostdev-usb","bus":"hp1","addr":"00.0","host":"0000:05:00.0"}"#))
+        #expect(argv.contains("q35,mem-merge=off"))
+
+        let old = #"{"disks":[],"nics":[],"memory":[]}"#
+        let decoded = try JSONDecoder().decode(HotplugState.self, from: Data(old.utf8))
+        #expect(decoded == HotplugState())
     }
 }

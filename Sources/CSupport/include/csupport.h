@@ -9,6 +9,10 @@ int corral_pidfd_open(pid_t pid);
 /// parent holds (sockets, QMP connections, listeners) leaks into a QEMU. Returns 0 or an errno.
 int corral_spawn_closefrom(void *actions, int lowest);
 
+/// prlimit(2) on RLIMIT_MEMLOCK of another process: raises its soft limit (and its hard one when lower) to at least
+/// `bytes`; a higher or unlimited limit stays. Returns 0 or an errno.
+int corral_raise_memlock(pid_t pid, unsigned long long bytes);
+
 /// POSIX_SPAWN_SETSID, a macro Swift cannot import.
 short corral_posix_spawn_setsid(void);
 

@@ -12,6 +12,7 @@ struct PendingUnplug: Sendable {
         case disk(id: String, deleteImage: Bool)
         case nic(id: String)
         case memory(id: String)
+        case hostdev(id: String)
         case cpu
     }
 
@@ -25,22 +26,22 @@ struct PendingUnplug: Sendable {
 
 /// Hotplug on a running VM: plan (pure) → execute with undo → record in live.json.
 extension ManagedVM {
-    private func executor() throws(ControlError) -> HotplugExecutor {
+    func executor() throws(ControlError) -> HotplugExecutor {
         guard let vm = running else { throw .conflict("\(name) has no QEMU running") }
         return HotplugExecutor(qmp: vm.qmp, unplugTimeout: unplugTimeout)
     }
 
-    private func refuse(_ result: HotplugRefusal) -> ControlError { .invalidRequest(result.message) }
+    func refuse(_ result: HotplugRefusal) -> ControlError { .invalidRequest(result.message) }
 
     /// QEMU 7.x under TCG segfaults when a device is plugged after a vCPU was unplugged (seen with
     /// QEMU 7.2: a disk, NIC or CPU plugged later kills the VM). corral refuses instead of crashing it.
-    private func checkPlugAllowed() throws(ControlError) {
+    func checkPlugAllowed() throws(ControlError) {
         guard cpuUnpluggedThisRun, record.accel == .tcg, let vm = running, vm.qmp.greeting.version.major < 8 else { return }
         throw .conflict("plugging a device after a vCPU unplug crashes QEMU \(vm.qmp.greeting.version.major)."
             + "\(vm.qmp.greeting.version.minor) under TCG; stop and start \(name) first")
     }
 
-    private func failure(_ error: HotplugError) -> ControlError {
+    func failure(_ error: HotplugError) -> ControlError {
         switch error {
         case .unplugPending: return .conflict(error.description)
         case .stepFailed(let step, let cause, let undoProblems):
@@ -50,7 +51,7 @@ extension ManagedVM {
         }
     }
 
-    private func saveConfig(_ event: CorralEventName, _ data: JSONValue) async {
+    func saveConfig(_ event: CorralEventName, _ data: JSONValue) async {
         do {
             try VMStore(paths: paths).save(config)
         } catch {
@@ -316,7 +317,7 @@ extension ManagedVM {
 
     /// Runs a removal; when the guest does not release the device in time, remembers what is left
     /// so a late DEVICE_DELETED can finish the job, and reports "unplug pending".
-    private func runRemoval(_ steps: [QMPStep], completion: PendingUnplug.Completion) async throws(ControlError) {
+    func runRemoval(_ steps: [QMPStep], completion: PendingUnplug.Completion) async throws(ControlError) {
         let executor = try executor()
         for (index, step) in steps.enumerated() {
             do {
@@ -362,6 +363,7 @@ extension ManagedVM {
         let event: CorralEventName
         let data: JSONValue
         var removedDisk: Disk?
+        var releasedDevices: [BindRecord] = []
         switch pending.completion {
         case .disk(let id, let deleteImage):
             removedDisk = finishDiskRemoval(id: id, deleteImage: deleteImage)
@@ -373,6 +375,9 @@ extension ManagedVM {
         case .memory(let id):
             config.hotplugged.memory.removeAll { $0.id == id }
             (event, data) = (.memoryRemoved, ["id": .string(id)])
+        case .hostdev(let id):
+            releasedDevices = dropHostDevice(id)
+            (event, data) = (.hostdevRemoved, ["id": .string(id)])
         case .cpu:
             let online = (config.hotplugged.onlineCPUs ?? config.profile.cpu.count) - 1
             config.hotplugged.onlineCPUs = online
@@ -381,5 +386,6 @@ extension ManagedVM {
         pendingUnplugs[device] = nil
         await saveConfig(event, data)
         await dropFDSets(of: removedDisk)
+        await giveBack(releasedDevices)
     }
 }

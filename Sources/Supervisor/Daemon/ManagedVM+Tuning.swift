@@ -98,6 +98,10 @@ extension ManagedVM {
         guard config.profile.memory.balloon != nil else {
             throw .invalidRequest("\(name) has no balloon device: add memory.balloon to its profile")
         }
+        guard !memoryPinned else {
+            throw .conflict("\(name)'s memory is pinned for its host devices (corral hostdev ls): a balloon cannot give "
+                + "any of it back")
+        }
         guard bytes >= Self.smallestBalloon.bytes, bytes <= memorySize else {
             throw .invalidRequest("SIZE: \(ByteSize(bytes: bytes)) is outside \(Self.smallestBalloon)…"
                 + "\(ByteSize(bytes: memorySize)) (the memory of \(name))")
@@ -133,7 +137,7 @@ extension ManagedVM {
 
     /// What the automatic balloon policy needs to know about this VM; nil when it does not take part.
     func balloonObservation() async -> BalloonPolicy.VM? {
-        guard autoBalloon, let balloon = config.profile.memory.balloon, let vm = running,
+        guard autoBalloon, !memoryPinned, let balloon = config.profile.memory.balloon, let vm = running,
             currentState == .running || currentState == .migrating,
             let actual = try? await vm.qmp.queryBalloon(timeout: .seconds(2))
         else { return nil }
@@ -203,6 +207,7 @@ extension ManagedVM {
         return HostReport.Row(
             name: name, state: currentState, vcpus: config.hotplugged.onlineCPUs ?? config.profile.cpu.count,
             memoryBytes: memorySize, balloonBytes: actual, cpuWeight: overcommit.cpuWeight,
-            cpuQuotaPercent: overcommit.cpuQuotaPercent, memoryShares: overcommit.memoryShares, autoBalloon: autoBalloon)
+            cpuQuotaPercent: overcommit.cpuQuotaPercent, memoryShares: overcommit.memoryShares,
+            autoBalloon: autoBalloon && !memoryPinned, pinned: memoryPinned)
     }
 }

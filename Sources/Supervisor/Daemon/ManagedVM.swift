@@ -147,13 +147,14 @@ public actor ManagedVM {
         request.onSpawn = spawnHook(expecting: lifecycle.recordedState)
         request.liveConfigWritten = configStaged
         var vfioRules: [DeviceRule] = []
-        if let claims = hostDeviceClaims, HostDeviceClaims.needsBinding(config.profile) {
+        if let claims = hostDeviceClaims, hostDevices.contains(where: HostDeviceClaims.needsBinding) {
             // Left bound by a QEMU that ended while no daemon watched: given back first, then bound afresh.
             await releaseHostDevices()
             do {
-                let records = try await claims.acquire(vm: name, profile: config.profile)
+                let records = try await claims.acquire(vm: name, devices: hostDevices,
+                                                       nics: config.profile.nics + config.hotplugged.nics.map(\.nic))
                 record.boundDevices = records
-                request.hostDevices = HostDeviceClaims.addresses(config.profile, records)
+                request.hostDevices = HostDeviceClaims.addresses(hostDevices, records)
                 // An unprivileged QEMU opens its groups' /dev/vfio nodes itself: they become its uid's.
                 vfioRules = await claims.handOver(records, to: record.uid)
             } catch {
@@ -331,9 +332,13 @@ public actor ManagedVM {
             migration: outgoing.map { OutgoingMigrationInfo(to: $0.destination, progress: $0.progress) },
             agent: agentAnswer?.label,
             uid: record.uid,
-            confinement: record.uid.map { "uid \($0), no capabilities, no_new_privs, seccomp sandbox, descriptors only, "
-                + deviceRulesSummary }
-                ?? "none: QEMU runs as root (--qemu-user root)")
+            confinement: confinementSummary,
+            hostdevs: hostDeviceInfo)
+    }
+
+    private var confinementSummary: String {
+        guard let uid = record.uid else { return "none: QEMU runs as root (--qemu-user root)" }
+        return "uid \(uid), no capabilities, no_new_privs, seccomp sandbox, descriptors only, " + deviceRulesSummary
     }
 
     /// A managed network's DHCP leases (MAC → address), read from its lease file.
@@ -461,7 +466,7 @@ public actor ManagedVM {
         }
         let profile = config.profile
         // VFIO pins every page of guest RAM for the devices' DMA, like memory.lock.
-        let pinned = profile.memory.lock || HostDeviceClaims.needsBinding(profile)
+        let pinned = memoryPinned
         let locked = pinned ? (profile.memory.max ?? profile.memory.size).bytes + (64 << 20) : 64 << 10
         // The state root (every VM's folder), the daemon's socket folder, home and temp folders are empty in QEMU's
         // mount namespace: it gets what it needs as descriptors and has no path to anything else there.

@@ -76,7 +76,7 @@ extension VMManager: ClusterControl {
         for name in vms.keys.sorted() {
             guard let vm = vms[name] else { continue }
             let state = await vm.currentState
-            if let refusal = HostDeviceMigration.refusal(await vm.config.profile) {
+            if let refusal = HostDeviceMigration.refusal(await vm.config) {
                 summary.stayed[name] = refusal
             } else if state == .running || state == .paused {
                 demands.append(await demand(name, vm))

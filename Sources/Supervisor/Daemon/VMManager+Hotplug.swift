@@ -43,4 +43,26 @@ extension VMManager: HotplugControl {
     public func removeMemory(_ name: String, id: String) async throws(ControlError) -> VMStatus {
         try await queued(name) { vm throws(ControlError) in try await vm.removeMemory(id: id) }
     }
+
+    public func addHostDevice(_ name: String, _ request: HostDeviceAddRequest) async throws(ControlError) -> VMStatus {
+        try await queued(name) { vm throws(ControlError) in
+            // The VM's memory becomes pinned with its first device: it must fit the host's RAM with the others'.
+            if await !vm.memoryPinned {
+                try await self.admit(.init(vcpus: 0, memory: 0, pinnedMemory: await vm.memorySize), excluding: nil)
+            }
+            try await vm.addHostDevice(request)
+        }
+    }
+
+    public func removeHostDevice(_ name: String, id: String) async throws(ControlError) -> VMStatus {
+        try await queued(name) { vm throws(ControlError) in try await vm.removeHostDevice(id: id) }
+    }
+
+    public func hostDevices() async throws(ControlError) -> HostDeviceReport {
+        let inventory: PCIInventory
+        do { inventory = try PCIInventory.scan(hostDeviceClaims.assignment.tree) } catch {
+            throw .internalError("reading the host's PCI devices: \(error.description)")
+        }
+        return HostDeviceListing.report(inventory, held: await hostDeviceClaims.held)
+    }
 }

@@ -26,7 +26,7 @@ extension VMManager: MigrationControl {
             throw .internalError("this daemon has no way to reach other daemons (no peer connector)")
         }
         do { try request.validate() } catch { throw ControlError(error) }
-        if let refusal = HostDeviceMigration.refusal(await vm.config.profile) { throw .conflict(refusal) }
+        if let refusal = HostDeviceMigration.refusal(await vm.config) { throw .conflict(refusal) }
         // Refused now when it cannot start (the VM's queue checks again when the migration's turn comes).
         if let refusal = Lifecycle.refusal(.migrate, vm: name, state: await vm.currentState) {
             throw .conflict(refusal)

@@ -47,7 +47,8 @@ extension VMManager: TuningControl {
                        savedBytes: status?.savedBytes() ?? 0, managed: options.manageKSM),
             balloonTotalBytes: rows.reduce(0) { $0 + ($1.balloonBytes ?? 0) },
             cgroupVersion: cgroups?.version.rawValue,
-            vms: rows, qemuUsers: options.qemuIdentity.summary, qemuUsersInUse: uids.count)
+            vms: rows, qemuUsers: options.qemuIdentity.summary, qemuUsersInUse: uids.count,
+            pinnedMemoryBytes: active.filter { $0.pinned == true }.reduce(0) { $0 + $1.memoryBytes })
     }
 
     // MARK: Admission

@@ -90,14 +90,16 @@ public enum AssignmentRules {
         return group
     }
 
-    /// Throws when `address`, or another device of its group, is held by a VM other than `vm` (`holders`: device →
-    /// VM, from the daemon's bind records).
+    /// Throws when `address` is held by any VM (`vm` itself included: a device is plugged once), or another device
+    /// of its group by a VM other than `vm` (`holders`: device → VM, from the daemon's bind records).
     public static func requireFree(_ address: PCIAddress, for vm: String, holders: [PCIAddress: String],
                                    in inventory: PCIInventory) throws(DeviceRefusal) {
         let group = inventory[address]?.iommuGroup
         let neighbours = group.map { inventory.members(ofGroup: $0).map(\.address) } ?? []
         for device in [address] + neighbours.filter({ $0 != address }) {
-            if let holder = holders[device], holder != vm { throw .held(device: address, by: device, vm: holder) }
+            if let holder = holders[device], holder != vm || device == address {
+                throw .held(device: address, by: device, vm: holder)
+            }
         }
     }
 

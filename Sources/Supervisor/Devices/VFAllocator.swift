@@ -62,6 +62,19 @@ public actor VFAllocator {
                              address: choice.address)
     }
 
+    /// Reserves a VF of `pf` for `vm` without changing a VF count the PF has: a PF without VFs gets `createIfNone`
+    /// of them (at most its total), one with VFs keeps them (and refuses when none is free, rather than remaking
+    /// them).
+    public func reserve(from pf: PFReference, createIfNone: Int, held: [PCIAddress: String],
+                        for vm: String) throws(VFAllocationError) -> VFReservation {
+        let address = try resolve(pf)
+        guard let facts = try scan(address)[address]?.sriov else {
+            throw tree.exists(PCIInventory.devicesPath + "/" + address.description) ? .notSRIOV(address) : .noSuchDevice(address)
+        }
+        let wanted = facts.numVFs > 0 ? facts.numVFs : max(1, min(createIfNone, facts.totalVFs))
+        return try reserve(from: .address(address), wanted: wanted, held: held, for: vm)
+    }
+
     /// Gives a reserved VF back.
     public func release(_ vf: PCIAddress) {
         reserved[vf] = nil

@@ -8,11 +8,35 @@ public struct BindRecord: Sendable, Codable, Equatable {
     public var originalDriver: String?
     /// Its IOMMU group: QEMU opens `/dev/vfio/GROUP`.
     public var iommuGroup: Int
+    /// The VM's host device (`hostdevs[].id`) this function was bound for; nil in records written before 2026-12.
+    public var deviceID: String?
+    /// For a VF corral chose: its PF and what undoes the settings corral gave it.
+    public var vf: VFBinding?
 
-    public init(address: PCIAddress, originalDriver: String?, iommuGroup: Int) {
+    public init(address: PCIAddress, originalDriver: String?, iommuGroup: Int, deviceID: String? = nil,
+                vf: VFBinding? = nil) {
         self.address = address
         self.originalDriver = originalDriver
         self.iommuGroup = iommuGroup
+        self.deviceID = deviceID
+        self.vf = vf
+    }
+}
+
+/// A VF as a VM holds it: which one of which PF, and the settings to put back on the PF when the VM lets it go.
+public struct VFBinding: Sendable, Codable, Equatable {
+    public var physicalFunction: PCIAddress
+    public var pfNetdev: String?
+    /// The VF's number on its PF.
+    public var index: Int
+    /// Applying these on `pfNetdev` undoes what corral set (nil: nothing was set).
+    public var restore: VFSettings?
+
+    public init(physicalFunction: PCIAddress, pfNetdev: String?, index: Int, restore: VFSettings?) {
+        self.physicalFunction = physicalFunction
+        self.pfNetdev = pfNetdev
+        self.index = index
+        self.restore = restore
     }
 }
 

@@ -103,7 +103,12 @@ struct AssignmentRulesTests {
             try AssignmentRules.plan([second], allFunctions: false, for: "web", holders: [secondAudio: "db"],
                                      in: try PCIInventory.scan(kernel))
         }
-        // The VM's own holdings are not a conflict.
-        #expect(try AssignmentRules.plan([gpu], allFunctions: true, for: "db", holders: [gpu: "db"], in: inventory).count == 2)
+        // The VM's own group neighbour is not a conflict (its audio function plugged, then the GPU)…
+        #expect(try AssignmentRules.plan([second], allFunctions: false, for: "db", holders: [secondAudio: "db"],
+                                         in: try PCIInventory.scan(kernel)) == [second])
+        // …but the same device a second time is: it is plugged once.
+        #expect(throws: DeviceRefusal.held(device: gpu, by: gpu, vm: "db")) {
+            try AssignmentRules.plan([gpu], allFunctions: true, for: "db", holders: [gpu: "db"], in: inventory)
+        }
     }
 }
