@@ -13,6 +13,8 @@ import PackageDescription
 //                   and the migration peer protocol: what API serves and what corrald wires to the Supervisor
 //   LogTail ─ following a growing log file (serial console, tests)
 //   GuestAgent ─ qemu-guest-agent client over the VM's agent.sock (effects: one socket per call)
+//   HostDevices ─ host PCI devices through sysfs and rtnetlink: scan, rules, vfio-pci binding, SR-IOV VFs (no
+//                 Foundation: `corral-hostprep`, the same code run inside a vIOMMU test guest, links only this)
 //   Supervisor ─ processes, state dirs, the foreground runner (effects at the edge)
 //   CorralWire ─ API request/response types and CorralClient over a small HTTP/1.1 client (no server, no NIO)
 //   API ─ HTTP+JSON (Hummingbird) over CorralControl, the HTTP migration peer (no Supervisor)
@@ -25,6 +27,7 @@ let package = Package(
         .executable(name: "corral", targets: ["corral"]),
         .executable(name: "corrald", targets: ["corrald"]),
         .executable(name: "corral-local", targets: ["corral-local"]),
+        .executable(name: "corral-hostprep", targets: ["corral-hostprep"]),
         .library(name: "QMP", targets: ["QMP"]),
         .library(name: "Profiles", targets: ["Profiles"]),
         .library(name: "QEMUCommand", targets: ["QEMUCommand"]),
@@ -72,8 +75,10 @@ let package = Package(
         .target(name: "CorralControl", dependencies: ["CorralModel", "JSON", "Profiles", "QEMUCommand"]),
         .target(name: "LogTail"),
         .target(name: "GuestAgent", dependencies: ["CorralCore", "QMP", "JSON", "UnixSockets"]),
+        .target(name: "HostDevices", dependencies: ["CorralModel"]),
+        .executableTarget(name: "corral-hostprep", dependencies: ["HostDevices", "CorralModel"]),
         .target(name: "Supervisor", dependencies: [
-            "Cluster",
+            "Cluster", "HostDevices",
             "QMP", "GuestAgent", "Profiles", "QEMUCommand", "CorralModel", "CorralCore", "CorralControl", "LogTail", "JSON",
             "CSupport",
             .product(name: "Logging", package: "swift-log"),
@@ -154,7 +159,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .testTarget(name: "SupervisorTests", dependencies: [
-            "Supervisor", "GuestAgent", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",
+            "Supervisor", "HostDevices", "GuestAgent", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",
         ]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "ClusterTests", dependencies: [

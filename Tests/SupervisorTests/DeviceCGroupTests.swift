@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+@testable import HostDevices
 @testable import Supervisor
 #if canImport(Glibc)
 import Glibc

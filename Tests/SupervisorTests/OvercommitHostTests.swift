@@ -2,6 +2,7 @@ import Foundation
 import JSON
 import Testing
 import CorralCore
+@testable import HostDevices
 @testable import Supervisor
 
 /// A temporary folder standing in for `/` (a fake procfs/sysfs tree); removed by `cleanup()`.

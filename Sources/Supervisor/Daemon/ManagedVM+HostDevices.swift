@@ -1,3 +1,4 @@
+import HostDevices
 import CorralCore
 import CorralModel
 import JSON

@@ -1,3 +1,4 @@
+import HostDevices
 import CorralControl
 import CorralModel
 import Profiles

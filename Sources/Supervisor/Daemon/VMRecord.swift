@@ -1,3 +1,4 @@
+import HostDevices
 import Foundation
 import CorralModel
 import QEMUCommand

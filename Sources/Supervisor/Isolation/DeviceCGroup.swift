@@ -1,3 +1,4 @@
+import HostDevices
 import CSupport
 #if canImport(Glibc)
 import Glibc

@@ -1,4 +1,5 @@
 #if canImport(Glibc)
+import HostDevices
 import Glibc
 #endif
 

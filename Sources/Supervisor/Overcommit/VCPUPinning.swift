@@ -1,3 +1,4 @@
+import HostDevices
 import JSON
 
 #if canImport(Glibc)

@@ -1,5 +1,6 @@
 import CorralModel
 import Testing
+@testable import HostDevices
 @testable import Supervisor
 
 /// The inventory read from a fake sysfs, and the pure rules over it.

@@ -1,5 +1,6 @@
 import CorralModel
 import Synchronization
+@testable import HostDevices
 @testable import Supervisor
 #if canImport(Glibc)
 import Glibc

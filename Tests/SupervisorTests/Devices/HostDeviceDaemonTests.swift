@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import Synchronization
 import Testing
+@testable import HostDevices
 @testable import Supervisor
 
 /// The daemon and host devices, over the fake kernel and scripted QEMUs: a VM's `pci` devices are on vfio-pci while

@@ -4,6 +4,7 @@ import JSON
 import QEMUCommand
 import Synchronization
 import Testing
+@testable import HostDevices
 @testable import Supervisor
 
 /// VFs chosen at start and host devices plugged at run time, over the fake kernel, a fake PF (VF settings kept per

@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+@testable import HostDevices
 @testable import Supervisor
 
 /// The real effects: `HostSysfsTree` over a temporary folder and over this host's /sys, the interface probe on `lo`,

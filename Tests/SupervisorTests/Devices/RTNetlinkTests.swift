@@ -1,4 +1,5 @@
 import Testing
+@testable import HostDevices
 @testable import Supervisor
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,7 @@
 import CorralModel
 import Synchronization
 import Testing
+@testable import HostDevices
 @testable import Supervisor
 #if canImport(Glibc)
 import Glibc

@@ -26,8 +26,8 @@ public struct KernelFileError: Error, Equatable, CustomStringConvertible {
 /// Small reads and writes of kernel interface files. Writes are one `write(2)` of the whole value to the
 /// existing file (no temp file and rename, no O_CREAT): that is how sysfs and cgroupfs take a value, and a
 /// missing file is an error (e.g. a cgroup controller that is not enabled), not something to create.
-enum KernelFiles {
-    static func read(_ path: String) throws(KernelFileError) -> String {
+public enum KernelFiles {
+    public static func read(_ path: String) throws(KernelFileError) -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw KernelFileError(operation: "read", path: path, errno: errno) }
         defer { close(fd) }
@@ -46,17 +46,17 @@ enum KernelFiles {
     }
 
     /// The file's content without surrounding whitespace.
-    static func readValue(_ path: String) throws(KernelFileError) -> String {
+    public static func readValue(_ path: String) throws(KernelFileError) -> String {
         try read(path).kernelTrimmed()
     }
 
-    static func readInt(_ path: String) throws(KernelFileError) -> Int {
+    public static func readInt(_ path: String) throws(KernelFileError) -> Int {
         let text = try readValue(path)
         guard let value = Int(text) else { throw KernelFileError(operation: "parse", path: path, errno: 0) }
         return value
     }
 
-    static func write(_ value: String, to path: String) throws(KernelFileError) {
+    public static func write(_ value: String, to path: String) throws(KernelFileError) {
         let fd = open(path, O_WRONLY | O_TRUNC | O_CLOEXEC)
         guard fd >= 0 else { throw KernelFileError(operation: "write", path: path, errno: errno) }
         defer { close(fd) }
@@ -70,18 +70,18 @@ enum KernelFiles {
         }
     }
 
-    static func exists(_ path: String) -> Bool {
+    public static func exists(_ path: String) -> Bool {
         access(path, F_OK) == 0
     }
 
-    static func isDirectory(_ path: String) -> Bool {
+    public static func isDirectory(_ path: String) -> Bool {
         var info = stat()
         return stat(path, &info) == 0 && (info.st_mode & S_IFMT) == S_IFDIR
     }
 }
 
 extension String {
-    func kernelTrimmed() -> String {
+    public func kernelTrimmed() -> String {
         var s = Substring(self)
         while let c = s.first, c.isWhitespace { s.removeFirst() }
         while let c = s.last, c.isWhitespace { s.removeLast() }

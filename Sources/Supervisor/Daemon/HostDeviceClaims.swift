@@ -1,3 +1,4 @@
+import HostDevices
 import CorralModel
 import CSupport
 import Profiles
