@@ -15,7 +15,8 @@ struct LocalArgv: ParsableCommand {
         let paths = VMPaths(stateRoot: arguments.state.resolved, name: loaded.name)
         let request = StartRequest(config: LiveConfig(profile: loaded), accel: arguments.accel.resolve(for: loaded),
                                    paths: paths)
-        let argv = QEMUArgv.build(request.config, request.runtimeOptions)
+        // With cloudInit, the seed the daemon builds at start, where it puts it.
+        let argv = QEMUArgv.build(request.config.withSeed(paths.cloudInitSeed), request.runtimeOptions)
         if arguments.shell {
             Terminal.out(argv.map(Terminal.shellQuote).joined(separator: " "))
         } else {

@@ -29,14 +29,19 @@ public struct Profile: Sendable, Equatable, Codable {
     public var ha: Bool
     /// Host PCI devices and SR-IOV virtual functions given to the guest (docs/devices.md).
     public var hostdevs: [HostDevice]
+    /// cloud-init NoCloud data: corral builds a seed volume labelled `cidata` and attaches it read-only
+    /// (docs/provisioning.md).
+    public var cloudInit: CloudInit?
 
     public init(
         name: String, machine: String = "q35", accel: Accel = .auto, cpu: CPU = CPU(), memory: Memory,
         boot: Boot = Boot(), disks: [Disk] = [], nics: [NIC] = [], hotplug: Hotplug = Hotplug(),
         serial: SerialMode = .log, restart: RestartPolicy = .no, qemu: QEMUSettings = QEMUSettings(),
-        overcommit: Overcommit = Overcommit(), agent: Bool = false, ha: Bool = false, hostdevs: [HostDevice] = []
+        overcommit: Overcommit = Overcommit(), agent: Bool = false, ha: Bool = false, hostdevs: [HostDevice] = [],
+        cloudInit: CloudInit? = nil
     ) {
         self.hostdevs = hostdevs
+        self.cloudInit = cloudInit
         self.name = name
         self.machine = machine
         self.accel = accel
@@ -58,7 +63,7 @@ public struct Profile: Sendable, Equatable, Codable {
 extension Profile {
     enum CodingKeys: String, CodingKey {
         case name, machine, accel, cpu, memory, boot, disks, nics, hotplug, serial, restart, qemu, overcommit, agent, ha,
-             hostdevs
+             hostdevs, cloudInit
     }
 
     /// Keys added after the first release (`overcommit`, `agent`, `ha`, `hostdevs`) default when missing, so resolved profiles
@@ -81,7 +86,8 @@ extension Profile {
             overcommit: try c.decodeIfPresent(Overcommit.self, forKey: .overcommit) ?? Overcommit(),
             agent: try c.decodeIfPresent(Bool.self, forKey: .agent) ?? false,
             ha: try c.decodeIfPresent(Bool.self, forKey: .ha) ?? false,
-            hostdevs: try c.decodeIfPresent([HostDevice].self, forKey: .hostdevs) ?? [])
+            hostdevs: try c.decodeIfPresent([HostDevice].self, forKey: .hostdevs) ?? [],
+            cloudInit: try c.decodeIfPresent(CloudInit.self, forKey: .cloudInit))
     }
 }
 

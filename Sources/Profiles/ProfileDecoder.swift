@@ -18,7 +18,8 @@ struct ProfileChecker {
     var everythingGiven = false
 
     static let topKeys = ["name", "extends", "machine", "accel", "cpu", "memory", "boot", "disks", "nics",
-                          "hotplug", "serial", "restart", "qemu", "overcommit", "agent", "ha", "hostdevs"]
+                          "hotplug", "serial", "restart", "qemu", "overcommit", "agent", "ha", "hostdevs", "cloudInit"]
+    static let cloudInitKeys = ["hostname", "userData", "metaData", "networkConfig", "sshKeys"]
     static let hostdevKeys = ["id", "pci", "allFunctions", "rombar", "romfile", "vf", "emulated", "failover"]
     static let vfKeys = ["pf", "netdev", "mac", "vlan", "trust", "spoofchk"]
     static let cpuKeys = ["model", "count", "max", "sockets", "cores", "threads", "pinning"]
@@ -201,7 +202,54 @@ struct ProfileChecker {
         if let node = node(map, "hostdevs", "") {
             profile.hostdevs = decodeList(node, "hostdevs") { $0.decodeHostDevice($1, $2, $3) }
         }
+        if let node = node(map, "cloudInit", ""), let cloudInit = mapping(node, "cloudInit") {
+            profile.cloudInit = decodeCloudInit(cloudInit)
+        }
         return profile
+    }
+
+    mutating func decodeCloudInit(_ map: TreeMap) -> CloudInit {
+        let path = "cloudInit"
+        checkKeys(map, path: path, allowed: Self.cloudInitKeys)
+        var cloudInit = CloudInit()
+        cloudInit.hostname = string(map, "hostname", path)
+        cloudInit.userData = cloudInitSource(map, "userData", path)
+        cloudInit.metaData = cloudInitSource(map, "metaData", path)
+        cloudInit.networkConfig = cloudInitSource(map, "networkConfig", path)
+        if let node = node(map, "sshKeys", path) {
+            let keysPath = Self.join(path, "sshKeys")
+            guard case .list(let list) = node else {
+                fail(node.location, keysPath, "expected a list of SSH public keys, got \(node.kindDescription)")
+                return cloudInit
+            }
+            for (index, item) in list.items.enumerated() {
+                let itemPath = "\(keysPath)[\(index)]"
+                locations[itemPath] = item.location
+                guard case .scalar(let key) = item else {
+                    fail(item.location, itemPath, "expected an SSH public key (one line), got \(item.kindDescription)")
+                    continue
+                }
+                cloudInit.sshKeys.append(key.text)
+            }
+        }
+        return cloudInit
+    }
+
+    /// A cloud-init document: written here (spanning lines, or starting with `#`), or a file path resolved against
+    /// the declaring file's folder.
+    mutating func cloudInitSource(_ map: TreeMap, _ key: String, _ path: String) -> CloudInitSource? {
+        guard let s = scalar(map, key, path, expected: "a file path, or the document itself as a block string (|)")
+        else { return nil }
+        switch CloudInitSource.classify(s.text) {
+        case .inline:
+            return .inline(s.text)
+        case .path:
+            guard !s.text.isEmpty else {
+                fail(s.location, Self.join(path, key), "must not be empty")
+                return nil
+            }
+            return .file(PathText.resolve(s.text, against: s.location.file.directory))
+        }
     }
 
     mutating func decodeOvercommit(_ map: TreeMap) -> Overcommit {

@@ -59,6 +59,7 @@ extension ProfileChecker {
         validateDisks(profile, source: source, checkFiles: checkFiles)
         validateNICs(&profile)
         validateHostDevices(&profile)
+        validateCloudInit(profile, source: source, checkFiles: checkFiles)
         validateDeviceIDs(profile)
         validateHotplug(profile)
         validateQEMU(profile)

@@ -156,3 +156,16 @@ public struct RuntimeOptions: Sendable, Equatable {
         return String(path[...slash]) + name
     }
 }
+
+extension LiveConfig {
+    /// The configuration QEMU is started with when the profile has `cloudInit`: the seed image (`path`, built by the
+    /// daemon) as one more read-only raw disk after the profile's, id `cidata`. Never stored: the seed is built again
+    /// at each start, so every start (a restart, a migration destination) lays the machine out the same way.
+    public func withSeed(_ path: String?) -> LiveConfig {
+        guard let path, profile.cloudInit != nil else { return self }
+        var config = self
+        config.profile.disks.append(Disk(id: CloudInit.seedDiskID, file: path, format: .raw, bus: .virtioBlk,
+                                         cache: .writeback, readonly: true))
+        return config
+    }
+}

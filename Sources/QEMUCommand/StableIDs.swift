@@ -76,3 +76,11 @@ enum SHA1 {
 
     private static func rotl(_ x: UInt32, _ n: UInt32) -> UInt32 { (x << n) | (x >> (32 - n)) }
 }
+
+/// A hex digest of content, for identifiers that must change exactly when the content does (a cloud-init
+/// instance-id). SHA-1: change detection, not security.
+public enum ContentDigest {
+    public static func sha1Hex(_ bytes: [UInt8]) -> String {
+        SHA1.hash(bytes).map(StableIDs.hexByte).joined()
+    }
+}

@@ -70,7 +70,15 @@ public struct ForegroundRunner: Sendable {
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM])
         defer { signals.cancel() }
 
-        let request = StartRequest(config: LiveConfig(profile: profile), accel: accel, paths: paths)
+        var request = StartRequest(config: LiveConfig(profile: profile), accel: accel, paths: paths)
+        if let cloudInit = profile.cloudInit {
+            do {
+                _ = try await CloudInitSeedWriter().write(cloudInit, vmName: profile.name, to: paths.cloudInitSeed)
+            } catch {
+                throw StartError(vm: profile.name, reason: error.description, qemuOutput: [])
+            }
+            request.seedImage = paths.cloudInitSeed
+        }
         let vm = try await launcher.start(request)
         let version = vm.qmp.greeting.version
         let status = (try? await vm.qmp.execute("query-status"))?["status"]?.stringValue ?? "unknown"

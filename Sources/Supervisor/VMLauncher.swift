@@ -27,6 +27,9 @@ public struct StartRequest: Sendable {
     public var claimDisks = true
     /// The host functions of each profile host device (`HostDeviceClaims.addresses`).
     public var hostDevices: [String: [PCIAddress]] = [:]
+    /// The cloud-init seed built for this start (profiles with `cloudInit`): QEMU gets it as one more read-only
+    /// disk; live.json keeps the configuration without it.
+    public var seedImage: String?
 
     public init(config: LiveConfig, accel: ResolvedAccel, paths: VMPaths, startPaused: Bool = false,
                 incoming: String? = nil, detach: Bool = true) {
@@ -135,23 +138,25 @@ public struct VMLauncher: VMLaunching {
         }
 
         var runtime = request.runtimeOptions
-        let tapEntries = TapPlan.entries(request.config, vhostAvailable: runtime.vhostNet)
+        // What QEMU runs with: the stored configuration plus this start's cloud-init seed.
+        let config = request.config.withSeed(request.seedImage)
+        let tapEntries = TapPlan.entries(config, vhostAvailable: runtime.vhostNet)
         // An unprivileged QEMU gets descriptors the daemon opens: sockets, serial log, disks, kernel, initrd.
         var handOver = HandOverFiles()
         if let confinement = request.confinement {
             let lastTap = tapEntries.flatMap { $0.fds.taps + $0.fds.vhosts }.max() ?? (TapPlan.firstFD - 1)
-            let plan = HandOverPlan.make(request.config, serialLog: runtime.serialLog != nil, firstFD: lastTap + 1)
+            let plan = HandOverPlan.make(config, serialLog: runtime.serialLog != nil, firstFD: lastTap + 1)
             runtime.handOver = plan
             runtime.pidFile = nil
             do {
-                handOver = try HandOverFiles.open(plan, config: request.config, paths: paths, uid: confinement.uid,
+                handOver = try HandOverFiles.open(plan, config: config, paths: paths, uid: confinement.uid,
                                                   claimDisks: request.claimDisks)
             } catch {
                 provisioner.rollback(created)
                 throw fail(error.description)
             }
         }
-        let argv = QEMUArgv.build(request.config, runtime)
+        let argv = QEMUArgv.build(config, runtime)
         // The taps the argv names by descriptor: made and opened here, handed to QEMU, our copies closed at once.
         let taps: OpenedTaps
         do {

@@ -24,6 +24,8 @@ public struct VMPaths: Sendable, Equatable {
     /// QEMU's own stdout/stderr.
     public var qemuOutput: String { folder + "/qemu.out" }
     public var liveConfig: String { folder + "/live.json" }
+    /// The cloud-init NoCloud seed (profiles with `cloudInit`), built at each start.
+    public var cloudInitSeed: String { folder + "/cidata.iso" }
 
     /// Linux limits a Unix socket path to 107 bytes plus NUL; a longer state dir cannot work.
     public static let maxSocketPathBytes = 107

@@ -25,7 +25,7 @@ import Testing
     }
 
     @Test func theExamplesAreThere() {
-        #expect(Self.exampleNames == ["base.yaml", "db.yaml", "failover.yaml", "gpu.yaml", "minimal.yaml", "tiny-test.yaml",
+        #expect(Self.exampleNames == ["base.yaml", "cloud.yaml", "db.yaml", "failover.yaml", "gpu.yaml", "minimal.yaml", "tiny-test.yaml",
                                       "web.yaml"])
     }
 

@@ -38,7 +38,9 @@ struct GoldenTests {
         let runtime = RuntimeOptions(accel: accel, qmpSocket: "/run/corral/vms/\(profile.name)/qmp.sock",
                                      serialLog: "/var/lib/corral/vms/\(profile.name)/serial.log",
                                      vhostNet: accel == .kvm)
-        let actual = Self.render(QEMUArgv.build(LiveConfig(profile: profile), runtime))
+        // With cloudInit, the seed where the daemon puts it.
+        let config = LiveConfig(profile: profile).withSeed("/var/lib/corral/vms/\(profile.name)/cidata.iso")
+        let actual = Self.render(QEMUArgv.build(config, runtime))
 
         let goldenURL = Self.goldenDir.appendingPathComponent(name + ".args")
         if Self.updating {

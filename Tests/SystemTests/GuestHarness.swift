@@ -133,6 +133,9 @@ struct Heartbeat: Equatable {
     /// Each master interface (a virtio-net failover pair's) and its slaves (`lower=eth0:eth1+eth2`); empty for none
     /// or a guest built before `lower=` existed.
     var lower: [String: [String]]
+    /// What the guest read from a cloud-init seed: `instance-id:` and the first 12 hex digits of user-data's SHA-1;
+    /// nil without a seed (`seed=-`) or for a guest built before `seed=` existed.
+    var seed: String?
 
     init?(line: String) {
         guard let start = line.range(of: "CORRAL-HB ") else { return nil }
@@ -170,6 +173,7 @@ struct Heartbeat: Equatable {
             if pair.count == 2 { lower[String(pair[0])] = pair[1].split(separator: "+").map(String.init) }
         }
         self.lower = lower
+        self.seed = fields["seed"].flatMap { $0 == "-" ? nil : $0 }
     }
 }
 

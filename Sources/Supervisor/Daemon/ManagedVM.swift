@@ -146,6 +146,17 @@ public actor ManagedVM {
                                    startPaused: kind == .paused || kind == .incoming, incoming: incoming)
         request.onSpawn = spawnHook(expecting: lifecycle.recordedState)
         request.liveConfigWritten = configStaged
+        if let cloudInit = config.profile.cloudInit {
+            // Built afresh at every start (the files it names may have changed; the instance-id follows them).
+            do {
+                let instanceID = try await CloudInitSeedWriter().write(cloudInit, vmName: name, to: paths.cloudInitSeed)
+                request.seedImage = paths.cloudInitSeed
+                logger.info("cloud-init seed built", metadata: ["instance-id": "\(instanceID)"])
+            } catch {
+                await feed(.startFailed(reason: error.description))
+                throw .refused(error.description)
+            }
+        }
         var vfioRules: [DeviceRule] = []
         if let claims = hostDeviceClaims, hostDevices.contains(where: HostDeviceClaims.needsBinding) {
             // Left bound by a QEMU that ended while no daemon watched: given back first, then bound afresh.

@@ -1,0 +1,54 @@
+import Testing
+@testable import Profiles
+
+/// `cloudInit:`: inline documents and files, and the diagnostic for each mistake.
+struct CloudInitProfileTests {
+    static func profile(_ cloudInit: String, disks: String = "") -> [String: String] {
+        ["/vm/p.yaml": "name: p\nmemory: 1G\n\(disks)cloudInit:\n\(cloudInit)\n"]
+    }
+
+    @Test func inlineDocumentsAndFilesDecode() throws {
+        let files = Self.profile("""
+              hostname: web-1.example
+              userData: |
+                #cloud-config
+                packages: [ nginx ]
+              metaData: seed/meta.yaml
+              networkConfig: /etc/corral/net.yaml
+              sshKeys: [ "ssh-ed25519 AAAAC3Nza key@host" ]
+            """)
+        let profile = try #require(loadValid("/vm/p.yaml", files: files, checkFiles: false))
+        #expect(profile.cloudInit == CloudInit(hostname: "web-1.example",
+                                               userData: .inline("#cloud-config\npackages: [ nginx ]\n"),
+                                               metaData: .file("/vm/seed/meta.yaml"),
+                                               networkConfig: .file("/etc/corral/net.yaml"),
+                                               sshKeys: ["ssh-ed25519 AAAAC3Nza key@host"]))
+        // With files checked, a missing document file is named.
+        #expect(diagnostics("/vm/p.yaml", files: files, existing: ["/etc/corral/net.yaml"]) == [
+            "/vm/p.yaml:8:13: cloudInit.metaData: /vm/seed/meta.yaml does not exist (a value that spans lines or "
+                + "starts with '#' is the document itself; anything else is a file path)",
+        ])
+    }
+
+    static let cases: [(cloudInit: String, disks: String, expected: String)] = [
+        ("  hostname: -bad-", "", "/vm/p.yaml:4:13: cloudInit.hostname: '-bad-' is not a host name (letters, digits and "
+            + "'-' in dot-separated labels of at most 63 characters, 253 in all, no label starting or ending with '-')"),
+        ("  userData: |\n    packages: [ nginx ]\n", "",
+         "/vm/p.yaml:4:13: cloudInit.userData: cloud-init ignores user-data that does not start with one of "
+            + "#cloud-config, #!, #include, #cloud-boothook, #part-handler, ## template:, Content-Type:"),
+        ("  sshKeys: [ \"AAAAC3Nza key@host\" ]", "",
+         "/vm/p.yaml:4:14: cloudInit.sshKeys[0]: is not an SSH public key ('ssh-ed25519 AAAA… comment', 'ssh-rsa …', 'ecdsa-sha2-…')"),
+        ("  sshKeys: ssh-ed25519 AAAA", "",
+         "/vm/p.yaml:4:12: cloudInit.sshKeys: expected a list of SSH public keys, got 'ssh-ed25519 AAAA'"),
+        ("  userdata: x", "", "/vm/p.yaml:4:3: cloudInit: unknown key 'userdata'; did you mean 'userData'?"),
+        ("  hostname: h", "disks: [ { id: cidata, file: /v/a.qcow2 } ]\n",
+         "/vm/p.yaml:3:16: disks[0].id: 'cidata' is the cloud-init seed's id; choose another"),
+    ]
+
+    @Test(arguments: 0..<cases.count)
+    func eachMistakeIsNamed(_ index: Int) {
+        let c = Self.cases[index]
+        let found = diagnostics("/vm/p.yaml", files: Self.profile(c.cloudInit, disks: c.disks), checkFiles: false)
+        #expect(found == [c.expected])
+    }
+}
