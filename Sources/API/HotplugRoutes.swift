@@ -47,5 +47,8 @@ extension CorralAPI {
         v1.get("hostdevs") { _, _ in
             return try Reply.json(try await control.hostDevices())
         }
+        v1.get("volumes") { _, _ in
+            return try Reply.json(try await control.volumes())
+        }
     }
 }

@@ -40,6 +40,7 @@ public struct Corral: ParsableCommand {
             SetCommand.self,
             HostCommand.self,
             HostDeviceCommand.self,
+            VolumeCommand.self,
             ClusterCommand.self,
             MigrateCommand.self,
         ]

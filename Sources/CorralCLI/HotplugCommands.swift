@@ -65,7 +65,7 @@ struct DiskAddCommand: AsyncParsableCommand {
 
     @Argument(help: "VM name.") var name: String
     @Option(help: "Disk id (unique in the VM).") var id: String
-    @Option(help: "Image file.") var file: String
+    @Option(help: "Image file (without it, --size makes a volume corral keeps in the VM's folder).") var file: String?
     @Option(help: "Image format: qcow2 or raw (default: from the file, qcow2 for a new one).") var format: DiskFormat?
     @Option(help: "Create the image with this size (e.g. 16M, 10G).") var size: String?
     @Flag(help: "Attach read-only.") var readonly = false
@@ -75,11 +75,11 @@ struct DiskAddCommand: AsyncParsableCommand {
 
     /// With `--file` made absolute: the daemon has its own working folder.
     var request: DiskAddRequest {
-        DiskAddRequest(id: id, file: ClientPath.absolute(file), format: format, size: size, readonly: readonly, bus: bus)
+        DiskAddRequest(id: id, file: file.map(ClientPath.absolute), format: format, size: size, readonly: readonly, bus: bus)
     }
 
     func validate() throws {
-        if file.isEmpty { throw ValidationError("--file must not be empty") }
+        if file?.isEmpty == true { throw ValidationError("--file must not be empty") }
         do { try request.validate() } catch { throw error.validationError }
     }
 

@@ -18,4 +18,6 @@ public protocol HotplugControl: Sendable {
     func removeHostDevice(_ name: String, id: String) async throws(ControlError) -> VMStatus
     /// `corral hostdev ls`.
     func hostDevices() async throws(ControlError) -> HostDeviceReport
+    /// `corral volume ls`: every VM's disks with their images' sizes.
+    func volumes() async throws(ControlError) -> [VolumeInfo]
 }

@@ -60,20 +60,21 @@ public enum HotplugValidation {
         if let refusal = validated(request.validate) { return .failure(refusal) }
         if let problem = checkNewID(request.id, config) { return .failure(HotplugRefusal(problem)) }
         let size = request.size.flatMap { try? ByteSize(parsing: $0) }
+        let file = request.file ?? ""
         if size != nil {
             if fileExists {
-                return .failure(HotplugRefusal("--file: \(request.file) already exists; drop --size to attach it as it is"))
+                return .failure(HotplugRefusal("--file: \(file) already exists; drop --size to attach it as it is"))
             }
         } else if !fileExists {
-            return .failure(HotplugRefusal("--file: \(request.file) does not exist; give --size to create it"))
+            return .failure(HotplugRefusal("--file: \(file) does not exist; give --size to create it"))
         }
         let inUse = config.profile.disks.map(\.file) + config.hotplugged.disks.map(\.disk.file)
-        if inUse.contains(request.file) {
-            return .failure(HotplugRefusal("--file: \(request.file) is already a disk of \(config.profile.name)"))
+        if inUse.contains(file) {
+            return .failure(HotplugRefusal("--file: \(file) is already a disk of \(config.profile.name)"))
         }
         let format = request.format
-            ?? ((request.file.hasSuffix(".raw") || request.file.hasSuffix(".img")) ? .raw : .qcow2)
-        return .success(Disk(id: request.id, file: request.file, format: format, size: size,
+            ?? ((file.hasSuffix(".raw") || file.hasSuffix(".img")) ? .raw : .qcow2)
+        return .success(Disk(id: request.id, file: file, format: format, size: size,
                              bus: request.bus ?? .virtioBlk, readonly: request.readonly))
     }
 

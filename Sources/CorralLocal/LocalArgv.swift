@@ -13,7 +13,7 @@ struct LocalArgv: ParsableCommand {
     func run() throws {
         let loaded = try ProfileInput.load(arguments.profile, checkFiles: !arguments.noFileChecks)
         let paths = VMPaths(stateRoot: arguments.state.resolved, name: loaded.name)
-        let request = StartRequest(config: LiveConfig(profile: loaded), accel: arguments.accel.resolve(for: loaded),
+        let request = StartRequest(config: LiveConfig(profile: loaded.resolvingManagedDisks(in: paths.folder)), accel: arguments.accel.resolve(for: loaded),
                                    paths: paths)
         // With cloudInit, the seed the daemon builds at start, where it puts it.
         let argv = QEMUArgv.build(request.config.withSeed(paths.cloudInitSeed), request.runtimeOptions)

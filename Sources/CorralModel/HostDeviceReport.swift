@@ -83,3 +83,36 @@ public struct HostDeviceReport: Sendable, Codable, Equatable {
         self.physicalFunctions = physicalFunctions
     }
 }
+
+/// `corral volume ls` (`GET /v1/volumes`): every disk of every VM, with what `qemu-img info` says of its image.
+public struct VolumeInfo: Sendable, Codable, Equatable {
+    public var vm: String
+    public var id: String
+    public var file: String
+    public var format: String
+    /// A volume corral keeps in the VM's folder (made from a size alone).
+    public var managed: Bool
+    /// Plugged at run time (`corral disk add`).
+    public var plugged: Bool
+    public var virtualBytes: UInt64?
+    /// What the image takes on the host's storage.
+    public var allocatedBytes: UInt64?
+    public var backing: String?
+    /// Why the sizes are missing (no such file, qemu-img failed).
+    public var problem: String?
+
+    public init(vm: String, id: String, file: String, format: String, managed: Bool, plugged: Bool,
+                virtualBytes: UInt64? = nil, allocatedBytes: UInt64? = nil, backing: String? = nil,
+                problem: String? = nil) {
+        self.vm = vm
+        self.id = id
+        self.file = file
+        self.format = format
+        self.managed = managed
+        self.plugged = plugged
+        self.virtualBytes = virtualBytes
+        self.allocatedBytes = allocatedBytes
+        self.backing = backing
+        self.problem = problem
+    }
+}

@@ -1,15 +1,16 @@
-/// `corral disk add`: attach an existing image (`file`) or create one (`file` + `size`).
+/// `corral disk add`: attach an existing image (`file`), create one (`file` + `size`), or create a managed volume in
+/// the VM's folder (`size` alone).
 public struct DiskAddRequest: Sendable, Codable, Equatable {
     public var id: String
-    /// Absolute path (the CLI resolves relative paths against its working directory).
-    public var file: String
+    /// Absolute path (the CLI resolves relative paths against its working directory); nil: a managed volume.
+    public var file: String?
     public var format: DiskFormat?
     /// Create the image with this size (`1G`, `512M`); the file must not exist yet.
     public var size: String?
     public var readonly: Bool
     public var bus: DiskBus?
 
-    public init(id: String, file: String, format: DiskFormat? = nil, size: String? = nil, readonly: Bool = false,
+    public init(id: String, file: String?, format: DiskFormat? = nil, size: String? = nil, readonly: Bool = false,
                 bus: DiskBus? = nil) {
         self.id = id
         self.file = file

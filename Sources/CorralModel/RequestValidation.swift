@@ -91,8 +91,11 @@ extension DiskAddRequest {
     public func validate() throws(RequestProblems) {
         var problems: [String] = []
         if let problem = DeviceID.problem(id, flag: "--id") { problems.append(problem) }
-        if !file.hasPrefix("/") {
+        if let file, !file.hasPrefix("/") {
             problems.append("--file: '\(file)' must be an absolute path (on the daemon's host)")
+        }
+        if file == nil, size == nil {
+            problems.append("give --file (an image), --size (a new volume corral keeps in the VM's folder), or both")
         }
         if let size {
             do { _ = try ByteSize(parsing: size) } catch { problems.append("--size: \(error.description)") }

@@ -176,6 +176,10 @@ public struct CorralClient: Sendable {
         try await call("DELETE", vmPath(name, "hostdevs", id), as: VMStatus.self)
     }
 
+    public func volumes() async throws -> [VolumeInfo] {
+        try await call("GET", "/v1/volumes", as: [VolumeInfo].self)
+    }
+
     public func hostDevices() async throws -> HostDeviceReport {
         try await call("GET", "/v1/hostdevs", as: HostDeviceReport.self)
     }

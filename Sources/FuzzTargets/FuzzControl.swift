@@ -84,6 +84,7 @@ struct FuzzControl: DaemonControl {
     func hostDevices() async throws(ControlError) -> HostDeviceReport {
         HostDeviceReport(iommu: [], groups: [], physicalFunctions: [])
     }
+    func volumes() async throws(ControlError) -> [VolumeInfo] { [] }
 
     // TuningControl
     func balloon(_ name: String, size: String) async throws(ControlError) -> VMStatus {

@@ -323,3 +323,26 @@ public struct QEMUSettings: Sendable, Equatable, Codable {
 
     public init(binary: String = "qemu-system-x86_64") { self.binary = binary }
 }
+
+extension Disk {
+    /// A volume corral keeps for the VM (the profile gave a size and no file): its file is in the VM's folder once
+    /// `Profile.resolvingManagedDisks` placed it.
+    public var isManaged: Bool { file.isEmpty }
+
+    /// Where a managed volume lives: `FOLDER/disks/ID.qcow2` (or `.raw`).
+    public static func managedPath(folder: String, id: String, format: DiskFormat) -> String {
+        folder + "/disks/" + id + (format == .raw ? ".raw" : ".qcow2")
+    }
+}
+
+extension Profile {
+    /// Every disk without a file gets its managed path in the VM's folder (`folder`); the others are unchanged.
+    public func resolvingManagedDisks(in folder: String) -> Profile {
+        var profile = self
+        for index in profile.disks.indices where profile.disks[index].isManaged {
+            let disk = profile.disks[index]
+            profile.disks[index].file = Disk.managedPath(folder: folder, id: disk.id, format: disk.format)
+        }
+        return profile
+    }
+}

@@ -380,10 +380,17 @@ struct ProfileChecker {
         checkKeys(map, path: path, allowed: Self.diskKeys)
         let id = string(map, "id", path) ?? "disk\(index)"
         let file = filePath(map, "file", path)
-        if file == nil && !failed.contains(Self.join(path, "file")) { require(map, "file", path) }
+        let size = size(map, "size", path)
+        // Without a file, a size makes a managed volume (in the VM's folder, `Profile.resolvingManagedDisks`).
+        if file == nil && size == nil && !failed.contains(Self.join(path, "file"))
+            && !failed.contains(Self.join(path, "size")) {
+            report(map.location, path, "give file (an image), size (a new volume corral keeps in the VM's folder), "
+                + "or both (an image created with that size)")
+            failed.insert(Self.join(path, "file"))
+        }
         var disk = Disk(id: id, file: file ?? "")
         disk.format = choice(map, "format", path, DiskFormat.self) ?? Self.defaultFormat(for: disk.file)
-        disk.size = size(map, "size", path)
+        disk.size = size
         if let bus = choice(map, "bus", path, DiskBus.self) { disk.bus = bus }
         if let cache = choice(map, "cache", path, CacheMode.self) { disk.cache = cache }
         if let readonly = bool(map, "readonly", path) { disk.readonly = readonly }

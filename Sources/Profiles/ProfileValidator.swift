@@ -228,7 +228,7 @@ extension ProfileChecker {
             if let size = disk.size, usable(path + ".size"), size.bytes == 0 {
                 problem(path + ".size", "must be more than 0")
             }
-            guard usable(path + ".file") else { continue }
+            guard usable(path + ".file"), !disk.isManaged else { continue }
             if let other = firstUser[disk.file] {
                 problem(path + ".file", "\(disk.file) is already used by \(other)")
                 continue

@@ -27,6 +27,10 @@ public struct DiskProvisioner: Sendable {
             guard let size = disk.size else { continue }
             let result: (status: ExitStatus, output: String)
             do {
+                // A managed volume's folder (STATE/vms/NAME/disks) is made on first use.
+                if let slash = disk.file.lastIndex(of: "/"), slash != disk.file.startIndex {
+                    try? FileOps.makeFolder(String(disk.file[..<slash]))
+                }
                 result = try await ProcessLauncher.run(
                     qemuImg, ["create", "-q", "-f", disk.format.rawValue, disk.file, String(size.bytes)])
             } catch {

@@ -70,7 +70,8 @@ public struct ForegroundRunner: Sendable {
         let signals = SignalWatcher(signals: [SIGINT, SIGTERM])
         defer { signals.cancel() }
 
-        var request = StartRequest(config: LiveConfig(profile: profile), accel: accel, paths: paths)
+        var request = StartRequest(config: LiveConfig(profile: profile.resolvingManagedDisks(in: paths.folder)),
+                                   accel: accel, paths: paths)
         if let cloudInit = profile.cloudInit {
             do {
                 _ = try await CloudInitSeedWriter().write(cloudInit, vmName: profile.name, to: paths.cloudInitSeed)

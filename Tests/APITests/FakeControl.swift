@@ -32,6 +32,7 @@ actor FakeControl: VMControl {
         case addHostDevice(String, HostDeviceAddRequest)
         case removeHostDevice(String, id: String)
         case hostDevices
+        case volumes
         case balloon(String, size: String)
         case stats(String)
         case setTuning(String, TuningRequest)
@@ -232,7 +233,7 @@ extension FakeControl: HotplugControl {
         record(.addDisk(name, request))
         do { try request.validate() } catch { throw ControlError(error) }
         var status = try lookUp(name)
-        status.disks.append(.init(id: request.id, file: request.file, format: request.format?.rawValue ?? "qcow2",
+        status.disks.append(.init(id: request.id, file: request.file ?? "/var/lib/corral/vms/\(name)/disks/\(request.id).qcow2", format: request.format?.rawValue ?? "qcow2",
                                   readonly: request.readonly, bus: request.bus?.rawValue ?? "virtio-blk"))
         update(status)
         return status
@@ -290,6 +291,17 @@ extension FakeControl: HotplugControl {
     func removeHostDevice(_ name: String, id: String) async throws(ControlError) -> VMStatus {
         record(.removeHostDevice(name, id: id))
         return try lookUp(name)
+    }
+
+    func volumes() async throws(ControlError) -> [VolumeInfo] {
+        record(.volumes)
+        return [
+            VolumeInfo(vm: "web", id: "root", file: "/var/lib/corral/vms/web/disks/root.qcow2", format: "qcow2",
+                       managed: true, plugged: false, virtualBytes: 10 << 30, allocatedBytes: 196_608,
+                       backing: "/var/lib/corral/images/debian-12.qcow2"),
+            VolumeInfo(vm: "web", id: "gone", file: "/srv/gone.raw", format: "raw", managed: false, plugged: true,
+                       problem: "/srv/gone.raw does not exist"),
+        ]
     }
 
     func hostDevices() async throws(ControlError) -> HostDeviceReport {

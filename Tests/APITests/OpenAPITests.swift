@@ -179,6 +179,8 @@ import Testing
             try await call(.post, "/v1/vms/web/hostdevs", #"{"id":"uplink","vfOf":"enp101s0f0","vlan":100}"#, expect: 201)
             try await call(.delete, "/v1/vms/web/hostdevs/uplink", expect: 200)
             try await call(.get, "/v1/hostdevs", expect: 200)
+            try await call(.get, "/v1/volumes", expect: 200)
+            try await call(.post, "/v1/vms/web/disks", #"{"id":"scratch","size":"1G","readonly":false}"#, expect: 201)
             try await call(.post, "/v1/vms/web/memory", #"{"size":"512M"}"#, expect: 201)
             try await call(.delete, "/v1/vms/web/memory/dimm0", expect: 200)
             // Overcommit.

@@ -32,6 +32,14 @@ import Testing
         #expect(problems(broken.validate) == ["PROFILE: 'web.yaml' must be an absolute path on the daemon's host"])
     }
 
+    // MARK: disk add
+
+    @Test func diskAddRequestWithoutAFileIsAManagedVolume() {
+        #expect(problems(DiskAddRequest(id: "scratch", file: nil, size: "1G").validate).isEmpty)
+        #expect(problems(DiskAddRequest(id: "scratch", file: nil).validate)
+            == ["give --file (an image), --size (a new volume corral keeps in the VM's folder), or both"])
+    }
+
     // MARK: hostdev add
 
     @Test func hostDeviceAddRequest() {

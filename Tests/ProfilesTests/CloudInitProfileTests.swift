@@ -52,3 +52,19 @@ struct CloudInitProfileTests {
         #expect(found == [c.expected])
     }
 }
+
+/// Disks given only a size: managed volumes placed in the VM's folder by the daemon.
+struct ManagedDiskProfileTests {
+    @Test func aSizeAloneIsAManagedVolumeAndNeitherIsNamed() throws {
+        let files = ["/vm/p.yaml": "name: p\nmemory: 1G\ndisks:\n  - { id: data, size: 10G }\n  - { id: raw1, size: 1G, format: raw }\n"]
+        let profile = try #require(loadValid("/vm/p.yaml", files: files))
+        #expect(profile.disks.map(\.isManaged) == [true, true])
+        let placed = profile.resolvingManagedDisks(in: "/var/lib/corral/vms/p")
+        #expect(placed.disks.map(\.file) == ["/var/lib/corral/vms/p/disks/data.qcow2", "/var/lib/corral/vms/p/disks/raw1.raw"])
+        #expect(placed.resolvingManagedDisks(in: "/elsewhere") == placed, "placing twice changes nothing")
+        #expect(diagnostics("/vm/p.yaml", files: ["/vm/p.yaml": "name: p\nmemory: 1G\ndisks:\n  - { id: data }\n"]) == [
+            "/vm/p.yaml:4:5: disks[0]: give file (an image), size (a new volume corral keeps in the VM's folder), "
+                + "or both (an image created with that size)",
+        ])
+    }
+}

@@ -289,7 +289,8 @@ import Testing
         ])
         #expect(diagnostics("r.yaml", files: ["/vm/r.yaml": "name: r\nmemory: { max: 2G }\ndisks: [{ id: a }]"]) == [
             "r.yaml:2:9: memory: missing required key 'size'",
-            "r.yaml:3:9: disks[0]: missing required key 'file'",
+            "r.yaml:3:9: disks[0]: give file (an image), size (a new volume corral keeps in the VM's folder), or both "
+                + "(an image created with that size)",
         ])
     }
 

@@ -114,7 +114,12 @@ extension ManagedVM {
         try check(.hotplug)
         try checkPlugAllowed()
         let disk: Disk
-        switch HotplugValidation.disk(request, config: config, fileExists: FileOps.exists(request.file)) {
+        var request = request
+        if request.file == nil, request.size != nil {
+            // A managed volume: created in the VM's folder.
+            request.file = Disk.managedPath(folder: paths.folder, id: request.id, format: request.format ?? .qcow2)
+        }
+        switch HotplugValidation.disk(request, config: config, fileExists: FileOps.exists(request.file ?? "")) {
         case .success(let d): disk = d
         case .failure(let r): throw refuse(r)
         }

@@ -233,8 +233,11 @@ public actor VMManager: VMControl {
     /// hotplugged devices). `adopting`: an HA VM the cluster gave this host (started even while it drains, since
     /// nothing else would start it).
     func up(_ config: LiveConfig, _ request: UpRequest, adopting: Bool = false) async throws(ControlError) -> VMStatus {
+        var config = config
+        let name = config.profile.name
+        // Disks given only a size become managed volumes in the VM's folder.
+        config.profile = config.profile.resolvingManagedDisks(in: VMPaths(stateRoot: stateRoot, name: name).folder)
         let profile = config.profile
-        let name = profile.name
         if let existing = vms[name] {
             throw .conflict("a VM named \(name) already exists (\(await existing.currentState.rawValue)): "
                 + "choose another --name or remove it with corral rm \(name)")

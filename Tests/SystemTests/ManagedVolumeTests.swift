@@ -1,0 +1,37 @@
+import CorralModel
+import Foundation
+import Supervisor
+import Testing
+
+/// Managed volumes with real QEMU and the guest: a profile disk given only a size, and a disk plugged with only a
+/// size, are created in the VM's folder, the guest sees both, `volumes()` lists them with qemu-img's sizes.
+@Suite(.serialized) struct ManagedVolumeTests {
+    @Test(.timeLimit(.minutes(4))) func volumesFromASizeAloneAreMadeInTheVMsFolderAndListed() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("vol")
+        defer { Guest.cleanUp(root) }
+        let profile = try Guest.writeProfile(in: root, name: "vols", extra: """
+            hotplug: { slots: 2 }
+            disks: [ { id: data, size: 64M } ]
+
+            """)
+        let manager = try await VMManager.open(stateRoot: root + "/state", options: DaemonOptions())
+        let up = try await manager.up(UpRequest(profile: profile))
+        let folder = root + "/state/vms/vols/disks"
+        #expect(up.disks.map(\.file) == [folder + "/data.qcow2"])
+        #expect(FileManager.default.fileExists(atPath: folder + "/data.qcow2"))
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.disks.count == 1 }
+
+        let plugged = try await manager.addDisk("vols", DiskAddRequest(id: "scratch", file: nil, size: "32M"))
+        #expect(plugged.disks.map(\.file) == [folder + "/data.qcow2", folder + "/scratch.qcow2"])
+        let seen = try await HeartbeatWait.first(in: up.serialLog) { $0.disks.count == 2 }
+        #expect(seen.disks.count == 2)
+
+        let volumes = try await manager.volumes()
+        #expect(volumes.map(\.id) == ["data", "scratch"])
+        #expect(volumes.map(\.managed) == [true, true] && volumes.map(\.plugged) == [false, true])
+        #expect(volumes.map(\.virtualBytes) == [64 << 20, 32 << 20])
+        #expect(volumes.allSatisfy { ($0.allocatedBytes ?? 0) > 0 && $0.problem == nil }, "\(volumes)")
+        _ = try await manager.kill("vols")
+    }
+}
