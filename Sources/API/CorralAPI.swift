@@ -75,7 +75,14 @@ public struct CorralAPI: Sendable {
         }
         v1.delete("vms/:name") { request, context in
             let force = try Self.boolQuery(request, "force") ?? false
-            try await control.remove(Self.name(context), force: force)
+            var volumes: VolumeDisposition?
+            if let text = request.uri.queryParameters.get("volumes") {
+                guard let value = VolumeDisposition(rawValue: String(text)) else {
+                    throw ControlError.invalidRequest("volumes must be delete or keep, got \(text)")
+                }
+                volumes = value
+            }
+            try await control.remove(Self.name(context), force: force, volumes: volumes)
             return Response(status: .noContent)
         }
         v1.post("vms/:name/start") { _, context in

@@ -87,7 +87,7 @@ struct QueryKeysMiddleware: RouterMiddleware {
     static func allowed(method: HTTPRequest.Method, path: String) -> Set<String> {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
         switch (method, parts.count) {
-        case (.delete, 3) where parts[0] == "v1" && parts[1] == "vms": return ["force"]
+        case (.delete, 3) where parts[0] == "v1" && parts[1] == "vms": return ["force", "volumes"]
         case (.get, 4) where parts[0] == "v1" && parts[1] == "vms" && parts[3] == "console": return ["lines", "follow"]
         case (.get, 2) where parts[0] == "v1" && parts[1] == "events": return ["history", "follow", "vm"]
         case (.delete, 5) where parts[0] == "v1" && parts[1] == "vms" && parts[3] == "disks": return ["deleteImage"]

@@ -167,14 +167,23 @@ struct ResumeCommand: AsyncParsableCommand {
 
 struct RemoveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "rm", abstract: "Forget a VM and its state folder; --force stops it first when it runs.")
+        commandName: "rm", abstract: "Forget a VM and its state folder; --force stops it first when it runs.",
+        discussion: "A VM with managed volumes (disks made from a size alone) needs --delete-volumes or "
+            + "--keep-volumes (kept in STATE/volumes/NAME/).")
     @Argument(help: "VM name.") var name: String
     @Flag(help: "Stop the VM first when it is running.") var force = false
+    @Flag(help: "Delete the VM's managed volumes with it.") var deleteVolumes = false
+    @Flag(help: "Keep the VM's managed volumes (moved to STATE/volumes/NAME/).") var keepVolumes = false
     @OptionGroup var socket: DaemonSocketOption
 
+    func validate() throws {
+        if deleteVolumes && keepVolumes { throw ValidationError("--delete-volumes and --keep-volumes exclude each other") }
+    }
+
     func run() async throws {
-        try await DaemonCall.run(socket: socket.resolved) { try await $0.remove(name, force: force) }
-        Terminal.out("\(name): removed")
+        let volumes: VolumeDisposition? = deleteVolumes ? .delete : keepVolumes ? .keep : nil
+        try await DaemonCall.run(socket: socket.resolved) { try await $0.remove(name, force: force, volumes: volumes) }
+        Terminal.out("\(name): removed" + (volumes == .keep ? " (volumes kept)" : ""))
     }
 }
 

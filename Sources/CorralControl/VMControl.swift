@@ -16,8 +16,9 @@ public protocol VMControl: Sendable {
     func stop(_ name: String, timeout: Duration) async throws(ControlError) -> VMStatus
     /// SIGKILL the QEMU process.
     func kill(_ name: String) async throws(ControlError) -> VMStatus
-    /// Forget a VM (its state folder); `force` stops it first when it runs.
-    func remove(_ name: String, force: Bool) async throws(ControlError)
+    /// Forget a VM (its state folder); `force` stops it first when it runs. A VM with managed volumes needs
+    /// `volumes` (delete them, or keep them in `STATE/volumes/NAME/`).
+    func remove(_ name: String, force: Bool, volumes: VolumeDisposition?) async throws(ControlError)
     func pause(_ name: String) async throws(ControlError) -> VMStatus
     func resume(_ name: String) async throws(ControlError) -> VMStatus
     /// Raw QMP passthrough, recorded in the VM's transcript.
@@ -48,4 +49,11 @@ public protocol NetworkControl: Sendable {
     func network(_ name: String) async throws(ControlError) -> NetworkInfo
     /// Removes everything the network is; refused while a VM has a NIC on it.
     func removeNetwork(_ name: String) async throws(ControlError)
+}
+
+extension VMControl {
+    /// `remove` of a VM without managed volumes (refused, naming them, when it has some).
+    public func remove(_ name: String, force: Bool) async throws(ControlError) {
+        try await remove(name, force: force, volumes: nil)
+    }
 }

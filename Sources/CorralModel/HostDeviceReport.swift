@@ -84,6 +84,14 @@ public struct HostDeviceReport: Sendable, Codable, Equatable {
     }
 }
 
+/// What `rm` does with a VM's managed volumes (`--delete-volumes`, `--keep-volumes`); a VM that has some is not
+/// removed without one.
+public enum VolumeDisposition: String, Sendable, Codable, CaseIterable {
+    case delete
+    /// Moved to `STATE/volumes/NAME/` before the VM's folder goes.
+    case keep
+}
+
 /// `corral volume ls` (`GET /v1/volumes`): every disk of every VM, with what `qemu-img info` says of its image.
 public struct VolumeInfo: Sendable, Codable, Equatable {
     public var vm: String

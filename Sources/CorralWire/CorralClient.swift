@@ -99,8 +99,9 @@ public struct CorralClient: Sendable {
         try await call("POST", vmPath(name, "kill"), as: VMStatus.self)
     }
 
-    public func remove(_ name: String, force: Bool = false) async throws {
-        _ = try await collect(try await send("DELETE", vmPath(name) + "?force=\(force)", body: nil))
+    public func remove(_ name: String, force: Bool = false, volumes: VolumeDisposition? = nil) async throws {
+        let query = "?force=\(force)" + (volumes.map { "&volumes=\($0.rawValue)" } ?? "")
+        _ = try await collect(try await send("DELETE", vmPath(name) + query, body: nil))
     }
 
     public func pause(_ name: String) async throws -> VMStatus {

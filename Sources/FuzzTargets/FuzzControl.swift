@@ -37,7 +37,9 @@ struct FuzzControl: DaemonControl {
     func start(_ name: String) async throws(ControlError) -> VMStatus { try known(name) }
     func stop(_ name: String, timeout: Duration) async throws(ControlError) -> VMStatus { try known(name) }
     func kill(_ name: String) async throws(ControlError) -> VMStatus { try known(name) }
-    func remove(_ name: String, force: Bool) async throws(ControlError) { _ = try known(name) }
+    func remove(_ name: String, force: Bool, volumes: VolumeDisposition?) async throws(ControlError) {
+        _ = try known(name)
+    }
     func pause(_ name: String) async throws(ControlError) -> VMStatus { try known(name) }
     func resume(_ name: String) async throws(ControlError) -> VMStatus { try known(name) }
     func qmp(_ name: String, command: String, arguments: JSONObject?) async throws(ControlError) -> JSONValue {

@@ -32,6 +32,7 @@ actor FakeControl: VMControl {
         case addHostDevice(String, HostDeviceAddRequest)
         case removeHostDevice(String, id: String)
         case hostDevices
+        case removeKeeping(String, force: Bool, volumes: VolumeDisposition)
         case volumes
         case balloon(String, size: String)
         case stats(String)
@@ -156,8 +157,8 @@ actor FakeControl: VMControl {
         return try with(name, state: .stopped)
     }
 
-    func remove(_ name: String, force: Bool) async throws(ControlError) {
-        calls.append(.remove(name, force: force))
+    func remove(_ name: String, force: Bool, volumes: VolumeDisposition?) async throws(ControlError) {
+        calls.append(volumes.map { .removeKeeping(name, force: force, volumes: $0) } ?? .remove(name, force: force))
         _ = try known(name)
         vms[name] = nil
     }

@@ -144,13 +144,18 @@ import Testing
             let forced = try await client.execute(uri: "/v1/vms/web?force=true", method: .delete)
             #expect(forced.status == .noContent)
             #expect(forced.body.readableBytes == 0)
-            let plain = try await client.execute(uri: "/v1/vms/db", method: .delete)
-            #expect(plain.status == .noContent)
+            let keep = try await client.execute(uri: "/v1/vms/db?volumes=keep", method: .delete)
+            #expect(keep.status == .noContent)
             let bad = try await client.execute(uri: "/v1/vms/db?force=maybe", method: .delete)
             #expect(bad.status == .badRequest)
             #expect(try errorBody(bad).message == "force must be true or false, got maybe")
+            let plain = try await client.execute(uri: "/v1/vms/db", method: .delete)
+            #expect(plain.status == .notFound, "removed already")
+            let unknown = try await client.execute(uri: "/v1/vms/db?volumes=archive", method: .delete)
+            #expect(try errorBody(unknown).message == "volumes must be delete or keep, got archive")
         }
-        #expect(await fake.calls == [.remove("web", force: true), .remove("db", force: false)])
+        #expect(await fake.calls == [.remove("web", force: true), .removeKeeping("db", force: false, volumes: .keep),
+                                     .remove("db", force: false)])
     }
 
     @Test func qmpPassesCommandAndArgumentsAndWrapsTheReturn() async throws {
@@ -321,7 +326,7 @@ import Testing
 struct QueryKeysTests {
     @Test func eachRouteTakesOnlyItsOwnQueryParameters() {
         #expect(QueryKeysMiddleware.allowed(method: .get, path: "/v1/vms/web/console") == ["lines", "follow"])
-        #expect(QueryKeysMiddleware.allowed(method: .delete, path: "/v1/vms/web") == ["force"])
+        #expect(QueryKeysMiddleware.allowed(method: .delete, path: "/v1/vms/web") == ["force", "volumes"])
         #expect(QueryKeysMiddleware.allowed(method: .get, path: "/v1/vms/web") == [])
         #expect(QueryKeysMiddleware.allowed(method: .get, path: "/v1/events") == ["history", "follow", "vm"])
         #expect(QueryKeysMiddleware.allowed(method: .delete, path: "/v1/vms/web/disks/d1") == ["deleteImage"])

@@ -35,3 +35,29 @@ import Testing
         _ = try await manager.kill("vols")
     }
 }
+
+extension ManagedVolumeTests {
+    /// `rm` of a VM with managed volumes: refused without a choice; `keep` moves them out, `delete` deletes them.
+    @Test func removalKeepsOrDeletesManagedVolumesOnlyWhenTold() async throws {
+        let root = Guest.tempFolder("vol-rm")
+        defer { Guest.cleanUp(root) }
+        let manager = try await VMManager.open(stateRoot: root + "/state", options: DaemonOptions())
+        for name in ["kept", "gone"] {
+            let profile = try Guest.writeProfile(in: root, name: name, extra: "disks: [ { id: data, size: 16M } ]\n")
+            _ = try await manager.up(UpRequest(profile: profile, paused: true))
+            _ = try await manager.kill(name)
+        }
+        let refused = await #expect(throws: ControlError.self) { try await manager.remove("kept", force: false) }
+        #expect(String(describing: refused).contains("kept has managed volumes (data.qcow2): corral rm kept --delete-volumes"),
+                "\(String(describing: refused))")
+        #expect(FileManager.default.fileExists(atPath: root + "/state/vms/kept/disks/data.qcow2"), "nothing removed")
+
+        try await manager.remove("kept", force: false, volumes: .keep)
+        #expect(FileManager.default.fileExists(atPath: root + "/state/volumes/kept/data.qcow2"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/state/vms/kept"))
+        try await manager.remove("gone", force: false, volumes: .delete)
+        #expect(!FileManager.default.fileExists(atPath: root + "/state/vms/gone"))
+        #expect(!FileManager.default.fileExists(atPath: root + "/state/volumes/gone"))
+        #expect(await manager.list().isEmpty)
+    }
+}

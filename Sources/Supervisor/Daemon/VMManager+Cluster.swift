@@ -71,7 +71,7 @@ extension VMManager {
                 logger.critical("an HA VM was restarted on another host while this daemon was away: this copy is killed and forgotten",
                                 metadata: ["vm": "\(name)", "why": "\(error)"])
                 await vm.loseToAnotherHost()
-                do { try await remove(name, force: true) } catch {
+                do { try await remove(name, force: true, volumes: .delete) } catch {
                     logger.error("cannot remove a copy that lost its ownership", metadata: ["vm": "\(name)", "error": "\(error)"])
                 }
             }

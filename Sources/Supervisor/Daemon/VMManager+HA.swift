@@ -65,7 +65,7 @@ extension VMManager {
                 logger.critical("an HA VM now runs on another host: this copy is killed and forgotten",
                                 metadata: ["vm": "\(name)", "owner": "\(owner)"])
                 await vm.loseToAnotherHost()
-                do { try await remove(name, force: true) } catch {
+                do { try await remove(name, force: true, volumes: .delete) } catch {
                     logger.error("cannot remove a copy that lost its ownership", metadata: ["vm": "\(name)", "error": "\(error)"])
                 }
             case .hostNotAlive:

@@ -349,7 +349,7 @@ public actor VMManager: VMControl {
         return await vm.status()
     }
 
-    public func remove(_ name: String, force: Bool) async throws(ControlError) {
+    public func remove(_ name: String, force: Bool, volumes: VolumeDisposition?) async throws(ControlError) {
         if vms[name] == nil, broken[name] != nil {
             let folder = VMPaths(stateRoot: stateRoot, name: name).folder
             // A process whose command line names this folder is provably its QEMU: refused, or with --force killed.
@@ -366,6 +366,12 @@ public actor VMManager: VMControl {
             return
         }
         let vm = try vm(name)
+        let managed = FileOps.exists(vm.paths.folder + "/disks")
+            ? ((try? FileManager.default.contentsOfDirectory(atPath: vm.paths.folder + "/disks")) ?? []).sorted() : []
+        if !managed.isEmpty, volumes == nil {
+            throw .conflict("\(name) has managed volumes (\(managed.joined(separator: ", "))): corral rm \(name) "
+                + "--delete-volumes deletes them with it, --keep-volumes keeps them in \(stateRoot)/volumes/\(name)/")
+        }
         try await vm.queue.run { () async throws(ControlError) in
             let state = await vm.currentState
             if Lifecycle.refusal(.remove, vm: name, state: state) != nil {
@@ -377,9 +383,38 @@ public actor VMManager: VMControl {
         guard vms[name] === vm else { return }
         vms[name] = nil
         uids[name] = nil
+        if volumes == .keep, !managed.isEmpty, let failure = keepVolumes(of: name, from: vm.paths.folder + "/disks") {
+            // Nothing is deleted: the folder stays (the next daemon start lists it) and the caller is told why.
+            await unpublishHA(name)
+            await releaseOwnership(name)
+            throw .internalError("\(name) is removed but its volumes could not be kept (\(failure)); they are still "
+                + "in \(vm.paths.folder)/disks")
+        }
         FileOps.removeTree(vm.paths.folder)
         await unpublishHA(name)
         await releaseOwnership(name)
+    }
+
+    /// Moves a removed VM's managed volumes to `STATE/volumes/NAME/` (a second removal of the same name gets
+    /// `NAME-2`, `NAME-3`…: nothing kept is overwritten).
+    private func keepVolumes(of name: String, from folder: String) -> String? {
+        var target = stateRoot + "/volumes/" + name
+        var suffix = 2
+        while FileOps.exists(target) {
+            target = stateRoot + "/volumes/\(name)-\(suffix)"
+            suffix += 1
+        }
+        do {
+            try FileOps.makeFolder(stateRoot + "/volumes")
+            guard rename(folder, target) == 0 else {
+                throw FileOps.Failure(operation: "rename", path: folder, errno: errno)
+            }
+        } catch {
+            logger.error("cannot keep managed volumes", metadata: ["vm": "\(name)", "error": "\(error)"])
+            return "\(error)"
+        }
+        logger.info("managed volumes kept", metadata: ["vm": "\(name)", "folder": "\(target)"])
+        return nil
     }
 
     public func pause(_ name: String) async throws(ControlError) -> VMStatus {
