@@ -216,7 +216,18 @@ public actor ClusterMember {
     public func leave() async {
         renewal?.cancel()
         renewal = nil
-        if let lease { try? await store.revoke(lease) }
+        // Revoking removes every key on the lease at once (the VMs are free for other hosts now, not after the
+        // TTL); a failed attempt is tried again twice, and the TTL still bounds the worst case.
+        if let lease {
+            for attempt in 0..<3 {
+                do {
+                    try await store.revoke(lease)
+                    break
+                } catch {
+                    if attempt < 2 { try? await Task.sleep(for: .milliseconds(200)) }
+                }
+            }
+        }
         lease = nil
         state = .joining
     }

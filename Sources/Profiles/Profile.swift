@@ -242,9 +242,17 @@ public struct Disk: Sendable, Equatable, Codable {
     public var cache: CacheMode
     public var readonly: Bool
     public var discard: Bool
+    /// A base image this disk is a qcow2 overlay on (created on it when the file does not exist); QEMU opens the
+    /// base read-only, so many VMs can share one cloud image.
+    public var backing: String?
+    /// The base image's format; nil until the daemon reads it from the image (`qemu-img info`).
+    public var backingFormat: DiskFormat?
 
     public init(id: String, file: String, format: DiskFormat = .qcow2, size: ByteSize? = nil,
-                bus: DiskBus = .virtioBlk, cache: CacheMode = .none, readonly: Bool = false, discard: Bool = false) {
+                bus: DiskBus = .virtioBlk, cache: CacheMode = .none, readonly: Bool = false, discard: Bool = false,
+                backing: String? = nil, backingFormat: DiskFormat? = nil) {
+        self.backing = backing
+        self.backingFormat = backingFormat
         self.id = id
         self.file = file
         self.format = format

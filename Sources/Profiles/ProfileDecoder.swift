@@ -26,7 +26,8 @@ struct ProfileChecker {
     static let memoryKeys = ["size", "max", "slots", "balloon", "merge", "hugepages", "lock"]
     static let balloonKeys = ["min", "freePageReporting"]
     static let bootKeys = ["kernel", "initrd", "cmdline", "firmware"]
-    static let diskKeys = ["id", "file", "format", "size", "bus", "cache", "readonly", "discard"]
+    static let diskKeys = ["id", "file", "format", "size", "bus", "cache", "readonly", "discard", "backing",
+                           "backingFormat"]
     static let nicKeys = ["id", "mode", "mac", "model", "bridge", "ifname", "network", "parent", "macvtapMode", "queues",
                           "vhost"]
     static let hotplugKeys = ["slots"]
@@ -381,9 +382,11 @@ struct ProfileChecker {
         let id = string(map, "id", path) ?? "disk\(index)"
         let file = filePath(map, "file", path)
         let size = size(map, "size", path)
-        // Without a file, a size makes a managed volume (in the VM's folder, `Profile.resolvingManagedDisks`).
-        if file == nil && size == nil && !failed.contains(Self.join(path, "file"))
-            && !failed.contains(Self.join(path, "size")) {
+        let backing = filePath(map, "backing", path)
+        // Without a file, a size or a base image makes a managed volume (in the VM's folder,
+        // `Profile.resolvingManagedDisks`).
+        if file == nil && size == nil && backing == nil && !failed.contains(Self.join(path, "file"))
+            && !failed.contains(Self.join(path, "size")) && !failed.contains(Self.join(path, "backing")) {
             report(map.location, path, "give file (an image), size (a new volume corral keeps in the VM's folder), "
                 + "or both (an image created with that size)")
             failed.insert(Self.join(path, "file"))
@@ -391,6 +394,8 @@ struct ProfileChecker {
         var disk = Disk(id: id, file: file ?? "")
         disk.format = choice(map, "format", path, DiskFormat.self) ?? Self.defaultFormat(for: disk.file)
         disk.size = size
+        disk.backing = backing
+        disk.backingFormat = choice(map, "backingFormat", path, DiskFormat.self)
         if let bus = choice(map, "bus", path, DiskBus.self) { disk.bus = bus }
         if let cache = choice(map, "cache", path, CacheMode.self) { disk.cache = cache }
         if let readonly = bool(map, "readonly", path) { disk.readonly = readonly }

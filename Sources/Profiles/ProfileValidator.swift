@@ -228,6 +228,17 @@ extension ProfileChecker {
             if let size = disk.size, usable(path + ".size"), size.bytes == 0 {
                 problem(path + ".size", "must be more than 0")
             }
+            if let backing = disk.backing, usable(path + ".backing") {
+                if backing.utf8.contains(0) {
+                    problem(path + ".backing", "must not contain a NUL byte")
+                } else if disk.format != .qcow2, usable(path + ".format") {
+                    problem(path + ".format", "an overlay on a base image is qcow2, got \(disk.format.rawValue)")
+                } else if backing == disk.file {
+                    problem(path + ".backing", "is the disk's own file")
+                } else if checkFiles, !source.exists(backing) {
+                    problem(path + ".backing", "\(backing) does not exist")
+                }
+            }
             guard usable(path + ".file"), !disk.isManaged else { continue }
             if let other = firstUser[disk.file] {
                 problem(path + ".file", "\(disk.file) is already used by \(other)")
@@ -235,7 +246,7 @@ extension ProfileChecker {
             }
             firstUser[disk.file] = path
             guard checkFiles, !source.exists(disk.file) else { continue }
-            if disk.size == nil {
+            if disk.size == nil && disk.backing == nil {
                 if usable(path + ".size") {
                     problem(path + ".file", "\(disk.file) does not exist and no size is given to create it")
                 }

@@ -102,10 +102,25 @@ public enum DeviceProps {
 
     /// The blockdev graph of a disk, in creation order: the `file` protocol node, then the format node on top.
     /// `filename` replaces the disk's path (`/dev/fdset/N` for a disk handed to an unprivileged QEMU).
-    public static func diskNodes(_ disk: Disk, filename: String? = nil) -> [JSONObject] {
+    ///
+    /// A disk with `backing` gets its base's two nodes first (read-only; `backingFilename` replaces the base's path)
+    /// and its format node names the base's format node as `backing`: QEMU never opens the base by the path the
+    /// overlay's header holds (an unprivileged QEMU could not), and never writes it.
+    public static func diskNodes(_ disk: Disk, filename: String? = nil, backingFilename: String? = nil) -> [JSONObject] {
         let cache = CacheSettings(disk.cache)
         let cacheObject: JSONValue = ["direct": .bool(cache.direct), "no-flush": .bool(cache.noFlush)]
         let discard: JSONValue = disk.discard ? "unmap" : "ignore"
+        var base: [JSONObject] = []
+        if let backing = disk.backing {
+            let node = backingDisk(disk)
+            base = [
+                ["driver": "file", "node-name": .string(fileNodeName(node)),
+                 "filename": .string(backingFilename ?? backing), "aio": "threads", "cache": cacheObject,
+                 "read-only": true],
+                ["driver": .string((disk.backingFormat ?? .qcow2).rawValue), "node-name": .string(formatNodeName(node)),
+                 "file": .string(fileNodeName(node)), "cache": cacheObject, "read-only": true],
+            ]
+        }
 
         let file: JSONObject = [
             "driver": "file",
@@ -116,7 +131,7 @@ public enum DeviceProps {
             "discard": discard,
             "read-only": .bool(disk.readonly),
         ]
-        let format: JSONObject = [
+        var format: JSONObject = [
             "driver": .string(disk.format.rawValue),
             "node-name": .string(formatNodeName(disk)),
             "file": .string(fileNodeName(disk)),
@@ -124,7 +139,14 @@ public enum DeviceProps {
             "discard": discard,
             "read-only": .bool(disk.readonly),
         ]
-        return [file, format]
+        if disk.backing != nil { format["backing"] = .string(formatNodeName(backingDisk(disk))) }
+        return base + [file, format]
+    }
+
+    /// The base image of `disk` as a disk of its own, for its node names (`file-ID-base`, `fmt-ID-base`, shortened
+    /// like any past 31 bytes).
+    static func backingDisk(_ disk: Disk) -> Disk {
+        Disk(id: disk.id + "-base", file: disk.backing ?? "", format: disk.backingFormat ?? .qcow2, readonly: true)
     }
 
     /// The device(s) that expose a disk to the guest, in creation order. `bus`/`addr` place the PCI

@@ -28,6 +28,8 @@ public struct HandOverPlan: Sendable, Equatable {
     public var serial: FDSetEntry?
     /// Disk id → its descriptor and set, profile disks then hotplugged ones.
     public var disks: [String: FDSetEntry]
+    /// Disk id → its base image's descriptor and set (disks with `backing`), opened read-only.
+    public var backings: [String: FDSetEntry] = [:]
     public var kernel: Int32?
     public var initrd: Int32?
 
@@ -54,10 +56,14 @@ public struct HandOverPlan: Sendable, Equatable {
         let serial = serialLog ? takeSet() : nil
         var disks: [String: FDSetEntry] = [:]
         for disk in profile.disks + config.hotplugged.disks.map(\.disk) { disks[disk.id] = takeSet() }
+        var backings: [String: FDSetEntry] = [:]
+        for disk in profile.disks + config.hotplugged.disks.map(\.disk) where disk.backing != nil {
+            backings[disk.id] = takeSet()
+        }
         let kernel = profile.boot.kernel.map { _ in take() }
         let initrd = profile.boot.kernel != nil && profile.boot.initrd != nil ? take() : nil
-        return HandOverPlan(qmp: qmp, marker: marker, agent: agent, serial: serial, disks: disks, kernel: kernel,
-                            initrd: initrd)
+        return HandOverPlan(qmp: qmp, marker: marker, agent: agent, serial: serial, disks: disks,
+                            backings: backings, kernel: kernel, initrd: initrd)
     }
 
     /// The `-add-fd` arguments: the marker (`markerText`, already escaped for QemuOpts), serial, then the disks in
@@ -68,6 +74,9 @@ public struct HandOverPlan: Sendable, Equatable {
         for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
             if let entry = disks[disk.id] { entries.append((entry, "disk-" + disk.id)) }
         }
+        for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
+            if let entry = backings[disk.id] { entries.append((entry, "backing-" + disk.id)) }
+        }
         return entries.flatMap { entry, opaque in
             ["-add-fd", "fd=\(entry.fd),set=\(entry.set),opaque=\(opaque)"]
         }
@@ -75,6 +84,7 @@ public struct HandOverPlan: Sendable, Equatable {
 
     /// The highest descriptor the plan uses.
     public var highestFD: Int32 {
-        ([qmp, marker.fd, agent, serial?.fd, kernel, initrd].compactMap { $0 } + disks.values.map(\.fd)).max() ?? qmp
+        ([qmp, marker.fd, agent, serial?.fd, kernel, initrd].compactMap { $0 } + disks.values.map(\.fd)
+            + backings.values.map(\.fd)).max() ?? qmp
     }
 }

@@ -88,7 +88,8 @@ public enum QEMUArgv {
         // Backends
         let pluggedDisks = config.hotplugged.disks.map(\.disk)
         for disk in profile.disks + pluggedDisks {
-            for node in DeviceProps.diskNodes(disk, filename: handOver?.disks[disk.id]?.path) {
+            for node in DeviceProps.diskNodes(disk, filename: handOver?.disks[disk.id]?.path,
+                                              backingFilename: handOver?.backings[disk.id]?.path) {
                 args += ["-blockdev", text(node)]
             }
         }

@@ -1,3 +1,6 @@
+import CorralModel
+import JSON
+import QMP
 import Profiles
 
 /// Creates the disk images a profile asks for (`size` given, file missing) with qemu-img,
@@ -14,9 +17,39 @@ public struct DiskProvisioner: Sendable {
         public var description: String { "disks.\(disk): cannot create \(file): \(reason)" }
     }
 
-    /// Pure: which disks need an image created.
+    /// Pure: which disks need an image created (a size to make it with, or a base image to make an overlay on).
     public static func missingImages(_ disks: [Disk], exists: (String) -> Bool) -> [Disk] {
-        disks.filter { $0.size != nil && !exists($0.file) }
+        disks.filter { ($0.size != nil || $0.backing != nil) && !exists($0.file) }
+    }
+
+    /// Pure: `qemu-img create`'s arguments for a missing image: a qcow2 overlay on the base (`-b`, `-F`; the size
+    /// only when given, else the base's), or a new image of `size`.
+    public static func createArguments(_ disk: Disk) -> [String]? {
+        if let backing = disk.backing {
+            return ["create", "-q", "-f", "qcow2", "-b", backing, "-F", (disk.backingFormat ?? .qcow2).rawValue,
+                    disk.file] + (disk.size.map { [String($0.bytes)] } ?? [])
+        }
+        guard let size = disk.size else { return nil }
+        return ["create", "-q", "-f", disk.format.rawValue, disk.file, String(size.bytes)]
+    }
+
+    /// The format of an existing image, as `qemu-img info` reads it (for a base image whose format the profile does
+    /// not say).
+    public func format(of image: String) async throws(Failure) -> DiskFormat {
+        let result: (status: ExitStatus, output: String)
+        do { result = try await ProcessLauncher.run(qemuImg, ["info", "--output=json", "-U", image]) } catch {
+            throw Failure(disk: "backing", file: image, reason: error.description)
+        }
+        guard result.status.isSuccess, let reply = try? JSONValue(parsing: result.output),
+              let text = reply["format"]?.stringValue else {
+            let detail = result.output.split(separator: "\n").last.map(String.init) ?? result.status.description
+            throw Failure(disk: "backing", file: image, reason: "qemu-img info: \(detail)")
+        }
+        guard let format = DiskFormat(rawValue: text) else {
+            throw Failure(disk: "backing", file: image, reason: "its format is \(text); corral reads qcow2 and raw "
+                + "(convert it with qemu-img convert -O qcow2)")
+        }
+        return format
     }
 
     /// Creates every missing image; on any failure removes the ones it created and throws.
@@ -24,15 +57,14 @@ public struct DiskProvisioner: Sendable {
     public func createMissing(_ disks: [Disk]) async throws(Failure) -> [String] {
         var created: [String] = []
         for disk in DiskProvisioner.missingImages(disks, exists: FileOps.exists) {
-            guard let size = disk.size else { continue }
+            guard let arguments = DiskProvisioner.createArguments(disk) else { continue }
             let result: (status: ExitStatus, output: String)
             do {
                 // A managed volume's folder (STATE/vms/NAME/disks) is made on first use.
                 if let slash = disk.file.lastIndex(of: "/"), slash != disk.file.startIndex {
                     try? FileOps.makeFolder(String(disk.file[..<slash]))
                 }
-                result = try await ProcessLauncher.run(
-                    qemuImg, ["create", "-q", "-f", disk.format.rawValue, disk.file, String(size.bytes)])
+                result = try await ProcessLauncher.run(qemuImg, arguments)
             } catch {
                 rollback(created)
                 throw Failure(disk: disk.id, file: disk.file, reason: error.description)

@@ -124,6 +124,13 @@ struct EtcdGatewayTests {
             // The owner leaves (its lease revoked): the VM is free for the other.
             let (winner, loser) = owner == "host-a" ? (a, b) : (b, a)
             await winner.leave()
+            // Its keys go with its lease: at once when the revoke lands, within the 5 s TTL in any case.
+            var free = false
+            for _ in 0..<40 where !free {
+                free = try await loser.owner(of: "web") == nil
+                if !free { try await Task.sleep(for: .milliseconds(250)) }
+            }
+            #expect(free, "the owner key outlived the leaving host's lease")
             #expect(try await loser.claim("web") == .claimed)
             await loser.leave()
         }

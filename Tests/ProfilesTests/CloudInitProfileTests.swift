@@ -68,3 +68,16 @@ struct ManagedDiskProfileTests {
         ])
     }
 }
+
+/// `disks[].backing`: an overlay on a base image.
+struct BackingProfileTests {
+    @Test func aBaseImageMakesAManagedOverlayAndMistakesAreNamed() throws {
+        let files = ["/vm/p.yaml": "name: p\nmemory: 1G\ndisks:\n  - { id: root, backing: ../images/base.img }\n"]
+        let profile = try #require(loadValid("/vm/p.yaml", files: files, existing: ["/images/base.img"]))
+        #expect(profile.disks[0].backing == "/images/base.img" && profile.disks[0].isManaged)
+        #expect(diagnostics("/vm/p.yaml", files: files) == ["/vm/p.yaml:4:26: disks[0].backing: /images/base.img does not exist"])
+        let raw = ["/vm/p.yaml": "name: p\nmemory: 1G\ndisks:\n  - { id: root, file: /v/r.raw, backing: /images/base.img }\n"]
+        #expect(diagnostics("/vm/p.yaml", files: raw, checkFiles: false)
+            == ["/vm/p.yaml:4:5: disks[0].format: an overlay on a base image is qcow2, got raw"])
+    }
+}

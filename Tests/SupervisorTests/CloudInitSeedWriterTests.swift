@@ -70,3 +70,19 @@ import Testing
         #expect(argv.contains { $0.contains(#""id":"disk-cidata""#) })
     }
 }
+
+/// `qemu-img create` for missing images.
+struct DiskProvisionerArgumentsTests {
+    @Test func anOverlayOrANewImage() {
+        let overlay = Disk(id: "root", file: "/v/root.qcow2", backing: "/i/base.img", backingFormat: .raw)
+        #expect(DiskProvisioner.createArguments(overlay) == ["create", "-q", "-f", "qcow2", "-b", "/i/base.img", "-F", "raw", "/v/root.qcow2"])
+        var grown = overlay
+        grown.size = .gib(20)
+        #expect(DiskProvisioner.createArguments(grown)?.last == String(20 << 30), "a larger overlay than the base")
+        #expect(DiskProvisioner.createArguments(Disk(id: "d", file: "/v/d.raw", format: .raw, size: .mib(16)))
+            == ["create", "-q", "-f", "raw", "/v/d.raw", String(16 << 20)])
+        #expect(DiskProvisioner.createArguments(Disk(id: "d", file: "/v/d.qcow2")) == nil)
+        #expect(DiskProvisioner.missingImages([overlay], exists: { _ in false }) == [overlay])
+        #expect(DiskProvisioner.missingImages([overlay], exists: { _ in true }).isEmpty, "an existing overlay is kept")
+    }
+}

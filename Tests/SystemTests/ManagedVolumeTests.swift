@@ -61,3 +61,34 @@ extension ManagedVolumeTests {
         #expect(await manager.list().isEmpty)
     }
 }
+
+extension ManagedVolumeTests {
+    /// A disk on a base image: corral makes the qcow2 overlay in the VM's folder, the (unprivileged) QEMU reads the
+    /// base through a descriptor, the guest sees the disk, and the base is never written.
+    @Test(.timeLimit(.minutes(4))) func anOverlayOnABaseImageLeavesTheBaseAsItWas() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("backing")
+        defer { Guest.cleanUp(root) }
+        let base = root + "/base.qcow2"
+        _ = try await ProcessLauncher.run("qemu-img", ["create", "-q", "-f", "qcow2", base, "32M"])
+        let wrote = try await ProcessLauncher.run("qemu-io", ["-c", "write -P 0xab 0 1M", base])
+        try #require(wrote.status.isSuccess, "\(wrote.output)")
+        let before = try Data(contentsOf: URL(fileURLWithPath: base))
+        let profile = try Guest.writeProfile(in: root, name: "ov", extra: "disks: [ { id: root, backing: base.qcow2 } ]\n")
+        let manager = try await VMManager.open(stateRoot: root + "/state", options: DaemonOptions())
+        let up = try await manager.up(UpRequest(profile: profile))
+        let overlay = root + "/state/vms/ov/disks/root.qcow2"
+        #expect(up.disks.map(\.file) == [overlay])
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.disks.count == 1 }
+        let volumes = try await manager.volumes()
+        #expect(volumes.first?.backing == base && volumes.first?.virtualBytes == 32 << 20, "\(volumes)")
+        // The overlay reads the base's data through.
+        let read = try await ProcessLauncher.run("qemu-io", ["-r", "-U", "-c", "read -P 0xab 0 1M", overlay])
+        #expect(read.status.isSuccess && !read.output.contains("Pattern verification failed"), "\(read.output)")
+        _ = try await manager.kill("ov")
+        #expect(try Data(contentsOf: URL(fileURLWithPath: base)) == before, "the base image was not written")
+        let record = try String(contentsOfFile: root + "/state/vms/ov/live.json", encoding: .utf8)
+        #expect(record.replacingOccurrences(of: " ", with: "").contains(#""backingFormat":"qcow2""#),
+                "the base's format, read once, is kept")
+    }
+}

@@ -237,6 +237,14 @@ public actor VMManager: VMControl {
         let name = config.profile.name
         // Disks given only a size become managed volumes in the VM's folder.
         config.profile = config.profile.resolvingManagedDisks(in: VMPaths(stateRoot: stateRoot, name: name).folder)
+        // A base image's format is read once, when the VM is defined, and kept in live.json.
+        for index in config.profile.disks.indices {
+            let disk = config.profile.disks[index]
+            guard let backing = disk.backing, disk.backingFormat == nil else { continue }
+            do { config.profile.disks[index].backingFormat = try await launcher.provisioner.format(of: backing) } catch {
+                throw .invalidRequest("disks[\(index)].backing: \(backing): \(error.reason)")
+            }
+        }
         let profile = config.profile
         if let existing = vms[name] {
             throw .conflict("a VM named \(name) already exists (\(await existing.currentState.rawValue)): "

@@ -65,6 +65,11 @@ struct HandOverFiles {
                 throw Failure(description: "disks.\(disk.id): \(error.description)")
             }
         }
+        for disk in profile.disks + config.hotplugged.disks.map(\.disk) {
+            // A base image is shared by VMs: opened read-only here and never given to the VM's uid.
+            guard let base = disk.backing, let entry = plan.backings[disk.id] else { continue }
+            descriptors[entry.fd] = try openFile(base, O_RDONLY, what: "disks.\(disk.id).backing")
+        }
         for (field, path, fd) in [("boot.kernel", profile.boot.kernel, plan.kernel),
                                   ("boot.initrd", profile.boot.initrd, plan.initrd)] {
             guard let path, let fd else { continue }
