@@ -46,7 +46,7 @@ public struct CloudInitSeedWriter: Sendable {
         let staged = path + ".new"
         FileOps.remove(staged)
         do {
-            if Self.onPath(xorriso) {
+            if HostProbe.findExecutable(xorriso) != nil {
                 try await run(xorriso, ["-as", "mkisofs", "-quiet", "-output", staged, "-volid", "cidata", "-joliet",
                                         "-rock", folder])
             } else {
@@ -99,11 +99,5 @@ public struct CloudInitSeedWriter: Sendable {
                 throw Failure(field: field, reason: "cannot read \(path): \(error)")
             }
         }
-    }
-
-    static func onPath(_ tool: String) -> Bool {
-        if tool.hasPrefix("/") { return access(tool, X_OK) == 0 }
-        let path = getenv("PATH").map { String(cString: $0) } ?? "/usr/bin:/bin"
-        return path.split(separator: ":").contains { access("\($0)/\(tool)", X_OK) == 0 }
     }
 }

@@ -36,14 +36,12 @@ public struct DiskProvisioner: Sendable {
     /// The format of an existing image, as `qemu-img info` reads it (for a base image whose format the profile does
     /// not say).
     public func format(of image: String) async throws(Failure) -> DiskFormat {
-        let result: (status: ExitStatus, output: String)
-        do { result = try await ProcessLauncher.run(qemuImg, ["info", "--output=json", "-U", image]) } catch {
-            throw Failure(disk: "backing", file: image, reason: error.description)
+        let reply: JSONValue
+        do { reply = try await info(of: image) } catch {
+            throw Failure(disk: "backing", file: image, reason: error.reason)
         }
-        guard result.status.isSuccess, let reply = try? JSONValue(parsing: result.output),
-              let text = reply["format"]?.stringValue else {
-            let detail = result.output.split(separator: "\n").last.map(String.init) ?? result.status.description
-            throw Failure(disk: "backing", file: image, reason: "qemu-img info: \(detail)")
+        guard let text = reply["format"]?.stringValue else {
+            throw Failure(disk: "backing", file: image, reason: "qemu-img info names no format")
         }
         guard let format = DiskFormat(rawValue: text) else {
             throw Failure(disk: "backing", file: image, reason: "its format is \(text); corral reads qcow2 and raw "
@@ -77,6 +75,21 @@ public struct DiskProvisioner: Sendable {
             created.append(disk.file)
         }
         return created
+    }
+
+    /// `qemu-img info --output=json -U` of an image (`-U`: a running QEMU may hold its lock); the reason, as one
+    /// line, when it cannot be read.
+    public func info(of image: String, format: DiskFormat? = nil) async throws(Failure) -> JSONValue {
+        let result: (status: ExitStatus, output: String)
+        let formatArguments = format.map { ["-f", $0.rawValue] } ?? []
+        do { result = try await ProcessLauncher.run(qemuImg, ["info", "--output=json", "-U"] + formatArguments + [image]) } catch {
+            throw Failure(disk: "", file: image, reason: "cannot run \(qemuImg): \(error)")
+        }
+        guard result.status.isSuccess, let reply = try? JSONValue(parsing: result.output) else {
+            throw Failure(disk: "", file: image, reason: "qemu-img info failed: "
+                + (result.output.split(separator: "\n").last.map(String.init) ?? result.status.description))
+        }
+        return reply
     }
 
     public func rollback(_ created: [String]) {

@@ -1,7 +1,6 @@
 import CorralModel
 import JSON
 import Profiles
-import QMP
 
 /// `corral volume ls`: each VM's disks, their images as `qemu-img info` sees them.
 extension VMManager {
@@ -15,29 +14,22 @@ extension VMManager {
             for (disk, plugged) in disks {
                 var info = VolumeInfo(vm: name, id: disk.id, file: disk.file, format: disk.format.rawValue,
                                       managed: disk.file.hasPrefix(folder), plugged: plugged)
-                await Self.measure(&info)
+                await measure(&info)
                 volumes.append(info)
             }
         }
         return volumes
     }
 
-    /// Sizes and backing file from `qemu-img info --output=json -U` (`-U`: a running QEMU holds the image's lock).
-    static func measure(_ info: inout VolumeInfo) async {
+    /// Sizes and backing file from `qemu-img info` (`DiskProvisioner.info`).
+    private func measure(_ info: inout VolumeInfo) async {
         guard FileOps.exists(info.file) else {
             info.problem = "\(info.file) does not exist"
             return
         }
-        let result: (status: ExitStatus, output: String)
-        do {
-            result = try await ProcessLauncher.run("qemu-img", ["info", "--output=json", "-U", "-f", info.format, info.file])
-        } catch {
-            info.problem = "cannot run qemu-img: \(error)"
-            return
-        }
-        guard result.status.isSuccess, let reply = try? JSONValue(parsing: result.output) else {
-            info.problem = "qemu-img info failed: "
-                + (result.output.split(separator: "\n").last.map(String.init) ?? result.status.description)
+        let reply: JSONValue
+        do { reply = try await launcher.provisioner.info(of: info.file, format: DiskFormat(rawValue: info.format)) } catch {
+            info.problem = error.reason
             return
         }
         info.virtualBytes = reply["virtual-size"]?.intValue.map { UInt64(max(0, $0)) }
