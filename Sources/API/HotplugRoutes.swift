@@ -50,5 +50,20 @@ extension CorralAPI {
         v1.get("volumes") { _, _ in
             return try Reply.json(try await control.volumes())
         }
+        v1.get("vms/:name/snapshots") { _, context in
+            return try Reply.json(try await control.snapshots(Self.name(context)))
+        }
+        v1.post("vms/:name/snapshots") { request, context in
+            let body = try await Self.decodeBody(SnapshotCreateRequest.self, request, context)
+            return try Reply.json(try await control.createSnapshot(Self.name(context), body), status: .created)
+        }
+        v1.post("vms/:name/snapshots/:snapshot/revert") { _, context in
+            return try Reply.json(try await control.revertSnapshot(Self.name(context),
+                                                                   snapshot: Self.parameter("snapshot", context)))
+        }
+        v1.delete("vms/:name/snapshots/:snapshot") { _, context in
+            return try Reply.json(try await control.removeSnapshot(Self.name(context),
+                                                                   snapshot: Self.parameter("snapshot", context)))
+        }
     }
 }

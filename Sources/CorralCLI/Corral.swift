@@ -41,6 +41,7 @@ public struct Corral: ParsableCommand {
             HostCommand.self,
             HostDeviceCommand.self,
             VolumeCommand.self,
+            SnapshotCommand.self,
             ClusterCommand.self,
             MigrateCommand.self,
         ]

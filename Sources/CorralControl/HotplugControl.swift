@@ -20,4 +20,12 @@ public protocol HotplugControl: Sendable {
     func hostDevices() async throws(ControlError) -> HostDeviceReport
     /// `corral volume ls`: every VM's disks with their images' sizes.
     func volumes() async throws(ControlError) -> [VolumeInfo]
+    /// `corral snapshot ls NAME`, oldest first.
+    func snapshots(_ name: String) async throws(ControlError) -> [SnapshotInfo]
+    /// `corral snapshot create NAME SNAP`: live on a running VM (all disks in one transaction), else offline.
+    func createSnapshot(_ name: String, _ request: SnapshotCreateRequest) async throws(ControlError) -> SnapshotResult
+    /// `corral snapshot revert NAME SNAP` (stopped VM): later writes and later snapshots are discarded.
+    func revertSnapshot(_ name: String, snapshot: String) async throws(ControlError) -> SnapshotResult
+    /// `corral snapshot rm NAME SNAP`: its overlay committed into the image below (live or offline).
+    func removeSnapshot(_ name: String, snapshot: String) async throws(ControlError) -> SnapshotResult
 }

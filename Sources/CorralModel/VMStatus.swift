@@ -191,6 +191,7 @@ public enum CorralEventName: Sendable, Hashable, Codable, CustomStringConvertibl
     case balloonSet, tuningChanged, unplugPending
     case cpusChanged, diskAdded, diskRemoved, nicAdded, nicRemoved, memoryAdded, memoryRemoved
     case hostdevAdded, hostdevRemoved
+    case snapshotCreated, snapshotReverted, snapshotRemoved
     case migrationStarted, migrationProgress, migrated, migrationFailed, incomingReady, migratedIn
     /// A QMP event QEMU sent (`SHUTDOWN`, `STOP`, `RESUME`, `DEVICE_DELETED`, …).
     case qmp(String)
@@ -204,6 +205,8 @@ public enum CorralEventName: Sendable, Hashable, Codable, CustomStringConvertibl
         (.cpusChanged, "cpus-changed"), (.diskAdded, "disk-added"), (.diskRemoved, "disk-removed"),
         (.nicAdded, "nic-added"), (.nicRemoved, "nic-removed"), (.memoryAdded, "memory-added"),
         (.memoryRemoved, "memory-removed"), (.hostdevAdded, "hostdev-added"), (.hostdevRemoved, "hostdev-removed"),
+        (.snapshotCreated, "snapshot-created"), (.snapshotReverted, "snapshot-reverted"),
+        (.snapshotRemoved, "snapshot-removed"),
         (.migrationStarted, "migration-started"), (.migrationProgress, "migration-progress"),
         (.migrated, "migrated"), (.migrationFailed, "migration-failed"), (.incomingReady, "incoming-ready"),
         (.migratedIn, "migrated-in"),

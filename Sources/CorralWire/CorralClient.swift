@@ -181,6 +181,22 @@ public struct CorralClient: Sendable {
         try await call("GET", "/v1/volumes", as: [VolumeInfo].self)
     }
 
+    public func snapshots(_ name: String) async throws -> [SnapshotInfo] {
+        try await call("GET", vmPath(name, "snapshots"), as: [SnapshotInfo].self)
+    }
+
+    public func createSnapshot(_ name: String, _ request: SnapshotCreateRequest) async throws -> SnapshotResult {
+        try await call("POST", vmPath(name, "snapshots"), body: request, as: SnapshotResult.self)
+    }
+
+    public func revertSnapshot(_ name: String, snapshot: String) async throws -> SnapshotResult {
+        try await call("POST", vmPath(name, "snapshots", snapshot) + "/revert", as: SnapshotResult.self)
+    }
+
+    public func removeSnapshot(_ name: String, snapshot: String) async throws -> SnapshotResult {
+        try await call("DELETE", vmPath(name, "snapshots", snapshot), as: SnapshotResult.self)
+    }
+
     public func hostDevices() async throws -> HostDeviceReport {
         try await call("GET", "/v1/hostdevs", as: HostDeviceReport.self)
     }

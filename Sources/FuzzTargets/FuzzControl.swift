@@ -87,6 +87,23 @@ struct FuzzControl: DaemonControl {
         HostDeviceReport(iommu: [], groups: [], physicalFunctions: [])
     }
     func volumes() async throws(ControlError) -> [VolumeInfo] { [] }
+    func snapshots(_ name: String) async throws(ControlError) -> [SnapshotInfo] {
+        _ = try known(name)
+        return []
+    }
+    func createSnapshot(_ name: String, _ request: SnapshotCreateRequest) async throws(ControlError) -> SnapshotResult {
+        try checked(request.validate)
+        _ = try known(name)
+        return SnapshotResult(vm: name, snapshot: request.name, action: "created", disks: [], live: false)
+    }
+    func revertSnapshot(_ name: String, snapshot: String) async throws(ControlError) -> SnapshotResult {
+        _ = try known(name)
+        throw .notFound("\(name) has no snapshot \(snapshot)")
+    }
+    func removeSnapshot(_ name: String, snapshot: String) async throws(ControlError) -> SnapshotResult {
+        _ = try known(name)
+        throw .notFound("\(name) has no snapshot \(snapshot)")
+    }
 
     // TuningControl
     func balloon(_ name: String, size: String) async throws(ControlError) -> VMStatus {

@@ -247,10 +247,14 @@ public struct Disk: Sendable, Equatable, Codable {
     public var backing: String?
     /// The base image's format; nil until the daemon reads it from the image (`qemu-img info`).
     public var backingFormat: DiskFormat?
+    /// Snapshots taken of this disk (never in a profile file: the daemon records them in live.json). With them,
+    /// `file` is the active qcow2 overlay and `chain.frozen` the images below it.
+    public var chain: DiskChain?
 
     public init(id: String, file: String, format: DiskFormat = .qcow2, size: ByteSize? = nil,
                 bus: DiskBus = .virtioBlk, cache: CacheMode = .none, readonly: Bool = false, discard: Bool = false,
-                backing: String? = nil, backingFormat: DiskFormat? = nil) {
+                backing: String? = nil, backingFormat: DiskFormat? = nil, chain: DiskChain? = nil) {
+        self.chain = chain
         self.backing = backing
         self.backingFormat = backingFormat
         self.id = id
@@ -261,6 +265,46 @@ public struct Disk: Sendable, Equatable, Codable {
         self.cache = cache
         self.readonly = readonly
         self.discard = discard
+    }
+}
+
+extension Disk {
+    /// Every image of the disk that is the VM's own: its snapshots' frozen images (bottom to top), then the active
+    /// one. A shared base image (`backing`) is not in it.
+    public var imageFiles: [String] { (chain?.frozen.map(\.file) ?? []) + [file] }
+}
+
+/// The external snapshots of a disk: the images frozen by each snapshot, bottom (the disk's own image) to top, and
+/// the node tag of the active overlay (`Disk.file`). Each `corral snapshot create` freezes the active image and puts
+/// a new empty qcow2 overlay on it; the snapshot's content is its frozen image and everything below.
+public struct DiskChain: Sendable, Equatable, Codable {
+    public var frozen: [DiskLayer]
+    /// Suffix of the active overlay's block node names (`fmt-ID.TAG`), fixed when QEMU opened it.
+    public var activeTag: String
+
+    public init(frozen: [DiskLayer], activeTag: String) {
+        self.frozen = frozen
+        self.activeTag = activeTag
+    }
+}
+
+/// One image frozen by a snapshot.
+public struct DiskLayer: Sendable, Equatable, Codable {
+    public var file: String
+    public var format: DiskFormat
+    /// Its block node names' suffix; nil for the disk's own image (`fmt-ID`).
+    public var tag: String?
+    /// The snapshot that froze it.
+    public var snapshot: String
+    /// When, as seconds since the epoch.
+    public var created: Int64
+
+    public init(file: String, format: DiskFormat, tag: String?, snapshot: String, created: Int64) {
+        self.file = file
+        self.format = format
+        self.tag = tag
+        self.snapshot = snapshot
+        self.created = created
     }
 }
 

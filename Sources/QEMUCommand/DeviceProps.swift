@@ -18,8 +18,24 @@ import Profiles
 public enum DeviceProps {
     // MARK: Ids
 
-    public static func fileNodeName(_ disk: Disk) -> String { nodeName("file-", disk.id) }
-    public static func formatNodeName(_ disk: Disk) -> String { nodeName("fmt-", disk.id) }
+    /// The active image's nodes: `file-ID`/`fmt-ID`, or `file-ID.TAG`/`fmt-ID.TAG` once a snapshot put an overlay on
+    /// the disk (the tag is fixed when the overlay's nodes are made and recorded in `Disk.chain`).
+    public static func fileNodeName(_ disk: Disk) -> String { nodeName("file-", tagged(disk.id, disk.chain?.activeTag)) }
+    public static func formatNodeName(_ disk: Disk) -> String { nodeName("fmt-", tagged(disk.id, disk.chain?.activeTag)) }
+    /// A frozen image's nodes.
+    public static func fileNodeName(_ disk: Disk, layer: DiskLayer) -> String { nodeName("file-", tagged(disk.id, layer.tag)) }
+    public static func formatNodeName(_ disk: Disk, layer: DiskLayer) -> String {
+        nodeName("fmt-", tagged(disk.id, layer.tag))
+    }
+
+    /// The opaque text of the fd set that holds one image of a disk (`disk-ID`, `disk-ID.TAG`): how the daemon finds
+    /// the set again to drop it.
+    public static func fdSetOpaque(_ disk: Disk, tag: String?) -> String { "disk-" + tagged(disk.id, tag) }
+
+    static func tagged(_ id: String, _ tag: String?) -> String {
+        guard let tag, !tag.isEmpty else { return id }
+        return id + "." + tag
+    }
     public static func diskDeviceID(_ disk: Disk) -> String { "disk-" + disk.id }
     /// The per-disk virtio-scsi controller (only for `bus: virtio-scsi`).
     public static func scsiControllerID(_ disk: Disk) -> String { "scsi-" + disk.id }
@@ -104,43 +120,51 @@ public enum DeviceProps {
     /// `filename` replaces the disk's path (`/dev/fdset/N` for a disk handed to an unprivileged QEMU).
     ///
     /// A disk with `backing` gets its base's two nodes first (read-only; `backingFilename` replaces the base's path)
-    /// and its format node names the base's format node as `backing`: QEMU never opens the base by the path the
+    /// and the format node above names the base's format node as `backing`: QEMU never opens the base by the path an
     /// overlay's header holds (an unprivileged QEMU could not), and never writes it.
-    public static func diskNodes(_ disk: Disk, filename: String? = nil, backingFilename: String? = nil) -> [JSONObject] {
+    ///
+    /// A disk with snapshots (`chain`) gets each frozen image's two nodes next, bottom to top, each the backing of the
+    /// next (`layerFilenames` replace their paths). They are opened read-write, so removing a snapshot can commit an
+    /// overlay into the image below it while the guest runs; nothing writes them otherwise.
+    public static func diskNodes(_ disk: Disk, filename: String? = nil, backingFilename: String? = nil,
+                                 layerFilenames: [String]? = nil) -> [JSONObject] {
         let cache = CacheSettings(disk.cache)
         let cacheObject: JSONValue = ["direct": .bool(cache.direct), "no-flush": .bool(cache.noFlush)]
         let discard: JSONValue = disk.discard ? "unmap" : "ignore"
-        var base: [JSONObject] = []
+        var nodes: [JSONObject] = []
+        var below: String?
         if let backing = disk.backing {
             let node = backingDisk(disk)
-            base = [
+            nodes = [
                 ["driver": "file", "node-name": .string(fileNodeName(node)),
                  "filename": .string(backingFilename ?? backing), "aio": "threads", "cache": cacheObject,
                  "read-only": true],
                 ["driver": .string((disk.backingFormat ?? .qcow2).rawValue), "node-name": .string(formatNodeName(node)),
                  "file": .string(fileNodeName(node)), "cache": cacheObject, "read-only": true],
             ]
+            below = formatNodeName(node)
         }
-
-        let file: JSONObject = [
-            "driver": "file",
-            "node-name": .string(fileNodeName(disk)),
-            "filename": .string(filename ?? disk.file),
-            "aio": "threads",
-            "cache": cacheObject,
-            "discard": discard,
-            "read-only": .bool(disk.readonly),
-        ]
-        var format: JSONObject = [
-            "driver": .string(disk.format.rawValue),
-            "node-name": .string(formatNodeName(disk)),
-            "file": .string(fileNodeName(disk)),
-            "cache": cacheObject,
-            "discard": discard,
-            "read-only": .bool(disk.readonly),
-        ]
-        if disk.backing != nil { format["backing"] = .string(formatNodeName(backingDisk(disk))) }
-        return base + [file, format]
+        func pair(file path: String, format: DiskFormat, fileNode: String, formatNode: String,
+                  readonly: Bool) -> [JSONObject] {
+            let file: JSONObject = [
+                "driver": "file", "node-name": .string(fileNode), "filename": .string(path), "aio": "threads",
+                "cache": cacheObject, "discard": discard, "read-only": .bool(readonly),
+            ]
+            var top: JSONObject = [
+                "driver": .string(format.rawValue), "node-name": .string(formatNode), "file": .string(fileNode),
+                "cache": cacheObject, "discard": discard, "read-only": .bool(readonly),
+            ]
+            if let below { top["backing"] = .string(below) }
+            return [file, top]
+        }
+        for (index, layer) in (disk.chain?.frozen ?? []).enumerated() {
+            let path = layerFilenames.flatMap { index < $0.count ? $0[index] : nil } ?? layer.file
+            nodes += pair(file: path, format: layer.format, fileNode: fileNodeName(disk, layer: layer),
+                          formatNode: formatNodeName(disk, layer: layer), readonly: false)
+            below = formatNodeName(disk, layer: layer)
+        }
+        return nodes + pair(file: filename ?? disk.file, format: disk.format, fileNode: fileNodeName(disk),
+                            formatNode: formatNodeName(disk), readonly: disk.readonly)
     }
 
     /// The base image of `disk` as a disk of its own, for its node names (`file-ID-base`, `fmt-ID-base`, shortened

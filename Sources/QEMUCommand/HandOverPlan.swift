@@ -30,6 +30,9 @@ public struct HandOverPlan: Sendable, Equatable {
     public var disks: [String: FDSetEntry]
     /// Disk id → its base image's descriptor and set (disks with `backing`), opened read-only.
     public var backings: [String: FDSetEntry] = [:]
+    /// Disk id → its frozen snapshot images' descriptors and sets, bottom to top (read-write: a snapshot's removal
+    /// commits into them).
+    public var layers: [String: [FDSetEntry]] = [:]
     public var kernel: Int32?
     public var initrd: Int32?
 
@@ -60,10 +63,15 @@ public struct HandOverPlan: Sendable, Equatable {
         for disk in profile.disks + config.hotplugged.disks.map(\.disk) where disk.backing != nil {
             backings[disk.id] = takeSet()
         }
+        var layers: [String: [FDSetEntry]] = [:]
+        for disk in profile.disks + config.hotplugged.disks.map(\.disk) {
+            guard let chain = disk.chain, !chain.frozen.isEmpty else { continue }
+            layers[disk.id] = chain.frozen.map { _ in takeSet() }
+        }
         let kernel = profile.boot.kernel.map { _ in take() }
         let initrd = profile.boot.kernel != nil && profile.boot.initrd != nil ? take() : nil
         return HandOverPlan(qmp: qmp, marker: marker, agent: agent, serial: serial, disks: disks,
-                            backings: backings, kernel: kernel, initrd: initrd)
+                            backings: backings, layers: layers, kernel: kernel, initrd: initrd)
     }
 
     /// The `-add-fd` arguments: the marker (`markerText`, already escaped for QemuOpts), serial, then the disks in
@@ -72,10 +80,17 @@ public struct HandOverPlan: Sendable, Equatable {
         var entries: [(FDSetEntry, String)] = [(marker, markerText)]
         if let serial { entries.append((serial, "serial")) }
         for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
-            if let entry = disks[disk.id] { entries.append((entry, "disk-" + disk.id)) }
+            if let entry = disks[disk.id] {
+                entries.append((entry, DeviceProps.fdSetOpaque(disk, tag: disk.chain?.activeTag)))
+            }
         }
         for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
             if let entry = backings[disk.id] { entries.append((entry, "backing-" + disk.id)) }
+        }
+        for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
+            for (layer, entry) in zip(disk.chain?.frozen ?? [], layers[disk.id] ?? []) {
+                entries.append((entry, DeviceProps.fdSetOpaque(disk, tag: layer.tag)))
+            }
         }
         return entries.flatMap { entry, opaque in
             ["-add-fd", "fd=\(entry.fd),set=\(entry.set),opaque=\(opaque)"]
@@ -85,6 +100,6 @@ public struct HandOverPlan: Sendable, Equatable {
     /// The highest descriptor the plan uses.
     public var highestFD: Int32 {
         ([qmp, marker.fd, agent, serial?.fd, kernel, initrd].compactMap { $0 } + disks.values.map(\.fd)
-            + backings.values.map(\.fd)).max() ?? qmp
+            + backings.values.map(\.fd) + layers.values.flatMap { $0.map(\.fd) }).max() ?? qmp
     }
 }

@@ -89,7 +89,8 @@ public enum QEMUArgv {
         let pluggedDisks = config.hotplugged.disks.map(\.disk)
         for disk in profile.disks + pluggedDisks {
             for node in DeviceProps.diskNodes(disk, filename: handOver?.disks[disk.id]?.path,
-                                              backingFilename: handOver?.backings[disk.id]?.path) {
+                                              backingFilename: handOver?.backings[disk.id]?.path,
+                                              layerFilenames: handOver?.layers[disk.id]?.map(\.path)) {
                 args += ["-blockdev", text(node)]
             }
         }

@@ -92,6 +92,19 @@ public struct DiskProvisioner: Sendable {
         return reply
     }
 
+    /// Runs `qemu-img` with `arguments` for `disk`'s image `file` (snapshot overlays, commits, rebases); its last
+    /// line of output as the reason when it fails.
+    public func run(_ arguments: [String], disk: String, file: String) async throws(Failure) {
+        let result: (status: ExitStatus, output: String)
+        do { result = try await ProcessLauncher.run(qemuImg, arguments) } catch {
+            throw Failure(disk: disk, file: file, reason: "cannot run \(qemuImg): \(error)")
+        }
+        guard result.status.isSuccess else {
+            throw Failure(disk: disk, file: file, reason: "qemu-img \(arguments.first ?? "") failed: "
+                + (result.output.split(separator: "\n").last.map(String.init) ?? result.status.description))
+        }
+    }
+
     public func rollback(_ created: [String]) {
         for path in created { FileOps.remove(path) }
     }

@@ -34,6 +34,10 @@ actor FakeControl: VMControl {
         case hostDevices
         case removeKeeping(String, force: Bool, volumes: VolumeDisposition)
         case volumes
+        case snapshots(String)
+        case createSnapshot(String, SnapshotCreateRequest)
+        case revertSnapshot(String, String)
+        case removeSnapshot(String, String)
         case balloon(String, size: String)
         case stats(String)
         case setTuning(String, TuningRequest)
@@ -303,6 +307,34 @@ extension FakeControl: HotplugControl {
             VolumeInfo(vm: "web", id: "gone", file: "/srv/gone.raw", format: "raw", managed: false, plugged: true,
                        problem: "/srv/gone.raw does not exist"),
         ]
+    }
+
+    func snapshots(_ name: String) async throws(ControlError) -> [SnapshotInfo] {
+        record(.snapshots(name))
+        _ = try lookUp(name)
+        return [SnapshotInfo(name: "before-upgrade", created: 1_796_000_000, disks: ["root", "data"])]
+    }
+
+    func createSnapshot(_ name: String, _ request: SnapshotCreateRequest) async throws(ControlError) -> SnapshotResult {
+        record(.createSnapshot(name, request))
+        do { try request.validate() } catch { throw ControlError(error) }
+        _ = try lookUp(name)
+        return SnapshotResult(vm: name, snapshot: request.name, action: "created", disks: ["root"], live: true)
+    }
+
+    func revertSnapshot(_ name: String, snapshot: String) async throws(ControlError) -> SnapshotResult {
+        record(.revertSnapshot(name, snapshot))
+        _ = try lookUp(name)
+        guard snapshot == "before-upgrade" else { throw .notFound("\(name) has no snapshot \(snapshot)") }
+        return SnapshotResult(vm: name, snapshot: snapshot, action: "reverted", disks: ["root"], live: false,
+                              dropped: ["later"], untouched: ["scratch"])
+    }
+
+    func removeSnapshot(_ name: String, snapshot: String) async throws(ControlError) -> SnapshotResult {
+        record(.removeSnapshot(name, snapshot))
+        _ = try lookUp(name)
+        guard snapshot == "before-upgrade" else { throw .notFound("\(name) has no snapshot \(snapshot)") }
+        return SnapshotResult(vm: name, snapshot: snapshot, action: "removed", disks: ["root"], live: true)
     }
 
     func hostDevices() async throws(ControlError) -> HostDeviceReport {

@@ -183,6 +183,13 @@ import Testing
                 #expect(try await client.addHostDevice("web", vf).hostdevs?.map(\.kind) == ["vf"])
                 _ = try await client.removeHostDevice("web", id: "vf")
                 #expect(try await client.hostDevices().iommu == ["dmar0"])
+                #expect(try await client.snapshots("web").map(\.name) == ["before-upgrade"])
+                #expect(try await client.createSnapshot("web", SnapshotCreateRequest(name: "s1")).action == "created")
+                #expect(try await client.revertSnapshot("web", snapshot: "before-upgrade").dropped == ["later"])
+                #expect(try await client.removeSnapshot("web", snapshot: "before-upgrade").live)
+                await #expect(throws: ControlError.notFound("web has no snapshot s/1")) {
+                    try await client.removeSnapshot("web", snapshot: "s/1")
+                }
                 #expect(try await client.balloon("web", size: "384M").memory.balloonBytes == 384 << 20)
                 #expect(try await client.stats("web") == FakeControl.guestStats("web"))
                 _ = try await client.setTuning("web", TuningRequest(cpuQuotaPercent: 0))
@@ -200,6 +207,9 @@ import Testing
             .addMemory("web", MemoryAddRequest(id: "m1", size: "256M")), .removeMemory("web", id: "m1"),
             .addHostDevice("web", HostDeviceAddRequest(id: "vf", vfOf: "0000:65:00.0", mac: "52:54:00:00:00:09", vlan: 10)),
             .removeHostDevice("web", id: "vf"), .hostDevices,
+            .snapshots("web"), .createSnapshot("web", SnapshotCreateRequest(name: "s1")),
+            .revertSnapshot("web", "before-upgrade"), .removeSnapshot("web", "before-upgrade"),
+            .removeSnapshot("web", "s/1"),
             .balloon("web", size: "384M"), .stats("web"), .setTuning("web", TuningRequest(cpuQuotaPercent: 0)),
             .host, .setCPUs("ghost", 1),
         ])

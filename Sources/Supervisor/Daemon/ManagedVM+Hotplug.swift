@@ -165,6 +165,11 @@ extension ManagedVM {
             }
             throw .notFound("\(name) has no disk \(id)")
         }
+        if let chain = plugged.disk.chain, !chain.frozen.isEmpty {
+            let names = chain.frozen.map(\.snapshot).joined(separator: ", ")
+            throw .conflict("disk \(id) has snapshots (\(names)): its content is spread over their images; remove "
+                + "them first (corral snapshot rm \(name) SNAPSHOT)")
+        }
         let steps = HotplugPlanner.removeDisk(plugged.disk)
         try await runRemoval(steps, completion: .disk(id: id, deleteImage: deleteImage))
         let removed = finishDiskRemoval(id: id, deleteImage: deleteImage)

@@ -489,7 +489,7 @@ public actor ManagedVM {
     func releaseDisks() {
         guard record.uid != nil else { return }
         for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
-            FileClaims.release(disk.file, vm: name)
+            for file in disk.imageFiles { FileClaims.release(file, vm: name) }
         }
     }
 
@@ -497,8 +497,10 @@ public actor ManagedVM {
     func claimDisks() {
         guard let uid = record.uid else { return }
         for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
-            do { try FileClaims.claim(disk.file, vm: name, uid: uid, readonly: disk.readonly) } catch {
-                logger.warning("cannot claim a disk", metadata: ["disk": "\(disk.file)", "error": "\(error)"])
+            for file in disk.imageFiles {
+                do { try FileClaims.claim(file, vm: name, uid: uid, readonly: disk.readonly && file == disk.file) } catch {
+                    logger.warning("cannot claim a disk", metadata: ["disk": "\(file)", "error": "\(error)"])
+                }
             }
         }
     }

@@ -102,6 +102,9 @@ extension VMManager: MigrationControl {
             func local(_ disk: Disk) -> Disk {
                 var copy = disk
                 copy.file = paths.folder + "/disks/\(disk.id).\(disk.format.rawValue)"
+                // The mirror copies the whole chain (sync full) into one image: snapshots stay with the source's
+                // images (docs/provisioning.md).
+                copy.chain = nil
                 copy.size = ByteSize(bytes: request.diskSizes[disk.id] ?? disk.size?.bytes ?? 0)
                 return copy
             }

@@ -70,6 +70,19 @@ struct HandOverFiles {
             guard let base = disk.backing, let entry = plan.backings[disk.id] else { continue }
             descriptors[entry.fd] = try openFile(base, O_RDONLY, what: "disks.\(disk.id).backing")
         }
+        for disk in profile.disks + config.hotplugged.disks.map(\.disk) {
+            // Snapshot images are the VM's own, like its disk: given to its uid, opened read-write.
+            for (layer, entry) in zip(disk.chain?.frozen ?? [], plan.layers[disk.id] ?? []) {
+                do {
+                    let (fd, wasClaimed) = try FileClaims.handOver(layer.file, vm: profile.name, uid: uid,
+                                                                   readonly: false, claim: claimDisks)
+                    if wasClaimed { claimed.append(layer.file) }
+                    descriptors[entry.fd] = fd
+                } catch {
+                    throw Failure(description: "disks.\(disk.id) snapshot \(layer.snapshot): \(error.description)")
+                }
+            }
+        }
         for (field, path, fd) in [("boot.kernel", profile.boot.kernel, plan.kernel),
                                   ("boot.initrd", profile.boot.initrd, plan.initrd)] {
             guard let path, let fd else { continue }
