@@ -19,12 +19,21 @@ public enum TLSEndpoint: String, Codable, Sendable {
 public struct MigrationDisk: Sendable, Hashable {
     /// The disk's format node (`DeviceProps.formatNodeName`): mirrored on the source, exported on the destination.
     public var formatNode: String
+    /// The NBD export name on the destination: the disk's format node name without a snapshot tag (the source's
+    /// active node may be a snapshot overlay, `fmt-ID.TAG`; the destination's copy is one image, `fmt-ID`).
+    public var exportName: String
 
-    public init(formatNode: String) { self.formatNode = formatNode }
-    public init(_ disk: Disk) { self.formatNode = DeviceProps.formatNodeName(disk) }
+    public init(formatNode: String) {
+        self.formatNode = formatNode
+        self.exportName = formatNode
+    }
 
-    /// The NBD export name on the destination: the format node name itself.
-    public var exportName: String { formatNode }
+    public init(_ disk: Disk) {
+        self.formatNode = DeviceProps.formatNodeName(disk)
+        var bare = disk
+        bare.chain = nil
+        self.exportName = DeviceProps.formatNodeName(bare)
+    }
     /// The export's id for `block-export-add`/`block-export-del` on the destination.
     public var exportID: String { "export-" + formatNode }
     /// The source's NBD client node (target of the mirror): `nbd-` in place of `fmt-`, so it stays

@@ -170,6 +170,51 @@ struct TwoHostMigrationTests {
         }
     }
 
+    /// A VM with a live snapshot moves on shared storage: B's QEMU opens the same chain (the overlay on the frozen
+    /// image), B lists the snapshot, and removing it there commits the overlay while the guest runs on.
+    @Test func aSnapshottedDiskMovesOnSharedStorageAndItsSnapshotIsRemovedOnB() async throws {
+        try await Self.withHosts { hosts in
+            let disk = hosts.root + "/shared/data.qcow2"
+            try await Self.migrateAndCheckTheGuestContinues(hosts, disk: disk) { hosts in
+                let taken = try await hosts.corral(["snapshot", "create", Self.vm, "s1"], socket: hosts.socketA)
+                try #require(taken.status == .exited(0), "\(taken)")
+                #expect(taken.output.contains("snapshot s1 created (live): disks data"), "\(taken)")
+            }
+            let listed = try await hosts.corral(["snapshot", "ls", Self.vm, "--json"], socket: hosts.socketB)
+            let snapshots = try JSONDecoder().decode([SnapshotInfo].self, from: Data(listed.output.utf8))
+            #expect(snapshots.map(\.name) == ["s1"] && snapshots.first?.disks == ["data"], "\(listed)")
+            let status = try JSONDecoder().decode(VMStatus.self, from: Data(
+                try await hosts.corral(["status", Self.vm, "--json"], socket: hosts.socketB).output.utf8))
+            #expect(status.disks.map(\.file) == [hosts.root + "/shared/data.s1.qcow2"])
+            let removed = try await hosts.corral(["snapshot", "rm", Self.vm, "s1"], socket: hosts.socketB)
+            #expect(removed.status == .exited(0) && removed.output.contains("removed (live)"), "\(removed)")
+            #expect(!FileManager.default.fileExists(atPath: hosts.root + "/shared/data.s1.qcow2"))
+            let running = try JSONDecoder().decode(VMStatus.self, from: Data(
+                try await hosts.corral(["status", Self.vm, "--json"], socket: hosts.socketB).output.utf8))
+            #expect(running.state == .running && running.disks.map(\.file) == [disk], "back on its own image")
+            let listedAfter = try await hosts.corral(["snapshot", "ls", Self.vm], socket: hosts.socketB)
+            #expect(listedAfter.output.contains("has no snapshots"), "\(listedAfter)")
+        }
+    }
+
+    /// With `--with-storage` the mirror copies the whole chain into one image on B: the guest goes on with its disk,
+    /// and B's copy has no snapshots (they stay with A's images).
+    @Test func withStorageCarriesASnapshottedDiskAsOneImage() async throws {
+        try await Self.withHosts { hosts in
+            try await Self.migrateAndCheckTheGuestContinues(hosts, disk: hosts.root + "/only-a/data.qcow2",
+                                                            extra: ["--with-storage"]) { hosts in
+                let taken = try await hosts.corral(["snapshot", "create", Self.vm, "s1"], socket: hosts.socketA)
+                try #require(taken.status == .exited(0), "\(taken)")
+            }
+            let status = try JSONDecoder().decode(VMStatus.self, from: Data(
+                try await hosts.corral(["status", Self.vm, "--json"], socket: hosts.socketB).output.utf8))
+            #expect(status.disks.map(\.file) == [hosts.stateB + "/vms/\(Self.vm)/disks/data.qcow2"], "\(status.disks)")
+            let listed = try await hosts.corral(["snapshot", "ls", Self.vm], socket: hosts.socketB)
+            #expect(listed.output.contains("has no snapshots"), "\(listed)")
+            #expect(FileManager.default.fileExists(atPath: hosts.root + "/only-a/data.s1.qcow2"), "A keeps its images")
+        }
+    }
+
     /// A vCPU and a disk plugged on A with the CLI travel with the guest: B's QEMU is started with them, and the
     /// guest on B (which never booted there) still reports two CPUs online and both disks.
     @Test func hotpluggedVCPUAndDiskArriveOnB() async throws {
