@@ -70,16 +70,19 @@ struct DiskAddCommand: AsyncParsableCommand {
     @Option(help: "Create the image with this size (e.g. 16M, 10G).") var size: String?
     @Flag(help: "Attach read-only.") var readonly = false
     @Option(help: "Bus: virtio-blk, virtio-scsi or nvme (default virtio-blk).") var bus: DiskBus?
+    @Option(help: "A base image to make the disk a new qcow2 overlay on (QEMU only reads the base).") var backing: String?
     @Flag(help: "Print the VM's status as JSON.") var json = false
     @OptionGroup var socket: DaemonSocketOption
 
-    /// With `--file` made absolute: the daemon has its own working folder.
+    /// With `--file` and `--backing` made absolute: the daemon has its own working folder.
     var request: DiskAddRequest {
-        DiskAddRequest(id: id, file: file.map(ClientPath.absolute), format: format, size: size, readonly: readonly, bus: bus)
+        DiskAddRequest(id: id, file: file.map(ClientPath.absolute), format: format, size: size, readonly: readonly,
+                       bus: bus, backing: backing.map(ClientPath.absolute))
     }
 
     func validate() throws {
         if file?.isEmpty == true { throw ValidationError("--file must not be empty") }
+        if backing?.isEmpty == true { throw ValidationError("--backing must not be empty") }
         do { try request.validate() } catch { throw error.validationError }
     }
 

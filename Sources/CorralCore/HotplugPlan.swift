@@ -10,8 +10,10 @@ public enum HotplugPlanner {
     // MARK: Disks
 
     /// `filename`: the fd set an unprivileged QEMU opens instead of the disk's path (`/dev/fdset/N`).
-    public static func addDisk(_ disk: Disk, at placement: PCIPlacement, filename: String? = nil) -> [QMPStep] {
-        var steps: [QMPStep] = DeviceProps.diskNodes(disk, filename: filename).map { node in
+    /// `backingFilename`: the fd set of the base image of a disk with `backing`.
+    public static func addDisk(_ disk: Disk, at placement: PCIPlacement, filename: String? = nil,
+                               backingFilename: String? = nil) -> [QMPStep] {
+        var steps: [QMPStep] = DeviceProps.diskNodes(disk, filename: filename, backingFilename: backingFilename).map { node in
             QMPStep("blockdev-add", node, undo: [blockdevDel(node["node-name"]?.stringValue ?? "")])
         }
         for device in DeviceProps.diskDevice(disk, bus: placement.bus, addr: placement.addr) {

@@ -61,9 +61,10 @@ public enum HotplugValidation {
         if let problem = checkNewID(request.id, config) { return .failure(HotplugRefusal(problem)) }
         let size = request.size.flatMap { try? ByteSize(parsing: $0) }
         let file = request.file ?? ""
-        if size != nil {
+        if size != nil || request.backing != nil {
             if fileExists {
-                return .failure(HotplugRefusal("--file: \(file) already exists; drop --size to attach it as it is"))
+                let flag = size != nil ? "--size" : "--backing"
+                return .failure(HotplugRefusal("--file: \(file) already exists; drop \(flag) to attach it as it is"))
             }
         } else if !fileExists {
             return .failure(HotplugRefusal("--file: \(file) does not exist; give --size to create it"))
@@ -72,10 +73,10 @@ public enum HotplugValidation {
         if inUse.contains(file) {
             return .failure(HotplugRefusal("--file: \(file) is already a disk of \(config.profile.name)"))
         }
-        let format = request.format
+        let format = request.backing != nil ? .qcow2 : request.format
             ?? ((file.hasSuffix(".raw") || file.hasSuffix(".img")) ? .raw : .qcow2)
         return .success(Disk(id: request.id, file: file, format: format, size: size,
-                             bus: request.bus ?? .virtioBlk, readonly: request.readonly))
+                             bus: request.bus ?? .virtioBlk, readonly: request.readonly, backing: request.backing))
     }
 
     public static func nic(_ request: NICAddRequest, config: LiveConfig) -> Result<NIC, HotplugRefusal> {

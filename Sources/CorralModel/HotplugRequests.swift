@@ -9,9 +9,12 @@ public struct DiskAddRequest: Sendable, Codable, Equatable {
     public var size: String?
     public var readonly: Bool
     public var bus: DiskBus?
+    /// A base image (absolute path) to make the disk a new qcow2 overlay on; QEMU only reads the base.
+    public var backing: String?
 
     public init(id: String, file: String?, format: DiskFormat? = nil, size: String? = nil, readonly: Bool = false,
-                bus: DiskBus? = nil) {
+                bus: DiskBus? = nil, backing: String? = nil) {
+        self.backing = backing
         self.id = id
         self.file = file
         self.format = format

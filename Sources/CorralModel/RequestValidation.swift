@@ -94,8 +94,16 @@ extension DiskAddRequest {
         if let file, !file.hasPrefix("/") {
             problems.append("--file: '\(file)' must be an absolute path (on the daemon's host)")
         }
-        if file == nil, size == nil {
-            problems.append("give --file (an image), --size (a new volume corral keeps in the VM's folder), or both")
+        if file == nil, size == nil, backing == nil {
+            problems.append("give --file (an image), --size (a new volume corral keeps in the VM's folder), "
+                + "--backing (a new overlay on a base image), or --file with one of them")
+        }
+        if let backing {
+            if !backing.hasPrefix("/") {
+                problems.append("--backing: '\(backing)' must be an absolute path (on the daemon's host)")
+            }
+            if format == .raw { problems.append("--backing makes a qcow2 overlay: --format raw cannot have one") }
+            if readonly { problems.append("--readonly with --backing would create an overlay nothing can write") }
         }
         if let size {
             do { _ = try ByteSize(parsing: size) } catch { problems.append("--size: \(error.description)") }

@@ -37,7 +37,18 @@ import Testing
     @Test func diskAddRequestWithoutAFileIsAManagedVolume() {
         #expect(problems(DiskAddRequest(id: "scratch", file: nil, size: "1G").validate).isEmpty)
         #expect(problems(DiskAddRequest(id: "scratch", file: nil).validate)
-            == ["give --file (an image), --size (a new volume corral keeps in the VM's folder), or both"])
+            == ["give --file (an image), --size (a new volume corral keeps in the VM's folder), --backing (a new "
+                + "overlay on a base image), or --file with one of them"])
+    }
+
+    @Test func diskAddRequestWithABaseImage() {
+        #expect(problems(DiskAddRequest(id: "clone", file: nil, backing: "/images/base.qcow2").validate).isEmpty)
+        #expect(problems(DiskAddRequest(id: "clone", file: nil, format: .raw, readonly: true,
+                                        backing: "base.qcow2").validate) == [
+            "--backing: 'base.qcow2' must be an absolute path (on the daemon's host)",
+            "--backing makes a qcow2 overlay: --format raw cannot have one",
+            "--readonly with --backing would create an overlay nothing can write",
+        ])
     }
 
     // MARK: hostdev add

@@ -74,7 +74,11 @@ extension ManagedVolumeTests {
         let wrote = try await ProcessLauncher.run("qemu-io", ["-c", "write -P 0xab 0 1M", base])
         try #require(wrote.status.isSuccess, "\(wrote.output)")
         let before = try Data(contentsOf: URL(fileURLWithPath: base))
-        let profile = try Guest.writeProfile(in: root, name: "ov", extra: "disks: [ { id: root, backing: base.qcow2 } ]\n")
+        let profile = try Guest.writeProfile(in: root, name: "ov", extra: """
+            hotplug: { slots: 2 }
+            disks: [ { id: root, backing: base.qcow2 } ]
+
+            """)
         let manager = try await VMManager.open(stateRoot: root + "/state", options: DaemonOptions())
         let up = try await manager.up(UpRequest(profile: profile))
         let overlay = root + "/state/vms/ov/disks/root.qcow2"
@@ -85,6 +89,18 @@ extension ManagedVolumeTests {
         // The overlay reads the base's data through.
         let read = try await ProcessLauncher.run("qemu-io", ["-r", "-U", "-c", "read -P 0xab 0 1M", overlay])
         #expect(read.status.isSuccess && !read.output.contains("Pattern verification failed"), "\(read.output)")
+        // `disk add --backing` on the running VM: a second overlay on the same base, handed over the same way.
+        let plugged = try await manager.addDisk("ov", DiskAddRequest(id: "clone", file: nil, backing: base))
+        let clone = root + "/state/vms/ov/disks/clone.qcow2"
+        #expect(plugged.disks.map(\.file) == [overlay, clone])
+        _ = try await HeartbeatWait.first(in: up.serialLog) { $0.disks.count == 2 }
+        let cloneRead = try await ProcessLauncher.run("qemu-io", ["-r", "-U", "-c", "read -P 0xab 0 1M", clone])
+        #expect(cloneRead.status.isSuccess && !cloneRead.output.contains("Pattern verification failed"),
+                "\(cloneRead.output)")
+        #expect(try await manager.volumes().map(\.backing) == [base, base])
+        await #expect(throws: ControlError.self) {
+            try await manager.addDisk("ov", DiskAddRequest(id: "nobase", file: nil, backing: root + "/missing.qcow2"))
+        }
         _ = try await manager.kill("ov")
         #expect(try Data(contentsOf: URL(fileURLWithPath: base)) == before, "the base image was not written")
         let record = try String(contentsOfFile: root + "/state/vms/ov/live.json", encoding: .utf8)

@@ -113,9 +113,9 @@ extension ManagedVM {
     func addDisk(_ request: DiskAddRequest) async throws(ControlError) {
         try check(.hotplug)
         try checkPlugAllowed()
-        let disk: Disk
+        var disk: Disk
         var request = request
-        if request.file == nil, request.size != nil {
+        if request.file == nil, request.size != nil || request.backing != nil {
             // A managed volume: created in the VM's folder.
             request.file = Disk.managedPath(folder: paths.folder, id: request.id, format: request.format ?? .qcow2)
         }
@@ -128,24 +128,36 @@ extension ManagedVM {
         case .success(let p): port = p
         case .failure(let r): throw refuse(r)
         }
+        if let base = disk.backing {
+            guard FileOps.exists(base) else { throw .refused("--backing: \(base) does not exist on this host") }
+            do { disk.backingFormat = try await launcher.provisioner.format(of: base) } catch {
+                throw .refused("--backing: \(error.reason)")
+            }
+        }
         let executor = try executor()
         let created: [String]
         do { created = try await launcher.provisioner.createMissing([disk]) } catch { throw .internalError(error.description) }
         let placement = PCILayout(profile: config.profile).placement(forPort: port)
         // An unprivileged QEMU cannot open the file: it is given to the VM's uid and handed over as an fd set.
         var fdSet: Int32?
+        var baseSet: Int32?
         if let uid = record.uid {
             do {
                 fdSet = try await handOverDisk(disk, uid: uid, to: executor.qmp)
+                if let base = disk.backing { baseSet = try await handOverBase(base, of: disk, to: executor.qmp) }
             } catch {
+                if let fdSet { try? await executor.qmp.removeFD(set: fdSet) }
+                FileClaims.release(disk.file, vm: name)
                 launcher.provisioner.rollback(created)
                 throw error
             }
         }
         do {
-            try await executor.run(HotplugPlanner.addDisk(disk, at: placement, filename: fdSet.map { "/dev/fdset/\($0)" }))
+            try await executor.run(HotplugPlanner.addDisk(disk, at: placement, filename: fdSet.map { "/dev/fdset/\($0)" },
+                                                          backingFilename: baseSet.map { "/dev/fdset/\($0)" }))
         } catch {
             if let fdSet { try? await executor.qmp.removeFD(set: fdSet) }
+            if let baseSet { try? await executor.qmp.removeFD(set: baseSet) }
             FileClaims.release(disk.file, vm: name)
             launcher.provisioner.rollback(created)
             throw failure(error)
@@ -192,7 +204,8 @@ extension ManagedVM {
     private func dropFDSets(of disk: Disk?) async {
         guard let disk, record.uid != nil, let qmp = running?.qmp,
               let sets = try? await qmp.queryFDSets(timeout: .seconds(5)) else { return }
-        for (set, opaques) in sets where opaques.contains(Self.fdSetOpaque(disk)) {
+        let own = Set([Self.fdSetOpaque(disk), "backing-" + disk.id])
+        for (set, opaques) in sets where opaques.contains(where: own.contains) {
             try? await qmp.removeFD(set: set, timeout: .seconds(5))
         }
     }
@@ -209,6 +222,17 @@ extension ManagedVM {
         defer { close(fd) }
         do { return try await qmp.addFD(fd, opaque: Self.fdSetOpaque(disk)) } catch {
             FileClaims.release(disk.file, vm: name)
+            throw .qmpFailed(error, command: "add-fd")
+        }
+    }
+
+    /// A base image for an unprivileged QEMU: opened read-only by the daemon, never given to the VM's uid (other VMs
+    /// share it), handed over in its own fd set (`backing-ID`, as at start).
+    private func handOverBase(_ base: String, of disk: Disk, to qmp: any QMPMonitor) async throws(ControlError) -> Int32 {
+        let fd = open(base, O_RDONLY | O_CLOEXEC)
+        guard fd >= 0 else { throw .refused("--backing: cannot open \(base): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        do { return try await qmp.addFD(fd, opaque: "backing-" + disk.id) } catch {
             throw .qmpFailed(error, command: "add-fd")
         }
     }
