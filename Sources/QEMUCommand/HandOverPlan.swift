@@ -26,6 +26,8 @@ public struct HandOverPlan: Sendable, Equatable {
     /// The guest agent channel's listening socket (`agent: true`).
     public var agent: Int32?
     public var serial: FDSetEntry?
+    /// The serial console's listening socket (with `serial`).
+    public var console: Int32?
     /// Disk id → its descriptor and set, profile disks then hotplugged ones.
     public var disks: [String: FDSetEntry]
     /// Disk id → its base image's descriptor and set (disks with `backing`), opened read-only.
@@ -57,6 +59,7 @@ public struct HandOverPlan: Sendable, Equatable {
         let marker = takeSet()
         let agent = profile.agent ? take() : nil
         let serial = serialLog ? takeSet() : nil
+        let console = serialLog ? take() : nil
         var disks: [String: FDSetEntry] = [:]
         for disk in profile.disks + config.hotplugged.disks.map(\.disk) { disks[disk.id] = takeSet() }
         var backings: [String: FDSetEntry] = [:]
@@ -70,7 +73,7 @@ public struct HandOverPlan: Sendable, Equatable {
         }
         let kernel = profile.boot.kernel.map { _ in take() }
         let initrd = profile.boot.kernel != nil && profile.boot.initrd != nil ? take() : nil
-        return HandOverPlan(qmp: qmp, marker: marker, agent: agent, serial: serial, disks: disks,
+        return HandOverPlan(qmp: qmp, marker: marker, agent: agent, serial: serial, console: console, disks: disks,
                             backings: backings, layers: layers, kernel: kernel, initrd: initrd)
     }
 
@@ -99,7 +102,7 @@ public struct HandOverPlan: Sendable, Equatable {
 
     /// The highest descriptor the plan uses.
     public var highestFD: Int32 {
-        ([qmp, marker.fd, agent, serial?.fd, kernel, initrd].compactMap { $0 } + disks.values.map(\.fd)
+        ([qmp, marker.fd, agent, serial?.fd, console, kernel, initrd].compactMap { $0 } + disks.values.map(\.fd)
             + backings.values.map(\.fd) + layers.values.flatMap { $0.map(\.fd) }).max() ?? qmp
     }
 }

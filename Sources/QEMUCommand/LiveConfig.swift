@@ -132,6 +132,9 @@ public struct RuntimeOptions: Sendable, Equatable {
     public var handOver: HandOverPlan?
     /// Path of the Unix socket QEMU listens on for the guest agent's channel (used when `profile.agent`).
     public var agentSocket: String
+    /// Path of the Unix socket QEMU listens on for the serial console (one client at a time; the log file records
+    /// everything either way).
+    public var consoleSocket: String
     /// The host functions each profile host device was given, by device id (function 0 first; the VF corral chose
     /// for a `vf`), resolved by the daemon before QEMU starts.
     public var hostDevices: [String: [PCIAddress]] = [:]
@@ -142,6 +145,7 @@ public struct RuntimeOptions: Sendable, Equatable {
                 agentSocket: String? = nil) {
         self.vhostNet = vhostNet
         self.agentSocket = agentSocket ?? Self.sibling(of: qmpSocket, named: "agent.sock")
+        self.consoleSocket = Self.sibling(of: qmpSocket, named: "console.sock")
         self.accel = accel
         self.qmpSocket = qmpSocket
         self.serialLog = serialLog

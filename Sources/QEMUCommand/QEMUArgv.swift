@@ -62,7 +62,11 @@ public enum QEMUArgv {
         args += ["-mon", "chardev=qmp,mode=control"]
         if let handOver { args += handOver.addFDArguments(config, markerText: qemuOptsEscape(runtime.qmpSocket)) }
         if profile.serial == .log, let log = handOver?.serial?.path ?? runtime.serialLog {
-            args += ["-chardev", "file,id=serial0,append=on,path=" + qemuOptsEscape(log)]
+            // A socket for `corral console --attach` (one client at a time) that logs everything to the file, with
+            // or without a client.
+            let listen = handOver?.console.map { "fd=\($0)" } ?? "path=" + qemuOptsEscape(runtime.consoleSocket)
+            args += ["-chardev", "socket,id=serial0,\(listen),server=on,wait=off,logfile=" + qemuOptsEscape(log)
+                + ",logappend=on"]
             args += ["-serial", "chardev:serial0"]
         }
         if profile.agent {

@@ -16,7 +16,9 @@ public struct VMPaths: Sendable, Equatable {
     /// The guest agent's channel (profiles with `agent: true`).
     public var agentSocket: String { folder + "/agent.sock" }
     /// The sockets QEMU listens on: gone with QEMU (removed on stop, kill, a crash, a failed start).
-    public var sockets: [String] { [qmpSocket, agentSocket] }
+    /// The serial console's socket (`corral console --attach`).
+    public var consoleSocket: String { folder + "/console.sock" }
+    public var sockets: [String] { [qmpSocket, agentSocket, consoleSocket] }
     public var serialLog: String { folder + "/serial.log" }
     public var pidFile: String { folder + "/qemu.pid" }
     /// Every QMP command, reply and event with a timestamp.

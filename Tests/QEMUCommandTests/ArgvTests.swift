@@ -115,7 +115,8 @@ struct ArgvTests {
     @Test("serial goes to the log file unless the profile or the runtime says none")
     func serial() {
         let logged = QEMUArgv.build(LiveConfig(profile: Fixture.minimal()), Fixture.runtime())
-        #expect(logged.values(of: "-chardev").last == "file,id=serial0,append=on,path=/var/lib/corral/vms/vm/serial.log")
+        #expect(logged.values(of: "-chardev").last == "socket,id=serial0,path=/run/corral/vms/vm/console.sock,server=on,"
+            + "wait=off,logfile=/var/lib/corral/vms/vm/serial.log,logappend=on")
         #expect(logged.value(of: "-serial") == "chardev:serial0")
 
         var quiet = Fixture.minimal()
@@ -227,10 +228,13 @@ struct ArgvTests {
         let args = QEMUArgv.build(LiveConfig(profile: Fixture.minimal()), runtime)
         let chardevs = args.values(of: "-chardev")
         #expect(chardevs == ["socket,id=qmp,path=/tmp/x,,server=off,,wait=on/qmp.sock,server=on,wait=off",
-                             "file,id=serial0,append=on,path=/tmp/s,,append=on.log"])
+                             "socket,id=serial0,path=/tmp/x,,server=off,,wait=on/console.sock,server=on,wait=off,"
+                                + "logfile=/tmp/s,,append=on.log,logappend=on"])
         #expect(unescapedOptions(chardevs[0]) == ["socket", "id=qmp", "path=/tmp/x,server=off,wait=on/qmp.sock",
                                                   "server=on", "wait=off"])
-        #expect(unescapedOptions(chardevs[1]) == ["file", "id=serial0", "append=on", "path=/tmp/s,append=on.log"])
+        #expect(unescapedOptions(chardevs[1]) == ["socket", "id=serial0", "path=/tmp/x,server=off,wait=on/console.sock",
+                                                  "server=on", "wait=off", "logfile=/tmp/s,append=on.log",
+                                                  "logappend=on"])
     }
 
     @Test("argument order is the documented one")

@@ -54,6 +54,7 @@ struct HandOverFiles {
         if let serial = plan.serial {
             descriptors[serial.fd] = try openFile(paths.serialLog, O_WRONLY | O_CREAT | O_APPEND, what: "serial log")
         }
+        if let console = plan.console { descriptors[console] = try listen(paths.consoleSocket) }
         for disk in profile.disks + config.hotplugged.disks.map(\.disk) {
             guard let entry = plan.disks[disk.id] else { continue }
             do {
