@@ -130,6 +130,12 @@ public struct CorralAPI: Sendable {
             let path = try await control.serialLog(Self.name(context))
             return Self.console(path: path, lines: lines, follow: follow, channel: context.channel)
         }
+        v1.get("vms/:name/screenshot") { _, context in
+            let png = try await control.screenshot(Self.name(context))
+            var headers = HTTPFields()
+            headers[.contentType] = "image/png"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: png)))
+        }
         v1.get("events") { request, context in
             let history = try Self.intQuery(request, "history") ?? 0
             let follow = try Self.boolQuery(request, "follow") ?? true

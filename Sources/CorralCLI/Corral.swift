@@ -42,6 +42,7 @@ public struct Corral: ParsableCommand {
             HostDeviceCommand.self,
             VolumeCommand.self,
             SnapshotCommand.self,
+            ScreenshotCommand.self,
             ClusterCommand.self,
             MigrateCommand.self,
         ]

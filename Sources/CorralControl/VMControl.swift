@@ -25,6 +25,8 @@ public protocol VMControl: Sendable {
     func qmp(_ name: String, command: String, arguments: JSONObject?) async throws(ControlError) -> JSONValue
     /// The serial log file of a VM (the API tails it).
     func serialLog(_ name: String) async throws(ControlError) -> String
+    /// A PNG of the VM's screen (`display:` in its profile), from QMP `screendump`.
+    func screenshot(_ name: String) async throws(ControlError) -> [UInt8]
     /// Past events (oldest first, at most `history`), then, with `follow`, live ones until the stream is dropped;
     /// without `follow` the stream ends after the past ones. `vm` nil means every VM.
     func events(vm: String?, history: Int, follow: Bool) async -> AsyncStream<CorralEvent>

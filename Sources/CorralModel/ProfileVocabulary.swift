@@ -39,3 +39,15 @@ public enum NICModel: String, Sendable, Codable, CaseIterable {
     case virtioNet = "virtio-net"
     case e1000e
 }
+
+/// The guest's video device (`display.vga`).
+public enum VideoModel: String, Sendable, Codable, CaseIterable {
+    /// QEMU's standard VGA (`VGA`): every OS drives it.
+    case std
+    /// `virtio-vga`: virtio-gpu with a VGA-compatible mode for firmware and early boot.
+    case virtio
+    /// `bochs-display`: a linear framebuffer without legacy VGA.
+    case bochs
+    /// No video device.
+    case none
+}

@@ -177,6 +177,11 @@ public struct CorralClient: Sendable {
         try await call("DELETE", vmPath(name, "hostdevs", id), as: VMStatus.self)
     }
 
+    /// A PNG of the VM's screen.
+    public func screenshot(_ name: String) async throws -> [UInt8] {
+        Array(try await collect(try await send("GET", vmPath(name, "screenshot"), body: nil)))
+    }
+
     public func volumes() async throws -> [VolumeInfo] {
         try await call("GET", "/v1/volumes", as: [VolumeInfo].self)
     }

@@ -51,6 +51,10 @@ struct FuzzControl: DaemonControl {
         _ = try known(name)
         throw .refused("no serial log in the fuzz daemon")
     }
+    func screenshot(_ name: String) async throws(ControlError) -> [UInt8] {
+        _ = try known(name)
+        throw .conflict("\(name) has no display")
+    }
     func events(vm: String?, history: Int, follow: Bool) async -> AsyncStream<CorralEvent> {
         AsyncStream { $0.finish() }
     }

@@ -32,14 +32,17 @@ public struct Profile: Sendable, Equatable, Codable {
     /// cloud-init NoCloud data: corral builds a seed volume labelled `cidata` and attaches it read-only
     /// (docs/provisioning.md).
     public var cloudInit: CloudInit?
+    /// A video device and a VNC display the daemon serves (QEMU never listens itself); nil: no display at all.
+    public var display: Display?
 
     public init(
         name: String, machine: String = "q35", accel: Accel = .auto, cpu: CPU = CPU(), memory: Memory,
         boot: Boot = Boot(), disks: [Disk] = [], nics: [NIC] = [], hotplug: Hotplug = Hotplug(),
         serial: SerialMode = .log, restart: RestartPolicy = .no, qemu: QEMUSettings = QEMUSettings(),
         overcommit: Overcommit = Overcommit(), agent: Bool = false, ha: Bool = false, hostdevs: [HostDevice] = [],
-        cloudInit: CloudInit? = nil
+        cloudInit: CloudInit? = nil, display: Display? = nil
     ) {
+        self.display = display
         self.hostdevs = hostdevs
         self.cloudInit = cloudInit
         self.name = name
@@ -63,7 +66,7 @@ public struct Profile: Sendable, Equatable, Codable {
 extension Profile {
     enum CodingKeys: String, CodingKey {
         case name, machine, accel, cpu, memory, boot, disks, nics, hotplug, serial, restart, qemu, overcommit, agent, ha,
-             hostdevs, cloudInit
+             hostdevs, cloudInit, display
     }
 
     /// Keys added after the first release (`overcommit`, `agent`, `ha`, `hostdevs`) default when missing, so resolved profiles
@@ -87,7 +90,21 @@ extension Profile {
             agent: try c.decodeIfPresent(Bool.self, forKey: .agent) ?? false,
             ha: try c.decodeIfPresent(Bool.self, forKey: .ha) ?? false,
             hostdevs: try c.decodeIfPresent([HostDevice].self, forKey: .hostdevs) ?? [],
-            cloudInit: try c.decodeIfPresent(CloudInit.self, forKey: .cloudInit))
+            cloudInit: try c.decodeIfPresent(CloudInit.self, forKey: .cloudInit),
+            display: try c.decodeIfPresent(Display.self, forKey: .display))
+    }
+}
+
+/// `display:` in a profile: the guest's video device, and whether it has a VNC display. QEMU gets `-vnc none` and
+/// never listens; the daemon hands it one end of a socket pair per client (`add_client`) and takes screenshots with
+/// `screendump`.
+public struct Display: Sendable, Equatable, Codable {
+    public var vga: VideoModel
+    public var vnc: Bool
+
+    public init(vga: VideoModel = .std, vnc: Bool = true) {
+        self.vga = vga
+        self.vnc = vnc
     }
 }
 

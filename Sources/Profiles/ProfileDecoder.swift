@@ -18,7 +18,9 @@ struct ProfileChecker {
     var everythingGiven = false
 
     static let topKeys = ["name", "extends", "machine", "accel", "cpu", "memory", "boot", "disks", "nics",
-                          "hotplug", "serial", "restart", "qemu", "overcommit", "agent", "ha", "hostdevs", "cloudInit"]
+                          "hotplug", "serial", "restart", "qemu", "overcommit", "agent", "ha", "hostdevs", "cloudInit",
+                          "display"]
+    static let displayKeys = ["vga", "vnc"]
     static let cloudInitKeys = ["hostname", "userData", "metaData", "networkConfig", "sshKeys"]
     static let hostdevKeys = ["id", "pci", "allFunctions", "rombar", "romfile", "vf", "emulated", "failover"]
     static let vfKeys = ["pf", "netdev", "mac", "vlan", "trust", "spoofchk"]
@@ -205,6 +207,13 @@ struct ProfileChecker {
         }
         if let node = node(map, "cloudInit", ""), let cloudInit = mapping(node, "cloudInit") {
             profile.cloudInit = decodeCloudInit(cloudInit)
+        }
+        if let node = node(map, "display", ""), let display = mapping(node, "display") {
+            checkKeys(display, path: "display", allowed: Self.displayKeys)
+            var value = Display()
+            if let vga = choice(display, "vga", "display", VideoModel.self) { value.vga = vga }
+            if let vnc = bool(display, "vnc", "display") { value.vnc = vnc }
+            profile.display = value
         }
         return profile
     }

@@ -64,6 +64,12 @@ extension ProfileChecker {
         validateHotplug(profile)
         validateQEMU(profile)
         validateOvercommit(profile)
+        validateDisplay(profile)
+    }
+
+    mutating func validateDisplay(_ profile: Profile) {
+        guard let display = profile.display, display.vnc, display.vga == .none else { return }
+        problem("display.vnc", "a VNC display needs a video device: set display.vga to std, virtio or bochs")
     }
 
     mutating func validateName(_ profile: Profile) {

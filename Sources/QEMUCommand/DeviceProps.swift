@@ -206,6 +206,24 @@ public enum DeviceProps {
         return result
     }
 
+    // MARK: Display
+
+    public static let videoID = "video0"
+
+    /// The guest's video device on the root bus; nil for `none`.
+    public static func videoDevice(_ model: VideoModel, bus: String, addr: String?) -> JSONObject? {
+        let driver: String
+        switch model {
+        case .std: driver = "VGA"
+        case .virtio: driver = "virtio-vga"
+        case .bochs: driver = "bochs-display"
+        case .none: return nil
+        }
+        var device: JSONObject = ["driver": .string(driver), "id": .string(videoID)]
+        place(&device, bus: bus, addr: addr)
+        return device
+    }
+
     // MARK: NICs
 
     /// The host side of a NIC (`netdev_add` / `-netdev`).

@@ -35,7 +35,8 @@ public struct HotplugPort: Sendable, Equatable {
 /// 2. profile disks, one slot each (for virtio-scsi the slot holds the disk's own controller);
 /// 3. profile NICs, one slot each;
 /// 4. the balloon;
-/// 5. the guest agent's virtio-serial controller (`agent: true`).
+/// 5. the guest agent's virtio-serial controller (`agent: true`);
+/// 6. the video device (`display`).
 ///
 /// q35 uses slots 0x01–0x1e of `pcie.0` (0x00 is the host bridge, 0x1f the ICH9 functions);
 /// i440fx uses 0x02–0x1f of `pci.0` (0x00 host bridge, 0x01 PIIX3).
@@ -52,6 +53,8 @@ public struct PCILayout: Sendable, Equatable {
     public let balloon: PCIPlacement?
     /// The virtio-serial controller of the guest agent's channel.
     public let agentSerial: PCIPlacement?
+    /// The video device (`display.vga` other than none).
+    public let video: PCIPlacement?
     /// Non-empty when the profile needs more root-bus slots than the machine has.
     public let problems: [String]
 
@@ -102,6 +105,7 @@ public struct PCILayout: Sendable, Equatable {
         nics = profile.nics.map { _ in take() }
         balloon = profile.memory.balloon == nil ? nil : take()
         agentSerial = profile.agent ? take() : nil
+        video = (profile.display?.vga ?? .none) == .none ? nil : take()
 
         let used = next - firstSlot
         let available = lastSlot - firstSlot + 1

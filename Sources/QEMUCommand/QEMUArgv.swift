@@ -50,6 +50,8 @@ public enum QEMUArgv {
 
         // Nothing implicit, no window, least privilege
         args += ["-nodefaults", "-no-user-config", "-display", "none"]
+        // A VNC server that listens nowhere: the daemon hands QEMU each client's socket (`add_client`).
+        if profile.display?.vnc == true { args += ["-vnc", "none"] }
         args += ["-sandbox", "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny"]
 
         // Control and console
@@ -151,6 +153,10 @@ public enum QEMUArgv {
         }
         if let place = layout.agentSerial {
             for device in DeviceProps.agentDevices(bus: place.bus, addr: place.addr) { args += ["-device", text(device)] }
+        }
+        if let display = profile.display, let place = layout.video,
+           let video = DeviceProps.videoDevice(display.vga, bus: place.bus, addr: place.addr) {
+            args += ["-device", text(video)]
         }
         for plugged in config.hotplugged.disks {
             let place = layout.placement(forPort: plugged.port)

@@ -21,6 +21,7 @@ actor FakeControl: VMControl {
         case resume(String)
         case qmp(String, command: String, arguments: JSONObject?)
         case serialLog(String)
+        case screenshot(String)
         case events(vm: String?, history: Int)
         case setCPUs(String, Int)
         case addDisk(String, DiskAddRequest)
@@ -187,6 +188,16 @@ actor FakeControl: VMControl {
         calls.append(.serialLog(name))
         _ = try known(name)
         return serialLogs[name] ?? "/nonexistent/serial.log"
+    }
+
+    /// The PNG signature and a header: enough for the route's content type and length.
+    static let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13]
+
+    func screenshot(_ name: String) async throws(ControlError) -> [UInt8] {
+        calls.append(.screenshot(name))
+        _ = try known(name)
+        guard name == "web" else { throw .conflict("\(name) has no display (add display: to its profile)") }
+        return Self.png
     }
 
     func events(vm: String?, history: Int, follow: Bool) async -> AsyncStream<CorralEvent> {

@@ -315,3 +315,22 @@ func unescapedOptions(_ text: String) -> [String] {
         #expect(DeviceProps.cpuDevice(index: 3, cpu: cpu, model: "host")["driver"]?.stringValue == "host-x86_64-cpu")
     }
 }
+
+@Suite("display") struct DisplayArgvTests {
+    @Test func aVNCDisplayListensNowhereAndTheVideoDeviceHasTheNextRootSlot() {
+        var profile = Fixture.minimal()
+        profile.display = Display(vga: .virtio, vnc: true)
+        let args = QEMUArgv.build(LiveConfig(profile: profile), Fixture.runtime())
+        #expect(args.value(of: "-vnc") == "none")
+        #expect(args.value(of: "-display") == "none")
+        let video = args.values(of: "-device").first { $0.contains("video0") }
+        #expect(video == #"{"driver":"virtio-vga","id":"video0","bus":"pcie.0","addr":"01.0"}"#)
+        profile.display = Display(vga: .bochs, vnc: false)
+        let quiet = QEMUArgv.build(LiveConfig(profile: profile), Fixture.runtime())
+        #expect(quiet.value(of: "-vnc") == nil)
+        #expect(quiet.values(of: "-device").contains { $0.contains(#""driver":"bochs-display""#) })
+        profile.display = nil
+        #expect(!QEMUArgv.build(LiveConfig(profile: profile), Fixture.runtime()).values(of: "-device")
+            .contains { $0.contains("video0") })
+    }
+}

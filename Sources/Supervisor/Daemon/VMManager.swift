@@ -442,6 +442,11 @@ public actor VMManager: VMControl {
         return try await vm.queue.run { () async throws(ControlError) in try await vm.qmp(command, arguments) }
     }
 
+    public func screenshot(_ name: String) async throws(ControlError) -> [UInt8] {
+        let vm = try vm(name)
+        return try await vm.queue.run { () async throws(ControlError) in try await vm.screenshot() }
+    }
+
     public func serialLog(_ name: String) async throws(ControlError) -> String {
         try vm(name).paths.serialLog
     }
