@@ -130,6 +130,14 @@ public struct CorralAPI: Sendable {
             let path = try await control.serialLog(Self.name(context))
             return Self.console(path: path, lines: lines, follow: follow, channel: context.channel)
         }
+        // WebSocket routes (`WebSocketRoutes`): the upgrade never reaches the router; a plain request does.
+        for route in ["vms/:name/console/attach", "vms/:name/vnc"] {
+            v1.get(RouterPath(route)) { _, context -> Response in
+                _ = try await control.status(Self.name(context))
+                throw ControlError.invalidRequest("this route is a WebSocket: send Upgrade: websocket "
+                    + "(corral console NAME --attach, corral vnc NAME)")
+            }
+        }
         v1.get("vms/:name/screenshot") { _, context in
             let png = try await control.screenshot(Self.name(context))
             var headers = HTTPFields()

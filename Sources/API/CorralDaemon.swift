@@ -2,6 +2,7 @@ import CorralModel
 import CorralWire
 import Hummingbird
 import HummingbirdCore
+import HummingbirdWebSocket
 import Logging
 import NIOCore
 import ServiceLifecycle
@@ -172,12 +173,18 @@ public struct CorralDaemon: Service {
                 + limits.idleTimeout.components.attoseconds / 1_000_000_000),
             httpDecoderConfiguration: .init(maxHeaderFieldSize: limits.headerBytes, maxHeaderListSize: limits.headerBytes,
                                             maxHeaderFieldCount: limits.headerFields))
-        let server = HTTPServerBuilder.http1(configuration: http)
+        let control = self.control
+        let upgrade = HTTP1WebSocketUpgradeChannel.Configuration(http1: http, ws: WebSocketRoutes.configuration)
+        // The Unix socket trusts its callers (its mode does); the TCP listener wants the admin token on upgrades too.
+        let server = HTTPServerBuilder.http1WebSocketUpgrade(configuration: upgrade) { request, _, logger in
+            await WebSocketRoutes.decide(request, control: control, token: nil, logger: logger)
+        }
         let unix: any Service
         switch listener {
         case .inherited(let inherited):
             unix = InheritedSocketServer(
-                descriptor: inherited, responder: api.router().buildResponder(), http: http, maxConnections: limits.connections,
+                descriptor: inherited, responder: api.router().buildResponder(), http: upgrade, control: control,
+                maxConnections: limits.connections,
                 logger: logger,
                 onServerRunning: {
                     DaemonSocket.closeListenersOnExec()
@@ -202,6 +209,10 @@ public struct CorralDaemon: Service {
         services.append(.init(service: unix, successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup))
         if let tcp = configuration.tcp {
+            let token = tcp.token
+            let server = HTTPServerBuilder.http1WebSocketUpgrade(configuration: upgrade) { request, _, logger in
+                await WebSocketRoutes.decide(request, control: control, token: token, logger: logger)
+            }
             let app = Application(
                 router: api.router(token: tcp.token, peerToken: tcp.peerToken),
                 server: try tcp.tls.map { files in

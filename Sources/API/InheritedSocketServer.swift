@@ -1,4 +1,6 @@
+import CorralControl
 import Hummingbird
+import HummingbirdWebSocket
 import HummingbirdCore
 import Logging
 import NIOCore
@@ -16,7 +18,8 @@ import ServiceLifecycle
 struct InheritedSocketServer: Service {
     let descriptor: Int32
     let responder: RouterResponder<CorralRequestContext>
-    let http: HTTP1Channel.Configuration
+    let http: HTTP1WebSocketUpgradeChannel.Configuration
+    let control: any DaemonControl
     let maxConnections: Int
     let logger: Logger
     let onServerRunning: @Sendable () async -> Void
@@ -24,7 +27,8 @@ struct InheritedSocketServer: Service {
     func run() async throws {
         let responder = self.responder
         let logger = self.logger
-        let child = HTTP1Channel(responder: { request, writer, channel in
+        let control = self.control
+        let child = HTTP1WebSocketUpgradeChannel(responder: { request, writer, channel in
             let context = CorralRequestContext(source: .init(channel: channel, logger: logger))
             var response: Response
             do {
@@ -37,7 +41,9 @@ struct InheritedSocketServer: Service {
                 response = Response(status: .internalServerError)
             }
             try await writer.write(response: response.head, body: response.body)
-        }, configuration: http)
+        }, configuration: http, shouldUpgrade: { request, _, logger in
+            await WebSocketRoutes.decide(request, control: control, token: nil, logger: logger)
+        })
 
         let group = MultiThreadedEventLoopGroup.singleton
         let quiescing = ServerQuiescingHelper(group: group)
@@ -51,7 +57,7 @@ struct InheritedSocketServer: Service {
             }
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
             .bind(NIOBSDSocket.Handle(descriptor), cleanupExistingSocketFile: false, serverBackPressureStrategy: nil) {
-                channel -> EventLoopFuture<HTTP1Channel.Value> in
+                channel -> EventLoopFuture<HTTP1WebSocketUpgradeChannel.Value> in
                 child.setup(channel: channel, logger: logger)
             }
         await withGracefulShutdownHandler {

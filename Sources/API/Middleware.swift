@@ -92,6 +92,8 @@ struct QueryKeysMiddleware: RouterMiddleware {
         case (.get, 2) where parts[0] == "v1" && parts[1] == "events": return ["history", "follow", "vm"]
         case (.delete, 5) where parts[0] == "v1" && parts[1] == "vms" && parts[3] == "disks": return ["deleteImage"]
         case (.get, 4) where parts[0] == "v1" && parts[1] == "vms" && parts[3] == "placement": return ["to"]
+        case (.get, 5) where parts[0] == "v1" && parts[1] == "vms" && parts[3] == "console" && parts[4] == "attach":
+            return ["force"]
         default: return []
         }
     }

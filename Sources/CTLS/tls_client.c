@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <openssl/err.h>
+#include <openssl/sha.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 #include <signal.h>
@@ -139,4 +140,8 @@ void corral_tls_free(corral_tls *tls) {
     SSL_free(tls->ssl);
     SSL_CTX_free(tls->context);
     free(tls);
+}
+
+void corral_sha1(const void *bytes, size_t length, unsigned char *digest) {
+    SHA1((const unsigned char *)bytes, length, digest);
 }

@@ -43,6 +43,7 @@ public struct Corral: ParsableCommand {
             VolumeCommand.self,
             SnapshotCommand.self,
             ScreenshotCommand.self,
+            VNCCommand.self,
             ClusterCommand.self,
             MigrateCommand.self,
         ]

@@ -190,17 +190,33 @@ struct RemoveCommand: AsyncParsableCommand {
 struct ConsoleCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "console",
-        abstract: "Print the last lines of a VM's serial console; --follow keeps printing new ones (Ctrl-C ends).")
+        abstract: "Print the last lines of a VM's serial console; --follow keeps printing new ones (Ctrl-C ends); "
+            + "--attach connects your terminal to it.",
+        discussion: """
+            --attach: keystrokes go to the guest, its output comes back; Ctrl-] ends. One client at a time may be \
+            attached (--force takes over); any number may read with --follow. The log keeps everything either way.
+            """)
     @Argument(help: "VM name.") var name: String
     @Option(help: "How many past lines to print (default 50).") var lines: Int?
     @Flag(name: [.short, .long], help: "Keep printing lines as the guest writes them.") var follow = false
+    @Flag(help: "Connect the terminal to the console (read and write).") var attach = false
+    @Flag(help: "With --attach: take the console over from the client attached now.") var force = false
     @OptionGroup var socket: DaemonSocketOption
 
     func validate() throws {
         if let lines, lines < 0 { throw ValidationError("--lines must not be negative") }
+        if force && !attach { throw ValidationError("--force goes with --attach") }
+        if attach && (follow || lines != nil) { throw ValidationError("--attach does not go with --follow or --lines") }
     }
 
     func run() async throws {
+        if attach {
+            do { try ConsoleAttach.run(name: name, force: force, socket: socket.resolved) } catch let failure as StreamFailure {
+                Terminal.err("error: \(failure.description)")
+                throw ExitCode(ExitCodeValue.failure.rawValue)
+            }
+            return
+        }
         try await DaemonCall.run(socket: socket.resolved) { client in
             for try await line in try await client.console(name, lines: lines, follow: follow) {
                 Terminal.out(line)

@@ -51,6 +51,14 @@ struct FuzzControl: DaemonControl {
         _ = try known(name)
         throw .refused("no serial log in the fuzz daemon")
     }
+    func attachConsole(_ name: String, force: Bool) async throws(ControlError) -> ByteStreamLease {
+        _ = try known(name)
+        throw .conflict("no console in the fuzz daemon")
+    }
+    func openVNC(_ name: String) async throws(ControlError) -> ByteStreamLease {
+        _ = try known(name)
+        throw .conflict("no display in the fuzz daemon")
+    }
     func screenshot(_ name: String) async throws(ControlError) -> [UInt8] {
         _ = try known(name)
         throw .conflict("\(name) has no display")

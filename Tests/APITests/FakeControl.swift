@@ -22,6 +22,8 @@ actor FakeControl: VMControl {
         case qmp(String, command: String, arguments: JSONObject?)
         case serialLog(String)
         case screenshot(String)
+        case attachConsole(String, force: Bool)
+        case openVNC(String)
         case events(vm: String?, history: Int)
         case setCPUs(String, Int)
         case addDisk(String, DiskAddRequest)
@@ -61,6 +63,7 @@ actor FakeControl: VMControl {
     var failure: ControlError?
     var qmpReply: JSONValue = ["status": "running", "running": true]
     var serialLogs: [String: String] = [:]
+    var consoleAttached = false
     private var subscribers: [AsyncStream<CorralEvent>.Continuation] = []
     private var subscribed: [AsyncStream<Void>.Continuation] = []
     private(set) var terminatedSubscriptions = 0
@@ -192,6 +195,40 @@ actor FakeControl: VMControl {
 
     /// The PNG signature and a header: enough for the route's content type and length.
     static let png: [UInt8] = [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13]
+
+    /// The console of "web" is an echo: every byte the client sends comes back, after "echo:" once.
+    func attachConsole(_ name: String, force: Bool) async throws(ControlError) -> ByteStreamLease {
+        calls.append(.attachConsole(name, force: force))
+        _ = try known(name)
+        if consoleAttached && !force { throw .conflict("someone is attached to \(name)'s console") }
+        consoleAttached = true
+        return try Self.echoPair(greeting: "echo:")
+    }
+
+    func openVNC(_ name: String) async throws(ControlError) -> ByteStreamLease {
+        calls.append(.openVNC(name))
+        _ = try known(name)
+        return try Self.echoPair(greeting: "RFB 003.008\n")
+    }
+
+    /// One end for the relay; the other answered by a thread that writes `greeting`, then echoes until the end.
+    static func echoPair(greeting: String) throws(ControlError) -> ByteStreamLease {
+        var pair: [Int32] = [-1, -1]
+        guard socketpair(AF_UNIX, Int32(SOCK_STREAM.rawValue), 0, &pair) == 0 else { throw .internalError("socketpair") }
+        let peer = pair[0]
+        Thread.detachNewThread {
+            _ = Array(greeting.utf8).withUnsafeBytes { write(peer, $0.baseAddress, $0.count) }
+            var buffer = [UInt8](repeating: 0, count: 4096)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(peer, $0.baseAddress, $0.count) }
+                if count <= 0 { break }
+                _ = buffer.withUnsafeBytes { write(peer, $0.baseAddress, count) }
+            }
+            close(peer)
+        }
+        let fd = pair[1]
+        return ByteStreamLease(fd: fd) { close(fd) }
+    }
 
     func screenshot(_ name: String) async throws(ControlError) -> [UInt8] {
         calls.append(.screenshot(name))
@@ -534,3 +571,4 @@ extension FakeControl: ClusterControl {
         return stream
     }
 }
+extension FakeControl: ConsoleControl {}

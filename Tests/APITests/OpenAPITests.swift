@@ -169,6 +169,9 @@ import Testing
             try await call(.get, "/v1/events?follow=false&history=5&vm=web", expect: 200)
             try await call(.get, "/v1/events?vm=", expect: 400)
             try await call(.get, "/v1/vms/web/screenshot", expect: 200)
+            try await call(.get, "/v1/vms/web/console/attach?force=true", expect: 400)
+            try await call(.get, "/v1/vms/web/vnc", expect: 400)
+            try await call(.get, "/v1/vms/ghost/vnc", expect: 404)
             try await call(.get, "/v1/vms/db/screenshot", expect: 409)
             // Hotplug.
             try await call(.post, "/v1/vms/web/cpus", #"{"count":3}"#, expect: 200)

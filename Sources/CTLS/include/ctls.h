@@ -26,3 +26,6 @@ int corral_tls_pending(corral_tls *tls);
 void corral_tls_free(corral_tls *tls);
 
 #endif
+
+/// SHA-1 of `length` bytes into `digest` (20 bytes): the WebSocket handshake's accept key.
+void corral_sha1(const void *bytes, size_t length, unsigned char *digest);

@@ -4,7 +4,7 @@ import Glibc
 
 /// A detached POSIX thread for the blocking socket I/O of one HTTP call. (Foundation's `Thread` would do, but
 /// the client links only FoundationEssentials, which has none: every `corral` start pays for what it links.)
-enum IOThread {
+package enum IOThread {
     private final class Work {
         let body: () -> Void
         init(_ body: @escaping () -> Void) { self.body = body }
@@ -12,7 +12,7 @@ enum IOThread {
 
     /// Starts `body` on a new thread. When no thread can be made (the process is out of threads or memory), runs
     /// `body` on the caller's thread instead.
-    static func start(_ body: @escaping @Sendable () -> Void) {
+    package static func start(_ body: @escaping @Sendable () -> Void) {
         let work = Unmanaged.passRetained(Work(body)).toOpaque()
         var thread = pthread_t()
         let created = pthread_create(&thread, nil, { raw in

@@ -19,6 +19,8 @@ struct RunSession: Sendable {
     var monitor: Task<Void, Never>
     /// Devices whose unplug the guest has not confirmed yet, by device id or QOM path.
     var pendingUnplugs: [String: PendingUnplug] = [:]
+    /// The client attached to the serial console (`corral console --attach`).
+    var console: ConsoleSession?
     /// The balloon target last sent to QEMU (by `corral balloon` or the policy).
     var balloonTarget: UInt64?
     /// A vCPU was unplugged from this QEMU (see `ManagedVM.checkPlugAllowed`).
@@ -115,6 +117,10 @@ public actor ManagedVM {
     var balloonTarget: UInt64? {
         get { run?.balloonTarget }
         set { run?.balloonTarget = newValue }
+    }
+    var consoleSession: ConsoleSession? {
+        get { run?.console }
+        set { run?.console = newValue }
     }
     var cpuUnpluggedThisRun: Bool {
         get { run?.cpuUnplugged ?? false }
