@@ -170,7 +170,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SystemTests", dependencies: [
-            "Supervisor", "GuestAgent", "CorralCore", "CorralControl", "LogTail", "CorralModel", "QMP", "Profiles", "QEMUCommand", "JSON", "UnixSockets",
+            "Supervisor", "GuestAgent", "CorralWire", "CorralCore", "CorralControl", "LogTail", "CorralModel", "QMP", "Profiles", "QEMUCommand", "JSON", "UnixSockets",
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -17,6 +17,8 @@ public enum WebSocketError: Error, Sendable, Equatable, CustomStringConvertible 
     case closed(code: UInt16, reason: String)
     case protocolError(String)
     case io(String)
+    /// Nothing arrived before the deadline `receive` was given.
+    case timedOut
 
     public var description: String {
         switch self {
@@ -25,6 +27,7 @@ public enum WebSocketError: Error, Sendable, Equatable, CustomStringConvertible 
         case .closed(_, let reason): return reason
         case .protocolError(let why): return "the daemon's WebSocket broke the protocol: \(why)"
         case .io(let why): return "the connection to the daemon failed: \(why)"
+        case .timedOut: return "nothing arrived from the daemon in time"
         }
     }
 
@@ -190,8 +193,9 @@ public final class WebSocketConnection: @unchecked Sendable {
         if case .failure(let error) = result { throw .io(error.message) }
     }
 
-    /// The next message's bytes; nil once the daemon closed normally. A refusal or a broken stream throws.
-    public func receive() throws(WebSocketError) -> [UInt8]? {
+    /// The next message's bytes; nil once the daemon closed normally. A refusal or a broken stream throws, and so
+    /// does reaching `deadline` without a message.
+    public func receive(deadline: ContinuousClock.Instant? = nil) throws(WebSocketError) -> [UInt8]? {
         while true {
             let event: WebSocketEvent?
             do { event = try lock.withLock { _ throws(WebSocketFrameError) in try decoder.next() } } catch {
@@ -216,6 +220,7 @@ public final class WebSocketConnection: @unchecked Sendable {
                     if data.isEmpty { return nil }
                     lock.withLock { _ in decoder.feed(data) }
                 case .failure(.timedOut):
+                    if let deadline, ContinuousClock.now >= deadline { throw .timedOut }
                     continue
                 case .failure(let error):
                     throw .io(error.message)
