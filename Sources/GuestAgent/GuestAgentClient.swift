@@ -32,12 +32,17 @@ public struct GuestAgentClient: GuestAgent {
 
     /// Sends `command` after a sync and returns its `return` value.
     public func call(_ command: String) async throws(GuestAgentError) -> JSONValue {
+        try await call(command, arguments: nil)
+    }
+
+    /// Sends `command` with `arguments` after a sync and returns its `return` value.
+    public func call(_ command: String, arguments: JSONObject?) async throws(GuestAgentError) -> JSONValue {
         let path = socketPath
         let timeout = timeout
         let result: Result<JSONValue, GuestAgentError> = await withCheckedContinuation { continuation in
             startDetachedThread {
                 continuation.resume(returning: Result { () throws(GuestAgentError) in
-                    try Self.exchange(path: path, command: command, timeout: timeout)
+                    try Self.exchange(path: path, command: command, arguments: arguments, timeout: timeout)
                 })
             }
         }
@@ -45,7 +50,8 @@ public struct GuestAgentClient: GuestAgent {
     }
 
     /// The blocking exchange (runs on its own thread).
-    static func exchange(path: String, command: String, timeout: Duration) throws(GuestAgentError) -> JSONValue {
+    static func exchange(path: String, command: String, arguments: JSONObject? = nil,
+                         timeout: Duration) throws(GuestAgentError) -> JSONValue {
         let deadline = ContinuousClock.now.advanced(by: timeout)
         let socket: StreamSocket
         do {
@@ -58,7 +64,7 @@ public struct GuestAgentClient: GuestAgent {
         let syncID = Int64.random(in: 1...Int64(Int32.max))
         var request: [UInt8] = [AgentStream.sentinel]
         request += Array(requestText("guest-sync-delimited", ["id": .int(syncID)]).utf8)
-        request += Array(requestText(command, nil).utf8)
+        request += Array(requestText(command, arguments).utf8)
         do {
             try socket.write(request)
         } catch {

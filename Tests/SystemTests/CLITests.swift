@@ -104,7 +104,7 @@ import Glibc
         let env = ["/usr/bin/env", "PATH=\(folder)/empty", lonely]
         let check = try await ProcessLauncher.run(env[0], Array(env.dropFirst()) + ["check", profile])
         #expect(check.status == .exited(1), "\(check.output)")
-        #expect(check.output.contains("cannot find corral-local (the executable for check, argv, run and qmp --socket)"),
+        #expect(check.output.contains("cannot find corral-local (the executable for check, argv, run, convert and qmp --socket)"),
                 "\(check.output)")
         let help = try await ProcessLauncher.run(env[0], Array(env.dropFirst()) + ["argv", "--help"])
         #expect(help.status == .exited(0) && help.output.contains("USAGE: corral argv <profile>"), "\(help.output)")
