@@ -93,7 +93,7 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: folder + "/s.sock") && !FileManager.default.fileExists(atPath: folder + "/state"))
     }
 
-    /// `corral check|argv|run|qmp --socket` hand over to `corral-local`; without it they say what is missing, while
+    /// `corral check|argv|run|convert|qmp --socket` hand over to `corral-local`; without it they say what is missing, while
     /// `--help` and argument errors still come from `corral` itself.
     @Test func localVerbsWithoutCorralLocalSayWhatIsMissing() async throws {
         let folder = Guest.tempFolder("lonely-local")
