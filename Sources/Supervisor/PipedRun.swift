@@ -60,8 +60,8 @@ enum PipedRun {
             cancelled = true
             status = await handle.terminate(grace: .seconds(2))
         }
-        await outputDone.wait()
-        await errorsDone?.wait()
+        await outputDone.waitAfterExit()
+        await errorsDone?.waitAfterExit()
         return Outcome(status: status, errors: errors.text, cancelled: cancelled || Task.isCancelled)
     }
 
@@ -99,17 +99,28 @@ private final class ErrorText: @unchecked Sendable {
     }
 }
 
-/// Reads one descriptor to end of file on its own thread (the reads block), then closes it.
+/// Reads one descriptor on its own thread until end of file, or, once told the helper has exited, until the pipe has
+/// stayed empty for a moment (a grandchild that inherited the write end must not keep us waiting); then closes it.
 private final class PipeReader: @unchecked Sendable {
     private let lock = NSLock()
     private var done = false
+    private var helperExited = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
     static func start(_ fd: Int32, onChunk: @escaping @Sendable ([UInt8]) -> Void) -> PipeReader {
         let reader = PipeReader()
         let thread = Thread {
             var buffer = [UInt8](repeating: 0, count: 64 << 10)
+            var poller = pollfd(fd: fd, events: Int16(POLLIN), revents: 0)
             while true {
+                poller.revents = 0
+                let ready = poll(&poller, 1, 100)
+                if ready < 0 && errno == EINTR { continue }
+                if ready == 0 {
+                    // Nothing for 100 ms: after the helper's exit everything it wrote has been read.
+                    if reader.exited { break }
+                    continue
+                }
                 let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
                 if n < 0 && errno == EINTR { continue }
                 if n <= 0 { break }
@@ -123,6 +134,12 @@ private final class PipeReader: @unchecked Sendable {
         return reader
     }
 
+    private var exited: Bool {
+        lock.lock()
+        defer { lock.unlock() }
+        return helperExited
+    }
+
     private func finish() {
         lock.lock()
         done = true
@@ -132,11 +149,11 @@ private final class PipeReader: @unchecked Sendable {
         for waiter in pending { waiter.resume() }
     }
 
-    /// Returns once the reader has seen end of file (whether or not the calling task is cancelled: the helper has
-    /// exited by then, so the end comes).
-    func wait() async {
+    /// Returns once the reader is done; call it after the helper has exited.
+    func waitAfterExit() async {
         await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
             lock.lock()
+            helperExited = true
             if done {
                 lock.unlock()
                 continuation.resume()
