@@ -44,16 +44,17 @@ package struct ConvertCommand: ParsableCommand {
         commandName: "convert",
         abstract: "Convert a VMware, VirtualBox, Hyper-V or older QEMU disk image to qcow2 or raw.",
         discussion: """
-            Runs qemu-img convert with IN's format given explicitly (from --from or IN's extension; .vhd is vpc),
-            into a temporary file beside OUT. A qcow2 result must pass qemu-img check; only then is it renamed to
-            OUT. On a terminal a progress bar is redrawn in place; in a pipe a progress line is printed once a
-            second at most; --json prints NDJSON. On any failure, Ctrl-C or SIGTERM, qemu-img is stopped and the
-            temporary file removed: OUT is either complete or absent (or, with --force, the old OUT untouched).
-            Images that refer to other files (a backing file, a qcow2 data file, VMDK extents outside IN's folder)
+            Runs qemu-img convert with IN's format given explicitly (from --from or IN's extension; .vhd is vpc) \
+            into a temporary file beside OUT. A qcow2 result must pass qemu-img check; only then is it renamed to \
+            OUT. On a terminal a progress bar is redrawn in place; in a pipe a progress line is printed once a \
+            second at most; --json prints NDJSON. On any failure, Ctrl-C or SIGTERM, qemu-img is stopped and the \
+            temporary file removed: OUT is either complete or absent (with --force: the old OUT, untouched). \
+            Images that refer to other files (a backing file, a qcow2 data file, VMDK extents outside IN's folder) \
             are refused. See docs/convert.md.
-            Exit codes: 0 converted; 1 the conversion failed (qemu-img refused IN, the check found problems, I/O);
-            2 OUT exists (without --force) or is IN; 64 bad options or a format that cannot be told;
-            130 / 143 interrupted by Ctrl-C / SIGTERM.
+
+            Exit codes: 0 converted; 1 the conversion failed (qemu-img refused IN, the check found problems, I/O); \
+            2 OUT exists (without --force) or is IN; 64 bad options or a format that cannot be told; 130 / 143 \
+            interrupted by Ctrl-C / SIGTERM.
             """)
 
     @OptionGroup var arguments: ConvertArguments

@@ -78,7 +78,7 @@ public enum QemuImg {
     /// A path as qemu-img must see it: `./`-prefixed when relative, so no protocol prefix (`nbd:`, `json:`) is read
     /// into it.
     public static func plainName(_ path: String) -> String {
-        path.hasPrefix("/") ? path : "./" + path
+        path.hasPrefix("/") || path.hasPrefix("./") || path.hasPrefix("../") ? path : "./" + path
     }
 
     /// `qemu-img info` of the source, as JSON, its format given: how big it is, what it refers to.

@@ -25,6 +25,8 @@ import Testing
         #expect(QemuImg.plainName("nbd:evil:10809") == "./nbd:evil:10809")
         #expect(QemuImg.plainName("json:{\"driver\":\"file\"}") == "./json:{\"driver\":\"file\"}")
         #expect(QemuImg.infoArguments(.file(path: "disk.vmdk", format: .vmdk)).last == "./disk.vmdk")
+        #expect(QemuImg.plainName("./.disk.qcow2.corral-convert-Ab12Cd") == "./.disk.qcow2.corral-convert-Ab12Cd")
+        #expect(QemuImg.plainName("../in/nbd:x") == "../in/nbd:x")
         #expect(QemuImg.convertArguments(.file(path: "a:b.vdi", format: .vdi), to: "c:d.qcow2", format: .qcow2)
             .suffix(2) == ["./a:b.vdi", "./c:d.qcow2"])
     }

@@ -259,6 +259,23 @@ import Glibc
             && run.output.contains("overlay.qcow2: not converted: it is an overlay on a backing file (\(root)/plain.raw)"),
             "\(run.output)")
         FileOps.remove(root + "/overlay.qcow2")
+        // Nor is a VMware descriptor whose extent is some other file of the host.
+        try """
+            # Disk DescriptorFile
+            version=1
+            CID=12345678
+            parentCID=ffffffff
+            createType="monolithicFlat"
+
+            RW 2048 FLAT "/etc/passwd" 0
+
+            ddb.adapterType = "ide"
+
+            """.write(toFile: root + "/lure.vmdk", atomically: true, encoding: .utf8)
+        run = try await Self.corral(root + "/lure.vmdk", root + "/out.qcow2")
+        #expect(run.status == .exited(1) && run.output.contains(
+            "lure.vmdk: not converted: its descriptor names an extent outside its folder (/etc/passwd)"), "\(run.output)")
+        FileOps.remove(root + "/lure.vmdk")
         #expect(Self.listing(root) == before, "nothing written: \(Self.listing(root))")
 
         // An existing OUT is refused without --force and kept as it was; with --force it is replaced.
