@@ -142,6 +142,8 @@ public struct DiskConverter: Sendable {
     /// The output is not the input, exists only when it may be replaced (and then is a regular file), and its
     /// folder takes new files.
     static func checkOutput(_ output: String, replace: Bool, input: stat, inputName: String) throws(ConvertError) {
+        // A file name is needed: not nothing, not a folder's.
+        if PathText.lastComponent(output).isEmpty || output.hasSuffix("/") { throw .notAFile(path: output) }
         var existing = stat()
         if stat(output, &existing) == 0 {
             if existing.st_dev == input.st_dev && existing.st_ino == input.st_ino {

@@ -124,6 +124,11 @@ import Glibc
         await #expect(throws: ConvertError.notAFile(path: bench.folder)) {
             _ = try await converter.convert(source: .file(path: bench.folder, format: .raw), to: bench.output, format: .raw)
         }
+        for name in ["", bench.folder + "/", bench.folder + "/new/"] {
+            await #expect(throws: ConvertError.notAFile(path: name)) {
+                _ = try await converter.convert(source: .file(path: bench.input, format: .vmdk), to: name, format: .qcow2)
+            }
+        }
         try Data("old".utf8).write(to: URL(fileURLWithPath: bench.output))
         await #expect(throws: ConvertError.outputExists(path: bench.output)) { _ = try await bench.convert() }
         #expect(try String(contentsOfFile: bench.output, encoding: .utf8) == "old")
