@@ -5,8 +5,8 @@ import Glibc
 #endif
 
 /// Runs a helper (qemu-img) to completion with its output on pipes, handing stdout to the caller as it comes.
-/// Cancelling the calling task stops the helper (SIGTERM, then SIGKILL) and waits for it: when `run` returns, the
-/// process is gone.
+/// Cancelling the calling task stops the helper (SIGTERM, then SIGKILL after 2 s) and waits until it has been reaped:
+/// when `run` returns, the process is gone.
 enum PipedRun {
     struct Outcome: Sendable {
         var status: ExitStatus
@@ -58,7 +58,9 @@ enum PipedRun {
             status = ended
         } else {
             cancelled = true
-            status = await handle.terminate(grace: .seconds(2))
+            // In a task of its own: `terminate` in this cancelled task would not wait (neither the grace period nor
+            // the end), and the caller's cleanup must come after the helper is gone.
+            status = await Task.detached { await handle.terminate(grace: .seconds(2)) }.value
         }
         await outputDone.waitAfterExit()
         await errorsDone?.waitAfterExit()

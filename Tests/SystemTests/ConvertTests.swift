@@ -324,6 +324,9 @@ import Glibc
             try await Task.sleep(for: .milliseconds(5))
         }
         try #require(!converter.isEmpty, "qemu-img convert never ran: \((try? String(contentsOfFile: log, encoding: .utf8)) ?? "")")
+        // Frozen, qemu-img cannot finish before the signal lands, however fast the host (corral's SIGKILL after its
+        // 2 s grace still ends it).
+        for pid in converter { kill(pid, SIGSTOP) }
         #expect(Self.listing(root).contains { $0.hasPrefix(".big.qcow2.corral-convert-") }, "\(Self.listing(root))")
         handle.signal(number)
         let status = await handle.waitForExit(timeout: .seconds(30))
