@@ -15,9 +15,10 @@ public struct LaunchSpec: Sendable, Equatable {
     public var arguments: [String]
     /// stdout and stderr are appended to this file (nil → /dev/null).
     public var outputFile: String?
-    /// Our descriptor the child's stdout goes to instead of `outputFile` (e.g. a pipe's write end).
+    /// Our descriptor the child's stdout goes to instead of `outputFile` (e.g. a pipe's write end). Not for a
+    /// confined launch (`confinement`), whose output always goes to `outputFile`.
     public var standardOutput: Int32?
-    /// Our descriptor the child's stderr goes to; nil: wherever stdout goes.
+    /// Our descriptor the child's stderr goes to; nil: wherever stdout goes. Not for a confined launch either.
     public var standardError: Int32?
     /// Start a new session so the process survives its parent and ignores the terminal's Ctrl-C.
     public var detach: Bool
