@@ -16,6 +16,8 @@ public enum ConvertError: Error, Equatable, Sendable, CustomStringConvertible {
     case outputExists(path: String)
     /// OUT's folder is missing or corral cannot write there.
     case outputFolder(path: String, reason: String)
+    /// OUT's filesystem has less room than the converted image needs (`qemu-img measure`).
+    case notEnoughSpace(path: String, needed: UInt64, available: UInt64)
     /// An archive member's window does not fit in its archive.
     case memberOutOfRange(archive: String, offset: UInt64, size: UInt64, archiveSize: UInt64)
     /// qemu-img cannot open the source as the format it was given (its own reason).
@@ -60,6 +62,9 @@ public enum ConvertError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(path): already exists; give --force to replace it"
         case .outputFolder(let path, let reason):
             return "\(path): cannot write there: \(reason)"
+        case .notEnoughSpace(let path, let needed, let available):
+            return "\(path): needs \(SizeText.binary(needed)) but its filesystem has \(SizeText.binary(available)) free; "
+                + "make room or write elsewhere"
         case .memberOutOfRange(let archive, let offset, let size, let archiveSize):
             return "\(archive): a member of \(size) bytes at offset \(offset) does not fit in the archive "
                 + "(\(archiveSize) bytes)"
@@ -95,6 +100,7 @@ public enum ConvertError: Error, Equatable, Sendable, CustomStringConvertible {
         case .sameFile: return "same-file"
         case .outputExists: return "output-exists"
         case .outputFolder: return "output-folder"
+        case .notEnoughSpace: return "no-space"
         case .memberOutOfRange: return "member-out-of-range"
         case .refused: return "refused"
         case .notSelfContained: return "not-self-contained"

@@ -92,6 +92,19 @@ public enum QemuImg {
          plainName(output)]
     }
 
+    /// `qemu-img measure`: how much room the converted image will take (`required`), as JSON.
+    public static func measureArguments(_ source: DiskSource, format: DiskFormat) -> [String] {
+        ["measure", "--output=json", "-f", source.format.rawValue, "-O", format.rawValue, source.qemuImageName]
+    }
+
+    /// Pure: refuse before converting when the output's folder has less room than qemu-img measured (its
+    /// `required`); nil when it fits or the measure says nothing.
+    public static func spaceProblem(measure: JSONValue, availableBytes: UInt64, output: String) -> ConvertError? {
+        guard let required = measure["required"]?.intValue, required > 0 else { return nil }
+        guard UInt64(required) > availableBytes else { return nil }
+        return .notEnoughSpace(path: output, needed: UInt64(required), available: availableBytes)
+    }
+
     /// `qemu-img check` of a qcow2 image, as JSON.
     public static func checkArguments(_ image: String) -> [String] {
         ["check", "--output=json", "-f", DiskFormat.qcow2.rawValue, plainName(image)]

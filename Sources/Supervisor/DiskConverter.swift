@@ -20,6 +20,7 @@ import Glibc
 /// ```
 ///
 /// What it guarantees:
+/// - The output's filesystem has room for the result (`qemu-img measure`'s `required`), or nothing starts.
 /// - qemu-img never probes a format: the source's format is always given (`-f`), and a source that refers to other
 ///   files (backing file, data file, VMDK extents outside its folder) is refused (`ImageInspection`).
 /// - The output is written to a temporary file beside it (`.NAME.corral-convert-XXXXXX`, mode 0600), checked
@@ -70,6 +71,16 @@ public struct DiskConverter: Sendable {
         switch ImageInspection.inspect(infoJSON, source: source) {
         case .success(let inspected): inspection = inspected
         case .failure(let problem): throw problem
+        }
+        try Self.stopIfCancelled(output)
+
+        // Room for the result, as qemu-img measures it: refused now rather than when the disk fills up. A
+        // qemu-img that cannot measure this source only skips the check.
+        let measure = try await runCollecting(executable, QemuImg.measureArguments(source, format: format), output: output)
+        if measure.status.isSuccess, let measured = try? JSONValue(parsing: measure.text),
+           let available = Self.availableBytes(in: PathText.folder(of: output)),
+           let problem = QemuImg.spaceProblem(measure: measured, availableBytes: available, output: output) {
+            throw problem
         }
         try Self.stopIfCancelled(output)
 
@@ -165,6 +176,13 @@ public struct DiskConverter: Sendable {
         guard access(folder, W_OK | X_OK) == 0 else {
             throw .outputFolder(path: output, reason: "its folder \(folder): \(String(cString: strerror(errno)))")
         }
+    }
+
+    /// Bytes an unprivileged writer may still use on the filesystem holding `folder`.
+    static func availableBytes(in folder: String) -> UInt64? {
+        var info = statvfs()
+        guard statvfs(folder, &info) == 0 else { return nil }
+        return UInt64(info.f_bavail) * UInt64(info.f_frsize)
     }
 
     static func stopIfCancelled(_ output: String) throws(ConvertError) {

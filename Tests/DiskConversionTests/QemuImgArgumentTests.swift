@@ -13,6 +13,18 @@ import Testing
             == ["convert", "-p", "-f", "vdi", "-O", "raw", "/a.vdi", "/b.img"])
     }
 
+    @Test func measureAndTheRoomItNeeds() {
+        #expect(QemuImg.measureArguments(.file(path: "/a/x.vhdx", format: .vhdx), format: .raw)
+            == ["measure", "--output=json", "-f", "vhdx", "-O", "raw", "/a/x.vhdx"])
+        let measured: JSONValue = ["required": 3_328_599_040, "fully-allocated": 21_478_375_424]
+        #expect(QemuImg.spaceProblem(measure: measured, availableBytes: 3_328_599_040, output: "w.qcow2") == nil)
+        #expect(QemuImg.spaceProblem(measure: measured, availableBytes: 1_288_490_188, output: "w.qcow2")
+            == .notEnoughSpace(path: "w.qcow2", needed: 3_328_599_040, available: 1_288_490_188))
+        #expect(QemuImg.spaceProblem(measure: ["fully-allocated": 10], availableBytes: 0, output: "w.qcow2") == nil)
+        #expect(ConvertError.notEnoughSpace(path: "w.qcow2", needed: 3_328_599_040, available: 1_288_490_188).description
+            == "w.qcow2: needs 3.1 GiB but its filesystem has 1.2 GiB free; make room or write elsewhere")
+    }
+
     @Test func infoAndCheck() {
         #expect(QemuImg.infoArguments(.file(path: "/a/x.vmdk", format: .vmdk))
             == ["info", "--output=json", "-f", "vmdk", "/a/x.vmdk"])

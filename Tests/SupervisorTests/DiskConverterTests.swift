@@ -19,7 +19,8 @@ import Glibc
         var input: String { folder + "/in.vmdk" }
         var output: String { folder + "/out.qcow2" }
 
-        init(convert: String, check: String = #"echo '{"check-errors":0,"format":"qcow2"}'"#) throws {
+        init(convert: String, check: String = #"echo '{"check-errors":0,"format":"qcow2"}'"#,
+             measure: String = #"echo '{"required": 393216, "fully-allocated": 1441792}'"#) throws {
             var template = Array("/tmp/corral-dc-XXXXXX".utf8CString)
             folder = String(cString: mkdtemp(&template)!)
             let script = """
@@ -29,6 +30,7 @@ import Glibc
                 info) echo '{"virtual-size": 1048576, "format": "vmdk", "filename": "x"}' ;;
                 convert) echo $$ > "\(folder)/convert.pid"; : > "$last"; \(convert) ;;
                 check) \(check) ;;
+                measure) \(measure) ;;
                 esac
                 """
             try script.write(toFile: qemuImg, atomically: true, encoding: .utf8)
@@ -150,6 +152,32 @@ import Glibc
                 source: .file(path: bench.input, format: .vmdk), to: bench.folder + "/new.qcow2", format: .qcow2)
         }
         #expect(!bench.listing.contains("convert.pid"), "qemu-img convert never ran")
+    }
+
+    /// A result larger than the free room (here 1 EiB) is refused before anything is written.
+    @Test func noRoomForTheResultIsRefusedBeforeConverting() async throws {
+        let bench = try Bench(convert: "true", measure: #"echo '{"required": 1152921504606846976}'"#)
+        defer { bench.remove() }
+        do {
+            _ = try await bench.convert()
+            Issue.record("converted without room")
+        } catch {
+            guard case .notEnoughSpace(let path, let needed, _) = error else {
+                Issue.record("\(error)")
+                return
+            }
+            #expect(path == bench.output && needed == 1 << 60)
+            #expect(error.description.hasPrefix("\(bench.output): needs 1024.0 PiB but its filesystem has "))
+        }
+        #expect(bench.listing == ["in.vmdk", "qemu-img"], "qemu-img convert never ran")
+    }
+
+    /// A qemu-img that cannot measure the source only skips the room check.
+    @Test func aFailedMeasureSkipsTheRoomCheck() async throws {
+        let bench = try Bench(convert: "true", measure: #"echo "qemu-img: measure is not supported" >&2; exit 1"#)
+        defer { bench.remove() }
+        _ = try await bench.convert()
+        #expect(bench.listing == ["convert.pid", "in.vmdk", "out.qcow2", "qemu-img"])
     }
 
     static func children(of parent: Int32) -> [Int32] {
