@@ -7,6 +7,7 @@ import PackageDescription
 //   UnixSockets ─ connecting and listening AF_UNIX stream sockets (the one sockaddr_un builder)
 //   CJSONC ─ json-c headers;  QMP ─ json-c codec, stream decoder, QMPClient (effects: one socket)
 //   Profiles ─ pure YAML → validated Profile;  QEMUCommand ─ pure LiveConfig → argv + device props
+//   DiskConversion ─ pure parts of `corral convert`: formats, qemu-img arguments, progress parsing, image checks
 //   CorralCore ─ pure policies, plans and state machines (lifecycle, restart, balloon, KSM, admission, hotplug,
 //                migration): no I/O, no Foundation file/process APIs, no effect modules
 //   CorralControl ─ the protocols the daemon offers (VMControl, HotplugControl, TuningControl, MigrationControl)
@@ -19,7 +20,7 @@ import PackageDescription
 //   CorralWire ─ API request/response types and CorralClient over a small HTTP/1.1 client (no server, no NIO)
 //   API ─ HTTP+JSON (Hummingbird) over CorralControl, the HTTP migration peer (no Supervisor)
 //   CorralCLI ─ argument-parser commands, a client of the API only;  corral ─ the CLI executable
-//   corrald ─ the daemon executable;  corral-local ─ check/argv/run/qmp --socket, which `corral` execs
+//   corrald ─ the daemon executable;  corral-local ─ check/argv/run/convert/qmp --socket, which `corral` execs
 let package = Package(
     name: "corral",
     platforms: [.macOS(.v14)],
@@ -75,6 +76,9 @@ let package = Package(
         // Pure decisions: takes observations, returns actions. Nothing here spawns, opens or sleeps.
         .target(name: "CorralCore", dependencies: ["CorralModel", "JSON", "Profiles", "QEMUCommand"]),
         .target(name: "CorralControl", dependencies: ["CorralModel", "JSON", "Profiles", "QEMUCommand"]),
+        // Disk conversion's decisions (formats, qemu-img argument lists, json: specs, progress parsing, what an image
+        // may refer to): pure, used by the CLI's validation and by Supervisor's DiskConverter.
+        .target(name: "DiskConversion", dependencies: ["CorralModel", "JSON"]),
         .target(name: "LogTail"),
         .target(name: "GuestAgent", dependencies: ["CorralCore", "QMP", "JSON", "UnixSockets"]),
         .target(name: "HostDevices", dependencies: ["CorralModel"]),
@@ -82,7 +86,7 @@ let package = Package(
         .target(name: "Supervisor", dependencies: [
             "Cluster", "HostDevices",
             "QMP", "GuestAgent", "Profiles", "QEMUCommand", "CorralModel", "CorralCore", "CorralControl", "LogTail", "JSON",
-            "CSupport",
+            "CSupport", "DiskConversion",
             .product(name: "Logging", package: "swift-log"),
         ]),
         // What crosses the wire between a client and the daemon, and the client itself: no server, no NIO.
@@ -117,12 +121,13 @@ let package = Package(
         // `corrald`; `corral check|argv|run|qmp --socket` exec `corral-local`. Each `corral` call then loads
         // (and scans the type metadata of) only the code a client needs.
         .target(name: "CorralCLI", dependencies: [
-            "CorralWire", "CorralModel", "JSON",
+            "CorralWire", "CorralModel", "JSON", "DiskConversion",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .executableTarget(name: "corral", dependencies: ["CorralCLI"]),
         .executableTarget(name: "corral-local", dependencies: [
             "CorralCLI", "CorralModel", "CorralCore", "Supervisor", "LogTail", "QMP", "Profiles", "QEMUCommand", "JSON",
+            "DiskConversion",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CorralLocal"),
         .executableTarget(name: "corrald", dependencies: [
@@ -147,6 +152,7 @@ let package = Package(
 
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "CorralModelTests", dependencies: ["CorralModel"]),
+        .testTarget(name: "DiskConversionTests", dependencies: ["DiskConversion", "CorralModel", "JSON"]),
         .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON", "UnixSockets"]),
         .testTarget(name: "GuestAgentTests", dependencies: ["GuestAgent", "CorralCore", "JSON", "UnixSockets"]),
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles", "CorralModel"]),
@@ -162,7 +168,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .testTarget(name: "SupervisorTests", dependencies: [
-            "Supervisor", "HostDevices", "GuestAgent", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",
+            "Supervisor", "HostDevices", "GuestAgent", "DiskConversion", "CorralCore", "CorralControl", "CorralModel", "Profiles", "QEMUCommand", "QMP", "JSON",
         ]),
         .testTarget(name: "FuzzTests", dependencies: ["FuzzTargets"]),
         .testTarget(name: "ClusterTests", dependencies: [
@@ -170,7 +176,8 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
         .testTarget(name: "SystemTests", dependencies: [
-            "Supervisor", "GuestAgent", "CorralWire", "CorralCore", "CorralControl", "LogTail", "CorralModel", "QMP", "Profiles", "QEMUCommand", "JSON", "UnixSockets",
+            "Supervisor", "GuestAgent", "CorralWire", "CorralCore", "CorralControl", "LogTail", "CorralModel", "QMP", "Profiles",
+            "QEMUCommand", "JSON", "UnixSockets", "DiskConversion",
         ]),
     ],
     swiftLanguageModes: [.v6]

@@ -18,6 +18,7 @@ public struct Corral: ParsableCommand {
             ArgvCommand.self,
             RunCommand.self,
             QMPCommand.self,
+            ConvertCommand.self,
             DaemonCommand.self,
             UpCommand.self,
             ListCommand.self,

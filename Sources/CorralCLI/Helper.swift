@@ -13,7 +13,7 @@ import Glibc
 /// process id, the terminal, the signals and the exit status stay the caller's.
 ///
 /// `corrald` serves the API; `corral-local` runs what needs the profile loader, the argv builder or QEMU
-/// on this host (`check`, `argv`, `run`, `qmp --socket`). Keeping them out of `corral` keeps every daemon
+/// on this host (`check`, `argv`, `run`, `convert`, `qmp --socket`). Keeping them out of `corral` keeps every daemon
 /// call from loading code it does not use.
 package enum Helper: String {
     case daemon = "corrald"
@@ -47,7 +47,7 @@ package enum Helper: String {
     private var role: String {
         switch self {
         case .daemon: return "the daemon executable"
-        case .local: return "the executable for check, argv, run and qmp --socket"
+        case .local: return "the executable for check, argv, run, convert and qmp --socket"
         }
     }
 

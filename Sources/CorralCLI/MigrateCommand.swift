@@ -198,46 +198,55 @@ struct MigrateCommand: AsyncParsableCommand {
     }
 }
 
-/// Shows the stream: a bar redrawn in place (terminal), one line a second at most (pipe), or the raw NDJSON.
-final class ProgressDisplay {
-    enum Mode { case bar, lines, json }
-    let mode: Mode
-    let name: String
+/// Shows a long operation's progress: a bar redrawn in place (terminal), one line a second at most (pipe), or the
+/// raw NDJSON lines. Migrations, evacuations and `corral convert` draw with it.
+package final class ProgressDisplay {
+    package enum Mode { case bar, lines, json }
+    package let mode: Mode
+    package let name: String
     private var barShown = false
     private var lastLine: ContinuousClock.Instant?
-    /// Cells between the bar's brackets on a terminal.
-    static let barWidth = 30
+    /// Cells between the brackets on a terminal.
+    package static let barWidth = 30
 
-    init(mode: Mode, name: String) {
+    package init(mode: Mode, name: String) {
         self.mode = mode
         self.name = name
     }
 
-    func show(_ line: MigrationStreamLine) {
+    /// A bar on a terminal, a plain line in a pipe, per the mode: the JSON text for `.json`.
+    package convenience init(json: Bool, name: String) {
+        self.init(mode: json ? .json : (Terminal.stdoutIsTTY ? .bar : .lines), name: name)
+    }
+
+    /// Progress: `render(width)` draws the bar with that many cells; `json` is the NDJSON line for `.json`.
+    package func show(render: (Int) -> String, json: @autoclosure () -> String) {
         switch mode {
         case .json:
-            Terminal.out(line.text)
+            Terminal.out(json())
         case .bar:
-            guard case .progress(let progress) = line.update else { return }
-            let text = progress.renderBar(width: Self.barWidth)
-            Self.writeRaw("\r\u{1B}[K" + text)
+            Self.writeRaw("\r\u{1B}[K" + render(Self.barWidth))
             barShown = true
         case .lines:
-            guard case .progress(let progress) = line.update else { return }
             let now = ContinuousClock.now
             if let lastLine, now - lastLine < .seconds(1) { return }
             lastLine = now
-            Terminal.out("\(name): " + progress.renderBar(width: 20))
+            Terminal.out("\(name): " + render(20))
         }
     }
 
+    /// A line that is not progress (a result, an error): printed in `.json` mode only.
+    package func showJSON(_ text: String) {
+        if mode == .json { Terminal.out(text) }
+    }
+
     /// Ends the redrawn line so what follows starts on its own.
-    func end() {
+    package func end() {
         if barShown { Self.writeRaw("\n") }
         barShown = false
     }
 
-    static func writeRaw(_ text: String) {
+    package static func writeRaw(_ text: String) {
         var bytes = Array(text.utf8)[...]
         while !bytes.isEmpty {
             let n = bytes.withUnsafeBytes { Glibc.write(1, $0.baseAddress!, $0.count) }
@@ -247,5 +256,16 @@ final class ProgressDisplay {
             }
             bytes = bytes.dropFirst(n)
         }
+    }
+}
+
+extension ProgressDisplay {
+    /// A migration's stream line: its progress drawn, anything else only in `.json` mode.
+    func show(_ line: MigrationStreamLine) {
+        guard case .progress(let progress) = line.update else {
+            showJSON(line.text)
+            return
+        }
+        show(render: { progress.renderBar(width: $0) }, json: line.text)
     }
 }

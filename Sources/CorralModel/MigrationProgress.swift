@@ -141,12 +141,7 @@ public struct MigrationProgress: Sendable, Equatable, Codable {
     /// One line: `[#####-----]  52%  phase active  118.3 MiB/s  remaining 40.1 MiB  dirty 1200 pages/s`.
     /// `width` is the number of cells between the brackets (at least 1). Unknown figures are left out.
     public func renderBar(width: Int) -> String {
-        let cells = max(1, width)
-        let pct = percent ?? 0
-        let filled = min(cells, Int((pct / 100 * Double(cells)).rounded(.down)))
-        var line = "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: cells - filled) + "]"
-        let whole = Int(pct.rounded(.down))
-        line += " " + String(repeating: " ", count: max(0, 3 - String(whole).count)) + "\(whole)%"
+        var line = ProgressBar.render(percent: percent ?? 0, width: width)
         line += "  phase " + (rawStatus ?? "unknown")
         if let speed = mibPerSecond { line += "  " + Self.oneDecimal(speed) + " MiB/s" }
         if let left = ramRemaining { line += "  remaining " + Self.bytes(left) }
@@ -174,5 +169,19 @@ public struct MigrationProgress: Sendable, Equatable, Codable {
             unit += 1
         }
         return oneDecimal(value) + " " + units[unit]
+    }
+}
+
+/// The bar every progress display draws: `[#####-----]  52%`.
+public enum ProgressBar {
+    /// `width` cells between the brackets (at least 1), filled in proportion to `percent` (clamped to 0…100), then
+    /// the whole percent right-aligned in four columns.
+    public static func render(percent: Double, width: Int) -> String {
+        let cells = max(1, width)
+        let pct = percent.isFinite ? min(100, max(0, percent)) : 0
+        let filled = min(cells, Int((pct / 100 * Double(cells)).rounded(.down)))
+        let whole = Int(pct.rounded(.down))
+        return "[" + String(repeating: "#", count: filled) + String(repeating: "-", count: cells - filled) + "] "
+            + String(repeating: " ", count: max(0, 3 - String(whole).count)) + "\(whole)%"
     }
 }

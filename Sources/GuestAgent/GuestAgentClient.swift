@@ -30,8 +30,13 @@ public struct GuestAgentClient: GuestAgent {
         }
     }
 
-    /// Sends `command` (with `arguments`) after a sync and returns its `return` value.
-    public func call(_ command: String, _ arguments: JSONObject? = nil) async throws(GuestAgentError) -> JSONValue {
+    /// Sends `command` after a sync and returns its `return` value.
+    public func call(_ command: String) async throws(GuestAgentError) -> JSONValue {
+        try await call(command, arguments: nil)
+    }
+
+    /// Sends `command` with `arguments` after a sync and returns its `return` value.
+    public func call(_ command: String, arguments: JSONObject?) async throws(GuestAgentError) -> JSONValue {
         let path = socketPath
         let timeout = timeout
         let result: Result<JSONValue, GuestAgentError> = await withCheckedContinuation { continuation in

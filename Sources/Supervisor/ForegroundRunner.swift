@@ -135,12 +135,12 @@ public struct ForegroundRunner: Sendable {
 }
 
 /// SIGINT/SIGTERM as an async stream; the default action is suspended while it lives.
-final class SignalWatcher: @unchecked Sendable {
-    let stream: AsyncStream<Int32>
+package final class SignalWatcher: @unchecked Sendable {
+    package let stream: AsyncStream<Int32>
     private let sources: [DispatchSourceSignal]
     private let numbers: [Int32]
 
-    init(signals: [Int32]) {
+    package init(signals: [Int32]) {
         let (stream, continuation) = AsyncStream<Int32>.makeStream()
         self.stream = stream
         self.numbers = signals
@@ -153,7 +153,7 @@ final class SignalWatcher: @unchecked Sendable {
         }
     }
 
-    func cancel() {
+    package func cancel() {
         for source in sources { source.cancel() }
         for number in numbers { signal(number, SIG_DFL) }
     }

@@ -15,6 +15,11 @@ public struct LaunchSpec: Sendable, Equatable {
     public var arguments: [String]
     /// stdout and stderr are appended to this file (nil → /dev/null).
     public var outputFile: String?
+    /// Our descriptor the child's stdout goes to instead of `outputFile` (e.g. a pipe's write end). Not for a
+    /// confined launch (`confinement`), whose output always goes to `outputFile`.
+    public var standardOutput: Int32?
+    /// Our descriptor the child's stderr goes to; nil: wherever stdout goes. Not for a confined launch either.
+    public var standardError: Int32?
     /// Start a new session so the process survives its parent and ignores the terminal's Ctrl-C.
     public var detach: Bool
     /// Descriptors handed to the child: key = the number the child finds it at (3 and up), value = ours.
@@ -249,9 +254,13 @@ public enum ProcessLauncher {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        let output = spec.outputFile ?? "/dev/null"
-        posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        if let descriptor = spec.standardOutput {
+            posix_spawn_file_actions_adddup2(&actions, descriptor, 1)
+        } else {
+            let output = spec.outputFile ?? "/dev/null"
+            posix_spawn_file_actions_addopen(&actions, 1, output, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        }
+        posix_spawn_file_actions_adddup2(&actions, spec.standardError ?? 1, 2)
         // Handed-over descriptors go where the child expects them. Ours are first copied above every target (and
         // close-on-exec), so placing one never overwrites another that is still to be placed.
         let highest = spec.passing.keys.max() ?? 2

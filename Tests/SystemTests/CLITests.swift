@@ -93,7 +93,7 @@ import Glibc
         #expect(!FileManager.default.fileExists(atPath: folder + "/s.sock") && !FileManager.default.fileExists(atPath: folder + "/state"))
     }
 
-    /// `corral check|argv|run|qmp --socket` hand over to `corral-local`; without it they say what is missing, while
+    /// `corral check|argv|run|convert|qmp --socket` hand over to `corral-local`; without it they say what is missing, while
     /// `--help` and argument errors still come from `corral` itself.
     @Test func localVerbsWithoutCorralLocalSayWhatIsMissing() async throws {
         let folder = Guest.tempFolder("lonely-local")
@@ -104,7 +104,7 @@ import Glibc
         let env = ["/usr/bin/env", "PATH=\(folder)/empty", lonely]
         let check = try await ProcessLauncher.run(env[0], Array(env.dropFirst()) + ["check", profile])
         #expect(check.status == .exited(1), "\(check.output)")
-        #expect(check.output.contains("cannot find corral-local (the executable for check, argv, run and qmp --socket)"),
+        #expect(check.output.contains("cannot find corral-local (the executable for check, argv, run, convert and qmp --socket)"),
                 "\(check.output)")
         let help = try await ProcessLauncher.run(env[0], Array(env.dropFirst()) + ["argv", "--help"])
         #expect(help.status == .exited(0) && help.output.contains("USAGE: corral argv <profile>"), "\(help.output)")

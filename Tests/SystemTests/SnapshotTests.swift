@@ -10,11 +10,11 @@ import Testing
 @Suite(.serialized) struct SnapshotTests {
     /// Runs `script` in the guest's shell; its standard output.
     static func guestShell(_ agent: GuestAgentClient, _ script: String) async throws -> String {
-        let started = try await agent.call("guest-exec", ["path": "/bin/sh", "arg": ["-c", .string(script)],
+        let started = try await agent.call("guest-exec", arguments: ["path": "/bin/sh", "arg": ["-c", .string(script)],
                                                           "capture-output": true])
         let pid = try #require(started["pid"]?.intValue)
         for _ in 0..<100 {
-            let status = try await agent.call("guest-exec-status", ["pid": .int(pid)])
+            let status = try await agent.call("guest-exec-status", arguments: ["pid": .int(pid)])
             if status["exited"]?.boolValue == true {
                 #expect(status["exitcode"]?.intValue == 0, "\(script): \(status)")
                 let data = status["out-data"]?.stringValue.flatMap { Data(base64Encoded: $0) } ?? Data()
