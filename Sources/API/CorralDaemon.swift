@@ -176,9 +176,17 @@ public struct CorralDaemon: Service {
         let control = self.control
         let upgrade = HTTP1WebSocketUpgradeChannel.Configuration(http1: http, ws: WebSocketRoutes.configuration)
         // The Unix socket trusts its callers (its mode does); the TCP listener wants the admin token on upgrades too.
-        let server = HTTPServerBuilder.http1WebSocketUpgrade(configuration: upgrade) { request, _, logger in
-            await WebSocketRoutes.decide(request, control: control, token: nil, logger: logger)
+        let headTimeout = http.idleTimeout ?? .seconds(60)
+        func builder(token: String?) -> HTTPServerBuilder {
+            HTTPServerBuilder { responder in
+                HeadDeadlineChannel(inner: HTTP1WebSocketUpgradeChannel(
+                    responder: responder, configuration: upgrade,
+                    shouldUpgrade: { request, _, logger in
+                        await WebSocketRoutes.decide(request, control: control, token: token, logger: logger)
+                    }), timeout: headTimeout)
+            }
         }
+        let server = builder(token: nil)
         let unix: any Service
         switch listener {
         case .inherited(let inherited):
@@ -209,10 +217,7 @@ public struct CorralDaemon: Service {
         services.append(.init(service: unix, successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup))
         if let tcp = configuration.tcp {
-            let token = tcp.token
-            let server = HTTPServerBuilder.http1WebSocketUpgrade(configuration: upgrade) { request, _, logger in
-                await WebSocketRoutes.decide(request, control: control, token: token, logger: logger)
-            }
+            let server = builder(token: tcp.token)
             let app = Application(
                 router: api.router(token: tcp.token, peerToken: tcp.peerToken),
                 server: try tcp.tls.map { files in

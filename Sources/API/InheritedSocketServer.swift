@@ -28,7 +28,7 @@ struct InheritedSocketServer: Service {
         let responder = self.responder
         let logger = self.logger
         let control = self.control
-        let child = HTTP1WebSocketUpgradeChannel(responder: { request, writer, channel in
+        let child = HeadDeadlineChannel(inner: HTTP1WebSocketUpgradeChannel(responder: { request, writer, channel in
             let context = CorralRequestContext(source: .init(channel: channel, logger: logger))
             var response: Response
             do {
@@ -43,7 +43,7 @@ struct InheritedSocketServer: Service {
             try await writer.write(response: response.head, body: response.body)
         }, configuration: http, shouldUpgrade: { request, _, logger in
             await WebSocketRoutes.decide(request, control: control, token: nil, logger: logger)
-        })
+        }), timeout: http.http1.idleTimeout ?? .seconds(60))
 
         let group = MultiThreadedEventLoopGroup.singleton
         let quiescing = ServerQuiescingHelper(group: group)
