@@ -7,6 +7,7 @@ import PackageDescription
 //   UnixSockets ─ connecting and listening AF_UNIX stream sockets (the one sockaddr_un builder)
 //   CJSONC ─ json-c headers;  QMP ─ json-c codec, stream decoder, QMPClient (effects: one socket)
 //   Profiles ─ pure YAML → validated Profile;  QEMUCommand ─ pure LiveConfig → argv + device props
+//   Import ─ pure bounded XML parser; libvirt domain XML and OVF → Profile + notes (`corral import`)
 //   CorralCore ─ pure policies, plans and state machines (lifecycle, restart, balloon, KSM, admission, hotplug,
 //                migration): no I/O, no Foundation file/process APIs, no effect modules
 //   CorralControl ─ the protocols the daemon offers (VMControl, HotplugControl, TuningControl, MigrationControl)
@@ -70,6 +71,8 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "QEMUCommand", dependencies: ["Profiles", "CorralModel", "JSON"]),
+        // Pure: a bounded XML parser, libvirt domain XML and OVF envelopes → Profile plus notes (`corral import`).
+        .target(name: "Import", dependencies: ["Profiles", "CorralModel"]),
         // Pure decisions: takes observations, returns actions. Nothing here spawns, opens or sleeps.
         .target(name: "CorralCore", dependencies: ["CorralModel", "JSON", "Profiles", "QEMUCommand"]),
         .target(name: "CorralControl", dependencies: ["CorralModel", "JSON", "Profiles", "QEMUCommand"]),
@@ -147,6 +150,8 @@ let package = Package(
         .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON", "UnixSockets"]),
         .testTarget(name: "GuestAgentTests", dependencies: ["GuestAgent", "CorralCore", "JSON", "UnixSockets"]),
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles", "CorralModel"]),
+        .testTarget(name: "ImportTests", dependencies: ["Import", "Profiles", "QEMUCommand", "CorralModel", "JSON"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "QEMUCommandTests", dependencies: ["QEMUCommand", "Profiles", "CorralModel", "JSON"]),
         .testTarget(name: "CorralWireTests", dependencies: ["CorralWire", "CorralModel", "JSON", "UnixSockets"]),
         .testTarget(name: "CorralCLITests", dependencies: ["CorralCLI", "CorralModel"]),
