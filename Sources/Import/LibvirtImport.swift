@@ -441,8 +441,7 @@ struct LibvirtMapper {
             let type = node.attribute("type") ?? "file"
             guard device == "disk" || device == "lun" else {
                 node.useAll()
-                let source = node.element.children.isEmpty ? "" : ""
-                map.note(node, node.summary + source, device == "cdrom"
+                map.note(node, node.summary, device == "cdrom"
                     ? "not carried: a profile has no CD-ROM drive; attach the ISO later if the guest needs it"
                     : "not carried: corral has no \(device) drive")
                 continue

@@ -62,6 +62,11 @@ final class SourceNode {
 
     func child(local: String) -> SourceNode? { children(local: local).first }
 
+    /// The first child with this local name, not marked: for looking ahead.
+    func peek(local: String) -> SourceNode? {
+        children.first { $0.localName == local }
+    }
+
     /// The attribute's value, marked read.
     func attribute(_ name: String) -> String? {
         guard let value = element.attribute(name) else { return nil }
