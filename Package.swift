@@ -20,7 +20,7 @@ import PackageDescription
 //   CorralWire ─ API request/response types and CorralClient over a small HTTP/1.1 client (no server, no NIO)
 //   API ─ HTTP+JSON (Hummingbird) over CorralControl, the HTTP migration peer (no Supervisor)
 //   CorralCLI ─ argument-parser commands, a client of the API only;  corral ─ the CLI executable
-//   corrald ─ the daemon executable;  corral-local ─ check/argv/run/qmp --socket, which `corral` execs
+//   corrald ─ the daemon executable;  corral-local ─ check/argv/run/import/qmp --socket, which `corral` execs
 let package = Package(
     name: "corral",
     platforms: [.macOS(.v14)],
@@ -123,6 +123,7 @@ let package = Package(
         .executableTarget(name: "corral", dependencies: ["CorralCLI"]),
         .executableTarget(name: "corral-local", dependencies: [
             "CorralCLI", "CorralModel", "CorralCore", "Supervisor", "LogTail", "QMP", "Profiles", "QEMUCommand", "JSON",
+            "Import",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CorralLocal"),
         .executableTarget(name: "corrald", dependencies: [
