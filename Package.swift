@@ -139,7 +139,7 @@ let package = Package(
 
         // The bodies of the fuzz targets (docs/fuzzing.md): the libFuzzer binary in Fuzz/ and FuzzTests both run them.
         .target(name: "FuzzTargets", dependencies: [
-            "Profiles", "QEMUCommand", "QMP", "JSON", "CorralModel", "CorralWire", "CorralControl", "API",
+            "Profiles", "QEMUCommand", "QMP", "JSON", "CorralModel", "CorralWire", "CorralControl", "API", "Import",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
