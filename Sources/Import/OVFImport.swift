@@ -493,7 +493,8 @@ struct OVFMapper {
             map.note(connection, "on network '\(ImportText.shown(connection.text))'", "mode: user (NAT); put the "
                 + "NIC on a bridge or a corral network (corral network create) in the profile")
         }
-        if let address = item.child(local: "Address"), let mac = MACAddress.normalized(address.text) {
+        if let address = item.peek(local: "Address"), let mac = MACAddress.normalized(address.element.trimmedText) {
+            address.used = true
             nic.mac = mac
             map.origin("nics[\(index)].mac", address)
         }

@@ -187,4 +187,15 @@ private let memoryItem = "<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:Vi
         #expect(result.notes[2].what == "USB controller 'usb'")
         #expect(result.notes[3].what == "resource type 42")
     }
+
+    @Test func nicAddressesAreMACsOrNoted() throws {
+        let nics = "<Item><rasd:ResourceType>10</rasd:ResourceType><rasd:ResourceSubType>virtio</rasd:ResourceSubType>"
+            + "<rasd:Address>00:50:56:AA:BB:CC</rasd:Address></Item>"
+            + "<Item><rasd:ResourceType>10</rasd:ResourceType><rasd:ResourceSubType>E1000e</rasd:ResourceSubType>"
+            + "<rasd:Address>7</rasd:Address></Item>"
+        let result = try #require(importOVF(envelope(memoryItem + nics)))
+        #expect(result.profile.nics == [NIC(id: "net0", mac: "00:50:56:aa:bb:cc", model: .virtioNet),
+                                        NIC(id: "net1", model: .e1000e)])
+        #expect(result.notes.map(\.path).filter { $0.hasPrefix(Self.item) } == ["\(Self.item)[4]/rasd:Address"])
+    }
 }
