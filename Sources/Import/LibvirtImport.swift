@@ -31,6 +31,8 @@ struct LibvirtMapper {
     var map = Mapping()
     var profile = Profile(name: "imported", memory: Memory(size: .mib(1)))
     var disks: [ImportedDisk] = []
+    /// `os/type`, which carries the machine type.
+    var machineNode: SourceNode?
 
     init(root: SourceNode, options: ImportOptions) {
         self.root = root
@@ -52,6 +54,14 @@ struct LibvirtMapper {
             try mapDisks(devices)
             try mapInterfaces(devices)
             try mapHostdevs(devices)
+            if !profile.hostdevs.isEmpty && !(profile.machine == "q35" || profile.machine.hasPrefix("pc-q35-")) {
+                let was = profile.machine
+                profile.machine = "q35"
+                if let type = machineNode {
+                    map.note(type, "machine \(was) with host devices", "machine: q35: corral puts each host device on "
+                        + "its own PCI Express root port, which i440fx has not")
+                }
+            }
             mapChannels(devices)
             mapBalloon(devices)
             if options.compat {
@@ -160,6 +170,7 @@ struct LibvirtMapper {
 
     mutating func mapMachine(_ machine: String, _ type: SourceNode) {
         map.origin("machine", type)
+        machineNode = type
         if machine == "q35" || machine == "pc" {
             profile.machine = machine
         } else if machine.hasPrefix("pc-q35-") {
@@ -410,6 +421,12 @@ struct LibvirtMapper {
         guard let balloon = devices.children("memballoon").first else { return }
         let model = balloon.attribute("model") ?? "virtio"
         guard model != "none" else { return }
+        if !profile.hostdevs.isEmpty {
+            balloon.useAll()
+            map.note(balloon, balloon.summary, "not carried: with host devices all guest memory is pinned for their "
+                + "DMA, so a balloon could give none back")
+            return
+        }
         if model.hasPrefix("virtio") {
             var settings = Balloon(min: ByteSize(bytes: profile.memory.size.bytes / 2))
             if balloon.attribute("freePageReporting") == "off" { settings.freePageReporting = false }
@@ -469,7 +486,9 @@ struct LibvirtMapper {
         }
         let target = node.child("target")
         let dev = target?.attribute("dev") ?? ""
-        var disk = Disk(id: ImportText.deviceID(dev, fallback: "disk\(index)"), file: file)
+        var id = ImportText.deviceID(dev, fallback: "disk\(index)")
+        if profile.disks.contains(where: { $0.id == id }) { id = "disk\(index)" }
+        var disk = Disk(id: id, file: file)
         map.origin(profilePath, node)
         if device == "lun" {
             map.note(node, attribute: "device", "device='lun'", "a plain disk: corral passes no SCSI commands through")

@@ -192,4 +192,26 @@ private func notePaths(_ result: ImportResult?) -> [String] { result?.notes.map(
         #expect(notePaths(result) == ["/domain/os/type/@machine", "/domain/devices/memballoon[1]",
                                       "/domain/devices/memballoon[1]/@autodeflate"])
     }
+
+    @Test func hostDevicesMakeTheMachineQ35AndDropTheBalloon() throws {
+        let result = try #require(importDomain(domain("""
+            <os><type machine='pc-i440fx-8.2'>hvm</type></os>
+            <devices>
+              <hostdev mode='subsystem' type='pci' managed='yes'><source><address bus='0x3' slot='0x0' function='0x1'/></source></hostdev>
+              <memballoon model='virtio'/>
+            </devices>
+            """)))
+        #expect(result.profile.machine == "q35")
+        #expect(result.profile.memory.balloon == nil)
+        #expect(result.profile.hostdevs.map(\.pci) == [PCIAddress(bus: 3, slot: 0, function: 1)])
+        #expect(notePaths(result) == ["/domain/os/type/@machine", "/domain/os/type", "/domain/devices/memballoon[1]"])
+    }
+
+    @Test func duplicateTargetNamesGetDistinctIDs() throws {
+        let disk = "<disk type='file'><driver type='raw'/><source file='/i/%d.raw'/><target dev='vda'/></disk>"
+        let result = try #require(importDomain(domain("<devices>"
+            + disk.replacingOccurrences(of: "%d", with: "a") + disk.replacingOccurrences(of: "%d", with: "b")
+            + "</devices>")))
+        #expect(result.profile.disks.map(\.id) == ["vda", "disk1"])
+    }
 }
