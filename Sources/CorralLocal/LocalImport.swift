@@ -26,7 +26,7 @@ struct LocalImportLibvirt: ParsableCommand {
             result = try LibvirtImport.importDomain(xml, options: ImportOptions(compat: arguments.compat,
                                                                                   name: arguments.name))
         } catch {
-            Terminal.err("\(file):\(error.description)")
+            Terminal.err("\(file):\(ImportNote.printable(error.description))")
             throw ExitCode(ExitCodeValue.invalid.rawValue)
         }
         let header = ["Imported by `corral import libvirt\(arguments.compat ? " --compat" : "")` from \(file)."]
@@ -92,10 +92,11 @@ enum ImportOutput {
             return
         }
         let profile = result.profile
-        Terminal.out("wrote \(path) (\(profile.name): \(profile.cpu.count)/\(profile.cpu.max) vCPUs, "
+        Terminal.out("wrote \(ImportNote.printable(path)) (\(profile.name): \(profile.cpu.count)/\(profile.cpu.max) vCPUs, "
             + "\(profile.memory.size) RAM, \(profile.disks.count) disks, \(profile.nics.count) NICs)")
         for disk in result.disks where disk.needsConversion {
-            Terminal.out("convert \(disk.source) (\(disk.format)) to \(profile.disks[disk.profileIndex].file) first")
+            Terminal.out(ImportNote.printable("convert \(disk.source) (\(disk.format)) to "
+                + "\(profile.disks[disk.profileIndex].file) first"))
         }
         if !result.notes.isEmpty {
             Terminal.out("\(result.notes.count) note\(result.notes.count == 1 ? "" : "s") (\(source)):")

@@ -73,6 +73,23 @@ public struct ImportNote: Sendable, Equatable, Codable, CustomStringConvertible 
 
     /// `XPATH: what — action`.
     public var description: String { "\(path): \(what) — \(action)" }
+
+    /// Text from the document made safe to print on one line: line breaks and tabs become spaces, control
+    /// characters (C0, DEL, C1, which a terminal may act on) and line separators become `\u{…}`.
+    public static func printable(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            let v = scalar.value
+            if scalar == "\n" || scalar == "\r" || scalar == "\t" {
+                out += " "
+            } else if v < 0x20 || v == 0x7F || (0x80...0x9F).contains(v) || v == 0x2028 || v == 0x2029 || v == 0xFEFF {
+                out += "\\u{" + String(v, radix: 16) + "}"
+            } else {
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
 }
 
 /// Options shared by the importers.

@@ -15,15 +15,18 @@ struct Mapping {
     /// Profile field path (`disks[1]`, `nics[0].mac`) → the XPath and line it came from.
     var origins: [String: (path: String, line: Int, column: Int)] = [:]
 
+    /// Notes hold document text: made printable here, once (`ImportNote.printable`).
     mutating func note(_ node: SourceNode, _ what: String, _ action: String) {
-        notes.append(ImportNote(path: node.path, line: node.line, what: what, action: action))
+        notes.append(ImportNote(path: ImportNote.printable(node.path), line: node.line,
+                                what: ImportNote.printable(what), action: ImportNote.printable(action)))
     }
 
     /// A note about one attribute of `node`, which counts as read.
     mutating func note(_ node: SourceNode, attribute: String, _ what: String, _ action: String) {
         node.usedAttributes.insert(attribute)
-        notes.append(ImportNote(path: node.attributePath(attribute), line: node.attributeLine(attribute),
-                                what: what, action: action))
+        notes.append(ImportNote(path: ImportNote.printable(node.attributePath(attribute)),
+                                line: node.attributeLine(attribute), what: ImportNote.printable(what),
+                                action: ImportNote.printable(action)))
     }
 
     mutating func origin(_ profilePath: String, _ node: SourceNode) {

@@ -119,7 +119,7 @@ final class SourceNode {
     }
 
     static func clip(_ text: String, _ limit: Int) -> String {
-        let oneLine = String(text.map { $0 == "\n" || $0 == "\t" || $0 == "\r" ? " " : $0 })
+        let oneLine = ImportNote.printable(text)
         return oneLine.count <= limit ? oneLine : String(oneLine.prefix(limit - 1)) + "…"
     }
 
@@ -134,14 +134,15 @@ final class SourceNode {
 
     private func collect(into notes: inout [ImportNote], explain: (String) -> String) {
         guard used else {
-            notes.append(ImportNote(path: path, line: line, what: summary, action: explain(Self.pattern(path))))
+            notes.append(ImportNote(path: ImportNote.printable(path), line: line, what: summary,
+                                    action: explain(Self.pattern(path))))
             return
         }
         for attribute in element.attributes where !usedAttributes.contains(attribute.name) {
             // Namespace declarations are how the document is written, not what it says.
             if attribute.name == "xmlns" || attribute.prefix == "xmlns" { continue }
             let path = attributePath(attribute.name)
-            notes.append(ImportNote(path: path, line: attribute.line,
+            notes.append(ImportNote(path: ImportNote.printable(path), line: attribute.line,
                                     what: "\(attribute.name)='\(Self.clip(attribute.value, 80))'",
                                     action: explain(Self.pattern(path))))
         }

@@ -18,9 +18,8 @@ public enum ProfileYAMLWriter {
     public static func render(_ profile: Profile, header: [String] = []) -> String {
         var out = YAMLLines()
         for item in header {
-            for line in item.split(separator: "\n", omittingEmptySubsequences: false) {
-                let text = line.filter { $0 != "\r" }
-                out.lines.append(text.isEmpty ? "#" : "# " + text)
+            for line in commentLines(item) {
+                out.lines.append(line.isEmpty ? "#" : "# " + line)
             }
         }
         out.add(0, "name", string(profile.name))
@@ -167,6 +166,32 @@ public enum ProfileYAMLWriter {
             out.open(1, "sshKeys")
             for key in cloudInit.sshKeys { out.lines.append(YAMLLines.indent(2) + "- " + string(key)) }
         }
+    }
+
+    /// A comment's text as lines YAML reads as comments: split at every line break YAML knows (LF, CR, NEL, LS,
+    /// PS), and characters YAML does not allow in a file (controls, DEL, C1, BOM, non-characters) written as `\u{…}`.
+    static func commentLines(_ text: String) -> [String] {
+        var lines: [String] = [""]
+        var previous: Unicode.Scalar?
+        for scalar in text.unicodeScalars {
+            defer { previous = scalar }
+            switch scalar {
+            case "\n":
+                if previous != "\r" { lines.append("") }
+            case "\r", "\u{85}", "\u{2028}", "\u{2029}":
+                lines.append("")
+            case "\t":
+                lines[lines.count - 1].unicodeScalars.append(scalar)
+            default:
+                let v = scalar.value
+                if v < 0x20 || v == 0x7F || (0x80...0x9F).contains(v) || v == 0xFEFF || v == 0xFFFE || v == 0xFFFF {
+                    lines[lines.count - 1] += "\\u{" + String(v, radix: 16) + "}"
+                } else {
+                    lines[lines.count - 1].unicodeScalars.append(scalar)
+                }
+            }
+        }
+        return lines
     }
 
     // MARK: - Scalars

@@ -214,4 +214,9 @@ private func notePaths(_ result: ImportResult?) -> [String] { result?.notes.map(
             + "</devices>")))
         #expect(result.profile.disks.map(\.id) == ["vda", "disk1"])
     }
+
+    @Test func notesAreSafeToPrint() throws {
+        let result = try #require(importDomain(domain("<devices><graphics type='vnc' passwd='a\u{9B}2J&#x85;b'/></devices>")))
+        #expect(result.notes.map(\.what) == ["<graphics type='vnc' passwd='a\\u{9b}2J\\u{85}b'/>"])
+    }
 }

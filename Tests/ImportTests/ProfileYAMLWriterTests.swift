@@ -150,4 +150,23 @@ enum Repository {
         #expect(ProfileYAMLWriter.string("a: b") == "\"a: b\"")
         #expect(ProfileYAMLWriter.string("tab\t\"q\"") == "\"tab\\t\\\"q\\\"\"")
     }
+
+    @Test func headerCommentsStayComments() throws {
+        let profile = Profile(name: "h", memory: Memory(size: .gib(1)))
+        let header = ["esc \u{1B}[31m red", "nel\u{85}ls\u{2028}ps\u{2029}end", "c1 \u{9B} bom \u{FEFF}", "cr\rlf\r\nx"]
+        let yaml = ProfileYAMLWriter.render(profile, header: header)
+        #expect(yaml.hasPrefix("""
+            # esc \\u{1b}[31m red
+            # nel
+            # ls
+            # ps
+            # end
+            # c1 \\u{9b} bom \\u{feff}
+            # cr
+            # lf
+            # x
+            name: h
+            """))
+        #expect(try loadYAML(yaml) == profile)
+    }
 }
