@@ -112,13 +112,16 @@ struct XMLParser {
         if selfClosing { return first.element }
         stack.append(first)
 
-        while let top = stack.last {
+        // `stack[last]` is only ever touched in place: a copy of the open element held across an append would make
+        // every append copy its children (quadratic in a wide document).
+        while !stack.isEmpty {
+            let last = stack.count - 1
             guard pos < bytes.count else {
-                throw error(.unexpectedEnd, at: pos, "the document ends inside <\(top.element.name)> "
-                    + "(opened at line \(top.element.line))")
+                throw error(.unexpectedEnd, at: pos, "the document ends inside <\(stack[last].element.name)> "
+                    + "(opened at line \(stack[last].element.line))")
             }
             if bytes[pos] != UInt8(ascii: "<") {
-                try readCharacterData(into: &stack[stack.count - 1].text)
+                try readCharacterData(into: &stack[last].text)
                 continue
             }
             if matches("</") {
@@ -127,9 +130,10 @@ struct XMLParser {
                 let name = try parseName(what: "element")
                 skipWhitespace()
                 try expect(">", "'>' to end the tag </\(name)>")
-                guard name == top.element.name else {
-                    throw error(.mismatchedTag, at: closeAt, "</\(name)> closes <\(top.element.name)> "
-                        + "(opened at line \(top.element.line), column \(top.element.column))")
+                guard name == stack[last].element.name else {
+                    let open = stack[last].element
+                    throw error(.mismatchedTag, at: closeAt, "</\(name)> closes <\(open.name)> "
+                        + "(opened at line \(open.line), column \(open.column))")
                 }
                 var done = stack.removeLast()
                 done.element.text = String(decoding: done.text, as: UTF8.self)
@@ -138,7 +142,7 @@ struct XMLParser {
             } else if matches("<!--") {
                 try skipComment()
             } else if matches("<![CDATA[") {
-                try readCDATA(into: &stack[stack.count - 1].text)
+                try readCDATA(into: &stack[last].text)
             } else if matches("<?") {
                 try skipProcessingInstruction()
             } else if matches("<!") {
@@ -148,9 +152,9 @@ struct XMLParser {
                 if stack.count >= limits.depth {
                     throw error(.tooDeep, at: pos, "elements nested more than \(limits.depth) deep")
                 }
-                let (child, selfClosing) = try parseStartTag(scope: top.scope)
+                let (child, selfClosing) = try parseStartTag(scope: stack[last].scope)
                 if selfClosing {
-                    stack[stack.count - 1].element.children.append(child.element)
+                    stack[last].element.children.append(child.element)
                 } else {
                     stack.append(child)
                 }

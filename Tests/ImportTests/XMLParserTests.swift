@@ -213,4 +213,17 @@ private func refusal(bytes: [UInt8], limits: XMLLimits = .standard) -> XMLError?
         }
         #expect(refusal(bytes: bytes) == nil)
     }
+
+    /// 60,000 siblings with text: a parser that copied the open element's children on every append (quadratic)
+    /// took minutes here; a linear one takes well under a second, so the bound is far from both.
+    @Test func wideDocumentsParseInLinearTime() throws {
+        let text = "<a>" + String(repeating: "<b c='1'>t</b>\n", count: 60_000) + "</a>"
+        let clock = ContinuousClock()
+        let start = clock.now
+        let root = try #require(parse(text))
+        let elapsed = clock.now - start
+        #expect(root.children.count == 60_000)
+        #expect(root.text == String(repeating: "\n", count: 60_000))
+        #expect(elapsed < .seconds(20), "took \(elapsed)")
+    }
 }
