@@ -37,6 +37,15 @@ struct Mapping {
         ImportError(path: node.path, line: node.line, column: node.element.column, message: message)
     }
 
+    /// A host path from the document: absolute (libvirt's are), normalized as the profile loader keeps paths.
+    func absolutePath(_ path: String, _ node: SourceNode, attribute: String? = nil) throws(ImportError) -> String {
+        guard path.hasPrefix("/") else {
+            let message = "'\(ImportText.shown(path))' is not an absolute path"
+            throw attribute.map { error(node, attribute: $0, message) } ?? error(node, message)
+        }
+        return ProfileLoader.normalizedPath(path)
+    }
+
     func error(_ node: SourceNode, attribute: String, _ message: String) -> ImportError {
         let attr = node.element.attributes.first { $0.name == attribute }
         return ImportError(path: node.attributePath(attribute), line: attr?.line ?? node.line,

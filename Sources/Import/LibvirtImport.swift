@@ -151,11 +151,11 @@ struct LibvirtMapper {
                 + "entries are gone; the guest's fallback loader (\\EFI\\BOOT\\BOOTX64.EFI) still boots")
         }
         if let kernel = os.child("kernel") {
-            profile.boot.kernel = kernel.text
+            profile.boot.kernel = try map.absolutePath(kernel.text, kernel)
             map.origin("boot.kernel", kernel)
         }
         if let initrd = os.child("initrd") {
-            profile.boot.initrd = initrd.text
+            profile.boot.initrd = try map.absolutePath(initrd.text, initrd)
             map.origin("boot.initrd", initrd)
         }
         if let cmdline = os.child("cmdline") {
@@ -480,10 +480,12 @@ struct LibvirtMapper {
     mutating func mapDisk(_ node: SourceNode, type: String, device: String, virtioSCSI: Bool) throws(ImportError) {
         let index = profile.disks.count
         let profilePath = "disks[\(index)]"
-        guard let sourceNode = node.child("source"),
-              let file = sourceNode.attribute(type == "block" ? "dev" : "file"), !file.isEmpty else {
-            throw map.error(node, "the disk has no <source \(type == "block" ? "dev" : "file")=…>")
+        let sourceKey = type == "block" ? "dev" : "file"
+        guard let sourceNode = node.child("source"), let written = sourceNode.attribute(sourceKey), !written.isEmpty
+        else {
+            throw map.error(node, "the disk has no <source \(sourceKey)=…>")
         }
+        let file = try map.absolutePath(written, sourceNode, attribute: sourceKey)
         let target = node.child("target")
         let dev = target?.attribute("dev") ?? ""
         var id = ImportText.deviceID(dev, fallback: "disk\(index)")
@@ -713,7 +715,7 @@ struct LibvirtMapper {
             }
             if let rom = node.child("rom") {
                 if let bar = rom.attribute("bar") { device.rombar = bar == "on" }
-                if let file = rom.attribute("file") { device.romfile = file }
+                if let file = rom.attribute("file") { device.romfile = try map.absolutePath(file, rom, attribute: "file") }
             }
             profile.hostdevs.append(device)
         }

@@ -410,8 +410,9 @@ struct OVFMapper {
         let lower = format.lowercased()
         let profileFormat: DiskFormat? = lower.contains("qcow") ? .qcow2 : lower.hasSuffix("#raw") ? .raw : nil
         let fileName = Self.imageName(file.href, index: index, format: profileFormat)
+        let joined = (diskDirectory.hasSuffix("/") ? diskDirectory : diskDirectory + "/") + fileName
         let path = diskDirectory.isEmpty ? fileName
-            : (diskDirectory.hasSuffix("/") ? diskDirectory : diskDirectory + "/") + fileName
+            : diskDirectory.hasPrefix("/") ? ProfileLoader.normalizedPath(joined) : joined
         var disk = Disk(id: "disk\(index)", file: path, format: profileFormat ?? .qcow2)
         disk.bus = options.compat ? .nvme : .virtioBlk
         map.origin("disks[\(index)]", item)

@@ -219,4 +219,18 @@ private func notePaths(_ result: ImportResult?) -> [String] { result?.notes.map(
         let result = try #require(importDomain(domain("<devices><graphics type='vnc' passwd='a\u{9B}2J&#x85;b'/></devices>")))
         #expect(result.notes.map(\.what) == ["<graphics type='vnc' passwd='a\\u{9b}2J\\u{85}b'/>"])
     }
+
+    @Test func pathsAreAbsoluteAndNormalized() throws {
+        let relative = try #require(domainRefusal(domain("<os><type>hvm</type><kernel>boot/vmlinuz</kernel></os>")))
+        #expect(relative.path == "/domain/os/kernel")
+        #expect(relative.message == "'boot/vmlinuz' is not an absolute path")
+        let disk = try #require(domainRefusal(domain(
+            "<devices><disk type='file'><source file='x.qcow2'/><target dev='vda'/></disk></devices>")))
+        #expect(disk.path == "/domain/devices/disk[1]/source/@file")
+        let result = try #require(importDomain(domain("<os><type>hvm</type><kernel>/boot/../k//vmlinuz</kernel></os>"
+            + "<devices><disk type='file'><driver type='qcow2'/><source file='/a/./b/../c.qcow2'/></disk></devices>")))
+        #expect(result.profile.boot.kernel == "/k/vmlinuz")
+        #expect(result.profile.disks.map(\.file) == ["/a/c.qcow2"])
+        #expect(result.disks.map(\.source) == ["/a/c.qcow2"])
+    }
 }
