@@ -8,6 +8,7 @@ import PackageDescription
 //   CJSONC ─ json-c headers;  QMP ─ json-c codec, stream decoder, QMPClient (effects: one socket)
 //   Profiles ─ pure YAML → validated Profile;  QEMUCommand ─ pure LiveConfig → argv + device props
 //   DiskConversion ─ pure parts of `corral convert`: formats, qemu-img arguments, progress parsing, image checks
+//   Import ─ pure bounded XML parser; libvirt domain XML and OVF → Profile + notes (`corral import`)
 //   CorralCore ─ pure policies, plans and state machines (lifecycle, restart, balloon, KSM, admission, hotplug,
 //                migration): no I/O, no Foundation file/process APIs, no effect modules
 //   CorralControl ─ the protocols the daemon offers (VMControl, HotplugControl, TuningControl, MigrationControl)
@@ -20,7 +21,7 @@ import PackageDescription
 //   CorralWire ─ API request/response types and CorralClient over a small HTTP/1.1 client (no server, no NIO)
 //   API ─ HTTP+JSON (Hummingbird) over CorralControl, the HTTP migration peer (no Supervisor)
 //   CorralCLI ─ argument-parser commands, a client of the API only;  corral ─ the CLI executable
-//   corrald ─ the daemon executable;  corral-local ─ check/argv/run/convert/qmp --socket, which `corral` execs
+//   corrald ─ the daemon executable;  corral-local ─ check/argv/run/convert/import/qmp --socket, which `corral` execs
 let package = Package(
     name: "corral",
     platforms: [.macOS(.v14)],
@@ -73,6 +74,8 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
         ]),
         .target(name: "QEMUCommand", dependencies: ["Profiles", "CorralModel", "JSON"]),
+        // Pure: a bounded XML parser, libvirt domain XML and OVF envelopes → Profile plus notes (`corral import`).
+        .target(name: "Import", dependencies: ["Profiles", "CorralModel"]),
         // Pure decisions: takes observations, returns actions. Nothing here spawns, opens or sleeps.
         .target(name: "CorralCore", dependencies: ["CorralModel", "JSON", "Profiles", "QEMUCommand"]),
         .target(name: "CorralControl", dependencies: ["CorralModel", "JSON", "Profiles", "QEMUCommand"]),
@@ -128,6 +131,7 @@ let package = Package(
         .executableTarget(name: "corral-local", dependencies: [
             "CorralCLI", "CorralModel", "CorralCore", "Supervisor", "LogTail", "QMP", "Profiles", "QEMUCommand", "JSON",
             "DiskConversion",
+            "Import",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], path: "Sources/CorralLocal"),
         .executableTarget(name: "corrald", dependencies: [
@@ -143,7 +147,7 @@ let package = Package(
 
         // The bodies of the fuzz targets (docs/fuzzing.md): the libFuzzer binary in Fuzz/ and FuzzTests both run them.
         .target(name: "FuzzTargets", dependencies: [
-            "Profiles", "QEMUCommand", "QMP", "JSON", "CorralModel", "CorralWire", "CorralControl", "API",
+            "Profiles", "QEMUCommand", "QMP", "JSON", "CorralModel", "CorralWire", "CorralControl", "API", "Import",
             .product(name: "Hummingbird", package: "hummingbird"),
             .product(name: "NIOEmbedded", package: "swift-nio"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
@@ -156,6 +160,8 @@ let package = Package(
         .testTarget(name: "QMPTests", dependencies: ["QMP", "JSON", "UnixSockets"]),
         .testTarget(name: "GuestAgentTests", dependencies: ["GuestAgent", "CorralCore", "JSON", "UnixSockets"]),
         .testTarget(name: "ProfilesTests", dependencies: ["Profiles", "CorralModel"]),
+        .testTarget(name: "ImportTests", dependencies: ["Import", "Profiles", "QEMUCommand", "CorralModel", "JSON"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "QEMUCommandTests", dependencies: ["QEMUCommand", "Profiles", "CorralModel", "JSON"]),
         .testTarget(name: "CorralWireTests", dependencies: ["CorralWire", "CorralModel", "JSON", "UnixSockets"]),
         .testTarget(name: "CorralCLITests", dependencies: ["CorralCLI", "CorralModel"]),

@@ -17,6 +17,7 @@ public struct Corral: ParsableCommand {
             CheckCommand.self,
             ArgvCommand.self,
             RunCommand.self,
+            ImportCommand.self,
             QMPCommand.self,
             ConvertCommand.self,
             DaemonCommand.self,

@@ -17,12 +17,17 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
     case api
     /// dnsmasq lease files and the address syntax of managed networks.
     case leases
+    /// `corral import`'s documents: the XML parser, then libvirt domain XML and OVF envelopes → profile → YAML.
+    case importxml
+    /// OVA packages: tar headers → the member list.
+    case tar
 
     /// What libFuzzer's `-max_len` is set to: room for every seed, small enough to stay fast.
     public var maxLength: Int {
         switch self {
         case .profile, .liveconfig: return 16 * 1024
-        case .qmp, .http, .api, .leases: return 8 * 1024
+        case .qmp, .http, .api, .leases, .tar: return 8 * 1024
+        case .importxml: return 16 * 1024
         }
     }
 
@@ -36,6 +41,8 @@ public enum FuzzTarget: String, CaseIterable, Sendable {
         case .http: try HTTPFuzz.run(data)
         case .api: try APIFuzz.runBlocking(data)
         case .leases: try LeasesFuzz.run(data)
+        case .importxml: try ImportFuzz.run(data)
+        case .tar: try TarFuzz.run(data)
         }
     }
 

@@ -88,6 +88,14 @@ public struct InMemorySource: ProfileSource {
     public func currentDirectory() -> String { workingDirectory }
 }
 
+extension ProfileLoader {
+    /// An absolute path as the loader keeps it (lexically normalized: no `.`, `..` or empty components), so a
+    /// profile built in code and written out (`ProfileYAMLWriter`) loads back equal.
+    public static func normalizedPath(_ absolutePath: String) -> String {
+        PathText.normalize(absolutePath)
+    }
+}
+
 /// Lexical path helpers (no file system access).
 enum PathText {
     /// Joins `path` onto `directory` unless `path` is already absolute, then normalizes.
