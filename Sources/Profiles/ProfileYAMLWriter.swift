@@ -70,6 +70,11 @@ public enum ProfileYAMLWriter {
             for device in profile.hostdevs { writeHostDevice(device, &out) }
         }
         if let cloudInit = profile.cloudInit { writeCloudInit(cloudInit, &out) }
+        if let display = profile.display {
+            out.open(0, "display")
+            out.add(1, "vga", display.vga.rawValue)
+            out.add(1, "vnc", display.vnc ? "true" : "false")
+        }
         return out.lines.joined(separator: "\n") + "\n"
     }
 
