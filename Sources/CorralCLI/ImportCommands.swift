@@ -9,7 +9,7 @@ package struct ImportCommand: ParsableCommand {
     package static let configuration = CommandConfiguration(
         commandName: "import",
         abstract: "Write a corral profile from another tool's VM definition (docs/import.md).",
-        subcommands: [ImportLibvirtCommand.self])
+        subcommands: [ImportLibvirtCommand.self, ImportOVACommand.self])
 
     package init() {}
 }

@@ -78,7 +78,7 @@ struct LocalConvert: AsyncParsableCommand {
 }
 
 /// The display, drawn from qemu-img's reader thread and ended from the command.
-private final class SharedDisplay: @unchecked Sendable {
+final class SharedDisplay: @unchecked Sendable {
     private let lock = NSLock()
     private let display: ProgressDisplay
 
@@ -98,7 +98,7 @@ private final class SharedDisplay: @unchecked Sendable {
 }
 
 /// The first SIGINT or SIGTERM seen.
-private final class CaughtSignal: @unchecked Sendable {
+final class CaughtSignal: @unchecked Sendable {
     private let lock = NSLock()
     private var number: Int32?
 

@@ -10,7 +10,7 @@ import Supervisor
 struct LocalImport: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import", abstract: ImportCommand.configuration.abstract,
-        subcommands: [LocalImportLibvirt.self])
+        subcommands: [LocalImportLibvirt.self, LocalImportOVA.self])
 }
 
 struct LocalImportLibvirt: ParsableCommand {
