@@ -54,6 +54,7 @@ public struct CorralAPI: Sendable {
         addMigrationRoutes(v1)
         addNetworkRoutes(v1)
         addClusterRoutes(v1)
+        addMetricsRoutes(router)
         return router
     }
 
