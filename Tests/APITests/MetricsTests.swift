@@ -190,6 +190,22 @@ import Testing
         #expect(await control.calls == [.metricsSnapshot])
     }
 
+    /// `--metrics-token-file`'s token: `GET /metrics` only.
+    @Test func theMetricsTokenOpensTheMetricsAndNothingElse() async throws {
+        let control = FakeControl(vms: [FakeControl.status("web")])
+        let router = CorralAPI(control: control).router(token: "s3cret", peerToken: "p33r", metricsToken: "scr4pe")
+        try await Application(router: router).test(.router) { client in
+            let scraper: HTTPFields = [.authorization: "Bearer scr4pe"]
+            #expect(try await client.execute(uri: "/metrics", method: .get, headers: scraper).status == .ok)
+            for (method, uri) in [(HTTPRequest.Method.get, "/v1/vms"), (.get, "/v1/health"), (.post, "/metrics"),
+                                  (.post, "/v1/vms/web/kill"), (.get, "/v1/host")] {
+                let refused = try await client.execute(uri: uri, method: method, headers: scraper)
+                #expect(refused.status == .forbidden, "\(method) \(uri)")
+            }
+        }
+        #expect(await control.calls == [.metricsSnapshot])
+    }
+
     // MARK: promtool
 
     static let promtool: String? = {
