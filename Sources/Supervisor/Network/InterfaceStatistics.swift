@@ -5,8 +5,9 @@ import HostDevices
 /// folder in tests).
 public enum InterfaceStatistics {
     /// The traffic of a guest NIC behind host interface `ifname`, from the guest's side. A tap's counters are the
-    /// host's side of the wire (what it receives, the guest sent), so they are swapped; a macvtap's already count
-    /// from the guest's side (libvirt reads them the same way). nil when the interface cannot be read.
+    /// host's side of the wire (a frame QEMU writes for the guest is one the tap receives), so they are swapped; a
+    /// macvtap counts from the guest's side already (what it receives from its parent goes to the guest). nil when
+    /// the interface cannot be read.
     public static func guestTraffic(ifname: String, macvtap: Bool, root: String = "") -> MetricsSnapshot.Traffic? {
         let folder = root + "/sys/class/net/" + ifname + "/statistics/"
         func read(_ name: String) throws(KernelFileError) -> UInt64 {
