@@ -6,6 +6,7 @@ import Hummingbird
 import HummingbirdTesting
 import Supervisor
 import Testing
+import UnixSockets
 
 /// `GET /metrics`: the rendering of a snapshot (names, labels, escaping, values), the route, and promtool's verdict.
 @Suite struct MetricsTests {
@@ -33,6 +34,19 @@ import Testing
         func series(_ name: String) -> [String: Double] {
             samples.filter { $0.key == name || $0.key.hasPrefix(name + "{") }
         }
+    }
+
+    /// A live daemon's `GET /metrics` over its Unix socket, read back.
+    static func scrape(socket: String) async throws -> Exposition {
+        let connection = try StreamSocket.connect(path: socket)
+        defer { connection.close() }
+        try connection.write(Array("GET /metrics HTTP/1.1\r\nHost: corral\r\nConnection: close\r\n\r\n".utf8))
+        var reply: [UInt8] = []
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while case let bytes = try connection.read(deadline: deadline), !bytes.isEmpty { reply += bytes }
+        let text = String(decoding: reply, as: UTF8.self)
+        try #require(text.hasPrefix("HTTP/1.1 200"), "\(text.prefix(300))")
+        return Exposition(text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n"))
     }
 
     static func render(_ snapshot: MetricsSnapshot = FakeControl.sampleMetrics) -> Exposition {

@@ -48,6 +48,22 @@ import Testing
         await manager.shutdown()
     }
 
+    @Test func outgoingMigrationsAreCountedAndTheLastDowntimeIsKept() async throws {
+        let scene = try ManagedVMTests.Scene()
+        defer { scene.cleanUp() }
+        let manager = try await scene.open(FakeLauncher())
+        #expect(await manager.metricsSnapshot().migrations == .init())
+        await manager.countMigration(MigrationResult(name: "web", destination: "192.0.2.2:7070", totalMilliseconds: 900,
+                                                     downtimeMilliseconds: 42, setupMilliseconds: 3, transferredBytes: 1))
+        await manager.countMigration(nil)
+        await manager.countMigration(MigrationResult(name: "db", destination: "192.0.2.2:7070", totalMilliseconds: 900,
+                                                     downtimeMilliseconds: nil, setupMilliseconds: nil, transferredBytes: nil))
+        let snapshot = await manager.metricsSnapshot()
+        #expect(snapshot.migrations == .init(completed: 2, failed: 1, lastDowntimeSeconds: 0.042))
+        #expect(snapshot.vms == [] && snapshot.scrapeErrors == 0)
+        await manager.shutdown()
+    }
+
     @Test func tapCountersAreSwappedToTheGuestsSideAndAMacvtapsAreNot() throws {
         let root = NSTemporaryDirectory() + "corral-sysfs-\(UUID().uuidString.prefix(8))"
         defer { try? FileManager.default.removeItem(atPath: root) }
