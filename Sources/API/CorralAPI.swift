@@ -35,11 +35,15 @@ public struct CorralAPI: Sendable {
     }
 
     /// The router; `token` nil serves without authentication (the Unix socket's case).
-    public func router(token: String? = nil, peerToken: String? = nil) -> Router<CorralRequestContext> {
+    public func router(token: String? = nil, peerToken: String? = nil, metricsToken: String? = nil)
+        -> Router<CorralRequestContext>
+    {
         // (the Unix socket's router has no token of its own: it forwards with the TCP listener's admin token)
         let router = Router(context: CorralRequestContext.self)
         router.add(middleware: ErrorMiddleware(logger: logger))
-        if let token { router.add(middleware: BearerTokenMiddleware(token: token, peerToken: peerToken)) }
+        if let token {
+            router.add(middleware: BearerTokenMiddleware(token: token, peerToken: peerToken, metricsToken: metricsToken))
+        }
         router.add(middleware: QueryKeysMiddleware())
         // After the token check: a request is forwarded with the credentials it came with.
         router.add(middleware: ForwardingMiddleware(control: control, token: token, adminToken: forwardingToken,
@@ -54,6 +58,7 @@ public struct CorralAPI: Sendable {
         addMigrationRoutes(v1)
         addNetworkRoutes(v1)
         addClusterRoutes(v1)
+        addMetricsRoutes(router)
         return router
     }
 

@@ -38,12 +38,16 @@ public struct DaemonConfiguration: Sendable {
         public var token: String
         /// Other daemons' key: only the migration routes (`PeerScope`).
         public var peerToken: String?
+        /// A scraper's key: only `GET /metrics`.
+        public var metricsToken: String?
         /// Mutual TLS (`--api-tls`): every client must present a certificate from this CA; nil: plain HTTP.
         public var tls: TLSFiles?
-        public init(address: HostPort, token: String, peerToken: String? = nil, tls: TLSFiles? = nil) {
+        public init(address: HostPort, token: String, peerToken: String? = nil, metricsToken: String? = nil,
+                    tls: TLSFiles? = nil) {
             self.address = address
             self.token = token
             self.peerToken = peerToken
+            self.metricsToken = metricsToken
             self.tls = tls
         }
     }
@@ -219,7 +223,7 @@ public struct CorralDaemon: Service {
         if let tcp = configuration.tcp {
             let server = builder(token: tcp.token)
             let app = Application(
-                router: api.router(token: tcp.token, peerToken: tcp.peerToken),
+                router: api.router(token: tcp.token, peerToken: tcp.peerToken, metricsToken: tcp.metricsToken),
                 server: try tcp.tls.map { files in
                     guard let wrapping = configuration.tlsServer else {
                         throw DaemonError.invalidConfiguration("--api-tls: this daemon was built without TLS support")

@@ -46,11 +46,13 @@ struct ErrorMiddleware: RouterMiddleware {
 }
 
 /// Demands `Authorization: Bearer <token>` before a request reaches any route: the admin token opens every route,
-/// the peer token only the migration routes (`PeerScope`, 403 for the rest), anything else is 401.
+/// the peer token only the migration routes (`PeerScope`), the metrics token only `GET /metrics` (403 for the rest),
+/// anything else is 401.
 struct BearerTokenMiddleware: RouterMiddleware {
     typealias Context = CorralRequestContext
     let token: String
     var peerToken: String?
+    var metricsToken: String?
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
         async throws -> Response
@@ -66,6 +68,15 @@ struct BearerTokenMiddleware: RouterMiddleware {
                 return Reply.error(
                     ErrorBody(error: "forbidden",
                               message: "the peer token only allows migrations between daemons, not \(request.method) \(request.uri.path)"),
+                    status: 403)
+            }
+            return try await next(request, context)
+        }
+        if let presented, let metricsToken, BearerToken.matches(presented, metricsToken) {
+            guard request.method == .get, request.uri.path == "/metrics" else {
+                return Reply.error(
+                    ErrorBody(error: "forbidden",
+                              message: "the metrics token only allows GET /metrics, not \(request.method) \(request.uri.path)"),
                     status: 403)
             }
             return try await next(request, context)

@@ -22,6 +22,11 @@ package struct DaemonFlags: ParsableArguments {
         valueName: "FILE"))
     package var peerTokenFile: String?
 
+    @Option(help: ArgumentHelp(
+        "File whose first line is the token a metrics scraper presents: it opens only GET /metrics; everything else "
+            + "is 403. Give it to Prometheus instead of --token-file's.", valueName: "FILE"))
+    package var metricsTokenFile: String?
+
     @Flag(help: ArgumentHelp(
         "Mutual TLS on the TCP listener and towards peer daemons: this daemon presents STATE/tls/server-cert.pem "
             + "(server-key.pem) and requires a client certificate from STATE/tls/ca-cert.pem; as a migration source it "
@@ -126,8 +131,9 @@ package struct DaemonFlags: ParsableArguments {
         }
         if listen != nil {
             guard tokenFile != nil else { throw ValidationError("--listen needs --token-file") }
-        } else if tokenFile != nil || peerTokenFile != nil || apiTls {
-            let flag = tokenFile != nil ? "--token-file" : peerTokenFile != nil ? "--peer-token-file" : "--api-tls"
+        } else if tokenFile != nil || peerTokenFile != nil || metricsTokenFile != nil || apiTls {
+            let flag = tokenFile != nil ? "--token-file" : peerTokenFile != nil ? "--peer-token-file"
+                : metricsTokenFile != nil ? "--metrics-token-file" : "--api-tls"
             throw ValidationError("\(flag) only applies with --listen")
         }
     }
@@ -139,6 +145,7 @@ package struct DaemonFlags: ParsableArguments {
         if let listen { arguments += ["--listen", listen.description] }
         if let tokenFile { arguments += ["--token-file", tokenFile] }
         if let peerTokenFile { arguments += ["--peer-token-file", peerTokenFile] }
+        if let metricsTokenFile { arguments += ["--metrics-token-file", metricsTokenFile] }
         if apiTls { arguments.append("--api-tls") }
         if let cluster { arguments += ["--cluster", cluster] }
         if let clusterTls { arguments += ["--cluster-tls", clusterTls] }

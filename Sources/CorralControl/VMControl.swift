@@ -41,8 +41,7 @@ extension VMControl {
 
 /// Everything the daemon offers, as the API serves it. The daemon's `VMManager` is one; API tests use a fake.
 public typealias DaemonControl = VMControl & HotplugControl & TuningControl & MigrationControl & NetworkControl
-    & ConsoleControl
-    & ClusterControl
+    & ConsoleControl & ClusterControl & MetricsControl
 
 /// Managed networks (`corral network create|ls|show|rm`).
 public protocol NetworkControl: Sendable {

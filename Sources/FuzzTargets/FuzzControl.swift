@@ -143,6 +143,11 @@ struct FuzzControl: DaemonControl {
                           balloonTotalBytes: 0, cgroupVersion: nil, vms: [])
     }
 
+    // MetricsControl
+    func metricsSnapshot() async -> MetricsSnapshot {
+        MetricsSnapshot(vms: [], host: await host())
+    }
+
     // MigrationControl
     func migrate(_ name: String, _ request: MigrateRequest) async throws(ControlError) -> AsyncStream<MigrationUpdate> {
         _ = try known(name)

@@ -46,10 +46,18 @@ struct CorralDaemonMain: AsyncParsableCommand {
             if let listen = flags.listen, let tokenFile = flags.tokenFile {
                 tcp = .init(address: listen, token: try BearerToken.load(file: tokenFile),
                             peerToken: try flags.peerTokenFile.map { file throws(TokenFileError) in try BearerToken.load(file: file) },
+                            metricsToken: try flags.metricsTokenFile.map { file throws(TokenFileError) in
+                                try BearerToken.load(file: file)
+                            },
                             tls: flags.apiTls ? .server(in: tlsFolder) : nil)
                 if let peer = tcp?.peerToken, peer == tcp?.token {
                     throw DaemonError.invalidConfiguration(
                         "--peer-token-file holds the same token as --token-file; the peer token must be a different, narrower key")
+                }
+                if let metrics = tcp?.metricsToken, metrics == tcp?.token || metrics == tcp?.peerToken {
+                    throw DaemonError.invalidConfiguration(
+                        "--metrics-token-file holds the same token as --token-file or --peer-token-file; the metrics "
+                            + "token must be a key of its own")
                 }
             }
             // A certificate that cannot be loaded stops the daemon before it takes over any VM.

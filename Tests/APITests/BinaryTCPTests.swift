@@ -70,6 +70,7 @@ import Glibc
             FileOps.removeTree(root)
         }
         try "correct-horse-battery\n".write(toFile: root + "/token", atomically: true, encoding: .utf8)
+        try "scraper-only\n".write(toFile: root + "/metrics-token", atomically: true, encoding: .utf8)
         let profile = root + "/tcp.yaml"
         try """
             name: tcp
@@ -88,7 +89,8 @@ import Glibc
         let daemon = try ProcessLauncher.launch(LaunchSpec(
             executable: Self.binary,
             arguments: ["daemon", "--state-dir", root + "/state", "--socket", root + "/d.sock", "--no-ksm",
-                        "--listen", "127.0.0.1:0", "--token-file", root + "/token"],
+                        "--listen", "127.0.0.1:0", "--token-file", root + "/token",
+                        "--metrics-token-file", root + "/metrics-token"],
             outputFile: log))
         let listening = await Self.firstLine(in: log, within: .seconds(60)) {
             $0.contains("tcp=127.0.0.1:") && $0.contains("listening")
@@ -128,9 +130,44 @@ import Glibc
         #expect(listed.first?.state == .running && listed.first?.pid == pid)
         #expect(ProcessHandle.isAlive(pid))
 
+        // The metrics token opens GET /metrics and nothing else; the admin token opens it too.
+        let scraped = try Self.get(port: port, "/metrics", token: "scraper-only")
+        #expect(scraped.status == 200)
+        #expect(scraped.body.contains(#"corral_vm_state{state="running",vm="tcp"} 1"#), "\(scraped.body)")
+        #expect(try Self.get(port: port, "/metrics", token: "correct-horse-battery").status == 200)
+        #expect(try Self.get(port: port, "/v1/vms", token: "scraper-only").status == 403)
+        #expect(try Self.get(port: port, "/metrics", token: "scraper-onlz").status == 401)
+
         _ = try await CorralClient.withClient(right) { try await $0.kill("tcp") }
         daemon.signal(SIGTERM)
         #expect(await daemon.waitForExit(timeout: .seconds(60)) == .exited(0))
+    }
+
+    /// `GET path` on 127.0.0.1:`port` with a bearer token, over a plain socket (the connection closed after it).
+    static func get(port: Int, _ path: String, token: String) throws -> (status: Int, body: String) {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        try #require(fd >= 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        try #require(connected == 0, "connect: errno \(errno)")
+        let request = Array("GET \(path) HTTP/1.1\r\nHost: corral\r\nAuthorization: Bearer \(token)\r\nConnection: close\r\n\r\n".utf8)
+        try #require(request.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) } == request.count)
+        var reply: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 65536)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { recv(fd, $0.baseAddress, $0.count, 0) }
+            if n <= 0 { break }
+            reply += buffer.prefix(n)
+        }
+        let text = String(decoding: reply, as: UTF8.self)
+        let status = Int(text.split(separator: " ").dropFirst().first ?? "") ?? 0
+        return (status, text.components(separatedBy: "\r\n\r\n").dropFirst().joined(separator: "\r\n\r\n"))
     }
 
     /// systemd's Type=notify: the daemon says READY=1 once its socket answers, and STOPPING=1 when told to stop.

@@ -50,10 +50,11 @@ actor FakeControl: VMControl {
         case prepareIncoming(IncomingRequest)
         case commitIncoming(String)
         case abortIncoming(String)
+        case metricsSnapshot
     }
 
     private(set) var calls: [Call] = []
-    fileprivate func record(_ call: Call) { calls.append(call) }
+    func record(_ call: Call) { calls.append(call) }
     fileprivate func update(_ status: VMStatus) { vms[status.name] = status }
     /// Exposed for the hotplug/tuning conformance below.
     fileprivate func lookUp(_ name: String) throws(ControlError) -> VMStatus { try known(name) }
@@ -75,6 +76,8 @@ actor FakeControl: VMControl {
     var peerFailure: ControlError?
     /// Networks the fake knows.
     var fakeNetworks: [String: NetworkInfo] = [:]
+    /// What `metricsSnapshot` answers (FakeControl+Metrics.swift).
+    var metrics = FakeControl.sampleMetrics
 
     init(vms: [VMStatus] = []) {
         for vm in vms { self.vms[vm.name] = vm }

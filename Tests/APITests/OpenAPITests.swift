@@ -202,6 +202,9 @@ import Testing
             try await call(.get, "/v1/host", expect: 200)
             try await call(.get, "/v1/cluster", expect: 200)
             try await call(.get, "/v1/vms/web/console?lines=2&folow=true", expect: 400)
+            // Metrics (MetricsTests checks the text itself).
+            try await call(.get, "/metrics", expect: 200)
+            try await call(.get, "/metrics?vm=web", expect: 400)
             // Migration: a stream that completes, one that fails, the peer routes.
             await control.scriptMigration(progress: [Self.progress], outcome: .success(MigrationRouteTests.result))
             try await call(.post, "/v1/vms/web/migrate", #"{"to":"192.0.2.2:7070","token":"t","options":{}}"#, expect: 200)

@@ -167,6 +167,15 @@ struct TwoHostMigrationTests {
     @Test func precopyWithSharedStorageContinuesTheGuestOnB() async throws {
         try await Self.withHosts { hosts in
             try await Self.migrateAndCheckTheGuestContinues(hosts, disk: hosts.root + "/shared/data.qcow2")
+            // A counted the migration and kept its downtime; the guest's series are B's now.
+            let a = try await MetricsTests.scrape(socket: hosts.socketA)
+            #expect(a.samples[#"corral_migrations_total{result="completed"}"#] == 1)
+            #expect(a.samples[#"corral_migrations_total{result="failed"}"#] == 0)
+            #expect(a.samples["corral_migration_last_downtime_seconds"] ?? 0 > 0, "\(a.samples)")
+            #expect(a.samples.keys.filter { $0.contains(#"vm="\#(Self.vm)""#) } == [])
+            let b = try await MetricsTests.scrape(socket: hosts.socketB)
+            #expect(b.samples[#"corral_vm_state{state="running",vm="\#(Self.vm)"}"#] == 1)
+            #expect(b.samples[#"corral_migrations_total{result="completed"}"#] == 0)
         }
     }
 

@@ -15,6 +15,8 @@ final class ScriptedQMP: QMPMonitor, Sendable {
     enum Reply: Sendable {
         case ok(JSONValue = [:])
         case error(String, String)  // class, desc
+        /// No answer for this long, whatever the call's timeout (a hung monitor), then a timeout error.
+        case stall(Duration)
     }
 
     struct Expectation: Sendable {
@@ -93,6 +95,9 @@ final class ScriptedQMP: QMPMonitor, Sendable {
         switch expectation.reply {
         case .ok(let value): return value
         case .error(let cls, let desc): throw .commandFailed(command: command, errorClass: cls, desc: desc)
+        case .stall(let duration):
+            try? await Task.sleep(for: duration)
+            throw .timeout(command: command, after: duration)
         }
     }
 

@@ -31,6 +31,9 @@ public struct DaemonOptions: Sendable {
     public var clusterPeerToken: String?
     /// Binds VMs' host PCI devices (tests give one over a fake kernel); nil: the real host's.
     public var hostDeviceClaims: HostDeviceClaims?
+    /// How long `GET /metrics` waits for one VM's live figures (QMP, taps); a VM slower than that is reported
+    /// without them, and the others are not held up.
+    public var metricsTimeout: Duration = .seconds(2)
     /// The guest agent behind a VM's `agent.sock` (tests script one).
     public var guestAgent: @Sendable (_ socketPath: String) -> any GuestAgent = { GuestAgentClient(socketPath: $0) }
 

@@ -1,6 +1,5 @@
 import CorralCore
 import GuestAgent
-import Synchronization
 
 /// A running VM's guest agent as `status` sees it: the last answer, refreshed in the background once it is older
 /// than `maxAge`, with at most one query in flight. `status` waits for the agent only when there is no answer yet, and
@@ -39,29 +38,12 @@ actor GuestAgentCache {
         if let last, last.at.duration(to: .now) < maxAge { return last.answer }
         let query = inFlight ?? refresh()
         if let last { return last.answer }
-        let answer = await Self.first(of: query, within: firstWait)
+        // The query goes on past the wait; its answer is recorded when it comes.
+        let answer = await TaskDeadline.value(of: query, within: firstWait,
+                                              otherwise: .notAnswering(.timeout(after: firstWait)))
         // A query that outlasts the first wait counts as not answering until it ends (and `record`s its answer).
         if last == nil { last = (answer, .now) }
         return answer
-    }
-
-    /// The query's answer, or `notAnswering` when it takes longer than `limit` (the query goes on; its answer is
-    /// recorded when it comes).
-    private static func first(of query: Task<Answer, Never>, within limit: Duration) async -> Answer {
-        let once = Once()
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Answer, Never>) in
-            @Sendable func resume(_ answer: Answer) {
-                if once.claim() { continuation.resume(returning: answer) }
-            }
-            let timer = Task {
-                try? await Task.sleep(for: limit)
-                resume(.notAnswering(.timeout(after: limit)))
-            }
-            Task {
-                resume(await query.value)
-                timer.cancel()
-            }
-        }
     }
 
     /// Stops a query in flight from being recorded (the QEMU is gone).
@@ -90,17 +72,5 @@ actor GuestAgentCache {
         guard inFlight != nil else { return }
         last = (answer, .now)
         inFlight = nil
-    }
-}
-
-/// True for the first caller of `claim()` only.
-private final class Once: Sendable {
-    private let claimed = Mutex(false)
-
-    func claim() -> Bool {
-        claimed.withLock { done in
-            defer { done = true }
-            return !done
-        }
     }
 }

@@ -4,6 +4,7 @@ import CorralModel
 import JSON
 import Profiles
 import QEMUCommand
+import QMP
 
 /// Overcommit on one VM: its cgroup, vCPU pinning, the balloon and guest statistics.
 extension ManagedVM {
@@ -119,18 +120,19 @@ extension ManagedVM {
             throw .invalidRequest("\(name) has no balloon device, so the guest reports no memory statistics")
         }
         guard let vm = running else { throw .conflict("\(name) has no QEMU running") }
-        let reply: JSONValue
-        do {
-            reply = try await vm.qmp.execute("qom-get", ["path": .string(Self.balloonQOMPath), "property": "guest-stats"])
-        } catch {
-            throw .qmpFailed(error)
-        }
+        do { return try await readGuestStats(vm, timeout: nil) } catch { throw .qmpFailed(error) }
+    }
+
+    /// The balloon's size and the guest's statistics, as QEMU has them (`corral stats`, `GET /metrics`).
+    func readGuestStats(_ vm: RunningVM, timeout: Duration?) async throws(QMPError) -> GuestStats {
+        let reply = try await vm.qmp.execute(
+            "qom-get", ["path": .string(Self.balloonQOMPath), "property": "guest-stats"], timeout: timeout)
         var stats: [String: Int64] = [:]
         for (key, value) in reply["stats"]?.objectValue ?? [:] {
             if let n = value.intValue, n >= 0 { stats[key] = n }  // -1: the guest did not report it
         }
         let updated = reply["last-update"]?.intValue.flatMap { $0 > 0 ? Double($0) : nil }
-        let actual = try? await vm.qmp.queryBalloon()
+        let actual = try? await vm.qmp.queryBalloon(timeout: timeout)
         return GuestStats(name: name, balloonBytes: actual, balloonTargetBytes: balloonTarget, autoBalloon: autoBalloon,
                           lastUpdate: updated, stats: stats)
     }
@@ -203,6 +205,11 @@ extension ManagedVM {
         } else {
             actual = nil
         }
+        return hostRow(balloonBytes: actual)
+    }
+
+    /// This VM's row of `corral host`, with the balloon size read already.
+    func hostRow(balloonBytes actual: UInt64?) -> HostReport.Row {
         let overcommit = config.profile.overcommit
         return HostReport.Row(
             name: name, state: currentState, vcpus: config.hotplugged.onlineCPUs ?? config.profile.cpu.count,

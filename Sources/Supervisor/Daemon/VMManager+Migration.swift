@@ -45,8 +45,10 @@ extension VMManager: MigrationControl {
                 }
                 // The destination owns the VM now: forget it here.
                 await self.forgetMigrated(name, vm: vm)
+                await self.countMigration(result)
                 sink.yield(.completed(result))
             } catch {
+                await self.countMigration(nil)
                 sink.yield(.failed(error))
             }
             sink.finish()

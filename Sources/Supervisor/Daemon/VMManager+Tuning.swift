@@ -23,13 +23,18 @@ extension VMManager: TuningControl {
     }
 
     public func host() async -> HostReport {
-        let probe = HostMemoryProbe(root: options.hostRoot)
-        let memory = (try? probe.memory()) ?? HostMemory(total: 0, available: 0)
-        let cpus = (try? probe.cpuCount()) ?? 1
         var rows: [HostReport.Row] = []
         for name in vms.keys.sorted() {
             if let vm = vms[name] { rows.append(await vm.hostRow()) }
         }
+        return hostReport(rows: rows)
+    }
+
+    /// `corral host` over the VMs' rows (sorted by name): the host's figures are read here.
+    func hostReport(rows: [HostReport.Row]) -> HostReport {
+        let probe = HostMemoryProbe(root: options.hostRoot)
+        let memory = (try? probe.memory()) ?? HostMemory(total: 0, available: 0)
+        let cpus = (try? probe.cpuCount()) ?? 1
         let active = rows.filter { [.starting, .running, .paused, .migrating, .incoming].contains($0.state) }
         let committedCPUs = Double(active.reduce(0) { $0 + $1.vcpus })
         let committedMemory = Double(active.reduce(0) { $0 + $1.memoryBytes })

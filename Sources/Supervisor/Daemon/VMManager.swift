@@ -49,6 +49,8 @@ public actor VMManager: VMControl {
     let hostDeviceClaims: HostDeviceClaims
     /// The host CPU model and QEMU version this host publishes (read once).
     var hostFacts: (cpuModel: String, qemuVersion: String?)?
+    /// Outgoing migrations and missed VM readings since the daemon started (`GET /metrics`).
+    var metricsTally = MetricsTally()
 
     init(stateRoot: String, launcher: any VMLaunching, options: DaemonOptions,
          peerConnector: MigrationPeerConnector? = nil, networks: NetworkManager, logger: Logger) {
