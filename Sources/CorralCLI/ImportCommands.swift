@@ -27,7 +27,10 @@ package struct ImportLibvirtArguments: ParsableArguments {
     @Flag(help: "Put disks on NVMe and NICs on e1000e, which every guest OS drives without virtio drivers.")
     package var compat = false
 
-    @Flag(help: "Overwrite NAME.yaml when it exists.")
+    @Flag(help: "Convert disk images in other formats (vmdk, vdi, vhdx, vpc, qcow, qed) to qcow2 beside them first.")
+    package var convert = false
+
+    @Flag(help: "Overwrite NAME.yaml (and, with --convert, the converted images) when they exist.")
     package var force = false
 
     @Flag(help: "Print a JSON object {profile, name, notes[], disks[]} instead of text.")

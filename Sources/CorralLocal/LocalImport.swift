@@ -1,5 +1,6 @@
 import ArgumentParser
 import CorralCLI
+import DiskConversion
 import Glibc
 import Import
 import JSON
@@ -7,33 +8,66 @@ import Profiles
 import Supervisor
 
 /// `corral import`, done here: reads the document, maps it (Import), writes the profile atomically.
-struct LocalImport: ParsableCommand {
+struct LocalImport: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "import", abstract: ImportCommand.configuration.abstract,
         subcommands: [LocalImportLibvirt.self, LocalImportOVA.self])
 }
 
-struct LocalImportLibvirt: ParsableCommand {
+struct LocalImportLibvirt: AsyncParsableCommand {
     static let configuration = ImportLibvirtCommand.configuration
 
     @OptionGroup var arguments: ImportLibvirtArguments
 
-    func run() throws {
+    func run() async throws {
         let file = arguments.domain
         let xml = try ImportInput.read(file, limit: XMLLimits.standard.bytes)
-        let result: ImportResult
+        let mapped: ImportResult
         do {
-            result = try LibvirtImport.importDomain(xml, options: ImportOptions(compat: arguments.compat,
+            mapped = try LibvirtImport.importDomain(xml, options: ImportOptions(compat: arguments.compat,
                                                                                   name: arguments.name))
         } catch {
             Terminal.err("\(file):\(ImportNote.printable(error.description))")
             throw ExitCode(ExitCodeValue.invalid.rawValue)
         }
+        let result = arguments.convert ? try await convertDisks(mapped) : mapped
         let header = ["Imported by `corral import libvirt\(arguments.compat ? " --compat" : "")` from \(file)."]
             + (result.notes.isEmpty ? [] : ["", "Not carried as it was (XPath: what — what corral did):"]
                 + result.notes.map { "  " + $0.description })
         try ImportOutput.write(result, header: header, from: file, out: arguments.out, force: arguments.force,
                                json: arguments.json)
+    }
+}
+
+extension LocalImportLibvirt {
+    /// `--convert`: each image in another format becomes the qcow2 the profile names (beside it); a failure removes
+    /// the ones already made.
+    func convertDisks(_ result: ImportResult) async throws -> ImportResult {
+        let signals = SignalWatcher(signals: [SIGINT, SIGTERM])
+        defer { signals.cancel() }
+        var converted = result
+        var made: [String] = []
+        for (index, disk) in result.disks.enumerated() where disk.needsConversion {
+            guard let format = SourceFormat(option: disk.format) else {
+                for path in made { FileOps.remove(path) }
+                Terminal.err("\(disk.source): corral cannot convert format '\(disk.format)' (it reads "
+                    + SourceFormat.allCases.map(\.rawValue).joined(separator: ", ") + ")")
+                throw ExitCode(ExitCodeValue.invalid.rawValue)
+            }
+            let output = result.profile.disks[disk.profileIndex].file
+            do {
+                try await ImportConversion.run(.file(path: disk.source, format: format), to: output,
+                                               label: disk.id, json: arguments.json, replace: arguments.force,
+                                               signals: signals)
+            } catch {
+                for path in made { FileOps.remove(path) }
+                throw error
+            }
+            made.append(output)
+            converted.disks[index].profileFormat = .qcow2
+            converted.profile.disks[disk.profileIndex].format = .qcow2
+        }
+        return converted
     }
 }
 

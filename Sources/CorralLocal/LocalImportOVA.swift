@@ -29,7 +29,7 @@ struct LocalImportOVA: AsyncParsableCommand {
             Terminal.err("\(ImportNote.printable(ova)): \(ImportNote.printable(reason))")
             return ExitCode(ExitCodeValue.invalid.rawValue)
         }
-        let archive = try OVAPackage(path: ova)
+        let archive = try OVAFile(path: ova)
         defer { archive.close() }
         let members: [TarMember]
         do { members = try archive.members() } catch { throw refuse("not a readable OVA (tar): \(error)") }
@@ -83,7 +83,8 @@ struct LocalImportOVA: AsyncParsableCommand {
             let source = DiskSource.archiveMember(archive: archive.absolutePath, offset: job.member.dataOffset,
                                                   size: job.member.size, format: .vmdk)
             do {
-                try await convert(source, to: job.output, label: "\(job.disk.id) (\(job.member.name))", signals: signals)
+                try await ImportConversion.run(source, to: job.output, label: "\(job.disk.id) (\(job.member.name))",
+                                               json: arguments.json, replace: arguments.force, signals: signals)
             } catch {
                 for path in made { FileOps.remove(path) }
                 throw error
@@ -107,11 +108,14 @@ struct LocalImportOVA: AsyncParsableCommand {
             throw error
         }
     }
+}
 
-    /// One disk, with a progress bar; Ctrl-C cancels it (the converter stops qemu-img and removes its temporary file).
-    private func convert(_ source: DiskSource, to output: String, label: String, signals: SignalWatcher) async throws {
-        let display = SharedDisplay(ProgressDisplay(json: arguments.json, name: output))
-        let replace = arguments.force
+/// One disk converted to qcow2 for an import, with a progress bar; Ctrl-C cancels it (the converter stops qemu-img
+/// and removes its temporary file).
+enum ImportConversion {
+    static func run(_ source: DiskSource, to output: String, label: String, json: Bool, replace: Bool,
+                    signals: SignalWatcher) async throws {
+        let display = SharedDisplay(ProgressDisplay(json: json, name: output))
         let work = Task { () async -> Result<ConversionResult, ConvertError> in
             do throws(ConvertError) {
                 return .success(try await DiskConverter().convert(
@@ -137,7 +141,7 @@ struct LocalImportOVA: AsyncParsableCommand {
         display.end()
         switch outcome {
         case .success(let result):
-            if !arguments.json { Terminal.out(result.summary) }
+            if !json { Terminal.out(result.summary) }
         case .failure(let error):
             Terminal.err("error: \(error.description)")
             if let number = caught.value { throw ExitCode(128 + number) }
@@ -147,7 +151,7 @@ struct LocalImportOVA: AsyncParsableCommand {
 }
 
 /// An OVA file opened once for reading its tar headers and the descriptor (`pread`, nothing unpacked).
-final class OVAPackage {
+final class OVAFile {
     let fd: Int32
     let size: UInt64
     let absolutePath: String

@@ -71,6 +71,44 @@ import Testing
         #expect(try String(contentsOfFile: profile, encoding: .utf8).contains("bus: nvme"))
     }
 
+    /// `--convert`: a domain whose disk is a VMDK gets a qcow2 beside it with the same content, and the profile
+    /// points at it; without the flag the output says which conversion is needed.
+    @Test func convertTurnsAVMDKDiskIntoTheQcow2TheProfileNames() async throws {
+        let folder = Guest.tempFolder("import-conv")
+        defer { Guest.cleanUp(folder) }
+        var bytes = [UInt8](repeating: 0, count: 8 << 20)
+        bytes.replaceSubrange(0..<12, with: Array("from-libvirt".utf8))
+        try Data(bytes).write(to: URL(fileURLWithPath: folder + "/old.raw"))
+        let made = try await ProcessLauncher.run("qemu-img", ["convert", "-f", "raw", "-O", "vmdk", folder + "/old.raw",
+                                                              folder + "/old-desktop.vmdk"])
+        try #require(made.status.isSuccess, "\(made.output)")
+        try """
+            <domain type='kvm'><name>old-desktop</name><memory unit='MiB'>512</memory><vcpu>1</vcpu>
+            <os><type arch='x86_64' machine='q35'>hvm</type></os>
+            <devices><disk type='file' device='disk'><driver name='qemu' type='vmdk'/>
+            <source file='\(folder)/old-desktop.vmdk'/><target dev='vda' bus='virtio'/></disk></devices></domain>
+            """.write(toFile: folder + "/input.xml", atomically: true, encoding: .utf8)
+        let dumped = try await virshDump(folder + "/input.xml", name: "old-desktop")
+        try dumped.write(toFile: folder + "/old.xml", atomically: true, encoding: .utf8)
+
+        let (plain, hint) = try await corral(["import", "libvirt", folder + "/old.xml", "--out", folder])
+        #expect(plain == .exited(0), "\(hint)")
+        #expect(hint.contains("convert \(folder)/old-desktop.vmdk (vmdk) to \(folder)/old-desktop.qcow2 first"), "\(hint)")
+        #expect(!FileManager.default.fileExists(atPath: folder + "/old-desktop.qcow2"))
+
+        let (status, output) = try await corral(["import", "libvirt", folder + "/old.xml", "--out", folder, "--convert",
+                                                 "--force"])
+        #expect(status == .exited(0), "\(output)")
+        #expect(!output.contains("old-desktop.qcow2 first") && output.contains("qemu-img check clean"), "\(output)")
+        let compare = try await ProcessLauncher.run("qemu-img", ["compare", "-f", "raw", "-F", "qcow2",
+                                                                 folder + "/old.raw", folder + "/old-desktop.qcow2"])
+        #expect(compare.status.isSuccess, "the qcow2 holds the VMDK's content: \(compare.output)")
+        let profile = try String(contentsOfFile: folder + "/old-desktop.yaml", encoding: .utf8)
+        #expect(profile.contains("old-desktop.qcow2") && profile.contains("format: qcow2"), "\(profile)")
+        let (checkStatus, checkOutput) = try await corral(["check", folder + "/old-desktop.yaml"])
+        #expect(checkStatus == .exited(0), "\(checkOutput)")
+    }
+
     @Test func badXMLExitsTwoNamingFileLineAndColumn() async throws {
         let folder = Guest.tempFolder("import-bad")
         defer { Guest.cleanUp(folder) }
