@@ -20,8 +20,22 @@ enum ConsoleAttach {
         let path = "/v1/vms/\(percentEncoded(name))/console/attach" + (force ? "?force=true" : "")
         let connection: WebSocketConnection
         do { connection = try WebSocketConnection.open(client, path: path) } catch { throw StreamFailure(error) }
+        // A refused attach is upgraded and closed at once: wait a moment for that before saying we are connected.
+        var first: [UInt8] = []
+        do {
+            guard let bytes = try connection.receive(deadline: ContinuousClock.now.advanced(by: .milliseconds(300))) else {
+                connection.close()
+                return
+            }
+            first = bytes
+        } catch .timedOut {
+        } catch {
+            connection.close()
+            throw StreamFailure(error)
+        }
         let terminal = RawTerminal()
         Terminal.err("Connected to \(name)'s console" + (terminal.isTerminal ? "; Ctrl-] ends." : "."))
+        first.withUnsafeBytes { _ = write(1, $0.baseAddress, $0.count) }
         defer {
             terminal.restore()
             connection.close()
