@@ -409,7 +409,11 @@ struct OVFMapper {
         referencedFiles.insert(fileID)
         let lower = format.lowercased()
         let profileFormat: DiskFormat? = lower.contains("qcow") ? .qcow2 : lower.hasSuffix("#raw") ? .raw : nil
-        let fileName = Self.imageName(file.href, index: index, format: profileFormat)
+        var fileName = Self.imageName(file.href, index: index, format: profileFormat)
+        if profile.disks.contains(where: { $0.file.hasSuffix("/" + fileName) || $0.file == fileName }) {
+            // Two disks from one image, or two images with one stem: each gets its own converted file.
+            fileName = "disk\(index)-" + fileName
+        }
         let joined = (diskDirectory.hasSuffix("/") ? diskDirectory : diskDirectory + "/") + fileName
         let path = diskDirectory.isEmpty ? fileName
             : diskDirectory.hasPrefix("/") ? ProfileLoader.normalizedPath(joined) : joined

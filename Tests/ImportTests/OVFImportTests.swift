@@ -198,4 +198,11 @@ private let memoryItem = "<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:Vi
                                         NIC(id: "net1", model: .e1000e)])
         #expect(result.notes.map(\.path).filter { $0.hasPrefix(Self.item) } == ["\(Self.item)[4]/rasd:Address"])
     }
+
+    @Test func twoDisksFromOneImageGetTwoFiles() throws {
+        let disk = "<Item><rasd:ResourceType>17</rasd:ResourceType><rasd:HostResource>ovf:/disk/d1</rasd:HostResource></Item>"
+        let result = try #require(importOVF(envelope(memoryItem + disk + disk), diskDirectory: "/vm"))
+        #expect(result.profile.disks.map(\.file) == ["/vm/d.qcow2", "/vm/disk1-d.qcow2"])
+        #expect(result.disks.map(\.source) == ["d.vmdk", "d.vmdk"])
+    }
 }
