@@ -221,11 +221,12 @@ struct OVFMapper {
         let id = system.attribute(local: "id") ?? ""
         let nameNode = system.child(local: "Name")
         let written = nameNode?.text ?? id
+        let at = nameNode ?? system
         if let name = options.name {
             profile.name = name
+            map.note(at, "name '\(ImportText.shown(written))'", "named '\(name)' as asked")
             return
         }
-        let at = nameNode ?? system
         guard let name = ImportText.vmName(written) else {
             throw map.error(at, "'\(ImportText.shown(written))' has nothing to make a VM name of (\(VMName.rule)); "
                 + "give one with --name")

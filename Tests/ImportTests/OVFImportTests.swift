@@ -205,4 +205,11 @@ private let memoryItem = "<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:Vi
         #expect(result.profile.disks.map(\.file) == ["/vm/d.qcow2", "/vm/disk1-d.qcow2"])
         #expect(result.disks.map(\.source) == ["d.vmdk", "d.vmdk"])
     }
+
+    @Test func aNameGivenReplacesTheEnvelopes() throws {
+        let result = try #require(importOVF(try Fixtures.text("vmware-web01.ovf"), ImportOptions(name: "front")))
+        #expect(result.profile.name == "front")
+        let note = try #require(result.notes.first { $0.path == "/Envelope/VirtualSystem/Name" })
+        #expect(note.what == "name 'Web01'" && note.action == "named 'front' as asked")
+    }
 }
