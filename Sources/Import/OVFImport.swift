@@ -199,7 +199,10 @@ struct OVFMapper {
     mutating func readReferences() {
         guard let references = root.child(local: "References") else { return }
         for file in references.children(local: "File") {
-            guard let id = file.attribute(local: "id"), let href = file.attribute(local: "href") else { continue }
+            guard let id = file.attribute(local: "id"), let href = file.attribute(local: "href") else {
+                map.note(file, file.summary, "not carried: a File without ovf:id or ovf:href")
+                continue
+            }
             _ = file.attribute(local: "size")
             files[id] = (href, file)
         }
@@ -208,8 +211,9 @@ struct OVFMapper {
     mutating func readDisks() {
         guard let section = root.child(local: "DiskSection") else { return }
         for disk in section.children(local: "Disk") {
-            guard let id = disk.element.attributes.first(where: { $0.localName == "diskId" })?.value else { continue }
+            // Used once an item attaches it; the rest are noted at the end.
             disk.used = false
+            guard let id = disk.element.attributes.first(where: { $0.localName == "diskId" })?.value else { continue }
             diskDeclarations[id] = disk
         }
         section.used = true
@@ -290,7 +294,9 @@ struct OVFMapper {
                 map.note(item, label, Self.itemReason(type))
             }
         }
-        for config in hardware.children(local: "Config") where config.element.namespace == OVFNamespaces.vmware {
+        for config in hardware.children where config.localName == "Config"
+            && config.element.namespace == OVFNamespaces.vmware {
+            config.used = true
             let key = config.attribute(local: "key") ?? ""
             let value = config.attribute(local: "value") ?? ""
             if key == "firmware" {

@@ -212,4 +212,15 @@ private let memoryItem = "<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:Vi
         let note = try #require(result.notes.first { $0.path == "/Envelope/VirtualSystem/Name" })
         #expect(note.what == "name 'Web01'" && note.action == "named 'front' as asked")
     }
+
+    @Test func malformedDeclarationsAndForeignSettingsAreNoted() throws {
+        let xml = envelope(memoryItem + "<x:Config xmlns:x='urn:other' x:key='firmware' x:value='efi'/>")
+            .replacingOccurrences(of: "<References>", with: "<References><File ovf:href='orphan.iso'/>")
+            .replacingOccurrences(of: "</DiskSection>", with: "<Disk ovf:capacity='1'/></DiskSection>")
+        let result = try #require(importOVF(xml))
+        #expect(result.profile.boot.firmware == .bios)
+        let paths = Set(result.notes.map(\.path))
+        #expect(paths.isSuperset(of: ["/Envelope/References/File[1]", "/Envelope/DiskSection/Disk[2]",
+                                      "/Envelope/VirtualSystem/VirtualHardwareSection/x:Config[1]"]))
+    }
 }
