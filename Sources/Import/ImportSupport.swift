@@ -131,7 +131,7 @@ enum ImportText {
 }
 
 /// libvirt's size units (`virScaleInteger`): `b`/`bytes`; `k`, `KiB`… powers of 1024; `KB`, `MB`… powers of 1000;
-/// case does not matter. The same words OVF's `MegaBytes` and friends are handled by `OVFUnits`.
+/// case does not matter. (OVF's units, `byte * 2^20` and `MegaBytes`, are `OVFUnits`.)
 enum LibvirtUnits {
     static let allowed = "b, bytes, k, KiB, KB, M, MiB, MB, G, GiB, GB, T, TiB, TB, P, PiB, PB, E, EiB, EB"
 

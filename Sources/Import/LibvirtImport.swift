@@ -418,7 +418,7 @@ struct LibvirtMapper {
     }
 
     mutating func mapBalloon(_ devices: SourceNode) {
-        guard let balloon = devices.children("memballoon").first else { return }
+        guard let balloon = devices.child("memballoon") else { return }
         let model = balloon.attribute("model") ?? "virtio"
         guard model != "none" else { return }
         if !profile.hostdevs.isEmpty {

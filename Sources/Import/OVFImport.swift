@@ -199,7 +199,10 @@ struct OVFMapper {
     mutating func readReferences() {
         guard let references = root.child(local: "References") else { return }
         for file in references.children(local: "File") {
-            guard let id = file.attribute(local: "id"), let href = file.attribute(local: "href") else { continue }
+            guard let id = file.attribute(local: "id"), let href = file.attribute(local: "href") else {
+                map.note(file, file.summary, "not carried: a File without ovf:id or ovf:href")
+                continue
+            }
             _ = file.attribute(local: "size")
             files[id] = (href, file)
         }
@@ -208,8 +211,9 @@ struct OVFMapper {
     mutating func readDisks() {
         guard let section = root.child(local: "DiskSection") else { return }
         for disk in section.children(local: "Disk") {
-            guard let id = disk.element.attributes.first(where: { $0.localName == "diskId" })?.value else { continue }
+            // Used once an item attaches it; the rest are noted at the end.
             disk.used = false
+            guard let id = disk.element.attributes.first(where: { $0.localName == "diskId" })?.value else { continue }
             diskDeclarations[id] = disk
         }
         section.used = true
@@ -221,11 +225,12 @@ struct OVFMapper {
         let id = system.attribute(local: "id") ?? ""
         let nameNode = system.child(local: "Name")
         let written = nameNode?.text ?? id
+        let at = nameNode ?? system
         if let name = options.name {
             profile.name = name
+            map.note(at, "name '\(ImportText.shown(written))'", "named '\(name)' as asked")
             return
         }
-        let at = nameNode ?? system
         guard let name = ImportText.vmName(written) else {
             throw map.error(at, "'\(ImportText.shown(written))' has nothing to make a VM name of (\(VMName.rule)); "
                 + "give one with --name")
@@ -289,7 +294,9 @@ struct OVFMapper {
                 map.note(item, label, Self.itemReason(type))
             }
         }
-        for config in hardware.children(local: "Config") where config.element.namespace == OVFNamespaces.vmware {
+        for config in hardware.children where config.localName == "Config"
+            && config.element.namespace == OVFNamespaces.vmware {
+            config.used = true
             let key = config.attribute(local: "key") ?? ""
             let value = config.attribute(local: "value") ?? ""
             if key == "firmware" {
@@ -409,7 +416,11 @@ struct OVFMapper {
         referencedFiles.insert(fileID)
         let lower = format.lowercased()
         let profileFormat: DiskFormat? = lower.contains("qcow") ? .qcow2 : lower.hasSuffix("#raw") ? .raw : nil
-        let fileName = Self.imageName(file.href, index: index, format: profileFormat)
+        var fileName = Self.imageName(file.href, index: index, format: profileFormat)
+        if profile.disks.contains(where: { $0.file.hasSuffix("/" + fileName) || $0.file == fileName }) {
+            // Two disks from one image, or two images with one stem: each gets its own converted file.
+            fileName = "disk\(index)-" + fileName
+        }
         let joined = (diskDirectory.hasSuffix("/") ? diskDirectory : diskDirectory + "/") + fileName
         let path = diskDirectory.isEmpty ? fileName
             : diskDirectory.hasPrefix("/") ? ProfileLoader.normalizedPath(joined) : joined

@@ -198,4 +198,29 @@ private let memoryItem = "<Item><rasd:ResourceType>4</rasd:ResourceType><rasd:Vi
                                         NIC(id: "net1", model: .e1000e)])
         #expect(result.notes.map(\.path).filter { $0.hasPrefix(Self.item) } == ["\(Self.item)[4]/rasd:Address"])
     }
+
+    @Test func twoDisksFromOneImageGetTwoFiles() throws {
+        let disk = "<Item><rasd:ResourceType>17</rasd:ResourceType><rasd:HostResource>ovf:/disk/d1</rasd:HostResource></Item>"
+        let result = try #require(importOVF(envelope(memoryItem + disk + disk), diskDirectory: "/vm"))
+        #expect(result.profile.disks.map(\.file) == ["/vm/d.qcow2", "/vm/disk1-d.qcow2"])
+        #expect(result.disks.map(\.source) == ["d.vmdk", "d.vmdk"])
+    }
+
+    @Test func aNameGivenReplacesTheEnvelopes() throws {
+        let result = try #require(importOVF(try Fixtures.text("vmware-web01.ovf"), ImportOptions(name: "front")))
+        #expect(result.profile.name == "front")
+        let note = try #require(result.notes.first { $0.path == "/Envelope/VirtualSystem/Name" })
+        #expect(note.what == "name 'Web01'" && note.action == "named 'front' as asked")
+    }
+
+    @Test func malformedDeclarationsAndForeignSettingsAreNoted() throws {
+        let xml = envelope(memoryItem + "<x:Config xmlns:x='urn:other' x:key='firmware' x:value='efi'/>")
+            .replacingOccurrences(of: "<References>", with: "<References><File ovf:href='orphan.iso'/>")
+            .replacingOccurrences(of: "</DiskSection>", with: "<Disk ovf:capacity='1'/></DiskSection>")
+        let result = try #require(importOVF(xml))
+        #expect(result.profile.boot.firmware == .bios)
+        let paths = Set(result.notes.map(\.path))
+        #expect(paths.isSuperset(of: ["/Envelope/References/File[1]", "/Envelope/DiskSection/Disk[2]",
+                                      "/Envelope/VirtualSystem/VirtualHardwareSection/x:Config[1]"]))
+    }
 }

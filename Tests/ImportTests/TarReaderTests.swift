@@ -1,5 +1,6 @@
 import Foundation
 import Import
+import Profiles
 import Testing
 
 /// Reads members of an in-memory archive.
@@ -187,5 +188,72 @@ private let end = [UInt8](repeating: 0, count: 1024)
         } catch {
             #expect(error.offset == 0 && error.message.hasPrefix("cannot read the archive"))
         }
+    }
+}
+
+@Suite struct OVAPackageTests {
+    func member(_ name: String, _ kind: TarMember.Kind = .file, at offset: UInt64 = 0) -> TarMember {
+        TarMember(name: name, size: 10, dataOffset: offset + 512, headerOffset: offset, kind: kind)
+    }
+
+    func result(_ hrefs: [String]) -> ImportResult {
+        var profile = Profile(name: "p", memory: Memory(size: .gib(1)))
+        var disks: [ImportedDisk] = []
+        for (index, href) in hrefs.enumerated() {
+            profile.disks.append(Disk(id: "disk\(index)", file: "/vm/d\(index).qcow2"))
+            disks.append(ImportedDisk(id: "disk\(index)", profileIndex: index, source: href, format: "", profileFormat: nil))
+        }
+        return ImportResult(profile: profile, disks: disks)
+    }
+
+    @Test func theEnvelopeComesFirst() throws {
+        let members = [member("./", .directory), member("./vm.ovf"), member("vm.mf", at: 1024), member("vm-disk1.vmdk", at: 2048)]
+        #expect(try OVAPackage.envelope(in: members).name == "./vm.ovf")
+        #expect(throws: OVAPackage.Failure.self) { try OVAPackage.envelope(in: [member("vm.mf"), member("vm.ovf")]) }
+        #expect(throws: OVAPackage.Failure.self) { try OVAPackage.envelope(in: []) }
+        #expect(throws: OVAPackage.Failure.self) { try OVAPackage.envelope(in: [member("a.ovf"), member("b.ovf")]) }
+    }
+
+    @Test func disksMatchMembersExactly() throws {
+        let members = [member("vm.ovf"), member("./vm-disk1.vmdk", at: 1024), member("sub/d2.vmdk", at: 2048),
+                       member("link.vmdk", .symlink, at: 4096)]
+        let found = try OVAPackage.diskMembers(for: result(["vm-disk1.vmdk", "sub/d2.vmdk"]), in: members)
+        #expect(found.map(\.dataOffset) == [1536, 2560])
+        for bad in ["../etc/passwd", "/etc/passwd", "missing.vmdk", "link.vmdk", "", "a\\b", "d2.vmdk"] {
+            #expect(throws: OVAPackage.Failure.self, "\(bad)") {
+                try OVAPackage.diskMembers(for: result([bad]), in: members)
+            }
+        }
+    }
+
+    /// The whole pure path of `corral import ova` on a package GNU tar writes: members, envelope, import, disk members.
+    @Test func aVMwarePackageEndToEnd() throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent("corral-ova-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
+        try Fixtures.text("vmware-web01.ovf").write(to: folder.appendingPathComponent("web01.ovf"), atomically: true,
+                                                    encoding: .utf8)
+        for (name, text) in [("web01.mf", "SHA256(web01.ovf)= 00\n"), ("web01-disk1.vmdk", "KDMV one"),
+                             ("web01-disk2.vmdk", "KDMV two"), ("web01-file1.nvram", "nvram")] {
+            try text.write(to: folder.appendingPathComponent(name), atomically: true, encoding: .utf8)
+        }
+        let tar = Process()
+        tar.executableURL = URL(fileURLWithPath: "/usr/bin/tar")
+        tar.currentDirectoryURL = folder
+        tar.arguments = ["--format=ustar", "-cf", "web01.ova", "web01.ovf", "web01.mf", "web01-disk1.vmdk",
+                         "web01-disk2.vmdk", "web01-file1.nvram"]
+        try tar.run()
+        tar.waitUntilExit()
+        let bytes = [UInt8](try Data(contentsOf: folder.appendingPathComponent("web01.ova")))
+        let members = try members(bytes)
+        let envelope = try OVAPackage.envelope(in: members)
+        let xml = String(decoding: bytes[Int(envelope.dataOffset)..<Int(envelope.dataOffset + envelope.size)],
+                         as: UTF8.self)
+        let result = try OVFImport.importEnvelope(xml, diskDirectory: "/srv/vms/web01")
+        let disks = try OVAPackage.diskMembers(for: result, in: members)
+        #expect(disks.map(\.name) == ["web01-disk1.vmdk", "web01-disk2.vmdk"])
+        #expect(disks.map { String(decoding: bytes[Int($0.dataOffset)..<Int($0.dataOffset + $0.size)], as: UTF8.self) }
+            == ["KDMV one", "KDMV two"])
+        #expect(result.profile.disks.map(\.file) == ["/srv/vms/web01/web01-disk1.qcow2", "/srv/vms/web01/web01-disk2.qcow2"])
     }
 }
