@@ -33,11 +33,8 @@ struct LocalImportOVA: AsyncParsableCommand {
         defer { archive.close() }
         let members: [TarMember]
         do { members = try archive.members() } catch { throw refuse("not a readable OVA (tar): \(error)") }
-        let files = members.filter { $0.kind == .file }
-        guard let descriptor = files.first(where: { $0.name.lowercased().hasSuffix(".ovf") }) else {
-            throw refuse("no .ovf descriptor in the package (members: "
-                + files.prefix(8).map(\.name).joined(separator: ", ") + ")")
-        }
+        let descriptor: TarMember
+        do { descriptor = try OVAPackage.envelope(in: members) } catch { throw refuse(error.message) }
         guard descriptor.size <= UInt64(Self.maxDescriptor) else {
             throw refuse("\(descriptor.name) is \(descriptor.size) bytes; at most \(Self.maxDescriptor >> 20) MiB are read")
         }
@@ -59,10 +56,9 @@ struct LocalImportOVA: AsyncParsableCommand {
         // Where each disk comes from, checked before anything is written.
         let folder = arguments.out ?? "."
         var jobs: [(disk: ImportedDisk, member: TarMember, output: String)] = []
-        for disk in result.disks {
-            guard let member = files.first(where: { $0.name == disk.source || $0.baseName == disk.source }) else {
-                throw refuse("the OVF names the disk file \(disk.source), which the package does not hold")
-            }
+        let diskMembers: [TarMember]
+        do { diskMembers = try OVAPackage.diskMembers(for: result, in: members) } catch { throw refuse(error.message) }
+        for (disk, member) in zip(result.disks, diskMembers) {
             guard disk.format.lowercased().contains("vmdk") || disk.format.isEmpty else {
                 throw refuse("disk \(disk.id): format \(disk.format) is not a VMDK; corral reads VMDK disks from OVAs")
             }
