@@ -63,6 +63,7 @@ struct LibvirtMapper {
                 }
             }
             mapChannels(devices)
+            mapDisplay(devices)
             mapBalloon(devices)
             if options.compat {
                 map.note(devices, "compat", "disks on NVMe and NICs as e1000e, which every guest OS drives "
@@ -719,6 +720,51 @@ struct LibvirtMapper {
             }
             profile.hostdevs.append(device)
         }
+    }
+
+    // MARK: - Display
+
+    /// `<graphics type='vnc'|'spice'>` → `display.vnc` (corral serves VNC itself: QEMU listens nowhere, so the
+    /// listen address, port and password are not carried); `<video><model type>` → `display.vga`.
+    mutating func mapDisplay(_ devices: SourceNode) {
+        let graphics = devices.children.filter { $0.name == "graphics" }
+        let videos = devices.children.filter { $0.name == "video" }
+        var display = Display(vga: .std, vnc: false)
+        var any = false
+        for node in graphics {
+            let type = node.element.attribute("type") ?? ""
+            guard type == "vnc" || type == "spice" else { continue }
+            let summary = node.summary
+            node.useAll()
+            display.vnc = true
+            any = true
+            map.note(node, summary, type == "vnc"
+                ? "display.vnc: true: QEMU listens nowhere and `corral vnc NAME` serves the screen; listen address, "
+                    + "port and password are not carried (the daemon's API decides who sees it)"
+                : "display.vnc: true: corral serves VNC, not SPICE (`corral vnc NAME`)")
+        }
+        if let video = videos.first {
+            let model = video.children.first { $0.name == "model" }
+            let type = model?.element.attribute("type") ?? "vga"
+            let summary = model?.summary ?? video.summary
+            video.useAll()
+            any = true
+            switch type {
+            case "vga": display.vga = .std
+            case "virtio": display.vga = .virtio
+            case "bochs": display.vga = .bochs
+            case "none": display.vga = .none
+            default:
+                display.vga = .std
+                map.note(video, summary, "display.vga: std: corral offers std, virtio and bochs; \(type) is not one")
+            }
+            if ["vga", "virtio", "bochs", "none"].contains(type) {
+                map.note(video, summary, "display.vga: \(display.vga.rawValue) (video memory and heads: QEMU's defaults)")
+            }
+        }
+        guard any else { return }
+        if display.vnc && display.vga == .none { display.vga = .std }
+        profile.display = display
     }
 
     // MARK: - Channels

@@ -118,6 +118,10 @@ import Testing
         ])
         let graphics = try #require(result.notes.first { $0.path == "/domain/devices/graphics[1]" })
         #expect(graphics.what == "<graphics type='spice' autoport='yes'>")
+        #expect(graphics.action.hasPrefix("display.vnc: true: corral serves VNC, not SPICE"))
+        #expect(profile.display == Display(vga: .std, vnc: true), "qxl becomes std, spice a VNC display")
+        #expect(result.notes.first { $0.path == "/domain/devices/video[1]" }?.action
+            == "display.vga: std: corral offers std, virtio and bochs; qxl is not one")
         expectLoadsBack(result)
     }
 

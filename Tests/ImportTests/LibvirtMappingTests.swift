@@ -215,6 +215,17 @@ private func notePaths(_ result: ImportResult?) -> [String] { result?.notes.map(
         #expect(result.profile.disks.map(\.id) == ["vda", "disk1"])
     }
 
+    @Test func vncAndVideoBecomeTheDisplay() throws {
+        let result = try #require(importDomain(domain("<devices><graphics type='vnc' port='5901' listen='0.0.0.0'/>"
+            + "<video><model type='virtio' heads='1'/></video></devices>")))
+        #expect(result.profile.display == Display(vga: .virtio, vnc: true))
+        #expect(result.notes.map(\.path) == ["/domain/devices/graphics[1]", "/domain/devices/video[1]"])
+        let none = try #require(importDomain(domain("<devices><video><model type='none'/></video></devices>")))
+        #expect(none.profile.display == Display(vga: .none, vnc: false))
+        let bare = try #require(importDomain(domain("<devices></devices>")))
+        #expect(bare.profile.display == nil)
+    }
+
     @Test func notesAreSafeToPrint() throws {
         let result = try #require(importDomain(domain("<devices><graphics type='vnc' passwd='a\u{9B}2J&#x85;b'/></devices>")))
         #expect(result.notes.map(\.what) == ["<graphics type='vnc' passwd='a\\u{9b}2J\\u{85}b'/>"])
