@@ -49,7 +49,7 @@ import Testing
     }
 
     /// The first event named `name` of `vm`, from the history on (so one published before the call counts).
-    static func event(_ manager: VMManager, _ name: CorralEventName, within limit: Duration = .seconds(10)) async
+    static func event(_ manager: VMManager, _ name: CorralEventName, within limit: Duration = .seconds(60)) async
         -> CorralEvent?
     {
         let events = await manager.events(vm: "web", history: 1000, follow: true)

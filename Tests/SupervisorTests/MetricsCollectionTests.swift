@@ -27,12 +27,10 @@ import Testing
         _ = try await manager.up(UpRequest(profile: scene.profile))
         _ = try await manager.up(UpRequest(profile: scene.profile, name: "db"))
         web.qmp.expect("query-blockstats", nil, .ok(Self.blockstats))
-        db.qmp.expect("query-blockstats", nil, .stall(.seconds(20)))
+        // Longer than the test's own time limit: the scrape returns only because the per-VM deadline cuts it off.
+        db.qmp.expect("query-blockstats", nil, .stall(.seconds(3600)))
 
-        let started = ContinuousClock.now
         let snapshot = await manager.metricsSnapshot()
-        let took = started.duration(to: .now)
-        #expect(took < .seconds(5), "the hung monitor held the scrape up for \(took)")
         #expect(snapshot.vms.map(\.name) == ["db", "web"])
         let hung = try #require(snapshot.vms.first)
         #expect(!hung.complete && hung.disks == [] && hung.state == .running && hung.vcpusOnline == 2)
