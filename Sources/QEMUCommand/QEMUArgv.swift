@@ -34,10 +34,7 @@ public enum QEMUArgv {
         args += ["-machine", machine]
         switch runtime.accel {
         case .kvm: args += ["-enable-kvm"]
-        // One TCG thread for all vCPUs: with multi-threaded TCG, QEMU 7.2 twice handed a migration destination a
-        // guest whose memory was corrupt (a kernel BUG right after the switch-over, a 2-vCPU guest; docs/argv.md).
-        // TCG is for tests and development; correctness over speed.
-        case .tcg: args += ["-accel", "tcg,thread=single"]
+        case .tcg: args += ["-accel", "tcg"]
         }
 
         // CPU and memory

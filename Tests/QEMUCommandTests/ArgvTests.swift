@@ -22,7 +22,7 @@ struct ArgvTests {
         #expect(QEMUArgv.build(config, Fixture.runtime()).value(of: "-uuid") == "00000000-0000-4000-8000-000000000001")
     }
 
-    @Test("kvm → -enable-kvm and cpu host; tcg → -accel tcg,thread=single and cpu max")
+    @Test("kvm → -enable-kvm and cpu host; tcg → -accel tcg and cpu max")
     func accelMapping() {
         let config = LiveConfig(profile: Fixture.minimal())
         let kvm = QEMUArgv.build(config, Fixture.runtime(.kvm))
@@ -32,7 +32,7 @@ struct ArgvTests {
 
         let tcg = QEMUArgv.build(config, Fixture.runtime(.tcg))
         #expect(!tcg.contains("-enable-kvm"))
-        #expect(tcg.value(of: "-accel") == "tcg,thread=single")
+        #expect(tcg.value(of: "-accel") == "tcg")
         #expect(tcg.value(of: "-cpu") == "max")
     }
 
