@@ -91,6 +91,7 @@ enum WebSocketRoutes {
         let (chunks, sink) = AsyncStream<[UInt8]>.makeStream(bufferingPolicy: .unbounded)
         let reader = ReaderThread(fd: fd, sink: sink)
         reader.start()
+        let writes = DispatchQueue(label: "corral.relay.write")
         await withTaskGroup(of: Void.self) { group in
             group.addTask {
                 for await chunk in chunks {
@@ -107,7 +108,11 @@ enum WebSocketRoutes {
                         case .binary(let buffer): bytes = Array(buffer.readableBytesView)
                         case .text(let text): bytes = Array(text.utf8)
                         }
-                        guard writeAll(fd, bytes) else { break }
+                        // The write may block until the VM's end reads: never on the concurrency pool.
+                        let written = await withCheckedContinuation { continuation in
+                            writes.async { continuation.resume(returning: writeAll(fd, bytes)) }
+                        }
+                        guard written else { break }
                     }
                 } catch {}
             }
