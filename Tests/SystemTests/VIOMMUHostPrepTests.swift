@@ -41,7 +41,7 @@ import Glibc
             "-no-reboot",
             "-device", "intel-iommu",
             "-kernel", Guest.kernel, "-initrd", root + "/initrd.img",
-            "-append", "console=ttyS0 intel_iommu=on corral.hostprep panic=-1 quiet",
+            "-append", "console=ttyS0 intel_iommu=on corral.hostprep panic=-1 quiet no_timer_check",
             "-device", "nvme-subsys,id=subsys0",
             "-device", "nvme,serial=corral0,subsys=subsys0,sriov_max_vfs=2,sriov_vq_flexible=4,sriov_vi_flexible=2",
             "-serial", "file:" + serial,
