@@ -143,7 +143,10 @@ final class ReaderThread: @unchecked Sendable {
     private let fd: Int32
     private let sink: AsyncStream<[UInt8]>.Continuation
     private let taken = DispatchSemaphore(value: 0)
-    private let done = DispatchSemaphore(value: 0)
+    /// Whether the thread has ended, and who waits for that (guarded by `lock`).
+    private let lock = NSLock()
+    private var ended = false
+    private var waiter: CheckedContinuation<Void, Never>?
 
     init(fd: Int32, sink: AsyncStream<[UInt8]>.Continuation) {
         self.fd = fd
@@ -161,25 +164,32 @@ final class ReaderThread: @unchecked Sendable {
                 taken.wait()
             }
             sink.finish()
-            done.signal()
+            lock.lock()
+            ended = true
+            let waiting = waiter
+            waiter = nil
+            lock.unlock()
+            waiting?.resume()
         }
     }
 
     /// The chunk was sent (or will not be): read the next.
     func resume() { taken.signal() }
 
-    /// Waits for the thread's end (after which the descriptor may be closed).
+    /// Waits for the thread's end (after which the descriptor may be closed), without holding any thread.
     func finished() async {
-        await withCheckedContinuation { continuation in
-            DispatchQueue.global().async { [done] in
-                done.wait()
-                done.signal()
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            lock.lock()
+            if ended {
+                lock.unlock()
                 continuation.resume()
+            } else {
+                waiter = continuation
+                lock.unlock()
             }
         }
     }
 }
-
 /// The route parser as text, for tests outside the module.
 public enum WebSocketRoutesProbe {
     public static func target(_ path: String) -> String? {
