@@ -32,8 +32,9 @@ import Glibc
         let folder = Guest.tempFolder("run")
         defer { Guest.cleanUp(folder) }
         let profile = try tinyProfile(in: folder, name: "run-for")
-        // A loaded CI host (TCG, many guests) can take well over the default 10 s to act on the power button.
-        let (status, output) = try await corral("run", profile, "--for", "25", "--stop-timeout", "90",
+        // A loaded CI host (TCG, many guests) has taken 25 s to reach the first heartbeat and well over the
+        // default 10 s to act on the power button: the run lasts long enough for heartbeats under any such load.
+        let (status, output) = try await corral("run", profile, "--for", "60", "--stop-timeout", "90",
                                                 "--folder", folder + "/vm")
         #expect(status == .exited(0), "\(output)")
         #expect(output.contains("run-for: running (pid "))
