@@ -176,6 +176,7 @@ let package = Package(
             "API", "APITLS", "CorralWire", "CorralModel", "CorralControl", "Supervisor", "LogTail", "Profiles", "QEMUCommand",
             "JSON", "UnixSockets",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
+            .product(name: "HTTPTypes", package: "swift-http-types"),
             // OpenAPITests reads docs/openapi.yaml.
             .product(name: "Yams", package: "Yams"),
         ]),

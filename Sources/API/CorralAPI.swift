@@ -34,14 +34,18 @@ public struct CorralAPI: Sendable {
         self.forwardingTLS = forwardingTLS
     }
 
-    /// The router; `token` nil serves without authentication (the Unix socket's case).
-    public func router(token: String? = nil, peerToken: String? = nil, metricsToken: String? = nil)
-        -> Router<CorralRequestContext>
+    /// The router; `token` nil serves without authentication (the Unix socket's case). With `web` (the dashboard's
+    /// listener, which needs `token`) it also serves the dashboard, and a session cookie stands for the token.
+    public func router(token: String? = nil, peerToken: String? = nil, metricsToken: String? = nil,
+                       web: WebDashboard? = nil) -> Router<CorralRequestContext>
     {
         // (the Unix socket's router has no token of its own: it forwards with the TCP listener's admin token)
         let router = Router(context: CorralRequestContext.self)
+        if web != nil { router.add(middleware: WebHeadersMiddleware()) }
         router.add(middleware: ErrorMiddleware(logger: logger))
-        if let token {
+        if let token, let web {
+            router.add(middleware: WebAuthMiddleware(token: token, web: web))
+        } else if let token {
             router.add(middleware: BearerTokenMiddleware(token: token, peerToken: peerToken, metricsToken: metricsToken))
         }
         router.add(middleware: QueryKeysMiddleware())
@@ -59,6 +63,7 @@ public struct CorralAPI: Sendable {
         addNetworkRoutes(v1)
         addClusterRoutes(v1)
         addMetricsRoutes(router)
+        if let web { addWebRoutes(router, web: web) }
         return router
     }
 

@@ -52,6 +52,24 @@ public struct DaemonConfiguration: Sendable {
         }
     }
 
+    /// The web dashboard's listener (`--web`): the API with the admin token or a session cookie, and the page.
+    public struct WebListener: Sendable {
+        /// Port 0: the kernel picks one (reported by `DaemonListener.web`).
+        public var address: HostPort
+        /// The admin token: the login, and a bearer token on this listener too.
+        public var token: String
+        public var assets: WebAssets
+        public var sessionLimits: WebSessions.Limits
+
+        public init(address: HostPort, token: String, assets: WebAssets,
+                    sessionLimits: WebSessions.Limits = WebSessions.Limits()) {
+            self.address = address
+            self.token = token
+            self.assets = assets
+            self.sessionLimits = sessionLimits
+        }
+    }
+
     /// What one client may cost a listener.
     public struct Limits: Sendable, Equatable {
         /// A connection that sends nothing (between requests, or in the middle of one) for this long is closed.
@@ -74,6 +92,7 @@ public struct DaemonConfiguration: Sendable {
 
     public var socketPath: String
     public var tcp: TCPListener?
+    public var web: WebListener?
     public var limits: Limits
     /// A listening Unix socket passed by systemd (socket activation) for `socketPath`: served as it is, never bound,
     /// replaced or removed by the daemon.
@@ -85,8 +104,9 @@ public struct DaemonConfiguration: Sendable {
     /// Client credentials towards other hosts' APIs (`--api-tls`), for requests forwarded to a VM's owner.
     public var clientTLS: TLSFiles?
 
-    public init(socketPath: String, tcp: TCPListener? = nil, limits: Limits = Limits(), inheritedSocket: Int32? = nil,
-                tlsServer: (any TLSServerWrapping)? = nil, clientTLS: TLSFiles? = nil) {
+    public init(socketPath: String, tcp: TCPListener? = nil, web: WebListener? = nil, limits: Limits = Limits(),
+                inheritedSocket: Int32? = nil, tlsServer: (any TLSServerWrapping)? = nil, clientTLS: TLSFiles? = nil) {
+        self.web = web
         self.tlsServer = tlsServer
         self.clientTLS = clientTLS
         self.socketPath = socketPath
@@ -101,6 +121,8 @@ public enum DaemonListener: Sendable, Equatable {
     case unixSocket(String)
     /// The listener's address with the port it actually got.
     case tcp(HostPort)
+    /// The web dashboard's listener, with the port it actually got.
+    case web(HostPort)
 }
 
 /// The daemon: the API on the Unix socket (and optionally TCP), plus the supervisor loop, as one
@@ -181,12 +203,12 @@ public struct CorralDaemon: Service {
         let upgrade = HTTP1WebSocketUpgradeChannel.Configuration(http1: http, ws: WebSocketRoutes.configuration)
         // The Unix socket trusts its callers (its mode does); the TCP listener wants the admin token on upgrades too.
         let headTimeout = http.idleTimeout ?? .seconds(60)
-        func builder(token: String?) -> HTTPServerBuilder {
+        func builder(token: String?, web: WebDashboard? = nil) -> HTTPServerBuilder {
             HTTPServerBuilder { responder in
                 HeadDeadlineChannel(inner: HTTP1WebSocketUpgradeChannel(
                     responder: responder, configuration: upgrade,
                     shouldUpgrade: { request, _, logger in
-                        await WebSocketRoutes.decide(request, control: control, token: token, logger: logger)
+                        await WebSocketRoutes.decide(request, control: control, token: token, web: web, logger: logger)
                     }), timeout: headTimeout)
             }
         }
@@ -236,6 +258,24 @@ public struct CorralDaemon: Service {
                     DaemonSocket.closeListenersOnExec()
                     let port = channel.localAddress?.port ?? tcp.address.port
                     await onListening(.tcp((try? tcp.address.with(port: port)) ?? tcp.address))
+                },
+                logger: logger)
+            services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup,
+                                  failureTerminationBehavior: .gracefullyShutdownGroup))
+        }
+        if let listener = configuration.web {
+            let web = WebDashboard(assets: listener.assets,
+                                   sessions: WebSessions(token: listener.token, limits: listener.sessionLimits))
+            let app = Application(
+                router: api.router(token: listener.token, web: web),
+                server: builder(token: listener.token, web: web),
+                configuration: .init(address: .hostname(listener.address.host, port: listener.address.port),
+                                     serverName: nil,
+                                     availableConnectionsDelegate: MaximumAvailableConnections(limits.connections)),
+                onServerRunning: { channel in
+                    DaemonSocket.closeListenersOnExec()
+                    let port = channel.localAddress?.port ?? listener.address.port
+                    await onListening(.web((try? listener.address.with(port: port)) ?? listener.address))
                 },
                 logger: logger)
             services.append(.init(service: app, successTerminationBehavior: .gracefullyShutdownGroup,

@@ -6,6 +6,8 @@ import NIOCore
 public struct CorralRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     public let channel: any Channel
+    /// The dashboard session that authenticated the request (the web listener's cookie); nil otherwise.
+    public var webSession: WebSessions.Session?
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)

@@ -45,7 +45,7 @@ struct ForwardingMiddleware: RouterMiddleware {
     {
         guard request.headers[Self.header] == nil,
               let subject = Self.subject(method: request.method, path: request.uri.path),
-              let credential = credential(request),
+              let credential = credential(request, context),
               let target = await control.forwardTarget(subject)
         else { return try await next(request, context) }
 
@@ -81,8 +81,10 @@ struct ForwardingMiddleware: RouterMiddleware {
     }
 
     /// The token a forwarded request carries; nil: not forwarded.
-    private func credential(_ request: Request) -> String? {
+    private func credential(_ request: Request, _ context: CorralRequestContext) -> String? {
         guard let token else { return adminToken }
+        // A dashboard session was opened with the admin token: the request goes on with it.
+        if context.webSession != nil { return token }
         let header = request.headers[.authorization] ?? ""
         guard header.hasPrefix("Bearer "), BearerToken.matches(String(header.dropFirst(7)), token) else { return nil }
         return token

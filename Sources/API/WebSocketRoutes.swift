@@ -51,15 +51,25 @@ enum WebSocketRoutes {
     }
 
     /// Whether `request` may upgrade: the path is one of ours and, on a listener with a token, it carries it.
-    static func decide(_ request: HTTPRequest, control: any DaemonControl, token: String?, logger: Logger) async -> Decision {
+    static func decide(_ request: HTTPRequest, control: any DaemonControl, token: String?, web: WebDashboard? = nil,
+                       logger: Logger) async -> Decision {
         guard request.method == .get, let target = target(path: request.path ?? "") else { return .dontUpgrade }
         if let token {
             let presented = request.headerFields[.authorization].flatMap { value -> String? in
                 value.hasPrefix("Bearer ") ? String(value.dropFirst(7)) : nil
             }
-            // A declined upgrade gets a bare 400 from NIO: refuse like every other refusal, by the close code.
-            guard let presented, BearerToken.matches(presented, token) else {
-                return refusal(4401, "this listener needs Authorization: Bearer <token>")
+            if let presented, BearerToken.matches(presented, token) {
+                // the admin token
+            } else if let web, await web.session(request.headerFields) != nil {
+                // A browser sends the cookie with any page's WebSocket: only the dashboard's own page may use it.
+                guard let origin = request.headerFields[.origin], web.isSameOrigin(origin, of: request)
+                else {
+                    return refusal(4403, "a WebSocket from another origin cannot use this dashboard's session")
+                }
+            } else {
+                // A declined upgrade gets a bare 400 from NIO: refuse like every other refusal, by the close code.
+                return refusal(4401, web == nil ? "this listener needs Authorization: Bearer <token>"
+                    : "log in to the dashboard or send Authorization: Bearer <token>")
             }
         }
         let lease: ByteStreamLease

@@ -27,6 +27,18 @@ package struct DaemonFlags: ParsableArguments {
             + "is 403. Give it to Prometheus instead of --token-file's.", valueName: "FILE"))
     package var metricsTokenFile: String?
 
+    @Option(help: ArgumentHelp(
+        "Serve the web dashboard on this address (e.g. 127.0.0.1:8080; port 0: any free port): log in with the admin "
+            + "token (--token-file), then a session cookie. Plain HTTP: keep it on loopback or behind a TLS proxy.",
+        valueName: "HOST:PORT"), transform: { try HostPort(parsing: $0) })
+    package var web: HostPort?
+
+    @Option(help: ArgumentHelp(
+        "The dashboard's files (index.html, dashboard.js, dashboard.css as scripts/build-web-assets writes them; "
+            + "default: $CORRAL_WEB_ASSETS, else ../web beside corrald, else /usr/share/corral/web).",
+        valueName: "DIR"))
+    package var webAssets: String?
+
     @Flag(help: ArgumentHelp(
         "Mutual TLS on the TCP listener and towards peer daemons: this daemon presents STATE/tls/server-cert.pem "
             + "(server-key.pem) and requires a client certificate from STATE/tls/ca-cert.pem; as a migration source it "
@@ -129,8 +141,21 @@ package struct DaemonFlags: ParsableArguments {
                 throw ValidationError("--host must be 1-63 characters of a-z, 0-9 and '-', not starting with '-', got '\(host)'")
             }
         }
+        if web != nil {
+            guard tokenFile != nil else {
+                throw ValidationError("--web needs --token-file: the dashboard's login is the admin token")
+            }
+        } else if webAssets != nil {
+            throw ValidationError("--web-assets only applies with --web")
+        }
         if listen != nil {
             guard tokenFile != nil else { throw ValidationError("--listen needs --token-file") }
+        } else if web != nil {
+            if peerTokenFile != nil || metricsTokenFile != nil || apiTls {
+                let flag = peerTokenFile != nil ? "--peer-token-file" : metricsTokenFile != nil ? "--metrics-token-file"
+                    : "--api-tls"
+                throw ValidationError("\(flag) only applies with --listen")
+            }
         } else if tokenFile != nil || peerTokenFile != nil || metricsTokenFile != nil || apiTls {
             let flag = tokenFile != nil ? "--token-file" : peerTokenFile != nil ? "--peer-token-file"
                 : metricsTokenFile != nil ? "--metrics-token-file" : "--api-tls"
@@ -147,6 +172,8 @@ package struct DaemonFlags: ParsableArguments {
         if let peerTokenFile { arguments += ["--peer-token-file", peerTokenFile] }
         if let metricsTokenFile { arguments += ["--metrics-token-file", metricsTokenFile] }
         if apiTls { arguments.append("--api-tls") }
+        if let web { arguments += ["--web", web.description] }
+        if let webAssets { arguments += ["--web-assets", webAssets] }
         if let cluster { arguments += ["--cluster", cluster] }
         if let clusterTls { arguments += ["--cluster-tls", clusterTls] }
         if let host { arguments += ["--host", host] }

@@ -121,6 +121,22 @@ public struct VMStatus: Sendable, Codable, Equatable {
     public var confinement: String?
     /// The VM's host devices (profile and plugged); absent when it has none.
     public var hostdevs: [HostDeviceInfo]?
+    /// CPU time QEMU has used since it started (user + system, every vCPU and I/O thread), in seconds; absent
+    /// without a QEMU process. The dashboard's CPU graph is its rate.
+    public var cpuSeconds: Double?
+    /// The VM's display (`display:` in its profile); absent when it has none.
+    public var display: DisplayInfo?
+
+    /// `status.display`: the guest's video device and whether a VNC client can attach (`corral vnc`).
+    public struct DisplayInfo: Sendable, Codable, Equatable {
+        public var vga: String
+        public var vnc: Bool
+
+        public init(vga: String, vnc: Bool) {
+            self.vga = vga
+            self.vnc = vnc
+        }
+    }
 
     /// One host device of a VM.
     public struct HostDeviceInfo: Sendable, Codable, Equatable {
@@ -147,8 +163,11 @@ public struct VMStatus: Sendable, Codable, Equatable {
                 memory: MemoryInfo, disks: [DiskInfo], nics: [NICInfo], qmpSocket: String, serialLog: String,
                 restartCount: Int, lastExit: String?, unplugPending: [String] = [], problem: String? = nil,
                 migration: OutgoingMigrationInfo? = nil, agent: String? = nil, uid: UInt32? = nil,
-                confinement: String? = nil, hostdevs: [HostDeviceInfo]? = nil) {
+                confinement: String? = nil, hostdevs: [HostDeviceInfo]? = nil, cpuSeconds: Double? = nil,
+                display: DisplayInfo? = nil) {
         self.hostdevs = hostdevs
+        self.cpuSeconds = cpuSeconds
+        self.display = display
         self.agent = agent
         self.uid = uid
         self.confinement = confinement

@@ -60,6 +60,15 @@ struct CorralDaemonMain: AsyncParsableCommand {
                             + "token must be a key of its own")
                 }
             }
+            var web: DaemonConfiguration.WebListener?
+            if let address = flags.web, let tokenFile = flags.tokenFile {
+                let folder = flags.webAssets ?? WebAssets.defaultFolder(
+                    environment: ProcessInfo.processInfo.environment,
+                    executable: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+                        ?? CommandLine.arguments[0])
+                web = .init(address: address, token: try BearerToken.load(file: tokenFile),
+                            assets: try WebAssets.load(from: folder))
+            }
             // A certificate that cannot be loaded stops the daemon before it takes over any VM.
             if let files = tcp?.tls { try MutualTLS.check(files) }
             // Before touching the state: a second daemon must not take over the first one's VMs. (A passed socket
@@ -91,9 +100,9 @@ struct CorralDaemonMain: AsyncParsableCommand {
             }
             // systemd (Type=notify) hears READY=1 once every listener accepts connections; every VM was reattached
             // before the listeners opened (VMManager.open).
-            let readiness = Readiness(listeners: tcp == nil ? 1 : 2)
+            let readiness = Readiness(listeners: 1 + (tcp == nil ? 0 : 1) + (web == nil ? 0 : 1))
             let daemon = CorralDaemon(
-                configuration: DaemonConfiguration(socketPath: socketPath, tcp: tcp, inheritedSocket: inherited,
+                configuration: DaemonConfiguration(socketPath: socketPath, tcp: tcp, web: web, inheritedSocket: inherited,
                                                    tlsServer: MutualTLS(), clientTLS: peerTLS),
                 control: manager,
                 supervise: { await manager.run() },
@@ -102,6 +111,7 @@ struct CorralDaemonMain: AsyncParsableCommand {
                     switch listener {
                     case .unixSocket(let path): logger.info("listening", metadata: ["socket": "\(path)"])
                     case .tcp(let address): logger.info("listening", metadata: ["tcp": "\(address)"])
+                    case .web(let address): logger.info("listening", metadata: ["web": "http://\(address)/"])
                     }
                     if await readiness.listening() {
                         ServiceNotify.send("READY=1\nSTATUS=serving \(socketPath)\nMAINPID=\(getpid())")
@@ -114,6 +124,9 @@ struct CorralDaemonMain: AsyncParsableCommand {
             throw ExitCode(ExitCodeValue.failure.rawValue)
         } catch let error as ClusterError {
             Terminal.err("error: --cluster: \(error.description)")
+            throw ExitCode(ExitCodeValue.failure.rawValue)
+        } catch let error as WebAssetsError {
+            Terminal.err("error: \(error.description)")
             throw ExitCode(ExitCodeValue.failure.rawValue)
         } catch let error as DaemonError {
             Terminal.err("error: \(error.description)")

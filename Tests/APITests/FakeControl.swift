@@ -268,7 +268,8 @@ actor FakeControl: VMControl {
                          addressSource: "agent")],
             qmpSocket: "/var/lib/corral/vms/\(name)/qmp.sock", serialLog: "/var/lib/corral/vms/\(name)/serial.log",
             restartCount: 0, lastExit: nil, agent: state == .stopped ? nil : "connected", uid: 2_000_000,
-            confinement: "uid 2000000, no capabilities, no_new_privs, seccomp sandbox, descriptors only")
+            confinement: "uid 2000000, no capabilities, no_new_privs, seccomp sandbox, descriptors only",
+            cpuSeconds: state == .stopped ? nil : 3.25, display: .init(vga: "std", vnc: true))
     }
 }
 

@@ -114,7 +114,7 @@ public final class WebSocketConnection: @unchecked Sendable {
         let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
         var request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n"
-        if let token { request += "Authorization: Bearer \(token)\r\n" }
+        if let token, !token.isEmpty { request += "Authorization: Bearer \(token)\r\n" }
         request += "\r\n"
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(timeout * 1000)))
         var received: [UInt8] = []
@@ -182,6 +182,11 @@ public final class WebSocketConnection: @unchecked Sendable {
     /// Sends `bytes` as one binary message.
     public func send(_ bytes: [UInt8]) throws(WebSocketError) {
         try sendFrame(.binary, bytes)
+    }
+
+    /// Sends UTF-8 `bytes` as one text message (for servers that take only text, such as a browser's DevTools).
+    public func sendText(_ bytes: [UInt8]) throws(WebSocketError) {
+        try sendFrame(.text, bytes)
     }
 
     private func sendFrame(_ opcode: WebSocketOpcode, _ payload: [UInt8]) throws(WebSocketError) {

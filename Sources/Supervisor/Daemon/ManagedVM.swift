@@ -350,7 +350,15 @@ public actor ManagedVM {
             agent: agentAnswer?.label,
             uid: record.uid,
             confinement: confinementSummary,
-            hostdevs: hostDeviceInfo)
+            hostdevs: hostDeviceInfo,
+            cpuSeconds: running.flatMap { Self.cpuSeconds(pid: $0.process.pid) },
+            display: profile.display.map { .init(vga: $0.vga.rawValue, vnc: $0.vnc) })
+    }
+
+    /// QEMU's CPU time so far (`/proc/PID/stat`); nil when it cannot be read (the process just went).
+    static func cpuSeconds(pid: Int32) -> Double? {
+        guard let line = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8) else { return nil }
+        return ProcessStat.cpuSeconds(statLine: line, ticksPerSecond: sysconf(Int32(_SC_CLK_TCK)))
     }
 
     private var confinementSummary: String {
