@@ -1,0 +1,149 @@
+import CorralModel
+import CorralWire
+import Foundation
+import Supervisor
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The web dashboard in a real browser (headless Chromium) against a real `corral daemon --web` with the test guest:
+/// the login, the VM list from the event stream, the serial console (xterm.js) both ways, the VNC canvas (noVNC),
+/// a vCPU hotplug and a stop from the page, each checked where it happens (the guest, the daemon). Screenshots go
+/// to `.build/test-artifacts/web/`.
+@Suite(.serialized, .timeLimit(.minutes(8))) struct WebDashboardTests {
+    static let artifacts = Guest.repoRoot + "/.build/test-artifacts/web"
+
+    /// `scripts/build-web-assets` into `folder`.
+    static func buildAssets(into folder: String) async throws {
+        let result = try await ProcessLauncher.run(Guest.repoRoot + "/scripts/build-web-assets", [folder])
+        try #require(result.status == .exited(0), "scripts/build-web-assets: \(result.output)")
+    }
+
+    /// The dashboard's address from the daemon's log (`listening web=http://127.0.0.1:PORT/`).
+    static func webURL(_ daemon: DaemonCLITests.Daemon) async throws -> String {
+        let line = try #require(await LineWait.first(in: daemon.log, within: .seconds(60)) { $0.contains("web=http://") })
+        let start = try #require(line.range(of: "web=")).upperBound
+        return String(line[start...].prefix { !$0.isWhitespace })
+    }
+
+    @Test func anOperatorLogsInWatchesTheConsoleAndDisplayPlugsAVCPUAndStopsTheVM() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("web")
+        defer { DaemonCLITests.cleanUp(root) }
+        try FileManager.default.createDirectory(atPath: Self.artifacts, withIntermediateDirectories: true)
+        try await Self.buildAssets(into: root + "/assets")
+        let token = "dashboard-test-token-0123456789"
+        try (token + "\n").write(toFile: root + "/token", atomically: true, encoding: .utf8)
+        let daemon = try await DaemonCLITests.Daemon.start(
+            root: root, extra: ["--web", "127.0.0.1:0", "--token-file", root + "/token", "--web-assets", root + "/assets"])
+        let url = try await Self.webURL(daemon)
+        let profile = try Guest.writeProfile(in: root, name: "webvm", memory: "{ size: 256M, balloon: { min: 128M } }",
+                                             extra: "display: { vga: std, vnc: true }\n")
+        let up = try await daemon.run("up", profile)
+        try #require(up.status == .exited(0), "\(up)")
+        let status = try await daemon.json(VMStatus.self, "status", "webvm")
+        _ = try await HeartbeatWait.first(in: status.serialLog)
+
+        let browser = try await Browser.launch(folder: root + "/browser")
+        let artifacts = Self.artifacts
+        do {
+            // The login: a wrong token is refused in the page's own words, the right one shows the list.
+            try await Browser.onThread {
+                try browser.navigate(url)
+                #expect(try browser.waitUntil("!!document.querySelector('#login-view') && "
+                    + "getComputedStyle(document.querySelector('#login-view')).display !== 'none'"))
+                _ = try browser.evaluate("document.querySelector('#token').value = 'wrong'; "
+                    + "document.querySelector('#login-submit').click(); true")
+                #expect(try browser.waitUntil("document.querySelector('#login-error').textContent.includes('wrong token')"))
+                try browser.screenshot(to: artifacts + "/login.png")
+                _ = try browser.evaluate("document.querySelector('#token').value = '\(token)'; "
+                    + "document.querySelector('#login-submit').click(); true")
+                #expect(try browser.waitUntil("document.body.dataset.ready === '1'"))
+                #expect(try browser.waitUntil(
+                    "document.querySelector('tr[data-vm=\"webvm\"] td.state')?.textContent === 'running'"))
+                // The session cookie is HttpOnly: the page's script cannot read it.
+                #expect(try browser.evaluate("document.cookie") as? String == "")
+                try browser.screenshot(to: artifacts + "/list.png")
+            }
+
+            // The VM's page: heartbeats in the console, a typed line reaches the guest, the display is drawn.
+            try await Browser.onThread {
+                try browser.navigate(url + "#/vm/webvm")
+                #expect(try browser.waitUntil("document.querySelector('#vm-state')?.textContent === 'running'"))
+                #expect(try browser.waitUntil(
+                    "(document.querySelector('#console .xterm-rows')?.textContent ?? '').includes('CORRAL-HB')",
+                    within: 90), "the console shows the guest's heartbeats")
+                _ = try browser.evaluate("document.querySelector('#console .xterm-helper-textarea').focus(); true")
+                try browser.type("typed-in-the-browser\r")
+                #expect(try browser.waitUntil(
+                    "(document.querySelector('#console .xterm-rows')?.textContent ?? '').includes('console read: typed-in-the-browser')",
+                    within: 60))
+                let drawn = """
+                    (() => { const c = document.querySelector('#vnc canvas');
+                      if (!c || c.width < 100 || c.height < 100) return false;
+                      const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                      let lit = 0; for (let i = 0; i < d.length; i += 4) if (d[i] + d[i+1] + d[i+2] > 60) lit++;
+                      return lit > 200; })()
+                    """
+                #expect(try browser.waitUntil(drawn, within: 90), "the VNC canvas shows the guest's screen")
+                // The graphs: QEMU's CPU time as a rate (from the status), the guest's memory (from the balloon).
+                #expect(try browser.waitUntil("Number(document.querySelector('#cpu-graph').dataset.points) >= 3 && "
+                    + "Number(document.querySelector('#cpu-graph').dataset.cpu) > 0", within: 60))
+                #expect(try browser.waitUntil("Number(document.querySelector('#mem-graph').dataset.balloon) === 256 && "
+                    + "Number(document.querySelector('#mem-graph').dataset.used) > 0", within: 60))
+                try browser.screenshot(to: artifacts + "/vm.png", fullPage: true)
+            }
+            let log = try String(contentsOfFile: status.serialLog, encoding: .utf8)
+            #expect(log.contains("corral-init: console read: typed-in-the-browser"), "the guest read the typed line")
+
+            // A vCPU plugged from the page: the guest brings it online.
+            let offset = (try? FileManager.default.attributesOfItem(atPath: status.serialLog)[.size] as? Int) ?? 0
+            try await Browser.onThread {
+                _ = try browser.evaluate("document.querySelector('#cpus-count').value = '2'; "
+                    + "document.querySelector('#cpus-form').requestSubmit(); true")
+            }
+            let beat = try await HeartbeatWait.first(in: status.serialLog, from: offset, within: .seconds(120)) {
+                $0.cpus == 2
+            }
+            #expect(beat.cpus == 2)
+            #expect(try await daemon.json(VMStatus.self, "status", "webvm").cpus.online == 2)
+
+            // Stop from the page: the guest powers off, the page and the daemon say stopped.
+            try await Browser.onThread {
+                _ = try browser.evaluate("document.querySelector('#vm-view button[data-action=\"stop\"]').click(); true")
+                #expect(try browser.waitUntil("document.querySelector('#vm-state')?.textContent === 'stopped'",
+                                              within: 150))
+                try browser.screenshot(to: artifacts + "/stopped.png")
+                #expect(browser.pageErrors == [], "uncaught errors in the page: \(browser.pageErrors)")
+            }
+            #expect(try await daemon.json(VMStatus.self, "status", "webvm").state == .stopped)
+            let after = try String(contentsOfFile: status.serialLog, encoding: .utf8)
+            #expect(after.contains("CORRAL-POWEROFF"), "the guest was asked to power off, not killed")
+        } catch {
+            await browser.close()
+            throw error
+        }
+        await browser.close()
+        _ = try await daemon.run("rm", "webvm")
+    }
+
+    @Test func withoutItsFilesOrATokenTheDaemonRefusesToStartAndLeavesNothing() async throws {
+        let root = Guest.tempFolder("webbad")
+        defer { DaemonCLITests.cleanUp(root) }
+        try "t0k3n\n".write(toFile: root + "/token", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: root + "/empty", withIntermediateDirectories: true)
+        let common = ["daemon", "--state-dir", root + "/state", "--socket", root + "/d.sock", "--no-ksm"]
+        let noToken = try await ProcessLauncher.run(DaemonCLITests.binary, common + ["--web", "127.0.0.1:0"])
+        #expect(noToken.status == .exited(64), "\(noToken.output)")
+        #expect(noToken.output.contains("--web needs --token-file"))
+        let noFiles = try await ProcessLauncher.run(
+            DaemonCLITests.binary,
+            common + ["--web", "127.0.0.1:0", "--token-file", root + "/token", "--web-assets", root + "/empty"])
+        #expect(noFiles.status == .exited(1), "\(noFiles.output)")
+        #expect(noFiles.output.contains(root + "/empty/index.html") && noFiles.output.contains("scripts/build-web-assets"),
+                "\(noFiles.output)")
+        #expect(!FileManager.default.fileExists(atPath: root + "/d.sock"), "no socket left behind")
+    }
+}
