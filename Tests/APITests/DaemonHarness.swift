@@ -19,6 +19,7 @@ import Glibc
 struct DaemonHarness {
     let socketPath: String
     let tcpPort: Int?
+    var webPort: Int?
     let group: ServiceGroup
 
     /// Notes what the supervisor task saw.
@@ -45,6 +46,7 @@ struct DaemonHarness {
         token: String? = nil,
         tls: TLSFiles? = nil,
         limits: DaemonConfiguration.Limits = .init(),
+        web: DaemonConfiguration.WebListener? = nil,
         probe: SupervisorProbe = SupervisorProbe(),
         _ body: @Sendable (DaemonHarness) async throws -> T
     ) async throws -> T {
@@ -52,7 +54,7 @@ struct DaemonHarness {
         let daemon = CorralDaemon(
             configuration: DaemonConfiguration(
                 socketPath: socketPath,
-                tcp: token.map { .init(address: "127.0.0.1:0", token: $0, tls: tls) }, limits: limits,
+                tcp: token.map { .init(address: "127.0.0.1:0", token: $0, tls: tls) }, web: web, limits: limits,
                 tlsServer: tls == nil ? nil : MutualTLS()),
             control: control,
             supervise: {
@@ -68,13 +70,15 @@ struct DaemonHarness {
         return try await withThrowingTaskGroup(of: Void.self) { tasks in
             tasks.addTask { try await group.run() }
             var tcpPort: Int?
-            var waiting = token == nil ? 1 : 2
+            var webPort: Int?
+            var waiting = 1 + (token == nil ? 0 : 1) + (web == nil ? 0 : 1)
             for await listener in listening {
                 if case .tcp(let address) = listener { tcpPort = address.port }
+                if case .web(let address) = listener { webPort = address.port }
                 waiting -= 1
                 if waiting == 0 { break }
             }
-            let harness = DaemonHarness(socketPath: socketPath, tcpPort: tcpPort, group: group)
+            let harness = DaemonHarness(socketPath: socketPath, tcpPort: tcpPort, webPort: webPort, group: group)
             do {
                 let value = try await body(harness)
                 await group.triggerGracefulShutdown()

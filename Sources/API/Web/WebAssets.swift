@@ -7,6 +7,11 @@ public struct WebAssets: Sendable, Equatable {
     public struct File: Sendable, Equatable {
         public let contentType: String
         public let bytes: [UInt8]
+
+        public init(contentType: String, bytes: [UInt8]) {
+            self.contentType = contentType
+            self.bytes = bytes
+        }
     }
 
     public static let page = "index.html"

@@ -59,9 +59,14 @@ public final class WebSocketConnection: @unchecked Sendable {
     }
 
     /// Connects as `client` would (its socket or TCP address, token and TLS) and upgrades `path`.
-    public static func open(_ client: CorralClient, path: String, timeout: Double = 10) throws(WebSocketError)
-        -> WebSocketConnection
+    /// `headers` go with the upgrade request as they are (a browser's `Cookie` and `Origin`, in tests); a name or
+    /// value with a line break is refused.
+    public static func open(_ client: CorralClient, path: String, timeout: Double = 10,
+                            headers: [(String, String)] = []) throws(WebSocketError) -> WebSocketConnection
     {
+        for (name, value) in headers where (name + value).contains(where: { $0 == "\r" || $0 == "\n" }) {
+            throw .protocolError("header \(name) holds a line break")
+        }
         let socket: StreamSocket
         var token: String?
         var host = "localhost"
@@ -89,7 +94,7 @@ public final class WebSocketConnection: @unchecked Sendable {
             stream = socket
         }
         do throws(WebSocketError) {
-            let leftover = try handshake(stream, host: host, path: path, token: token, timeout: timeout)
+            let leftover = try handshake(stream, host: host, path: path, token: token, headers: headers, timeout: timeout)
             return WebSocketConnection(socket: socket, stream: stream, leftover: leftover)
         } catch {
             (stream as? TLSSession)?.close()
@@ -110,11 +115,12 @@ public final class WebSocketConnection: @unchecked Sendable {
 
     /// Sends the upgrade request and reads the answer's head; the bytes after it (the first frames).
     private static func handshake(_ stream: any ByteStream, host: String, path: String, token: String?,
-                                  timeout: Double) throws(WebSocketError) -> [UInt8] {
+                                  headers: [(String, String)], timeout: Double) throws(WebSocketError) -> [UInt8] {
         let key = Data((0..<16).map { _ in UInt8.random(in: 0...255) }).base64EncodedString()
         var request = "GET \(path) HTTP/1.1\r\nHost: \(host)\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Key: \(key)\r\nSec-WebSocket-Version: 13\r\n"
         if let token, !token.isEmpty { request += "Authorization: Bearer \(token)\r\n" }
+        for (name, value) in headers { request += "\(name): \(value)\r\n" }
         request += "\r\n"
         let deadline = ContinuousClock.now.advanced(by: .milliseconds(Int64(timeout * 1000)))
         var received: [UInt8] = []
