@@ -43,10 +43,13 @@ public struct CorralAPI: Sendable {
         let router = Router(context: CorralRequestContext.self)
         if web != nil { router.add(middleware: WebHeadersMiddleware()) }
         router.add(middleware: ErrorMiddleware(logger: logger))
-        if let token, let web {
-            router.add(middleware: WebAuthMiddleware(token: token, web: web))
-        } else if let token {
-            router.add(middleware: BearerTokenMiddleware(token: token, peerToken: peerToken, metricsToken: metricsToken))
+        if let token {
+            let bearer = BearerTokenMiddleware(token: token, peerToken: peerToken, metricsToken: metricsToken)
+            if let web {
+                router.add(middleware: WebAuthMiddleware(bearer: bearer, web: web))
+            } else {
+                router.add(middleware: bearer)
+            }
         }
         router.add(middleware: QueryKeysMiddleware())
         // After the token check: a request is forwarded with the credentials it came with.

@@ -42,8 +42,11 @@ public struct DaemonConfiguration: Sendable {
         public var metricsToken: String?
         /// Mutual TLS (`--api-tls`): every client must present a certificate from this CA; nil: plain HTTP.
         public var tls: TLSFiles?
+        /// The web dashboard on this listener too (`--web-on-listen`): its page, and sessions beside the tokens.
+        public var web: WebAssets?
         public init(address: HostPort, token: String, peerToken: String? = nil, metricsToken: String? = nil,
-                    tls: TLSFiles? = nil) {
+                    tls: TLSFiles? = nil, web: WebAssets? = nil) {
+            self.web = web
             self.address = address
             self.token = token
             self.peerToken = peerToken
@@ -243,9 +246,12 @@ public struct CorralDaemon: Service {
         services.append(.init(service: unix, successTerminationBehavior: .gracefullyShutdownGroup,
                               failureTerminationBehavior: .gracefullyShutdownGroup))
         if let tcp = configuration.tcp {
-            let server = builder(token: tcp.token)
+            let web = tcp.web.map { assets in
+                WebDashboard(assets: assets, sessions: WebSessions(token: tcp.token), secure: tcp.tls != nil)
+            }
+            let server = builder(token: tcp.token, web: web)
             let app = Application(
-                router: api.router(token: tcp.token, peerToken: tcp.peerToken, metricsToken: tcp.metricsToken),
+                router: api.router(token: tcp.token, peerToken: tcp.peerToken, metricsToken: tcp.metricsToken, web: web),
                 server: try tcp.tls.map { files in
                     guard let wrapping = configuration.tlsServer else {
                         throw DaemonError.invalidConfiguration("--api-tls: this daemon was built without TLS support")

@@ -33,6 +33,11 @@ package struct DaemonFlags: ParsableArguments {
         valueName: "HOST:PORT"), transform: { try HostPort(parsing: $0) })
     package var web: HostPort?
 
+    @Flag(help: ArgumentHelp(
+        "Serve the web dashboard on the --listen TCP listener too (with --api-tls over mutual TLS): the same login "
+            + "and session as --web, beside the tokens."))
+    package var webOnListen = false
+
     @Option(help: ArgumentHelp(
         "The dashboard's files (index.html, dashboard.js, dashboard.css as scripts/build-web-assets writes them; "
             + "default: $CORRAL_WEB_ASSETS, else ../web beside corrald, else /usr/share/corral/web).",
@@ -145,8 +150,11 @@ package struct DaemonFlags: ParsableArguments {
             guard tokenFile != nil else {
                 throw ValidationError("--web needs --token-file: the dashboard's login is the admin token")
             }
-        } else if webAssets != nil {
-            throw ValidationError("--web-assets only applies with --web")
+        } else if webAssets != nil && !webOnListen {
+            throw ValidationError("--web-assets only applies with --web or --web-on-listen")
+        }
+        if webOnListen && listen == nil {
+            throw ValidationError("--web-on-listen needs --listen (and --token-file)")
         }
         if listen != nil {
             guard tokenFile != nil else { throw ValidationError("--listen needs --token-file") }
@@ -173,6 +181,7 @@ package struct DaemonFlags: ParsableArguments {
         if let metricsTokenFile { arguments += ["--metrics-token-file", metricsTokenFile] }
         if apiTls { arguments.append("--api-tls") }
         if let web { arguments += ["--web", web.description] }
+        if webOnListen { arguments.append("--web-on-listen") }
         if let webAssets { arguments += ["--web-assets", webAssets] }
         if let cluster { arguments += ["--cluster", cluster] }
         if let clusterTls { arguments += ["--cluster-tls", clusterTls] }

@@ -61,13 +61,16 @@ struct CorralDaemonMain: AsyncParsableCommand {
                 }
             }
             var web: DaemonConfiguration.WebListener?
-            if let address = flags.web, let tokenFile = flags.tokenFile {
+            if flags.web != nil || flags.webOnListen, let tokenFile = flags.tokenFile {
                 let folder = flags.webAssets ?? WebAssets.defaultFolder(
                     environment: ProcessInfo.processInfo.environment,
                     executable: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
                         ?? CommandLine.arguments[0])
-                web = .init(address: address, token: try BearerToken.load(file: tokenFile),
-                            assets: try WebAssets.load(from: folder))
+                let assets = try WebAssets.load(from: folder)
+                if flags.webOnListen { tcp?.web = assets }
+                if let address = flags.web {
+                    web = .init(address: address, token: try BearerToken.load(file: tokenFile), assets: assets)
+                }
             }
             // A certificate that cannot be loaded stops the daemon before it takes over any VM.
             if let files = tcp?.tls { try MutualTLS.check(files) }

@@ -19,10 +19,11 @@ import Testing
         assets: ["dashboard.js": .init(contentType: "text/javascript; charset=utf-8", bytes: Array("let x = 1;".utf8)),
                  "dashboard.css": .init(contentType: "text/css; charset=utf-8", bytes: Array("body {}".utf8))])
 
-    func withWeb<T: Sendable>(limits: WebSessions.Limits = .init(),
+    func withWeb<T: Sendable>(limits: WebSessions.Limits = .init(), peerToken: String? = nil, metricsToken: String? = nil,
                               _ body: @Sendable (any TestClientProtocol) async throws -> T) async throws -> T {
         let web = WebDashboard(assets: Self.assets, sessions: WebSessions(token: Self.token, limits: limits))
-        let app = Application(router: CorralAPI(control: fake).router(token: Self.token, web: web))
+        let app = Application(router: CorralAPI(control: fake).router(
+            token: Self.token, peerToken: peerToken, metricsToken: metricsToken, web: web))
         return try await app.test(.router, body)
     }
 
@@ -107,6 +108,32 @@ import Testing
             var bearer = Self.headers()
             bearer[.authorization] = "Bearer " + Self.token
             #expect(try await client.execute(uri: "/v1/vms", method: .get, headers: bearer).status == .ok)
+        }
+    }
+
+    /// `--web-on-listen`: on the TCP listener the narrow tokens keep their scopes beside the dashboard's session.
+    @Test func onTheTCPListenerThePeerAndMetricsTokensKeepTheirScope() async throws {
+        try await withWeb(peerToken: "peer-token-0123456789", metricsToken: "metrics-token-0123456789") { client in
+            func bearer(_ token: String) -> HTTPFields {
+                var fields = Self.headers()
+                fields[.authorization] = "Bearer " + token
+                return fields
+            }
+            #expect(try await client.execute(uri: "/v1/vms", method: .get, headers: bearer("metrics-token-0123456789"))
+                .status == .forbidden)
+            #expect(try await client.execute(uri: "/metrics", method: .get, headers: bearer("metrics-token-0123456789"))
+                .status != .forbidden)
+            #expect(try await client.execute(uri: "/v1/vms/web/stop", method: .post, headers: bearer("peer-token-0123456789"))
+                .status == .forbidden)
+            // A wrong token is not rescued by a valid cookie next to it.
+            let login = try await Self.login(client)
+            var both = bearer("not-a-token-at-all")
+            both[.cookie] = login.cookie
+            #expect(try await client.execute(uri: "/v1/vms", method: .get, headers: both).status == .unauthorized)
+            #expect(try await client.execute(uri: "/v1/vms", method: .get, headers: Self.headers(cookie: login.cookie))
+                .status == .ok)
+            #expect(await fake.calls.contains { if case .stop = $0 { true } else { false } } == false,
+                    "the peer token's stop never reached the control")
         }
     }
 

@@ -54,7 +54,8 @@ public struct WebDashboard: Sendable {
 /// the browser from sniffing types, leaking the address or framing the page.
 struct WebAuthMiddleware: RouterMiddleware {
     typealias Context = CorralRequestContext
-    let token: String
+    /// The listener's tokens (on the TCP listener the peer and metrics tokens keep their narrow scopes).
+    let bearer: BearerTokenMiddleware
     let web: WebDashboard
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response)
@@ -62,10 +63,8 @@ struct WebAuthMiddleware: RouterMiddleware {
     {
         let path = request.uri.path
         if WebDashboard.isPublic(request.method, path) { return try await next(request, context) }
-        let header = request.headers[.authorization] ?? ""
-        if header.hasPrefix("Bearer "), BearerToken.matches(String(header.dropFirst(7)), token) {
-            return try await next(request, context)
-        }
+        // A request with a token is judged by the token alone.
+        if request.headers[.authorization] != nil { return try await bearer.handle(request, context: context, next: next) }
         guard let session = await web.session(request.headers) else {
             return Reply.error(
                 ErrorBody(error: "unauthorized",
