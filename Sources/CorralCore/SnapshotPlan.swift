@@ -62,7 +62,7 @@ public enum SnapshotPlan {
 
     /// Every disk of the VM in order (profile, then hotplugged), with where it lives.
     static func disks(_ config: LiveConfig) -> [Disk] {
-        config.profile.disks + config.hotplugged.disks.map(\.disk)
+        config.allDisks
     }
 
     /// The snapshots of a VM, oldest first.

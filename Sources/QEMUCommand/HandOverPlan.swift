@@ -61,13 +61,13 @@ public struct HandOverPlan: Sendable, Equatable {
         let serial = serialLog ? takeSet() : nil
         let console = serialLog ? take() : nil
         var disks: [String: FDSetEntry] = [:]
-        for disk in profile.disks + config.hotplugged.disks.map(\.disk) { disks[disk.id] = takeSet() }
+        for disk in config.allDisks { disks[disk.id] = takeSet() }
         var backings: [String: FDSetEntry] = [:]
-        for disk in profile.disks + config.hotplugged.disks.map(\.disk) where disk.backing != nil {
+        for disk in config.allDisks where disk.backing != nil {
             backings[disk.id] = takeSet()
         }
         var layers: [String: [FDSetEntry]] = [:]
-        for disk in profile.disks + config.hotplugged.disks.map(\.disk) {
+        for disk in config.allDisks {
             guard let chain = disk.chain, !chain.frozen.isEmpty else { continue }
             layers[disk.id] = chain.frozen.map { _ in takeSet() }
         }
@@ -82,15 +82,15 @@ public struct HandOverPlan: Sendable, Equatable {
     public func addFDArguments(_ config: LiveConfig, markerText: String) -> [String] {
         var entries: [(FDSetEntry, String)] = [(marker, markerText)]
         if let serial { entries.append((serial, "serial")) }
-        for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
+        for disk in config.allDisks {
             if let entry = disks[disk.id] {
                 entries.append((entry, DeviceProps.fdSetOpaque(disk, tag: disk.chain?.activeTag)))
             }
         }
-        for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
+        for disk in config.allDisks {
             if let entry = backings[disk.id] { entries.append((entry, "backing-" + disk.id)) }
         }
-        for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
+        for disk in config.allDisks {
             for (layer, entry) in zip(disk.chain?.frozen ?? [], layers[disk.id] ?? []) {
                 entries.append((entry, DeviceProps.fdSetOpaque(disk, tag: layer.tag)))
             }

@@ -18,6 +18,9 @@ public struct LiveConfig: Sendable, Equatable, Codable {
         self.uuid = uuid ?? QEMUArgv.stableUUID(for: profile.name)
         self.hotplugged = hotplugged
     }
+
+    /// Every disk of the VM in order: the profile's, then the hotplugged ones.
+    public var allDisks: [Disk] { profile.disks + hotplugged.disks.map(\.disk) }
 }
 
 /// Devices added after boot. Each disk and NIC records the hotplug port it sits on

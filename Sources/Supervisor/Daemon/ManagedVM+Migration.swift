@@ -165,7 +165,7 @@ extension ManagedVM {
         return sizes
     }
 
-    func allDisks() -> [Disk] { config.profile.disks + config.hotplugged.disks.map(\.disk) }
+    func allDisks() -> [Disk] { config.allDisks }
 
     enum InterruptedMigration: Equatable {
         /// No journaled migration, or it was resolved with the guest running (or paused, as it was) here.

@@ -317,7 +317,7 @@ public actor ManagedVM {
         if let vm = running, profile.memory.balloon != nil {
             balloon = try? await vm.qmp.queryBalloon(timeout: .seconds(2))
         }
-        let disks = profile.disks + config.hotplugged.disks.map(\.disk)
+        let disks = config.allDisks
         let nics = profile.nics + config.hotplugged.nics.map(\.nic)
         let agentAnswer = await run?.agent?.answer()
         var guestInterfaces: [GuestInterface]?
@@ -502,7 +502,7 @@ public actor ManagedVM {
     /// Every disk file this VM's QEMU had, given back to its original owner (a no-op for disks it does not hold).
     func releaseDisks() {
         guard record.uid != nil else { return }
-        for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
+        for disk in config.allDisks {
             for file in disk.imageFiles { FileClaims.release(file, vm: name) }
         }
     }
@@ -510,7 +510,7 @@ public actor ManagedVM {
     /// Gives every disk to this VM's uid (a migration destination at its commit).
     func claimDisks() {
         guard let uid = record.uid else { return }
-        for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) {
+        for disk in config.allDisks {
             for file in disk.imageFiles {
                 do { try FileClaims.claim(file, vm: name, uid: uid, readonly: disk.readonly && file == disk.file) } catch {
                     logger.warning("cannot claim a disk", metadata: ["disk": "\(file)", "error": "\(error)"])

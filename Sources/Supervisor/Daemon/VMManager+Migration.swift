@@ -112,11 +112,11 @@ extension VMManager: MigrationControl {
             }
             config.profile.disks = config.profile.disks.map(local)
             config.hotplugged.disks = config.hotplugged.disks.map { PluggedDisk(disk: local($0.disk), port: $0.port) }
-            if let missing = (config.profile.disks + config.hotplugged.disks.map(\.disk)).first(where: { ($0.size?.bytes ?? 0) == 0 }) {
+            if let missing = config.allDisks.first(where: { ($0.size?.bytes ?? 0) == 0 }) {
                 throw .invalidRequest("--with-storage: the source did not say how large disk \(missing.id) is")
             }
         } else {
-            for disk in config.profile.disks + config.hotplugged.disks.map(\.disk) where !FileOps.exists(disk.file) {
+            for disk in config.allDisks where !FileOps.exists(disk.file) {
                 throw .refused("disks.\(disk.id): \(disk.file) does not exist on this host (shared storage expected; "
                     + "use --with-storage to copy the disks)")
             }

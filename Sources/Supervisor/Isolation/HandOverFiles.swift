@@ -55,7 +55,7 @@ struct HandOverFiles {
             descriptors[serial.fd] = try openFile(paths.serialLog, O_WRONLY | O_CREAT | O_APPEND, what: "serial log")
         }
         if let console = plan.console { descriptors[console] = try listen(paths.consoleSocket) }
-        for disk in profile.disks + config.hotplugged.disks.map(\.disk) {
+        for disk in config.allDisks {
             guard let entry = plan.disks[disk.id] else { continue }
             do {
                 let (fd, wasClaimed) = try FileClaims.handOver(disk.file, vm: profile.name, uid: uid,
@@ -66,12 +66,12 @@ struct HandOverFiles {
                 throw Failure(description: "disks.\(disk.id): \(error.description)")
             }
         }
-        for disk in profile.disks + config.hotplugged.disks.map(\.disk) {
+        for disk in config.allDisks {
             // A base image is shared by VMs: opened read-only here and never given to the VM's uid.
             guard let base = disk.backing, let entry = plan.backings[disk.id] else { continue }
             descriptors[entry.fd] = try openFile(base, O_RDONLY, what: "disks.\(disk.id).backing")
         }
-        for disk in profile.disks + config.hotplugged.disks.map(\.disk) {
+        for disk in config.allDisks {
             // Snapshot images are the VM's own, like its disk: given to its uid, opened read-write.
             for (layer, entry) in zip(disk.chain?.frozen ?? [], plan.layers[disk.id] ?? []) {
                 do {
