@@ -111,36 +111,14 @@ struct LocalImportOVA: AsyncParsableCommand {
 enum ImportConversion {
     static func run(_ source: DiskSource, to output: String, label: String, json: Bool, replace: Bool,
                     signals: SignalWatcher) async throws {
-        let display = SharedDisplay(ProgressDisplay(json: json, name: output))
-        let work = Task { () async -> Result<ConversionResult, ConvertError> in
-            do throws(ConvertError) {
-                return .success(try await DiskConverter().convert(
-                    source: source, to: output, format: .qcow2, replace: replace,
-                    progress: { percent in
-                        display.show(render: { ProgressBar.render(percent: percent, width: $0) + "  " + label },
-                                     json: ConvertStreamLine.progress(percent).compactText)
-                    }))
-            } catch {
-                return .failure(error)
-            }
-        }
-        let caught = CaughtSignal()
-        let watcher = Task {
-            for await number in signals.stream {
-                caught.set(number)
-                work.cancel()
-                return
-            }
-        }
-        let outcome = await work.value
-        watcher.cancel()
-        display.end()
+        let (outcome, signal) = await ConversionRun.perform(source, to: output, format: .qcow2, replace: replace,
+                                                            label: label, json: json, signals: signals)
         switch outcome {
         case .success(let result):
             if !json { Terminal.out(result.summary) }
         case .failure(let error):
             Terminal.err("error: \(error.description)")
-            if let number = caught.value { throw ExitCode(128 + number) }
+            if let number = signal { throw ExitCode(128 + number) }
             throw ExitCode(error.isInvalidInput ? ExitCodeValue.invalid.rawValue : ExitCodeValue.failure.rawValue)
         }
     }
