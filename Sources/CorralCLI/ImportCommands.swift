@@ -14,18 +14,32 @@ package struct ImportCommand: ParsableCommand {
     package init() {}
 }
 
-package struct ImportLibvirtArguments: ParsableArguments {
-    @Argument(help: "A libvirt domain XML file (virsh dumpxml NAME > NAME.xml).")
-    package var domain: String
-
-    @Option(help: "Folder to write NAME.yaml into (default: the current folder).")
+/// What every importer takes about the profile it writes.
+package struct ImportTargetOptions: ParsableArguments {
+    @Option(help: "Folder to write NAME.yaml (and any converted disks) into (default: the current folder).")
     package var out: String?
 
-    @Option(help: "The VM's name (default: the domain's, made a valid corral name).")
+    @Option(help: "The VM's name (default: the source's, made a valid corral name).")
     package var name: String?
 
     @Flag(help: "Put disks on NVMe and NICs on e1000e, which every guest OS drives without virtio drivers.")
     package var compat = false
+
+    package init() {}
+
+    package func validate() throws {
+        if let name, !VMName.isValid(name) {
+            throw ValidationError("--name '\(name)' is not a valid name (\(VMName.rule))")
+        }
+        if let out, out.isEmpty { throw ValidationError("--out must not be empty") }
+    }
+}
+
+package struct ImportLibvirtArguments: ParsableArguments {
+    @Argument(help: "A libvirt domain XML file (virsh dumpxml NAME > NAME.xml).")
+    package var domain: String
+
+    @OptionGroup package var target: ImportTargetOptions
 
     @Flag(help: "Convert disk images in other formats (vmdk, vdi, vhdx, vpc, qcow, qed) to qcow2 beside them first.")
     package var convert = false
@@ -38,12 +52,9 @@ package struct ImportLibvirtArguments: ParsableArguments {
 
     package init() {}
 
-    package func validate() throws {
-        if let name, !VMName.isValid(name) {
-            throw ValidationError("--name '\(name)' is not a valid name (\(VMName.rule))")
-        }
-        if let out, out.isEmpty { throw ValidationError("--out must not be empty") }
-    }
+    package var out: String? { target.out }
+    package var name: String? { target.name }
+    package var compat: Bool { target.compat }
 }
 
 package struct ImportLibvirtCommand: ParsableCommand {

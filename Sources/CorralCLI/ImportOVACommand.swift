@@ -5,14 +5,7 @@ package struct ImportOVAArguments: ParsableArguments {
     @Argument(help: "An OVA package (a tar of an OVF descriptor and its disk images).")
     package var ova: String
 
-    @Option(help: "Folder to write NAME.yaml and the converted disks into (default: the current folder).")
-    package var out: String?
-
-    @Option(help: "The VM's name (default: the OVF's, made a valid corral name).")
-    package var name: String?
-
-    @Flag(help: "Put disks on NVMe and NICs on e1000e, which every guest OS drives without virtio drivers.")
-    package var compat = false
+    @OptionGroup package var target: ImportTargetOptions
 
     @Flag(help: "Overwrite NAME.yaml and the disk images when they exist.")
     package var force = false
@@ -22,11 +15,11 @@ package struct ImportOVAArguments: ParsableArguments {
 
     package init() {}
 
+    package var out: String? { target.out }
+    package var name: String? { target.name }
+    package var compat: Bool { target.compat }
+
     package func validate() throws {
-        if let name, !VMName.isValid(name) {
-            throw ValidationError("--name '\(name)' is not a valid name (\(VMName.rule))")
-        }
-        if let out, out.isEmpty { throw ValidationError("--out must not be empty") }
         if ova.isEmpty { throw ValidationError("OVA must not be empty") }
     }
 }
