@@ -1,5 +1,6 @@
 import ArgumentParser
 import CorralModel
+import CorralWire
 
 struct SnapshotCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -9,28 +10,37 @@ struct SnapshotCommand: AsyncParsableCommand {
                       SnapshotRemoveCommand.self])
 }
 
-struct SnapshotCreateCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        commandName: "create",
-        abstract: "Freeze every writable disk and go on in new overlays (live on a running VM, all disks at once).")
-
+/// A VM and one of its snapshots, and how the answer is printed: what create, revert and rm share.
+struct SnapshotTarget: ParsableArguments {
     @Argument(help: "VM name.") var name: String
     @Argument(help: "Snapshot name (\(SnapshotName.rule)).") var snapshot: String
     @Flag(help: "Print JSON.") var json = false
     @OptionGroup var socket: DaemonSocketOption
 
+    /// Calls the daemon with the VM and snapshot names and prints its `SnapshotResult`.
+    func perform(_ call: @Sendable (CorralClient, String, String) async throws -> SnapshotResult) async throws {
+        let (name, snapshot) = (name, snapshot)
+        let result = try await DaemonCall.run(socket: socket.resolved) { try await call($0, name, snapshot) }
+        if json { return try JSONOutput.print(result) }
+        for line in SnapshotText.result(result) { Terminal.out(line) }
+    }
+}
+
+struct SnapshotCreateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create",
+        abstract: "Freeze every writable disk and go on in new overlays (live on a running VM, all disks at once).")
+
+    @OptionGroup var target: SnapshotTarget
+
     func validate() throws {
-        if !SnapshotName.isValid(snapshot) {
-            throw ValidationError("'\(snapshot)' is not a valid snapshot name (\(SnapshotName.rule))")
+        if !SnapshotName.isValid(target.snapshot) {
+            throw ValidationError("'\(target.snapshot)' is not a valid snapshot name (\(SnapshotName.rule))")
         }
     }
 
     func run() async throws {
-        let result = try await DaemonCall.run(socket: socket.resolved) {
-            try await $0.createSnapshot(name, SnapshotCreateRequest(name: snapshot))
-        }
-        if json { return try JSONOutput.print(result) }
-        for line in SnapshotText.result(result) { Terminal.out(line) }
+        try await target.perform { try await $0.createSnapshot($1, SnapshotCreateRequest(name: $2)) }
     }
 }
 
@@ -53,17 +63,10 @@ struct SnapshotRevertCommand: AsyncParsableCommand {
         commandName: "revert",
         abstract: "Go back to a snapshot (stopped VM): later writes and later snapshots are discarded.")
 
-    @Argument(help: "VM name.") var name: String
-    @Argument(help: "Snapshot name.") var snapshot: String
-    @Flag(help: "Print JSON.") var json = false
-    @OptionGroup var socket: DaemonSocketOption
+    @OptionGroup var target: SnapshotTarget
 
     func run() async throws {
-        let result = try await DaemonCall.run(socket: socket.resolved) {
-            try await $0.revertSnapshot(name, snapshot: snapshot)
-        }
-        if json { return try JSONOutput.print(result) }
-        for line in SnapshotText.result(result) { Terminal.out(line) }
+        try await target.perform { try await $0.revertSnapshot($1, snapshot: $2) }
     }
 }
 
@@ -72,17 +75,10 @@ struct SnapshotRemoveCommand: AsyncParsableCommand {
         commandName: "rm",
         abstract: "Remove a snapshot: its overlay is committed into the image below (live or offline); data stays.")
 
-    @Argument(help: "VM name.") var name: String
-    @Argument(help: "Snapshot name.") var snapshot: String
-    @Flag(help: "Print JSON.") var json = false
-    @OptionGroup var socket: DaemonSocketOption
+    @OptionGroup var target: SnapshotTarget
 
     func run() async throws {
-        let result = try await DaemonCall.run(socket: socket.resolved) {
-            try await $0.removeSnapshot(name, snapshot: snapshot)
-        }
-        if json { return try JSONOutput.print(result) }
-        for line in SnapshotText.result(result) { Terminal.out(line) }
+        try await target.perform { try await $0.removeSnapshot($1, snapshot: $2) }
     }
 }
 
