@@ -146,115 +146,6 @@ public struct CorralClient: Sendable {
         }
     }
 
-    // MARK: Hotplug
-
-    public func setCPUs(_ name: String, count: Int) async throws -> VMStatus {
-        try await call("POST", vmPath(name, "cpus"), body: CPUCountRequest(count: count), as: VMStatus.self)
-    }
-
-    /// `request.file` must be absolute (the daemon reads it on its own host).
-    public func addDisk(_ name: String, _ request: DiskAddRequest) async throws -> VMStatus {
-        try await call("POST", vmPath(name, "disks"), body: request, as: VMStatus.self)
-    }
-
-    public func removeDisk(_ name: String, id: String, deleteImage: Bool = false) async throws -> VMStatus {
-        try await call("DELETE", vmPath(name, "disks", id) + "?deleteImage=\(deleteImage)", as: VMStatus.self)
-    }
-
-    public func addNIC(_ name: String, _ request: NICAddRequest) async throws -> VMStatus {
-        try await call("POST", vmPath(name, "nics"), body: request, as: VMStatus.self)
-    }
-
-    public func removeNIC(_ name: String, id: String) async throws -> VMStatus {
-        try await call("DELETE", vmPath(name, "nics", id), as: VMStatus.self)
-    }
-
-    public func addHostDevice(_ name: String, _ request: HostDeviceAddRequest) async throws -> VMStatus {
-        try await call("POST", vmPath(name, "hostdevs"), body: request, as: VMStatus.self)
-    }
-
-    public func removeHostDevice(_ name: String, id: String) async throws -> VMStatus {
-        try await call("DELETE", vmPath(name, "hostdevs", id), as: VMStatus.self)
-    }
-
-    /// A PNG of the VM's screen.
-    public func screenshot(_ name: String) async throws -> [UInt8] {
-        Array(try await collect(try await send("GET", vmPath(name, "screenshot"), body: nil)))
-    }
-
-    public func volumes() async throws -> [VolumeInfo] {
-        try await call("GET", "/v1/volumes", as: [VolumeInfo].self)
-    }
-
-    public func snapshots(_ name: String) async throws -> [SnapshotInfo] {
-        try await call("GET", vmPath(name, "snapshots"), as: [SnapshotInfo].self)
-    }
-
-    public func createSnapshot(_ name: String, _ request: SnapshotCreateRequest) async throws -> SnapshotResult {
-        try await call("POST", vmPath(name, "snapshots"), body: request, as: SnapshotResult.self)
-    }
-
-    public func revertSnapshot(_ name: String, snapshot: String) async throws -> SnapshotResult {
-        try await call("POST", vmPath(name, "snapshots", snapshot) + "/revert", as: SnapshotResult.self)
-    }
-
-    public func removeSnapshot(_ name: String, snapshot: String) async throws -> SnapshotResult {
-        try await call("DELETE", vmPath(name, "snapshots", snapshot), as: SnapshotResult.self)
-    }
-
-    public func hostDevices() async throws -> HostDeviceReport {
-        try await call("GET", "/v1/hostdevs", as: HostDeviceReport.self)
-    }
-
-    public func addMemory(_ name: String, _ request: MemoryAddRequest) async throws -> VMStatus {
-        try await call("POST", vmPath(name, "memory"), body: request, as: VMStatus.self)
-    }
-
-    public func removeMemory(_ name: String, id: String) async throws -> VMStatus {
-        try await call("DELETE", vmPath(name, "memory", id), as: VMStatus.self)
-    }
-
-    // MARK: Overcommit
-
-    /// Sets the balloon target ("384M"); the daemon turns automatic ballooning off for the VM.
-    public func balloon(_ name: String, size: String) async throws -> VMStatus {
-        try await call("POST", vmPath(name, "balloon"), body: BalloonRequest(size: size), as: VMStatus.self)
-    }
-
-    public func stats(_ name: String) async throws -> GuestStats {
-        try await call("GET", vmPath(name, "stats"), as: GuestStats.self)
-    }
-
-    public func setTuning(_ name: String, _ request: TuningRequest) async throws -> VMStatus {
-        try await call("POST", vmPath(name, "tuning"), body: request, as: VMStatus.self)
-    }
-
-    public func host() async throws -> HostReport {
-        try await call("GET", "/v1/host", as: HostReport.self)
-    }
-
-    public func cluster() async throws -> ClusterReport {
-        try await call("GET", "/v1/cluster", as: ClusterReport.self)
-    }
-
-    // MARK: Networks
-
-    public func createNetwork(_ request: NetworkCreateRequest) async throws -> NetworkInfo {
-        try await call("POST", "/v1/networks", body: request, as: NetworkInfo.self)
-    }
-
-    public func networks() async throws -> [NetworkInfo] {
-        try await call("GET", "/v1/networks", as: [NetworkInfo].self)
-    }
-
-    public func network(_ name: String) async throws -> NetworkInfo {
-        try await call("GET", "/v1/networks/" + Self.percentEncoded(name), as: NetworkInfo.self)
-    }
-
-    public func removeNetwork(_ name: String) async throws {
-        _ = try await collect(try await send("DELETE", "/v1/networks/" + Self.percentEncoded(name), body: nil))
-    }
-
     // MARK: Plumbing
 
     package func call<Reply: Decodable>(
@@ -328,7 +219,7 @@ public struct CorralClient: Sendable {
         }
     }
 
-    fileprivate func vmPath(_ name: String, _ action: String? = nil, _ id: String? = nil) -> String {
+    func vmPath(_ name: String, _ action: String? = nil, _ id: String? = nil) -> String {
         "/v1/vms/" + Self.percentEncoded(name) + (action.map { "/" + $0 } ?? "")
             + (id.map { "/" + Self.percentEncoded($0) } ?? "")
     }
@@ -400,7 +291,7 @@ public struct CorralClient: Sendable {
         return data
     }
 
-    private func throwIfFailed(_ response: HTTPStreamingResponse) async throws {
+    func throwIfFailed(_ response: HTTPStreamingResponse) async throws {
         guard response.head.status >= 400 else { return }
         _ = try await collect(response)
     }
@@ -419,7 +310,7 @@ public struct CorralClient: Sendable {
     }
 
     /// Splits a streamed body into lines and maps each; cancelling the consumer cancels the read.
-    private func lines<Element: Sendable, Failure: Error>(
+    func lines<Element: Sendable, Failure: Error>(
         of body: AsyncThrowingStream<[UInt8], any Error>, _ transform: @escaping @Sendable (String) throws(Failure) -> Element
     ) -> AsyncThrowingStream<Element, any Error> {
         AsyncThrowingStream { continuation in
@@ -450,80 +341,6 @@ public struct CorralClient: Sendable {
     }
 }
 
-/// One line of a `POST /v1/vms/{name}/migrate` stream, as sent and as understood.
-public struct MigrationStreamLine: Sendable, Equatable {
-    /// The NDJSON line exactly as the daemon sent it (for `--json`).
-    public var text: String
-    public var update: MigrationUpdate
-
-    public init(text: String, update: MigrationUpdate) {
-        self.text = text
-        self.update = update
-    }
-
-    static func parse(_ text: String) throws(BodyError) -> MigrationStreamLine {
-        let message = try WireCoding.decode(MigrationStreamMessage.self, from: Data(text.utf8))
-        guard let update = message.update else {
-            throw BodyError(message: "a migration stream line without progress, result or error: \(text.prefix(200))")
-        }
-        return MigrationStreamLine(text: text, update: update)
-    }
-}
-
-// MARK: Migration
-
-extension CorralClient {
-    /// The peer calls that prepare a VM can take this long (the destination starts QEMU).
-    package static let preparePeerTimeout: Duration = .seconds(120)
-    /// Commit and abort are a few QMP commands on the destination.
-    package static let finishPeerTimeout: Duration = .seconds(60)
-
-    /// Starts migrating `name` and streams its progress; the last element is `.completed` or `.failed`.
-    /// The stream throws when the connection breaks or ends without an outcome.
-    public func migrate(_ name: String, _ request: MigrateRequest) async throws
-        -> AsyncThrowingStream<MigrationStreamLine, any Error>
-    {
-        // A migration may take as long as it must (`--timeout` is the daemon's business).
-        let response = try await send("POST", vmPath(name, "migrate"), body: try WireCoding.encode(request),
-                                      streaming: true)
-        try await throwIfFailed(response)
-        let parsed = lines(of: response.body) { line throws(BodyError) in try MigrationStreamLine.parse(line) }
-        return AsyncThrowingStream { continuation in
-            let reader = Task {
-                do {
-                    for try await line in parsed {
-                        continuation.yield(line)
-                        if !line.update.isFinal { continue }
-                        continuation.finish()
-                        return
-                    }
-                    continuation.finish(throwing: CorralClientError.transport(
-                        "the daemon ended the migration stream of \(name) without a result"))
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in reader.cancel() }
-        }
-    }
-
-    /// Migrates and waits: the result, or the migration's `ControlError`.
-    public func migrateAndWait(_ name: String, _ request: MigrateRequest) async throws -> MigrationResult {
-        for try await line in try await migrate(name, request) {
-            switch line.update {
-            case .progress: continue
-            case .completed(let result): return result
-            case .failed(let error): throw error
-            }
-        }
-        throw CorralClientError.transport("the daemon ended the migration stream of \(name) without a result")
-    }
-
-    public func cancelMigration(_ name: String) async throws {
-        _ = try await collect(try await send("POST", vmPath(name, "migrate/cancel"), body: nil))
-    }
-}
-
 // MARK: Blocking calls
 
 extension CorralClient {
@@ -551,59 +368,5 @@ extension CorralClient {
         public func status(_ name: String) throws -> VMStatus {
             try client.callBlocking("GET", client.vmPath(name), body: Optional<StopRequest>.none, as: VMStatus.self)
         }
-    }
-}
-
-// MARK: Cluster
-
-extension CorralClient {
-    /// Where `corral migrate --to NAME|auto` would send `name` (the daemon places it).
-    public func placement(_ name: String, to: String) async throws -> PlacementReply {
-        try await call("GET", vmPath(name, "placement") + "?to=" + Self.percentEncoded(to), as: PlacementReply.self)
-    }
-
-    /// `corral host evacuate|restore`: `action` is `evacuate` or `restore`; the stream's last element is
-    /// `.finished`.
-    public func hostAction(_ host: String, _ action: String, _ request: EvacuateRequest) async throws
-        -> AsyncThrowingStream<EvacuationStreamLine, any Error>
-    {
-        let response = try await send("POST", "/v1/hosts/" + Self.percentEncoded(host) + "/" + action,
-                                      body: try WireCoding.encode(request), streaming: true)
-        guard response.head.status < 400 else {
-            _ = try await collect(response)
-            throw CorralClientError.badResponse("HTTP \(response.head.status)")
-        }
-        let parsed = lines(of: response.body) { line throws(BodyError) in try EvacuationStreamLine.parse(line) }
-        return AsyncThrowingStream { continuation in
-            let reader = Task {
-                do {
-                    for try await line in parsed {
-                        continuation.yield(line)
-                        guard case .finished = line.update else { continue }
-                        continuation.finish()
-                        return
-                    }
-                    continuation.finish(throwing: CorralClientError.transport(
-                        "the daemon ended the \(action) stream of \(host) without a summary"))
-                } catch {
-                    continuation.finish(throwing: error)
-                }
-            }
-            continuation.onTermination = { _ in reader.cancel() }
-        }
-    }
-}
-
-/// One line of a `POST /v1/hosts/{name}/evacuate|restore` stream, as sent and as understood.
-public struct EvacuationStreamLine: Sendable, Equatable {
-    public var text: String
-    public var update: EvacuationUpdate
-
-    static func parse(_ text: String) throws(BodyError) -> EvacuationStreamLine {
-        let message = try WireCoding.decode(EvacuationStreamMessage.self, from: Data(text.utf8))
-        guard let update = message.update else {
-            throw BodyError(message: "an evacuation stream line without plan, progress, result, error or summary: \(text.prefix(200))")
-        }
-        return EvacuationStreamLine(text: text, update: update)
     }
 }
