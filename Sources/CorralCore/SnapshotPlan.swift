@@ -122,7 +122,7 @@ public enum SnapshotPlan {
         for overlay in overlays {
             config.updateDisk(overlay.diskID) { disk in
                 var chain = disk.chain ?? DiskChain(frozen: [], activeTag: "")
-                chain.frozen.append(DiskLayer(file: disk.file, format: disk.format, tag: disk.chain?.activeTag,
+                chain.frozen.append(DiskLayer(file: disk.file, format: disk.format, tag: disk.chain?.activeNodeTag,
                                               snapshot: snapshot, created: created))
                 chain.activeTag = overlay.tag
                 disk.chain = chain

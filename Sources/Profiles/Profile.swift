@@ -303,6 +303,9 @@ public struct DiskChain: Sendable, Equatable, Codable {
         self.frozen = frozen
         self.activeTag = activeTag
     }
+
+    /// `activeTag` as a layer's tag is kept: nil when the active image has untagged node names (`""`).
+    public var activeNodeTag: String? { activeTag.isEmpty ? nil : activeTag }
 }
 
 /// One image frozen by a snapshot.

@@ -20,8 +20,8 @@ public enum DeviceProps {
 
     /// The active image's nodes: `file-ID`/`fmt-ID`, or `file-ID.TAG`/`fmt-ID.TAG` once a snapshot put an overlay on
     /// the disk (the tag is fixed when the overlay's nodes are made and recorded in `Disk.chain`).
-    public static func fileNodeName(_ disk: Disk) -> String { nodeName("file-", tagged(disk.id, disk.chain?.activeTag)) }
-    public static func formatNodeName(_ disk: Disk) -> String { nodeName("fmt-", tagged(disk.id, disk.chain?.activeTag)) }
+    public static func fileNodeName(_ disk: Disk) -> String { nodeName("file-", tagged(disk.id, disk.chain?.activeNodeTag)) }
+    public static func formatNodeName(_ disk: Disk) -> String { nodeName("fmt-", tagged(disk.id, disk.chain?.activeNodeTag)) }
     /// A frozen image's nodes.
     public static func fileNodeName(_ disk: Disk, layer: DiskLayer) -> String { nodeName("file-", tagged(disk.id, layer.tag)) }
     public static func formatNodeName(_ disk: Disk, layer: DiskLayer) -> String {

@@ -84,7 +84,7 @@ public struct HandOverPlan: Sendable, Equatable {
         if let serial { entries.append((serial, "serial")) }
         for disk in config.allDisks {
             if let entry = disks[disk.id] {
-                entries.append((entry, DeviceProps.fdSetOpaque(disk, tag: disk.chain?.activeTag)))
+                entries.append((entry, DeviceProps.fdSetOpaque(disk, tag: disk.chain?.activeNodeTag)))
             }
         }
         for disk in config.allDisks {

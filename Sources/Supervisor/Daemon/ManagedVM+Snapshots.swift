@@ -216,7 +216,7 @@ extension ManagedVM {
         }
         guard record.uid != nil, let disk = config.disk(merge.diskID),
               let sets = try? await qmp.queryFDSets(timeout: .seconds(5)) else { return }
-        let tag = merge.active ? disk.chain?.activeTag
+        let tag = merge.active ? disk.chain?.activeNodeTag
             : disk.chain?.frozen.first { $0.file == merge.top }?.tag
         let opaque = DeviceProps.fdSetOpaque(disk, tag: tag)
         for (set, opaques) in sets where opaques.contains(opaque) {
