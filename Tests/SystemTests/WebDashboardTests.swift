@@ -146,4 +146,67 @@ import Glibc
                 "\(noFiles.output)")
         #expect(!FileManager.default.fileExists(atPath: root + "/d.sock"), "no socket left behind")
     }
+
+    /// A migration started from the page: the progress bar fills, the page reports where the VM went, and the guest
+    /// runs on under the other daemon.
+    @Test func aMigrationFromThePageMovesTheGuestToAnotherDaemon() async throws {
+        try Guest.requireBuilt()
+        let root = Guest.tempFolder("webmig")
+        defer { DaemonCLITests.cleanUp(root) }
+        try await Self.buildAssets(into: root + "/assets")
+        let token = "dashboard-migration-token-42"
+        let peerToken = "the-destination-token-4242"
+        try (token + "\n").write(toFile: root + "/token", atomically: true, encoding: .utf8)
+        try (peerToken + "\n").write(toFile: root + "/peer-token", atomically: true, encoding: .utf8)
+        try FileManager.default.createDirectory(atPath: root + "/b", withIntermediateDirectories: true)
+        let source = try await DaemonCLITests.Daemon.start(
+            root: root, extra: ["--web", "127.0.0.1:0", "--token-file", root + "/token", "--web-assets", root + "/assets"])
+        let destination = try await DaemonCLITests.Daemon.start(
+            root: root + "/b", extra: ["--listen", "127.0.0.1:0", "--token-file", root + "/peer-token",
+                                       "--uid-range", "2100000-2165535"])
+        let url = try await Self.webURL(source)
+        let line = try #require(await LineWait.first(in: destination.log, within: .seconds(60)) { $0.contains("tcp=127.0.0.1:") })
+        let to = try #require(line.split(separator: " ").first { $0.hasPrefix("tcp=127.0.0.1:") }).dropFirst(4)
+        let profile = try Guest.writeProfile(in: root, name: "mover")
+        let up = try await source.run("up", profile)
+        try #require(up.status == .exited(0), "\(up)")
+        _ = try await HeartbeatWait.first(in: try await source.json(VMStatus.self, "status", "mover").serialLog)
+
+        let browser = try await Browser.launch(folder: root + "/browser")
+        let artifacts = Self.artifacts
+        do {
+            try await Browser.onThread {
+                try browser.navigate(url)
+                #expect(try browser.waitUntil("!!document.querySelector('#token')"))
+                _ = try browser.evaluate("document.querySelector('#token').value = '\(token)'; "
+                    + "document.querySelector('#login-submit').click(); true")
+                #expect(try browser.waitUntil("document.body.dataset.ready === '1'"))
+                try browser.navigate(url + "#/vm/mover")
+                #expect(try browser.waitUntil("document.querySelector('#vm-state')?.textContent === 'running'"))
+                _ = try browser.evaluate("document.querySelector('#migrate-to').value = '\(to)'; "
+                    + "document.querySelector('#migrate-token').value = '\(peerToken)'; "
+                    + "document.querySelector('#migrate-form').requestSubmit(); true")
+                #expect(try browser.waitUntil(
+                    "(document.querySelector('#migrate-status')?.textContent ?? '').includes('Migrated to \(to)')",
+                    within: 180), "the page reports the migration's result")
+                #expect(try browser.evaluate("document.querySelector('#migrate-progress').value") as? Double == 100)
+                try browser.screenshot(to: artifacts + "/migrated.png", fullPage: true)
+                #expect(browser.pageErrors == [], "uncaught errors in the page: \(browser.pageErrors)")
+            }
+        } catch {
+            await browser.close()
+            throw error
+        }
+        await browser.close()
+        // The destination owns the VM now, and the guest goes on there (no second boot: its counter keeps going).
+        let moved = try await destination.json(VMStatus.self, "status", "mover")
+        #expect(moved.state == .running)
+        let beat = try await HeartbeatWait.first(in: moved.serialLog, within: .seconds(60))
+        #expect(beat.n > 1, "the guest carried on rather than booting again")
+        let listed = try await source.run("ls")
+        #expect(!listed.output.contains("mover"), "the source forgot the VM: \(listed.output)")
+        _ = try await destination.run("kill", "mover")
+        _ = try await destination.run("rm", "mover")
+    }
 }
+
