@@ -40,7 +40,8 @@ package struct DaemonFlags: ParsableArguments {
 
     @Option(help: ArgumentHelp(
         "The dashboard's files (index.html, dashboard.js, dashboard.css as scripts/build-web-assets writes them; "
-            + "default: $CORRAL_WEB_ASSETS, else ../web beside corrald, else /usr/share/corral/web).",
+            + "default: $CORRAL_WEB_ASSETS, else .build/web in a build tree, else PREFIX/share/corral/web beside PREFIX/bin/corrald, "
+            + "else /usr/share/corral/web).",
         valueName: "DIR"))
     package var webAssets: String?
 

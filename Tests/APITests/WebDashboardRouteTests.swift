@@ -261,3 +261,33 @@ import Testing
         #expect(WebCookie.value(named: "corral_session", in: []) == nil)
     }
 }
+
+/// Where `corrald` finds the dashboard's files by default.
+@Suite struct WebAssetsTests {
+    @Test func theBuildTreesFolderThenAnInstallPrefixAndTheEnvironmentFirst() throws {
+        let root = FileManager.default.temporaryDirectory.appendingPathComponent("corral-web-\(UUID().uuidString)").path
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: root + "/.build/x86_64-unknown-linux-gnu/debug", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/prefix/bin", withIntermediateDirectories: true)
+        let built = root + "/.build/x86_64-unknown-linux-gnu/debug/corrald"
+        let installed = root + "/prefix/bin/corrald"
+        // Nothing built yet: the build tree's folder, which the refusal then names.
+        #expect(WebAssets.defaultFolder(environment: [:], executable: built) == root + "/.build/web")
+        #expect(throws: WebAssetsError.missing(root + "/.build/web/index.html")) {
+            try WebAssets.load(from: root + "/.build/web")
+        }
+        try fm.createDirectory(atPath: root + "/.build/web", withIntermediateDirectories: true)
+        try fm.createDirectory(atPath: root + "/prefix/share/corral/web", withIntermediateDirectories: true)
+        for folder in [root + "/.build/web", root + "/prefix/share/corral/web"] {
+            for name in ["index.html", "dashboard.js", "dashboard.css"] {
+                try "x".write(toFile: folder + "/" + name, atomically: true, encoding: .utf8)
+            }
+        }
+        #expect(WebAssets.defaultFolder(environment: [:], executable: built) == root + "/.build/web")
+        #expect(WebAssets.defaultFolder(environment: [:], executable: installed) == root + "/prefix/share/corral/web")
+        #expect(WebAssets.defaultFolder(environment: ["CORRAL_WEB_ASSETS": "/elsewhere"], executable: built) == "/elsewhere")
+        let loaded = try WebAssets.load(from: root + "/.build/web")
+        #expect(loaded.index.contentType == "text/html; charset=utf-8" && loaded.assets.count == 2)
+    }
+}

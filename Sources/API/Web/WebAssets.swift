@@ -50,17 +50,20 @@ public struct WebAssets: Sendable, Equatable {
         return WebAssets(index: index, assets: assets, folder: folder)
     }
 
-    /// Where the files are when no folder is given: `$CORRAL_WEB_ASSETS`, `../web` beside the executable (the
-    /// build's `.build/web`), `/usr/share/corral/web`; the first that holds `index.html`.
+    /// Where the files are when no folder is given: `$CORRAL_WEB_ASSETS`; in a build tree
+    /// (`.build/TRIPLE/CONFIG/corrald`) the `.build/web` that `scripts/build-web-assets` writes; under an install
+    /// prefix (`PREFIX/bin/corrald`) `PREFIX/share/corral/web`; `/usr/share/corral/web`. The first that holds
+    /// `index.html`, else the build tree's (which the error then names).
     public static func defaultFolder(environment: [String: String], executable: String) -> String {
         if let folder = environment["CORRAL_WEB_ASSETS"], !folder.isEmpty { return folder }
-        let beside = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
-            .deletingLastPathComponent().appendingPathComponent("web").path
-        for candidate in [beside, "/usr/share/corral/web"]
+        let folder = URL(fileURLWithPath: executable).resolvingSymlinksInPath().deletingLastPathComponent()
+        let buildTree = folder.deletingLastPathComponent().deletingLastPathComponent().appendingPathComponent("web").path
+        let prefix = folder.deletingLastPathComponent().appendingPathComponent("share/corral/web").path
+        for candidate in [buildTree, prefix, "/usr/share/corral/web"]
         where FileManager.default.fileExists(atPath: candidate + "/" + page) {
             return candidate
         }
-        return beside
+        return buildTree
     }
 }
 
