@@ -114,8 +114,8 @@ final class Browser: @unchecked Sendable {
         return (result["result"] as? [String: Any])?["value"]
     }
 
-    /// Polls `expression` until it is `true` (every 250 ms, at most `seconds`); whether it became true.
-    func waitUntil(_ expression: String, within seconds: Double = 60) throws -> Bool {
+    /// Polls `expression` until it is `true` (every 250 ms, at most `seconds`: a loaded CI host is slow); whether it became true.
+    func waitUntil(_ expression: String, within seconds: Double = 120) throws -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
         while Date() < deadline {
             if try evaluate(expression) as? Bool == true { return true }
@@ -160,5 +160,31 @@ final class Browser: @unchecked Sendable {
             process.signal(SIGKILL)
             _ = await process.waitForExit(timeout: .seconds(10))
         }
+    }
+}
+
+/// Expectations checked on a browser's thread: Swift Testing ties an issue to its test through the task, which a
+/// thread of its own does not have, so they are collected there and recorded by the test's task (`report()`).
+final class ThreadChecks: @unchecked Sendable {
+    private let lock = NSLock()
+    private var failures: [(String, SourceLocation)] = []
+
+    func expect(_ condition: Bool, _ message: @autoclosure () -> String = "",
+                fileID: String = #fileID, filePath: String = #filePath, line: Int = #line, column: Int = #column) {
+        guard !condition else { return }
+        let text = message()
+        lock.lock()
+        defer { lock.unlock() }
+        failures.append((text.isEmpty ? "expectation failed" : text,
+                         SourceLocation(fileID: fileID, filePath: filePath, line: line, column: column)))
+    }
+
+    /// Records every failure so far as an issue of the running test, and forgets them.
+    func report() {
+        lock.lock()
+        let pending = failures
+        failures = []
+        lock.unlock()
+        for (text, location) in pending { Issue.record(Comment(rawValue: text), sourceLocation: location) }
     }
 }

@@ -82,9 +82,11 @@ import Testing
             second.close()
             console.close()
         }
-        // The log kept everything, attached or not.
-        let log = try String(contentsOfFile: status.serialLog, encoding: .utf8)
-        #expect(log.contains("console read: hello-from-the-websocket") && log.contains("console read: second-writer"))
+        // The log kept everything, attached or not. (QEMU writes a chunk to the socket before the log: wait for it.)
+        for line in ["console read: hello-from-the-websocket", "console read: second-writer"] {
+            #expect(await LineWait.first(in: status.serialLog, within: .seconds(60)) { $0.contains(line) } != nil,
+                    "the serial log has \(line)")
+        }
 
         // `corral vnc` on a free local port: a VNC client gets QEMU's RFB server through the daemon.
         let output = root + "/vnc.out"

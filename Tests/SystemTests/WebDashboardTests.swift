@@ -15,6 +15,10 @@ import Glibc
 @Suite(.serialized, .timeLimit(.minutes(8))) struct WebDashboardTests {
     static let artifacts = Guest.repoRoot + "/.build/test-artifacts/web"
 
+    /// The login form is on screen: the page's script has run and shown it.
+    static let loginShown = "!!document.querySelector('#login-view') && !document.querySelector('#login-view').hidden && "
+        + "getComputedStyle(document.querySelector('#login-view')).display !== 'none'"
+
     /// `scripts/build-web-assets` into `folder`.
     static func buildAssets(into folder: String) async throws {
         let result = try await ProcessLauncher.run(Guest.repoRoot + "/scripts/build-web-assets", [folder])
@@ -48,36 +52,37 @@ import Glibc
 
         let browser = try await Browser.launch(folder: root + "/browser")
         let artifacts = Self.artifacts
+        let checks = ThreadChecks()
         do {
             // The login: a wrong token is refused in the page's own words, the right one shows the list.
             try await Browser.onThread {
                 try browser.navigate(url)
-                #expect(try browser.waitUntil("!!document.querySelector('#login-view') && "
-                    + "getComputedStyle(document.querySelector('#login-view')).display !== 'none'"))
+                checks.expect(try browser.waitUntil(Self.loginShown))
                 _ = try browser.evaluate("document.querySelector('#token').value = 'wrong'; "
                     + "document.querySelector('#login-submit').click(); true")
-                #expect(try browser.waitUntil("document.querySelector('#login-error').textContent.includes('wrong token')"))
+                checks.expect(try browser.waitUntil("document.querySelector('#login-error').textContent.includes('wrong token')"))
                 try browser.screenshot(to: artifacts + "/login.png")
                 _ = try browser.evaluate("document.querySelector('#token').value = '\(token)'; "
                     + "document.querySelector('#login-submit').click(); true")
-                #expect(try browser.waitUntil("document.body.dataset.ready === '1'"))
-                #expect(try browser.waitUntil(
+                checks.expect(try browser.waitUntil("document.body.dataset.ready === '1'"))
+                checks.expect(try browser.waitUntil(
                     "document.querySelector('tr[data-vm=\"webvm\"] td.state')?.textContent === 'running'"))
                 // The session cookie is HttpOnly: the page's script cannot read it.
-                #expect(try browser.evaluate("document.cookie") as? String == "")
+                checks.expect(try browser.evaluate("document.cookie") as? String == "")
                 try browser.screenshot(to: artifacts + "/list.png")
             }
+            checks.report()
 
             // The VM's page: heartbeats in the console, a typed line reaches the guest, the display is drawn.
             try await Browser.onThread {
                 try browser.navigate(url + "#/vm/webvm")
-                #expect(try browser.waitUntil("document.querySelector('#vm-state')?.textContent === 'running'"))
-                #expect(try browser.waitUntil(
+                checks.expect(try browser.waitUntil("document.querySelector('#vm-state')?.textContent === 'running'"))
+                checks.expect(try browser.waitUntil(
                     "(document.querySelector('#console .xterm-rows')?.textContent ?? '').includes('CORRAL-HB')",
                     within: 90), "the console shows the guest's heartbeats")
                 _ = try browser.evaluate("document.querySelector('#console .xterm-helper-textarea').focus(); true")
                 try browser.type("typed-in-the-browser\r")
-                #expect(try browser.waitUntil(
+                checks.expect(try browser.waitUntil(
                     "(document.querySelector('#console .xterm-rows')?.textContent ?? '').includes('console read: typed-in-the-browser')",
                     within: 60))
                 let drawn = """
@@ -87,16 +92,19 @@ import Glibc
                       let lit = 0; for (let i = 0; i < d.length; i += 4) if (d[i] + d[i+1] + d[i+2] > 60) lit++;
                       return lit > 200; })()
                     """
-                #expect(try browser.waitUntil(drawn, within: 90), "the VNC canvas shows the guest's screen")
+                checks.expect(try browser.waitUntil(drawn, within: 90), "the VNC canvas shows the guest's screen")
                 // The graphs: QEMU's CPU time as a rate (from the status), the guest's memory (from the balloon).
-                #expect(try browser.waitUntil("Number(document.querySelector('#cpu-graph').dataset.points) >= 3 && "
+                checks.expect(try browser.waitUntil("Number(document.querySelector('#cpu-graph').dataset.points) >= 3 && "
                     + "Number(document.querySelector('#cpu-graph').dataset.cpu) > 0", within: 60))
-                #expect(try browser.waitUntil("Number(document.querySelector('#mem-graph').dataset.balloon) === 256 && "
+                checks.expect(try browser.waitUntil("Number(document.querySelector('#mem-graph').dataset.balloon) === 256 && "
                     + "Number(document.querySelector('#mem-graph').dataset.used) > 0", within: 60))
                 try browser.screenshot(to: artifacts + "/vm.png", fullPage: true)
             }
-            let log = try String(contentsOfFile: status.serialLog, encoding: .utf8)
-            #expect(log.contains("corral-init: console read: typed-in-the-browser"), "the guest read the typed line")
+            checks.report()
+            // (QEMU writes a chunk to the console socket before its log: wait for the log.)
+            #expect(await LineWait.first(in: status.serialLog, within: .seconds(60)) {
+                $0.contains("corral-init: console read: typed-in-the-browser")
+            } != nil, "the guest read the typed line")
 
             // A vCPU plugged from the page: the guest brings it online.
             let offset = (try? FileManager.default.attributesOfItem(atPath: status.serialLog)[.size] as? Int) ?? 0
@@ -104,6 +112,7 @@ import Glibc
                 _ = try browser.evaluate("document.querySelector('#cpus-count').value = '2'; "
                     + "document.querySelector('#cpus-form').requestSubmit(); true")
             }
+            checks.report()
             let beat = try await HeartbeatWait.first(in: status.serialLog, from: offset, within: .seconds(120)) {
                 $0.cpus == 2
             }
@@ -113,15 +122,17 @@ import Glibc
             // Stop from the page: the guest powers off, the page and the daemon say stopped.
             try await Browser.onThread {
                 _ = try browser.evaluate("document.querySelector('#vm-view button[data-action=\"stop\"]').click(); true")
-                #expect(try browser.waitUntil("document.querySelector('#vm-state')?.textContent === 'stopped'",
+                checks.expect(try browser.waitUntil("document.querySelector('#vm-state')?.textContent === 'stopped'",
                                               within: 150))
                 try browser.screenshot(to: artifacts + "/stopped.png")
-                #expect(browser.pageErrors == [], "uncaught errors in the page: \(browser.pageErrors)")
+                checks.expect(browser.pageErrors == [], "uncaught errors in the page: \(browser.pageErrors)")
             }
+            checks.report()
             #expect(try await daemon.json(VMStatus.self, "status", "webvm").state == .stopped)
-            let after = try String(contentsOfFile: status.serialLog, encoding: .utf8)
-            #expect(after.contains("CORRAL-POWEROFF"), "the guest was asked to power off, not killed")
+            #expect(await LineWait.first(in: status.serialLog, within: .seconds(30)) { $0.contains("CORRAL-POWEROFF") } != nil,
+                    "the guest was asked to power off, not killed")
         } catch {
+            checks.report()
             await browser.close()
             throw error
         }
@@ -174,26 +185,30 @@ import Glibc
 
         let browser = try await Browser.launch(folder: root + "/browser")
         let artifacts = Self.artifacts
+        let checks = ThreadChecks()
         do {
             try await Browser.onThread {
                 try browser.navigate(url)
-                #expect(try browser.waitUntil("!!document.querySelector('#token')"))
+                // The page shows its login once its script runs (a click before that would not be the page's).
+                checks.expect(try browser.waitUntil(Self.loginShown))
                 _ = try browser.evaluate("document.querySelector('#token').value = '\(token)'; "
                     + "document.querySelector('#login-submit').click(); true")
-                #expect(try browser.waitUntil("document.body.dataset.ready === '1'"))
+                checks.expect(try browser.waitUntil("document.body.dataset.ready === '1'"))
                 try browser.navigate(url + "#/vm/mover")
-                #expect(try browser.waitUntil("document.querySelector('#vm-state')?.textContent === 'running'"))
+                checks.expect(try browser.waitUntil("document.querySelector('#vm-state')?.textContent === 'running'"))
                 _ = try browser.evaluate("document.querySelector('#migrate-to').value = '\(to)'; "
                     + "document.querySelector('#migrate-token').value = '\(peerToken)'; "
                     + "document.querySelector('#migrate-form').requestSubmit(); true")
-                #expect(try browser.waitUntil(
+                checks.expect(try browser.waitUntil(
                     "(document.querySelector('#migrate-status')?.textContent ?? '').includes('Migrated to \(to)')",
                     within: 180), "the page reports the migration's result")
-                #expect(try browser.evaluate("document.querySelector('#migrate-progress').value") as? Double == 100)
+                checks.expect(try browser.evaluate("document.querySelector('#migrate-progress').value") as? Double == 100)
                 try browser.screenshot(to: artifacts + "/migrated.png", fullPage: true)
-                #expect(browser.pageErrors == [], "uncaught errors in the page: \(browser.pageErrors)")
+                checks.expect(browser.pageErrors == [], "uncaught errors in the page: \(browser.pageErrors)")
             }
+            checks.report()
         } catch {
+            checks.report()
             await browser.close()
             throw error
         }
