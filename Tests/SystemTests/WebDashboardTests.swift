@@ -19,6 +19,12 @@ import Glibc
     static let loginShown = "!!document.querySelector('#login-view') && !document.querySelector('#login-view').hidden && "
         + "getComputedStyle(document.querySelector('#login-view')).display !== 'none'"
 
+    /// Types `token` into the login form and submits it, as an operator would.
+    static func submitToken(_ token: String, in browser: Browser) throws {
+        _ = try browser.evaluate("document.querySelector('#token').value = '\(token)'; "
+            + "document.querySelector('#login-submit').click(); true")
+    }
+
     /// `scripts/build-web-assets` into `folder`.
     static func buildAssets(into folder: String) async throws {
         let result = try await ProcessLauncher.run(Guest.repoRoot + "/scripts/build-web-assets", [folder])
@@ -58,12 +64,10 @@ import Glibc
             try await Browser.onThread {
                 try browser.navigate(url)
                 checks.expect(try browser.waitUntil(Self.loginShown))
-                _ = try browser.evaluate("document.querySelector('#token').value = 'wrong'; "
-                    + "document.querySelector('#login-submit').click(); true")
+                try Self.submitToken("wrong", in: browser)
                 checks.expect(try browser.waitUntil("document.querySelector('#login-error').textContent.includes('wrong token')"))
                 try browser.screenshot(to: artifacts + "/login.png")
-                _ = try browser.evaluate("document.querySelector('#token').value = '\(token)'; "
-                    + "document.querySelector('#login-submit').click(); true")
+                try Self.submitToken(token, in: browser)
                 checks.expect(try browser.waitUntil("document.body.dataset.ready === '1'"))
                 checks.expect(try browser.waitUntil(
                     "document.querySelector('tr[data-vm=\"webvm\"] td.state')?.textContent === 'running'"))
@@ -191,8 +195,7 @@ import Glibc
                 try browser.navigate(url)
                 // The page shows its login once its script runs (a click before that would not be the page's).
                 checks.expect(try browser.waitUntil(Self.loginShown))
-                _ = try browser.evaluate("document.querySelector('#token').value = '\(token)'; "
-                    + "document.querySelector('#login-submit').click(); true")
+                try Self.submitToken(token, in: browser)
                 checks.expect(try browser.waitUntil("document.body.dataset.ready === '1'"))
                 try browser.navigate(url + "#/vm/mover")
                 checks.expect(try browser.waitUntil("document.querySelector('#vm-state')?.textContent === 'running'"))
