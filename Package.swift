@@ -160,6 +160,9 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // Test-only: the gate that keeps system tests from booting every TCG guest at once (GuestBootSlots).
+        .target(name: "TestSupport"),
+
         .testTarget(name: "JSONTests", dependencies: ["JSON"]),
         .testTarget(name: "CorralModelTests", dependencies: ["CorralModel"]),
         .testTarget(name: "DiskConversionTests", dependencies: ["DiskConversion", "CorralModel", "JSON"]),
@@ -174,7 +177,7 @@ let package = Package(
         .testTarget(name: "CorralCoreTests", dependencies: ["CorralCore", "CorralModel", "Profiles", "QEMUCommand", "JSON"]),
         .testTarget(name: "APITests", dependencies: [
             "API", "APITLS", "CorralWire", "CorralModel", "CorralControl", "Supervisor", "LogTail", "Profiles", "QEMUCommand",
-            "JSON", "UnixSockets",
+            "JSON", "UnixSockets", "TestSupport",
             .product(name: "HummingbirdTesting", package: "hummingbird"),
             .product(name: "HTTPTypes", package: "swift-http-types"),
             // OpenAPITests reads docs/openapi.yaml.
@@ -190,7 +193,7 @@ let package = Package(
         ]),
         .testTarget(name: "SystemTests", dependencies: [
             "Supervisor", "GuestAgent", "CorralWire", "CorralCore", "CorralControl", "LogTail", "CorralModel", "QMP", "Profiles",
-            "QEMUCommand", "JSON", "UnixSockets", "DiskConversion",
+            "QEMUCommand", "JSON", "UnixSockets", "DiskConversion", "TestSupport",
         ]),
     ],
     swiftLanguageModes: [.v6]

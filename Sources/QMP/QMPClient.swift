@@ -77,7 +77,10 @@ public actor QMPClient {
 
         let client = QMPClient(greeting: greeting, connection: connection, defaultTimeout: defaultTimeout)
         do {
-            _ = try await client.execute("qmp_capabilities")
+            // QEMU sends the greeting at once but runs the command on its main loop, which on a host starting many
+            // VMs at once can be slow to get a turn (more than 10 s was seen with thirty TCG guests booting on
+            // two cores): the handshake gets at least 30 s.
+            _ = try await client.execute("qmp_capabilities", nil, timeout: max(defaultTimeout, .seconds(30)))
         } catch {
             await client.close()
             throw error

@@ -15,7 +15,7 @@ import Glibc
 ///
 /// It lives here rather than in SystemTests because only this test target may import `API`
 /// (the client); it boots the same test guest as the system tests.
-@Suite(.serialized, .timeLimit(.minutes(5))) struct BinaryTCPTests {
+@Suite(.serialized, .bootsGuests, .timeLimit(.minutes(5))) struct BinaryTCPTests {
     static let repoRoot: String = {
         var url = URL(fileURLWithPath: #filePath)
         for _ in 0..<3 { url.deleteLastPathComponent() }

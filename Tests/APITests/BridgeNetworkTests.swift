@@ -10,7 +10,7 @@ import Glibc
 /// Taps corral makes, with real QEMU and the test guest: one network namespace as the host, a bridge in it
 /// (198.51.100.1/24), a real `corral daemon` inside, driven through the `corral` binary. Checks what the host's
 /// kernel sees (which taps exist, on which bridge, with which MTU) and what the guests see.
-@Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: TwoHostEnvironment.usable))
+@Suite(.serialized, .bootsGuests, .timeLimit(.minutes(10)), .enabled(if: TwoHostEnvironment.usable))
 struct BridgeNetworkTests {
     static let namespace = "cb\(getpid() % 100_000)"
     static var ip: String { TwoHostEnvironment.ip }

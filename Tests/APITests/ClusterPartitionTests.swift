@@ -10,7 +10,7 @@ import Glibc
 /// The cluster over a real network: three `corral daemon` processes in their own network namespaces and a 3-member
 /// etcd in a fourth, joined by a bridge (`scripts/netns-cluster`, harness in ClusterLabHarness.swift). What
 /// ClusterHATests shows in one process with a fault-injecting store, here with the link really cut on the switch.
-@Suite(.serialized, .timeLimit(.minutes(10)),
+@Suite(.serialized, .bootsGuests, .timeLimit(.minutes(10)),
        .enabled(if: ClusterLab.usable, "needs root, iproute2 and etcd (scripts/install-deps)"))
 struct ClusterPartitionTests {
     /// Every poll of the VM's state on all hosts, with the time since the cut.

@@ -29,7 +29,7 @@ enum TwoHostEnvironment {
 /// 192.0.2.2, or 2001:db8::1 and 2001:db8::2), driven through the real `corral` binary. The CLI reaches each daemon over its Unix
 /// socket (sockets cross namespaces); the daemons and their QEMUs reach each other only over TCP.
 /// Needs root (namespaces) and the test guest; each test tears everything down.
-@Suite(.serialized, .timeLimit(.minutes(10)), .enabled(if: TwoHostEnvironment.usable))
+@Suite(.serialized, .bootsGuests, .timeLimit(.minutes(10)), .enabled(if: TwoHostEnvironment.usable))
 struct TwoHostMigrationTests {
     /// Namespace prefix, one per test process: two test runs on one machine (two worktrees) must not take each
     /// other's namespaces down, which the "leftovers" `down` before each `up` would do with a shared name.

@@ -10,7 +10,7 @@ import Glibc
 #endif
 
 /// Drives the real `corral` binary the way an operator does.
-@Suite(.serialized) struct CLITests {
+@Suite(.serialized, .bootsGuests) struct CLITests {
     static var binary: String {
         if let env = ProcessInfo.processInfo.environment["CORRAL_BIN"] { return env }
         let built = Guest.repoRoot + "/.build/debug/corral"

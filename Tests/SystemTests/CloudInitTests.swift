@@ -7,7 +7,7 @@ import Testing
 /// cloud-init's NoCloud seed as the guest reads it: the test guest's init mounts the `cidata` volume corral attached
 /// and reports the instance-id and user-data's SHA-1 in its heartbeat. The instance-id stays the same across starts
 /// with the same content and changes when user-data changes.
-@Suite(.serialized) struct CloudInitTests {
+@Suite(.serialized, .bootsGuests) struct CloudInitTests {
     static func sha1Prefix(_ text: String) -> String { String(ContentDigest.sha1Hex(Array(text.utf8)).prefix(12)) }
 
     @Test(.timeLimit(.minutes(6))) func theGuestReadsTheSeedAndANewUserDataGivesANewInstanceID() async throws {

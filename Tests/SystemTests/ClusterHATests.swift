@@ -10,7 +10,7 @@ import Testing
 /// HA across two hosts on a real etcd with real QEMU: the owner of an `ha: true` VM is cut off from etcd; it pauses
 /// the guest before its lease can expire, the other host starts the VM once the lease is gone, and when the link
 /// returns the cut-off host does not resume its copy but kills and forgets it. At no moment do two copies run.
-@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: "/opt/corral-etcd/usr/bin/etcd"),
+@Suite(.bootsGuests, .enabled(if: FileManager.default.isExecutableFile(atPath: "/opt/corral-etcd/usr/bin/etcd"),
                 "etcd missing: run scripts/install-deps"))
 struct ClusterHATests {
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -9,7 +9,7 @@ import Testing
 /// Two hosts (two daemons' cores, each with its own state) in one real 3-member etcd cluster, real QEMU and the test
 /// guest: the same VM `up` on both at once runs on exactly one, the other is refused naming the owner and keeps
 /// nothing; once the owner removes it, the other host may run it.
-@Suite(.enabled(if: FileManager.default.isExecutableFile(atPath: "/opt/corral-etcd/usr/bin/etcd"),
+@Suite(.bootsGuests, .enabled(if: FileManager.default.isExecutableFile(atPath: "/opt/corral-etcd/usr/bin/etcd"),
                 "etcd missing: run scripts/install-deps"))
 struct ClusterOwnershipTests {
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })

@@ -7,7 +7,7 @@ import Testing
 /// The serial console and the VNC display through a real `corral daemon`, QEMU unprivileged, the test guest
 /// reading its serial port: what goes in over the WebSocket reaches the guest, what it writes comes back, one writer
 /// at a time; `corral vnc` serves QEMU's VNC server (which listens nowhere) on a local port, a real RFB handshake.
-@Suite(.serialized, .timeLimit(.minutes(6))) struct ConsoleVNCTests {
+@Suite(.serialized, .bootsGuests, .timeLimit(.minutes(6))) struct ConsoleVNCTests {
     static func onThread<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
             Thread.detachNewThread { continuation.resume(with: Result { try body() }) }

@@ -16,7 +16,7 @@ import Glibc
 /// `corral convert` end to end: foreign images made by the real qemu-img, converted by the real `corral` binary
 /// (and an OVA-style tar member through `DiskConverter`), then attached to the test guest (TCG), which reads them
 /// back: every disk must be there with the original size and exactly the original bytes.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct ConvertTests {
+@Suite(.serialized, .bootsGuests, .timeLimit(.minutes(10))) struct ConvertTests {
     static let diskSize = 32 << 20
 
     /// A raw disk of `diskSize` bytes: `CCTAG-<tag>` at byte 0 (tells the disks apart in the guest), a marker at

@@ -14,7 +14,7 @@ import Glibc
 /// `corral daemon` and the CLI verbs as an operator runs them: the real binary, real QEMU under
 /// TCG, the test guest; every outcome checked in the CLI's JSON, in QEMU, or in what the guest
 /// reports on its serial console.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct DaemonCLITests {
+@Suite(.serialized, .bootsGuests, .timeLimit(.minutes(10))) struct DaemonCLITests {
     /// The `corral` built with this test bundle (so `--scratch-path X` finds X's binary), then
     /// `$CORRAL_BIN`, then `.build/debug/corral`.
     static let binary: String = {

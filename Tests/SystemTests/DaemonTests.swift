@@ -12,7 +12,7 @@ import Glibc
 #endif
 
 /// The daemon core (VMManager) in-process, with real QEMU under TCG and the test guest.
-@Suite(.serialized) struct DaemonTests {
+@Suite(.serialized, .bootsGuests) struct DaemonTests {
     @Test func upStatusStopRemove() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("d1")

@@ -5,7 +5,7 @@ import Testing
 
 /// `display:` with real QEMU (unprivileged) and the test guest: the screenshot is a PNG of what the VGA shows
 /// (SeaBIOS and the boot text), taken through an fd set; nothing of it stays behind.
-@Suite(.serialized) struct DisplayTests {
+@Suite(.serialized, .bootsGuests) struct DisplayTests {
     /// Distinct pixel values of a PNG (8-bit RGB/RGBA, any filter), decoded by Python's zlib: a blank screen has one.
     static func distinctPixels(_ png: [UInt8]) async throws -> Int {
         let file = Guest.tempFolder("png") + ".png"

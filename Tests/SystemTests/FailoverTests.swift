@@ -8,7 +8,7 @@ import Testing
 /// second virtio-net cannot stand in): QEMU keeps the primary hidden until the guest negotiates STANDBY, then
 /// plugs it and the guest bonds both under one master; a live migration unplugs the primary (the guest carries on
 /// over the standby), and the destination plugs its own; the master keeps the guest's address throughout.
-@Suite(.serialized) struct FailoverTests {
+@Suite(.serialized, .bootsGuests) struct FailoverTests {
     /// The VM's events so far (follow off).
     static func events(_ manager: VMManager, history: Int) async -> [CorralEvent] {
         var events: [CorralEvent] = []

@@ -5,7 +5,7 @@ import Testing
 
 /// `agent: true` end to end: `corral daemon`, real QEMU under TCG, the test guest running qemu-ga on its
 /// virtio-serial port. What `corral status --json` reports must be what the guest itself has on the NIC.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct GuestAgentAddressTests {
+@Suite(.serialized, .bootsGuests, .timeLimit(.minutes(10))) struct GuestAgentAddressTests {
     static let ipv6 = "2001:db8:13::10"
 
     @Test func statusShowsTheIPv4AndIPv6AddressesTheGuestAgentReports() async throws {

@@ -10,7 +10,7 @@ import Testing
 /// The test guest's own networking (docs/test-guest.md), on real QEMU (TCG) with user-mode NICs: QEMU's slirp
 /// serves DHCP (the guest gets 10.0.2.15 on every such NIC, each NIC being its own slirp network) and answers
 /// pings to its gateway 10.0.2.2, and nothing else on 10.0.2.0/24 or outside it answers ARP for the guest.
-@Suite(.serialized) struct GuestNetworkTests {
+@Suite(.serialized, .bootsGuests) struct GuestNetworkTests {
     /// Boots the test guest with VMLauncher (no daemon), `cmdline` added to the kernel command line, and waits for
     /// its first heartbeat.
     func boot(_ folder: String, nics: [String], cmdline: String) async throws -> (RunningVM, String) {

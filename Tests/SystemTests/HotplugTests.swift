@@ -8,7 +8,7 @@ import Supervisor
 import Testing
 
 /// Hotplug on a real guest: every change is checked in what the guest reports (CORRAL-HB).
-@Suite(.serialized) struct HotplugSystemTests {
+@Suite(.serialized, .bootsGuests) struct HotplugSystemTests {
     func bootHotpluggable(_ root: String, name: String, unplugTimeout: Duration = .seconds(30))
         async throws -> (VMManager, VMStatus)
     {

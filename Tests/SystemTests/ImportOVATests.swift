@@ -8,7 +8,7 @@ import Testing
 /// qemu-img from a disk with known bytes, packed with tar) becomes a profile and a qcow2 disk, converted straight out
 /// of the package; the test guest boots with it (through a profile that `extends` the imported one for its kernel) and
 /// reads the bytes back through qemu-ga.
-@Suite(.serialized) struct ImportOVATests {
+@Suite(.serialized, .bootsGuests) struct ImportOVATests {
     static func ovf(capacity: Int) -> String {
         """
         <?xml version="1.0" encoding="UTF-8"?>

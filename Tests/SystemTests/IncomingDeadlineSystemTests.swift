@@ -6,7 +6,7 @@ import Testing
 
 /// The destination's commit deadline with real QEMU: a source that vanishes without a word leaves nothing behind
 /// when the guest never arrived, and a complete copy is kept (paused, with a problem) rather than lost.
-@Suite(.serialized) struct IncomingDeadlineSystemTests {
+@Suite(.serialized, .bootsGuests) struct IncomingDeadlineSystemTests {
     /// A source that goes silent: the stream is pointed nowhere (`sendNothing`) or the commit never arrives, and the
     /// abort that would clean the destination is never sent.
     struct SilentSource: MigrationPeer {

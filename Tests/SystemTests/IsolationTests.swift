@@ -9,7 +9,7 @@ import Glibc
 /// Every QEMU unprivileged and confined to its own VM's files, checked on real QEMUs running the test guest: what
 /// the kernel says about each QEMU, what one VM's uid can open of the other's, and that every disk gets its owner
 /// and mode back.
-@Suite(.serialized, .timeLimit(.minutes(10)))
+@Suite(.serialized, .bootsGuests, .timeLimit(.minutes(10)))
 struct IsolationTests {
     typealias Daemon = DaemonCLITests.Daemon
 

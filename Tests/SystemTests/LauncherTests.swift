@@ -10,7 +10,7 @@ import Supervisor
 import Testing
 
 /// Real QEMU (TCG) + the test guest: what the *guest* sees is asserted through its heartbeat lines.
-@Suite(.serialized) struct LauncherTests {
+@Suite(.serialized, .bootsGuests) struct LauncherTests {
     @Test func bootsHeartbeatsAndPowersOffCleanly() async throws {
         try Guest.requireBuilt()
         let folder = Guest.tempFolder("boot")

@@ -5,7 +5,7 @@ import Testing
 
 /// Managed volumes with real QEMU and the guest: a profile disk given only a size, and a disk plugged with only a
 /// size, are created in the VM's folder, the guest sees both, `volumes()` lists them with qemu-img's sizes.
-@Suite(.serialized) struct ManagedVolumeTests {
+@Suite(.serialized, .bootsGuests) struct ManagedVolumeTests {
     @Test(.timeLimit(.minutes(4))) func volumesFromASizeAloneAreMadeInTheVMsFolderAndListed() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("vol")

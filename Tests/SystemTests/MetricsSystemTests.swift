@@ -8,7 +8,7 @@ import UnixSockets
 /// `GET /metrics` of a live `corral daemon` with the test guest running under TCG: the figures are the guest's own
 /// (its vCPUs, what it read from its disk, the DHCP requests it sent on a tap), promtool accepts the text, and a
 /// removed VM leaves no series behind.
-@Suite(.serialized, .timeLimit(.minutes(10))) struct MetricsSystemTests {
+@Suite(.serialized, .bootsGuests, .timeLimit(.minutes(10))) struct MetricsSystemTests {
     static let promtool = ["/opt/corral-prometheus/usr/bin/promtool", "/usr/bin/promtool"]
         .first { FileManager.default.isExecutableFile(atPath: $0) }
 

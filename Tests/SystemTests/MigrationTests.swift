@@ -10,7 +10,7 @@ import Testing
 /// Migration between two daemons' cores in one process (two state roots, loopback TCP for the
 /// stream): the choreography, rollback and what the guest sees. Two-host tests through real
 /// daemons in network namespaces live in APITests.
-@Suite(.serialized) struct MigrationTests {
+@Suite(.serialized, .bootsGuests) struct MigrationTests {
     struct Pair {
         var source: VMManager
         var destination: VMManager
@@ -258,7 +258,7 @@ import Testing
 }
 
 /// `--tls`: x509 credentials from each daemon's TLS folder (throw-away ones from scripts/make-test-certs).
-@Suite(.serialized) struct MigrationTLSTests {
+@Suite(.serialized, .bootsGuests) struct MigrationTLSTests {
     func certificates(_ root: String) async throws -> String {
         let dir = root + "/certs"
         let made = try await ProcessLauncher.run(Guest.repoRoot + "/scripts/make-test-certs", [dir, "127.0.0.1"])

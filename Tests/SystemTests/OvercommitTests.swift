@@ -9,7 +9,7 @@ import Testing
 
 /// Overcommit with real QEMU and the test guest; host inputs come from a fake /proc and /sys
 /// tree where a test needs to simulate pressure.
-@Suite(.serialized) struct OvercommitSystemTests {
+@Suite(.serialized, .bootsGuests) struct OvercommitSystemTests {
     /// A fake host tree: /proc/meminfo with the given numbers, one online CPU, KSM files.
     func fakeHost(_ root: String, totalKB: Int, availableKB: Int, cpus: String = "0") throws -> String {
         let host = root + "/host"

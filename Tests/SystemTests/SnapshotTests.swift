@@ -7,7 +7,7 @@ import Testing
 
 /// External snapshots with real QEMU (unprivileged, disks handed over as descriptors) and the test guest, which
 /// writes and reads its disk through qemu-ga (`guest-exec` of busybox `dd`, synced to the disk).
-@Suite(.serialized) struct SnapshotTests {
+@Suite(.serialized, .bootsGuests) struct SnapshotTests {
     /// Runs `script` in the guest's shell; its standard output.
     static func guestShell(_ agent: GuestAgentClient, _ script: String) async throws -> String {
         let started = try await agent.call("guest-exec", arguments: ["path": "/bin/sh", "arg": ["-c", .string(script)],

@@ -11,7 +11,7 @@ import Glibc
 /// the guest's initramfs by scripts/hostprep-initrd) makes the VFs, binds one to vfio-pci and gives it back, against
 /// the guest's own sysfs. The guest's kernel does the work the host's would: VF creation, driver_override,
 /// drivers_probe, /dev/vfio/GROUP.
-@Suite(.serialized) struct VIOMMUHostPrepTests {
+@Suite(.serialized, .bootsGuests) struct VIOMMUHostPrepTests {
     static var helper: String {
         if let bin = ProcessInfo.processInfo.environment["CORRAL_BIN"], !bin.isEmpty {
             return URL(fileURLWithPath: bin).deletingLastPathComponent().path + "/corral-hostprep"

@@ -12,7 +12,7 @@ import Glibc
 /// the login, the VM list from the event stream, the serial console (xterm.js) both ways, the VNC canvas (noVNC),
 /// a vCPU hotplug and a stop from the page, each checked where it happens (the guest, the daemon). Screenshots go
 /// to `.build/test-artifacts/web/`.
-@Suite(.serialized, .timeLimit(.minutes(8))) struct WebDashboardTests {
+@Suite(.serialized, .bootsGuests, .timeLimit(.minutes(8))) struct WebDashboardTests {
     static let artifacts = Guest.repoRoot + "/.build/test-artifacts/web"
 
     /// The login form is on screen: the page's script has run and shown it.
