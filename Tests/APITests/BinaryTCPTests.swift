@@ -6,6 +6,7 @@ import CorralControl
 import LogTail
 import Supervisor
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc

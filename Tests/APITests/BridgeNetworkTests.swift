@@ -3,6 +3,7 @@ import Foundation
 import QEMUCommand
 import Supervisor
 import Testing
+import TestSupport
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -2,6 +2,7 @@ import CorralModel
 import Foundation
 import Supervisor
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -8,6 +8,7 @@ import LogTail
 import QEMUCommand
 import Supervisor
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc

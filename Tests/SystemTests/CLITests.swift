@@ -4,6 +4,7 @@ import CorralCore
 import LogTail
 import Supervisor
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc

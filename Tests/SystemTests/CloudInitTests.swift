@@ -3,6 +3,7 @@ import Foundation
 import QEMUCommand
 import Supervisor
 import Testing
+import TestSupport
 
 /// cloud-init's NoCloud seed as the guest reads it: the test guest's init mounts the `cidata` volume corral attached
 /// and reports the instance-id and user-data's SHA-1 in its heartbeat. The instance-id stays the same across starts

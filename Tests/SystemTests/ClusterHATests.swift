@@ -6,6 +6,7 @@ import Logging
 import Supervisor
 import Synchronization
 import Testing
+import TestSupport
 
 /// HA across two hosts on a real etcd with real QEMU: the owner of an `ha: true` VM is cut off from etcd; it pauses
 /// the guest before its lease can expire, the other host starts the VM once the lease is gone, and when the link

@@ -5,6 +5,7 @@ import Foundation
 import Logging
 import Supervisor
 import Testing
+import TestSupport
 
 /// Two hosts (two daemons' cores, each with its own state) in one real 3-member etcd cluster, real QEMU and the test
 /// guest: the same VM `up` on both at once runs on exactly one, the other is refused naming the owner and keeps

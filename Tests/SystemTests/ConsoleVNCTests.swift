@@ -3,6 +3,7 @@ import CorralWire
 import Foundation
 import Supervisor
 import Testing
+import TestSupport
 
 /// The serial console and the VNC display through a real `corral daemon`, QEMU unprivileged, the test guest
 /// reading its serial port: what goes in over the WebSocket reaches the guest, what it writes comes back, one writer

@@ -8,6 +8,7 @@ import QEMUCommand
 import CorralControl
 import Supervisor
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc

@@ -5,6 +5,7 @@ import CorralCore
 import LogTail
 import Supervisor
 import Testing
+import TestSupport
 import UnixSockets
 
 #if canImport(Glibc)

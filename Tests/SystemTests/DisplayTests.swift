@@ -2,6 +2,7 @@ import CorralModel
 import Foundation
 import Supervisor
 import Testing
+import TestSupport
 
 /// `display:` with real QEMU (unprivileged) and the test guest: the screenshot is a PNG of what the VGA shows
 /// (SeaBIOS and the boot text), taken through an fd set; nothing of it stays behind.

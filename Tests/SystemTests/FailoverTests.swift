@@ -2,6 +2,7 @@ import CorralModel
 import Foundation
 import Supervisor
 import Testing
+import TestSupport
 
 /// virtio-net failover with real QEMU and the test guest's net_failover driver (the generic-kernel guest), an emulated
 /// e1000e standing in for the VF (this host has no SR-IOV; Linux takes only a PCI device's netdev as a primary, so a

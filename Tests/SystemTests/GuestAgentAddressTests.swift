@@ -2,6 +2,7 @@ import Foundation
 import CorralModel
 import Supervisor
 import Testing
+import TestSupport
 
 /// `agent: true` end to end: `corral daemon`, real QEMU under TCG, the test guest running qemu-ga on its
 /// virtio-serial port. What `corral status --json` reports must be what the guest itself has on the NIC.

@@ -6,6 +6,7 @@ import CorralControl
 import CorralCore
 import Supervisor
 import Testing
+import TestSupport
 
 /// The test guest's own networking (docs/test-guest.md), on real QEMU (TCG) with user-mode NICs: QEMU's slirp
 /// serves DHCP (the guest gets 10.0.2.15 on every such NIC, each NIC being its own slirp network) and answers

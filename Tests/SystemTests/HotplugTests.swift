@@ -6,6 +6,7 @@ import CorralCore
 import LogTail
 import Supervisor
 import Testing
+import TestSupport
 
 /// Hotplug on a real guest: every change is checked in what the guest reports (CORRAL-HB).
 @Suite(.serialized, .bootsGuests) struct HotplugSystemTests {

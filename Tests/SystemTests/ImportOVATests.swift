@@ -3,6 +3,7 @@ import Foundation
 import GuestAgent
 import Supervisor
 import Testing
+import TestSupport
 
 /// `corral import ova` end to end: an OVA the test builds (a VMware-style OVF and a streamOptimized VMDK made by
 /// qemu-img from a disk with known bytes, packed with tar) becomes a profile and a qcow2 disk, converted straight out

@@ -3,6 +3,7 @@ import CorralModel
 import Foundation
 import Supervisor
 import Testing
+import TestSupport
 
 /// The destination's commit deadline with real QEMU: a source that vanishes without a word leaves nothing behind
 /// when the guest never arrived, and a complete copy is kept (paused, with a problem) rather than lost.

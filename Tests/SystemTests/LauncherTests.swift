@@ -8,6 +8,7 @@ import CorralCore
 import LogTail
 import Supervisor
 import Testing
+import TestSupport
 
 /// Real QEMU (TCG) + the test guest: what the *guest* sees is asserted through its heartbeat lines.
 @Suite(.serialized, .bootsGuests) struct LauncherTests {

@@ -2,6 +2,7 @@ import CorralModel
 import Foundation
 import Supervisor
 import Testing
+import TestSupport
 
 /// Managed volumes with real QEMU and the guest: a profile disk given only a size, and a disk plugged with only a
 /// size, are created in the VM's folder, the guest sees both, `volumes()` lists them with qemu-img's sizes.

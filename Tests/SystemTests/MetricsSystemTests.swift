@@ -3,6 +3,7 @@ import CorralModel
 import QEMUCommand
 import Supervisor
 import Testing
+import TestSupport
 import UnixSockets
 
 /// `GET /metrics` of a live `corral daemon` with the test guest running under TCG: the figures are the guest's own

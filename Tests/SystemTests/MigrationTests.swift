@@ -6,6 +6,7 @@ import CorralCore
 import LogTail
 import Supervisor
 import Testing
+import TestSupport
 
 /// Migration between two daemons' cores in one process (two state roots, loopback TCP for the
 /// stream): the choreography, rollback and what the guest sees. Two-host tests through real

@@ -6,6 +6,7 @@ import CorralCore
 import LogTail
 import Supervisor
 import Testing
+import TestSupport
 
 /// Overcommit with real QEMU and the test guest; host inputs come from a fake /proc and /sys
 /// tree where a test needs to simulate pressure.

@@ -4,6 +4,7 @@ import GuestAgent
 import JSON
 import Supervisor
 import Testing
+import TestSupport
 
 /// External snapshots with real QEMU (unprivileged, disks handed over as descriptors) and the test guest, which
 /// writes and reads its disk through qemu-ga (`guest-exec` of busybox `dd`, synced to the disk).

@@ -3,6 +3,7 @@ import CorralWire
 import Foundation
 import Supervisor
 import Testing
+import TestSupport
 
 #if canImport(Glibc)
 import Glibc
