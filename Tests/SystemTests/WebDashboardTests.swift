@@ -11,7 +11,7 @@ import Glibc
 
 /// The web dashboard in a real browser (headless Chromium) against a real `corral daemon --web` with the test guest:
 /// the login, the VM list from the event stream, the serial console (xterm.js) both ways, the VNC canvas (noVNC),
-/// a vCPU hotplug and a stop from the page, each checked where it happens (the guest, the daemon). Screenshots go
+/// a disk, a NIC and a vCPU plugged (and the disk and NIC unplugged) and a stop from the page, each checked where it happens (the guest, the daemon). Screenshots go
 /// to `.build/test-artifacts/web/`.
 @Suite(.serialized, .bootsGuests, .timeLimit(.minutes(8))) struct WebDashboardTests {
     static let artifacts = Guest.repoRoot + "/.build/test-artifacts/web"
@@ -39,7 +39,7 @@ import Glibc
         return String(line[start...].prefix { !$0.isWhitespace })
     }
 
-    @Test func anOperatorLogsInWatchesTheConsoleAndDisplayPlugsAVCPUAndStopsTheVM() async throws {
+    @Test func anOperatorLogsInWatchesTheConsoleAndDisplayPlugsDevicesAndStopsTheVM() async throws {
         try Guest.requireBuilt()
         let root = Guest.tempFolder("web")
         defer { DaemonCLITests.cleanUp(root) }
@@ -51,7 +51,7 @@ import Glibc
             root: root, extra: ["--web", "127.0.0.1:0", "--token-file", root + "/token", "--web-assets", root + "/assets"])
         let url = try await Self.webURL(daemon)
         let profile = try Guest.writeProfile(in: root, name: "webvm", memory: "{ size: 256M, balloon: { min: 128M } }",
-                                             extra: "display: { vga: std, vnc: true }\n")
+                                             extra: "display: { vga: std, vnc: true }\nhotplug: { slots: 4 }\n")
         let up = try await daemon.run("up", profile)
         try #require(up.status == .exited(0), "\(up)")
         let status = try await daemon.json(VMStatus.self, "status", "webvm")
@@ -110,6 +110,43 @@ import Glibc
             #expect(await LineWait.first(in: status.serialLog, within: .seconds(60)) {
                 $0.contains("corral-init: console read: typed-in-the-browser")
             } != nil, "the guest read the typed line")
+
+            // A disk (a new managed volume) and a NIC added with the page's forms: the guest sees both, the tables
+            // list them; their Remove buttons unplug them again.
+            try await Browser.onThread {
+                _ = try browser.evaluate("document.querySelector('#disk-id').value = 'data1'; "
+                    + "document.querySelector('#disk-size').value = '32M'; "
+                    + "document.querySelector('#disk-add-form').requestSubmit(); true")
+                checks.expect(try browser.waitUntil("!!document.querySelector('#vm-disks tr[data-disk=\"data1\"]')", within: 60),
+                              "the disk table lists the new disk")
+                _ = try browser.evaluate("document.querySelector('#nic-id').value = 'net1'; "
+                    + "document.querySelector('#nic-add-form').requestSubmit(); true")
+                checks.expect(try browser.waitUntil("!!document.querySelector('#vm-nics tr[data-nic=\"net1\"]')", within: 60),
+                              "the NIC table lists the new NIC")
+                try browser.screenshot(to: artifacts + "/devices.png", fullPage: true)
+            }
+            checks.report()
+            _ = try await HeartbeatWait.first(in: status.serialLog, within: .seconds(120)) {
+                $0.disks == ["vda"] && $0.nics == ["eth0", "eth1"]
+            }
+            let plugged = try await daemon.json(VMStatus.self, "status", "webvm")
+            #expect(plugged.disks.map(\.id) == ["data1"])
+            #expect(plugged.nics.map(\.id) == ["net0", "net1"])
+            // (Heartbeats from before the plug match too: read only what the guest writes from here on.)
+            let beforeUnplug = (try? FileManager.default.attributesOfItem(atPath: status.serialLog)[.size] as? Int) ?? 0
+            try await Browser.onThread {
+                _ = try browser.evaluate("document.querySelector('#vm-disks button[data-remove=\"disk\"][data-id=\"data1\"]').click(); "
+                    + "document.querySelector('#vm-nics button[data-remove=\"nic\"][data-id=\"net1\"]').click(); true")
+                checks.expect(try browser.waitUntil("!document.querySelector('#vm-disks tr[data-disk=\"data1\"]') && "
+                    + "!document.querySelector('#vm-nics tr[data-nic=\"net1\"]')", within: 120),
+                              "both rows leave the tables once the guest has let go")
+            }
+            checks.report()
+            _ = try await HeartbeatWait.first(in: status.serialLog, from: beforeUnplug, within: .seconds(120)) {
+                $0.disks.isEmpty && $0.nics == ["eth0"]
+            }
+            let unplugged = try await daemon.json(VMStatus.self, "status", "webvm")
+            #expect(unplugged.disks.isEmpty && unplugged.nics.map(\.id) == ["net0"] && unplugged.unplugPending.isEmpty)
 
             // A vCPU plugged from the page: the guest brings it online.
             let offset = (try? FileManager.default.attributesOfItem(atPath: status.serialLog)[.size] as? Int) ?? 0
