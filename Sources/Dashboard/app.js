@@ -1033,6 +1033,7 @@ class VMPage {
             theme: TERMINAL_THEME,
         });
         this.term.open($('#console'));
+        requestAnimationFrame(() => this.fitConsoleWidth());
         this.term.on('data', (data) => {
             const ws = this.console.ws;
             if (ws && ws.readyState === WebSocket.OPEN) ws.send(data);
@@ -1040,6 +1041,20 @@ class VMPage {
         this.drawGraphs();
         // The first status connects the console and the display (applyStatus → autoConnect).
         this.refresh().then(() => this.pollStats());
+    }
+
+    /** Widens (or narrows) the console to the columns its panel has room for; the rows stay. Below 40 columns
+     *  (a hidden or tiny panel) it keeps what it has. */
+    fitConsoleWidth() {
+        const term = this.term;
+        const panel = $('#console')?.parentElement;
+        const cell = term?._core?.renderer?.dimensions?.actualCellWidth;
+        if (!term || !panel || !cell) return;
+        const style = getComputedStyle(panel);
+        const scrollbar = term._core.viewport?.scrollBarWidth || 0;
+        const width = panel.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight) - scrollbar;
+        const cols = Math.min(300, Math.floor(width / cell));
+        if (cols >= 40 && cols !== term.cols) term.resize(cols, term.rows);
     }
 
     destroy() {
@@ -1715,7 +1730,11 @@ function wireStaticHandlers() {
     $('#logout').addEventListener('click', logout);
     $('#error-dismiss').addEventListener('click', () => errorBar.hide());
     window.addEventListener('hashchange', () => route());
-    window.addEventListener('resize', throttled(() => { if (currentPage) currentPage.drawGraphs(); }, 100));
+    window.addEventListener('resize', throttled(() => {
+        if (!currentPage) return;
+        currentPage.drawGraphs();
+        currentPage.fitConsoleWidth();
+    }, 100));
 
     // Action buttons in the list and the VM view.
     document.addEventListener('click', (event) => {

@@ -85,6 +85,10 @@ import Glibc
                 checks.expect(try browser.waitUntil(
                     "(document.querySelector('#console .xterm-rows')?.textContent ?? '').includes('CORRAL-HB')",
                     within: 90), "the console shows the guest's heartbeats")
+                // The console takes the panel's width: a whole heartbeat line (over 100 characters) fits on one row.
+                checks.expect(try browser.waitUntil("[...document.querySelectorAll('#console .xterm-rows > div')]"
+                    + ".some((row) => row.textContent.includes('CORRAL-HB') && row.textContent.includes('seed='))"),
+                    "a heartbeat line is not wrapped")
                 _ = try browser.evaluate("document.querySelector('#console .xterm-helper-textarea').focus(); true")
                 try browser.type("typed-in-the-browser\r")
                 checks.expect(try browser.waitUntil(
