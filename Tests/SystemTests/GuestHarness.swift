@@ -187,7 +187,17 @@ enum HeartbeatWait {
 
     struct TimedOut: Error, CustomStringConvertible {
         var log: String
-        var description: String { "no matching CORRAL-HB line; serial log tail:\n\(log)" }
+        /// The host's load when the wait ended: an empty log on a host with a load of 30 is starvation, not a hang.
+        var load = TimedOut.hostLoad()
+        var description: String { "no matching CORRAL-HB line (\(load)); serial log tail:\n\(log)" }
+
+        static func hostLoad() -> String {
+            let average = (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?
+                .split(separator: " ").prefix(3).joined(separator: " ") ?? "?"
+            let pressure = (try? String(contentsOfFile: "/proc/pressure/cpu", encoding: .utf8))?
+                .split(separator: "\n").first.map(String.init) ?? "no PSI"
+            return "host load \(average), cpu pressure \(pressure)"
+        }
     }
 
     /// Waits for the first heartbeat in `serialLog` that satisfies `predicate`.

@@ -127,6 +127,20 @@ import TestSupport
 
 /// `Heartbeat` parsing, no QEMU.
 @Suite struct HeartbeatParsingTests {
+    /// A wait that ends without a heartbeat says how loaded the host was, and what the guest did write.
+    @Test func aTimeoutNamesTheHostLoadAndTheLogTail() async throws {
+        let folder = Guest.tempFolder("hbwait")
+        defer { Guest.cleanUp(folder) }
+        try "Linux version 6.1\r\nno heartbeat yet\r\n".write(toFile: folder + "/serial.log", atomically: true, encoding: .utf8)
+        do {
+            _ = try await HeartbeatWait.first(in: folder + "/serial.log", within: .milliseconds(300))
+            Issue.record("a log without heartbeats satisfied the wait")
+        } catch let error as HeartbeatWait.TimedOut {
+            #expect(error.description.contains("host load ") && error.description.contains("cpu pressure "), "\(error)")
+            #expect(error.description.hasSuffix("no heartbeat yet\r\n"), "\(error)")
+        }
+    }
+
     @Test func aLineWithNetworkFields() throws {
         let line = "CORRAL-HB n=7 cpus=2 disks=vda,vdb nics=eth0,eth1,eth2 memkb=221840 "
             + "ips=eth0:198.51.100.10,eth1:-,eth2:10.0.2.15 ping=ok\r"
