@@ -152,6 +152,40 @@ import Glibc
             let unplugged = try await daemon.json(VMStatus.self, "status", "webvm")
             #expect(unplugged.disks.isEmpty && unplugged.nics.map(\.id) == ["net0"] && unplugged.unplugPending.isEmpty)
 
+            // The balloon from the page: QEMU's balloon and the guest's memory shrink to the target, the graph follows.
+            let beforeBalloon = (try? FileManager.default.attributesOfItem(atPath: status.serialLog)[.size] as? Int) ?? 0
+            try await Browser.onThread {
+                _ = try browser.evaluate("document.querySelector('#balloon-size').value = '192M'; "
+                    + "document.querySelector('#balloon-form').requestSubmit(); true")
+                checks.expect(try browser.waitUntil("Number(document.querySelector('#mem-graph').dataset.balloon) === 192",
+                                                    within: 90), "the memory graph shows the new balloon size")
+            }
+            checks.report()
+            let squeezed = try await HeartbeatWait.first(in: status.serialLog, from: beforeBalloon, within: .seconds(120)) {
+                $0.memKB < 200_000
+            }
+            #expect(squeezed.memKB < 200_000, "the guest gave 64 MiB back")
+            #expect(try await daemon.json(VMStatus.self, "status", "webvm").memory.balloonBytes == 192 << 20)
+
+            // Pause and resume from the page: the guest stops and goes on (its counter keeps going, no reboot).
+            try await Browser.onThread {
+                _ = try browser.evaluate("document.querySelector('#vm-view button[data-action=\"pause\"]').click(); true")
+                checks.expect(try browser.waitUntil("document.querySelector('#vm-state')?.textContent === 'paused'",
+                                                    within: 60), "the page says paused")
+            }
+            checks.report()
+            #expect(try await daemon.json(VMStatus.self, "status", "webvm").state == .paused)
+            let pausedAt = (try? FileManager.default.attributesOfItem(atPath: status.serialLog)[.size] as? Int) ?? 0
+            let lastBeat = HeartbeatWait.last(in: status.serialLog)
+            try await Browser.onThread {
+                _ = try browser.evaluate("document.querySelector('#vm-view button[data-action=\"resume\"]').click(); true")
+                checks.expect(try browser.waitUntil("document.querySelector('#vm-state')?.textContent === 'running'",
+                                                    within: 60), "the page says running again")
+            }
+            checks.report()
+            let resumed = try await HeartbeatWait.first(in: status.serialLog, from: pausedAt, within: .seconds(60))
+            #expect(resumed.n > (lastBeat?.n ?? 0), "the guest went on where it stopped")
+
             // A vCPU plugged from the page: the guest brings it online.
             let offset = (try? FileManager.default.attributesOfItem(atPath: status.serialLog)[.size] as? Int) ?? 0
             try await Browser.onThread {
