@@ -157,8 +157,31 @@ struct EtcdGatewayTests {
         try await Self.withEtcd { etcd in
             let store = try EtcdGateway(urls: etcd.urls)
             try await store.put("corral/t/before", "1", lease: nil)
+            // `etcd-cluster up` returns once member 1 answers; on a loaded host the others may still be starting,
+            // and with one of them not up yet, killing member 1 would leave no quorum to fail over to.
+            for url in etcd.urls.dropFirst() {
+                let alone = try EtcdGateway(urls: [url])
+                var answered = false
+                for _ in 0..<60 where !answered {
+                    answered = (try? await alone.get("corral/t/before")) != nil
+                    if !answered { try await Task.sleep(for: .seconds(1)) }
+                }
+                try #require(answered, "member \(url) never answered")
+            }
             try await etcd.kill(member: 1)  // the endpoint the client used so far
-            try await store.put("corral/t/after", "2", lease: nil)
+            // When the killed member led, the other two elect a leader first; on a loaded host that takes seconds,
+            // and a write meanwhile fails as unreachable. The client must get through once they have one.
+            var attempts = 0
+            while true {
+                attempts += 1
+                do {
+                    try await store.put("corral/t/after", "2", lease: nil)
+                    break
+                } catch ClusterError.unreachable(let reason) where attempts < 30 {
+                    print("EtcdGatewayTests: put after the kill, attempt \(attempts): \(reason)")
+                    try await Task.sleep(for: .seconds(1))
+                }
+            }
             let entries = try await store.list(prefix: "corral/t/").map { "\($0.key)=\($0.value)" }
             #expect(entries == ["corral/t/after=2", "corral/t/before=1"], "\(entries)")
             // Every member down: a clear error, not a hang.

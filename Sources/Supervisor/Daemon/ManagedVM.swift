@@ -13,6 +13,8 @@ import QMP
 /// it exits. Nothing here outlives its QEMU by accident.
 struct RunSession: Sendable {
     var vm: RunningVM
+    /// The lifecycle generation this run becomes once the lifecycle has taken its start.
+    var generation: Int
     /// Reads the QEMU's events (QMP) into the actor.
     var pump: Task<Void, Never>
     /// Waits for the QEMU process to end.
@@ -201,13 +203,14 @@ public actor ManagedVM {
             throw .startFailed(reason: error.description.split(separator: "\n").first.map(String.init) ?? error.reason,
                                qemuOutput: error.qemuOutput)
         }
+        // Events are read from here on (QMP drops what no one reads).
+        adopt(vm)
         let status = (try? await vm.qmp.queryStatus())?.status
         record.pid = vm.process.pid
         record.startedAt = vm.startedAt
         // The spawn hook wrote this very record while QEMU started (so the persist below is skipped unless
         // QEMU came up in another state or a write failed).
         lastPersisted = try? store.loadRecord()
-        adopt(vm)
         await feed(.started(pid: vm.process.pid, qemuStatus: status))
         await applyTuning()
     }
@@ -353,14 +356,17 @@ public actor ManagedVM {
             guard let status = await vm.process.waitForExitOrCancel() else { return }
             await self?.processExited(generation: generation, status: status)
         }
-        run = RunSession(vm: vm, pump: pump, monitor: monitor,
+        run = RunSession(vm: vm, generation: generation, pump: pump, monitor: monitor,
                          agent: config.profile.agent ? GuestAgentCache(agent: guestAgent(paths.agentSocket)) : nil)
     }
 
     private func handle(_ event: QMPEvent, generation: Int) async {
-        guard generation == lifecycle.generation, run != nil else { return }
+        // An event of this run reaches the history even before the lifecycle has taken the start (a guest can
+        // negotiate a device while the daemon still finishes the start); only the lifecycle waits for it.
+        guard run?.generation == generation else { return }
         await hub.publish(CorralEvent(time: event.timestamp, vm: name, name: .qmp(event.name),
                                       data: event.data.isNull ? nil : event.data))
+        guard generation == lifecycle.generation else { return }
         if event.name == "DEVICE_DELETED",
             let device = pendingUnplugs.keys.first(where: { HotplugExecutor.event(event, confirmsDeletionOf: $0) })
         {
