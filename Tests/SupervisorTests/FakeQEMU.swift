@@ -93,9 +93,14 @@ final class FakeLauncher: VMLaunching {
 
     /// The next start gets this QEMU.
     @discardableResult
-    func willStart(pid: pid_t, status: String = "running", failing: String? = nil) -> QEMU {
+    /// `eventsAfterStatus`: what QEMU sends right after its `query-status` reply, while the daemon finishes the start.
+    func willStart(pid: pid_t, status: String = "running", failing: String? = nil,
+                   eventsAfterStatus: [QMPEvent] = []) -> QEMU {
         let qemu = QEMU(process: FakeProcess(pid: pid), qmp: ScriptedQMP(), failure: failing)
-        if failing == nil { qemu.qmp.expect("query-status", nil, .ok(["status": .string(status), "running": .bool(status == "running")])) }
+        if failing == nil {
+            qemu.qmp.expect("query-status", nil, .ok(["status": .string(status), "running": .bool(status == "running")]),
+                            then: eventsAfterStatus)
+        }
         state.withLock { $0.starts.append(qemu) }
         return qemu
     }

@@ -99,6 +99,22 @@ import Testing
         found.qmp.verify()
     }
 
+    /// A guest can negotiate a device (virtio-net failover) while the daemon still finishes the start: QEMU's event
+    /// is in the VM's history all the same (it once was dropped until the lifecycle had taken the start).
+    @Test func anEventQEMUSendsWhileTheStartFinishesIsInTheHistory() async throws {
+        let scene = try Scene()
+        defer { scene.cleanUp() }
+        let launcher = FakeLauncher()
+        let negotiated = QMPEvent(name: "FAILOVER_NEGOTIATED", data: ["device-id": .string("nic-lan0")], timestamp: 1)
+        let qemu = launcher.willStart(pid: 1151, eventsAfterStatus: [negotiated])
+        let manager = try await scene.open(launcher)
+        #expect(try await manager.up(UpRequest(profile: scene.profile)).state == .running)
+        let seen = await Self.event(manager, .qmp("FAILOVER_NEGOTIATED"), within: .seconds(10))
+        #expect(seen?.data?["device-id"]?.stringValue == "nic-lan0")
+        await manager.shutdown()
+        qemu.qmp.verify()
+    }
+
     @Test func aResumeIsRecordedToo() async throws {
         let scene = try Scene()
         defer { scene.cleanUp() }
