@@ -27,7 +27,7 @@ public actor GuestBootSlots {
     }
 
     /// Waits for a free slot; first come, first served.
-    public func acquire() async {
+    private func acquire() async {
         if free > 0 {
             free -= 1
         } else {
@@ -36,7 +36,7 @@ public actor GuestBootSlots {
     }
 
     /// Gives a slot back: to the longest waiter, else to the pool.
-    public func release() {
+    private func release() {
         if waiters.isEmpty {
             free += 1
         } else {

@@ -41,7 +41,7 @@ import TestSupport
 
         // The same content: the same instance-id after a restart (cloud-init does not provision again).
         _ = try await manager.stop("seeded", timeout: .seconds(10))
-        var offset = Self.size(up.serialLog)
+        var offset = Guest.size(up.serialLog)
         _ = try await manager.start("seeded")
         let boot2 = try await HeartbeatWait.first(in: up.serialLog, from: offset) { $0.seed != nil }
         #expect(boot2.seed == seed1)
@@ -50,7 +50,7 @@ import TestSupport
         _ = try await manager.stop("seeded", timeout: .seconds(10))
         let second = "#cloud-config\nruncmd: [ [ echo, second ] ]\n"
         try second.write(toFile: userData, atomically: true, encoding: .utf8)
-        offset = Self.size(up.serialLog)
+        offset = Guest.size(up.serialLog)
         _ = try await manager.start("seeded")
         let boot3 = try await HeartbeatWait.first(in: up.serialLog, from: offset) { $0.seed != nil }
         let parts3 = try #require(boot3.seed).split(separator: ":").map(String.init)
@@ -70,10 +70,6 @@ import TestSupport
         let refused = await #expect(throws: ControlError.self) { _ = try await manager.up(UpRequest(profile: profile)) }
         #expect(String(describing: refused).contains("cloudInit.userData: "), "\(String(describing: refused))")
         #expect(await manager.list().isEmpty, "nothing defined, nothing started")
-    }
-
-    static func size(_ path: String) -> Int {
-        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
     }
 
     /// A file of an ISO image, through xorriso.

@@ -108,6 +108,11 @@ enum Guest {
         FileOps.removeTree(folder)
     }
 
+    /// How long a file (a serial log) is now: where to read on from for what the guest writes next.
+    static func size(_ path: String) -> Int {
+        ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+    }
+
     /// A fresh folder under /tmp (short, so socket paths fit), removed by the caller (`Guest.cleanUp`).
     static func tempFolder(_ tag: String) -> String {
         var template = Array("/tmp/corral-test-\(tag)-XXXXXX".utf8CString)

@@ -139,7 +139,7 @@ import TestSupport
         _ = try await second.stop("keep", timeout: .seconds(60))
         // The new QEMU appends to the same serial log: only its own heartbeats count (the first QEMU's include one
         // from between the disk and the NIC plugs, with both disks and one NIC).
-        let before = (try? FileManager.default.attributesOfItem(atPath: up.serialLog)[.size] as? Int) ?? 0
+        let before = Guest.size(up.serialLog)
         let restarted = try await second.start("keep")
         #expect(restarted.pid != up.pid)
         let seen = try await HeartbeatWait.first(in: up.serialLog, from: before,

@@ -137,7 +137,7 @@ import Glibc
             #expect(plugged.disks.map(\.id) == ["data1"])
             #expect(plugged.nics.map(\.id) == ["net0", "net1"])
             // (Heartbeats from before the plug match too: read only what the guest writes from here on.)
-            let beforeUnplug = (try? FileManager.default.attributesOfItem(atPath: status.serialLog)[.size] as? Int) ?? 0
+            let beforeUnplug = Guest.size(status.serialLog)
             try await Browser.onThread {
                 _ = try browser.evaluate("document.querySelector('#vm-disks button[data-remove=\"disk\"][data-id=\"data1\"]').click(); "
                     + "document.querySelector('#vm-nics button[data-remove=\"nic\"][data-id=\"net1\"]').click(); true")
@@ -153,7 +153,7 @@ import Glibc
             #expect(unplugged.disks.isEmpty && unplugged.nics.map(\.id) == ["net0"] && unplugged.unplugPending.isEmpty)
 
             // The balloon from the page: QEMU's balloon and the guest's memory shrink to the target, the graph follows.
-            let beforeBalloon = (try? FileManager.default.attributesOfItem(atPath: status.serialLog)[.size] as? Int) ?? 0
+            let beforeBalloon = Guest.size(status.serialLog)
             try await Browser.onThread {
                 _ = try browser.evaluate("document.querySelector('#balloon-size').value = '192M'; "
                     + "document.querySelector('#balloon-form').requestSubmit(); true")
@@ -175,7 +175,7 @@ import Glibc
             }
             checks.report()
             #expect(try await daemon.json(VMStatus.self, "status", "webvm").state == .paused)
-            let pausedAt = (try? FileManager.default.attributesOfItem(atPath: status.serialLog)[.size] as? Int) ?? 0
+            let pausedAt = Guest.size(status.serialLog)
             let lastBeat = HeartbeatWait.last(in: status.serialLog)
             try await Browser.onThread {
                 _ = try browser.evaluate("document.querySelector('#vm-view button[data-action=\"resume\"]').click(); true")
@@ -187,7 +187,7 @@ import Glibc
             #expect(resumed.n > (lastBeat?.n ?? 0), "the guest went on where it stopped")
 
             // A vCPU plugged from the page: the guest brings it online.
-            let offset = (try? FileManager.default.attributesOfItem(atPath: status.serialLog)[.size] as? Int) ?? 0
+            let offset = Guest.size(status.serialLog)
             try await Browser.onThread {
                 _ = try browser.evaluate("document.querySelector('#cpus-count').value = '2'; "
                     + "document.querySelector('#cpus-form').requestSubmit(); true")
